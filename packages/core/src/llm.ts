@@ -1,0 +1,129 @@
+/**
+ * Descriptor factory for Hugging Face decoder-layer backbones (LLaMA 2, LLaMA 3, Phi-3, Qwen2, ...).
+ * Public, so a third-party family plugin is a dozen lines, exactly like the first-party ones.
+ *
+ * The backbone loads chosen decoder layers from a local Hugging Face checkpoint folder (config.json +
+ * safetensors), reading only those layers' tensors, frozen unless LoRA is on. Its token width must equal
+ * the checkpoint's hidden size; `resolve` reads config.json (when the folder exists) so that a wrong
+ * `hiddenSize` or a layer index out of range fails at `llmed config check`, before Python starts.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { configError } from './errors.ts';
+import { definePlugin, type PluginDescriptor, type PythonEntry } from './plugin.ts';
+import { requireInput, ShapeMismatch } from './shapes.ts';
+
+export interface LoraOptions { rank: number; alpha: number; dropout: number; targets: string[] }
+
+export interface LLMBackboneOptions {
+  /** Hugging Face checkpoint folder (config.json + *.safetensors), relative to the workspace root. */
+  checkpoint: string;
+  /** 0-based decoder layer indices, applied in order. */
+  layers: number[];
+  /** Token width of the layers; must equal the checkpoint's hidden_size. */
+  hiddenSize: number;
+  /** Number of decoder layers in the checkpoint (filled from config.json when present). */
+  numLayers: number;
+  /** `pretrained` loads the layers' tensors; `random` keeps the architecture with fresh weights (ablation). */
+  init: 'pretrained' | 'random';
+  /** Trainable (from scratch or fine-tuned) instead of frozen — the LLaMA-Reg "LLaMA 2" ablation. */
+  trainable: boolean;
+  /** The registration papers use the frozen layer as a bidirectional set encoder; `causal` is HF's default. */
+  attention: 'bidirectional' | 'causal';
+  /** Rotary position embedding over the token raster (LLaMA-Reg applies none). */
+  rope: boolean;
+  /** Apply the model's final RMSNorm after the layers (LLaMA-Reg applies a ones-weight RMSNorm). */
+  finalNorm: 'none' | 'ones' | 'checkpoint';
+  lora: LoraOptions | null;
+  /** Set by resolve: whether the checkpoint folder was found at composition time. */
+  checkpointFound?: boolean;
+}
+
+export interface LLMFamily {
+  id: string;
+  title: string;
+  /** transformers model_type values this family accepts in config.json. */
+  modelTypes: string[];
+  defaults: { checkpoint: string; layers: number[]; hiddenSize: number; numLayers: number };
+  /** Names of the q/k/v projections for LoRA (Phi-3 packs them into one qkv_proj). */
+  loraTargets: string[];
+  python: PythonEntry;
+  reference?: string;
+}
+
+export function llmBackboneDescriptor(f: LLMFamily): PluginDescriptor<LLMBackboneOptions> {
+  return definePlugin<LLMBackboneOptions>({
+    id: f.id,
+    kind: 'LLMBackbone',
+    summary: `${f.title} decoder layer(s) from a local Hugging Face checkpoint, frozen, optional LoRA`,
+    reference: f.reference,
+    python: f.python,
+    options: {
+      type: 'object',
+      properties: {
+        checkpoint: { type: 'string', default: f.defaults.checkpoint },
+        layers: { type: 'array', items: { type: 'integer', minimum: 0 }, minItems: 1, default: f.defaults.layers },
+        hiddenSize: { type: 'integer', minimum: 1, default: f.defaults.hiddenSize },
+        numLayers: { type: 'integer', minimum: 1, default: f.defaults.numLayers },
+        init: { enum: ['pretrained', 'random'], default: 'pretrained' },
+        trainable: { type: 'boolean', default: false },
+        attention: { enum: ['bidirectional', 'causal'], default: 'bidirectional' },
+        rope: { type: 'boolean', default: false },
+        finalNorm: { enum: ['none', 'ones', 'checkpoint'], default: 'none' },
+        lora: {
+          anyOf: [
+            { type: 'null' },
+            {
+              type: 'object', additionalProperties: false,
+              properties: {
+                rank: { type: 'integer', minimum: 1, default: 64 },
+                alpha: { type: 'number', exclusiveMinimum: 0, default: 64 },
+                dropout: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+                targets: { type: 'array', items: { enum: f.loraTargets }, minItems: 1, default: f.loraTargets },
+              },
+            },
+          ],
+          default: null,
+        },
+        checkpointFound: { type: 'boolean' },
+      },
+    },
+    resolve(options, ctx) {
+      const dir = isAbsolute(options.checkpoint) ? options.checkpoint : resolvePath(ctx.workspaceRoot, options.checkpoint);
+      const cfgFile = join(dir, 'config.json');
+      const out = { ...options, checkpointFound: existsSync(cfgFile) };
+      if (out.checkpointFound) {
+        let hf: Record<string, unknown>;
+        try { hf = JSON.parse(readFileSync(cfgFile, 'utf8')); } catch (e) { throw configError(cfgFile, `not valid JSON: ${(e as Error).message}`); }
+        const textCfg = (hf.text_config as Record<string, unknown> | undefined) ?? hf;
+        const hidden = Number(textCfg.hidden_size);
+        const n = Number(textCfg.num_hidden_layers);
+        const mt = String(textCfg.model_type ?? hf.model_type ?? '');
+        if (f.modelTypes.length && !f.modelTypes.includes(mt)) {
+          throw new ShapeMismatch(`checkpoint ${cfgFile} has model_type '${mt}', which is not a ${f.title} model (${f.modelTypes.join(', ')})`, { option: 'checkpoint' });
+        }
+        if (hidden !== options.hiddenSize) {
+          throw new ShapeMismatch(`the config says hiddenSize ${options.hiddenSize}, but checkpoint ${cfgFile} has hidden_size ${hidden}`, { option: 'hiddenSize' });
+        }
+        out.numLayers = n;
+      }
+      const badLayer = out.layers.find((l) => l >= out.numLayers);
+      if (badLayer !== undefined) {
+        throw new ShapeMismatch(`layer index ${badLayer} is out of range: ${f.title} ${out.checkpointFound ? `checkpoint ${options.checkpoint} ` : ''}has ${out.numLayers} layers (0..${out.numLayers - 1})`, { option: 'layers' });
+      }
+      return out;
+    },
+    shape(inputs, o) {
+      const t = requireInput(inputs, 'tokens', f.id);
+      if (t.width !== o.hiddenSize) {
+        throw new ShapeMismatch(`token width ${t.width} does not match the ${f.title} hidden size ${o.hiddenSize}`, { option: 'hiddenSize', input: 'tokens' });
+      }
+      return { ...t };
+    },
+    example: {
+      options: { checkpoint: `test/fixtures/tiny-${f.id}`, layers: [0], hiddenSize: 64, numLayers: 2 },
+      inputs: { tokens: { type: 'tokens', length: 8, width: 64, grid: [2, 2, 2] } },
+      notes: 'tests build the tiny checkpoint folder with transformers before running the example',
+    },
+  });
+}

@@ -1,0 +1,89 @@
+/**
+ * Plugin kinds, descriptors and their inversify binding.
+ *
+ * A plugin is a package whose `src/index.ts` exports a descriptor and, as its default export, a
+ * `ContainerModule` that binds the descriptor under its id (`pluginModule(descriptor)` makes one).
+ * First-party plugins are built exactly like third-party ones: nothing here is private to llmed.
+ */
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ContainerModule } from 'inversify';
+import type { Shape, ShapeInputs } from './shapes.ts';
+
+export const PLUGIN_KINDS = ['Encoder', 'LLMBackbone', 'Adapter', 'Decoder', 'Loss', 'Metric'] as const;
+export type PluginKind = (typeof PLUGIN_KINDS)[number];
+
+/** A JSON Schema object (the subset ajv validates). Defaults in it are filled into the options. */
+export type JsonSchema = { [key: string]: unknown };
+
+/** Where a plugin's trainable torch module lives: `root` goes on sys.path, then `module.factory(options, inputs)`. */
+export interface PythonEntry { root: string; module: string; factory: string }
+
+/** What a shape rule gets besides its inputs. */
+export interface ShapeContext {
+  /** Absolute workspace root, for rules that read files (an LLM reads its checkpoint's config.json). */
+  workspaceRoot: string;
+}
+
+export interface PluginDescriptor<O extends object = Record<string, any>> {
+  /** Registry id, used in configs: `"use": "llama3"`. Lower-case, digits and dashes. */
+  id: string;
+  kind: PluginKind;
+  /** One line for `llmed plugins list` and the docs table. */
+  summary: string;
+  /** JSON Schema of the plugin's `with` options; unknown options are errors, defaults are filled in. */
+  options: JsonSchema;
+  /**
+   * Output shape from input shapes and (default-filled) options. Throws `ShapeMismatch` when the inputs
+   * cannot be accepted. Absent for Loss and Metric plugins, which do not change shapes.
+   */
+  shape?(inputs: ShapeInputs, options: O, ctx: ShapeContext): Shape;
+  /**
+   * Options that can only be known from disk (an LLM's hidden size from its checkpoint's config.json).
+   * Returns the options with those filled in, or throws `ShapeMismatch` naming the option at fault.
+   */
+  resolve?(options: O, ctx: ShapeContext): O;
+  /** The torch module factory, for plugins with trainable parts (or losses computed in training). */
+  python?: PythonEntry;
+  /** TypeScript implementation used at inference/evaluation (metrics; losses used as metrics). */
+  runtime?: unknown;
+  /**
+   * A tiny configuration the registry-walking tests build and run: options and input shapes small enough
+   * for a CPU forward pass in well under a second.
+   */
+  example: { options: Partial<O>; inputs: ShapeInputs; notes?: string };
+  /** Where the design comes from (paper, section). */
+  reference?: string;
+}
+
+/** Identity helper that keeps the option type of a descriptor. */
+export function definePlugin<O extends object>(descriptor: PluginDescriptor<O>): PluginDescriptor<O> {
+  return descriptor;
+}
+
+/** `pythonEntry(import.meta.url, '../python', 'llmed_dual_pyramid')` → absolute root for sys.path. */
+export function pythonEntry(moduleUrl: string, relativeRoot: string, module: string, factory = 'build'): PythonEntry {
+  return { root: resolve(dirname(fileURLToPath(moduleUrl)), relativeRoot), module, factory };
+}
+
+/** Service identifier under which every descriptor is multi-bound. */
+export const PLUGIN = Symbol.for('llmed.plugin');
+/** Service identifier of one descriptor, by id. */
+export const pluginKey = (id: string) => `llmed.plugin:${id}`;
+
+/** The ContainerModule a plugin package exports as default: binds each descriptor under its id. */
+export function pluginModule(...descriptors: PluginDescriptor<any>[]): ContainerModule {
+  const m = new ContainerModule(({ bind }) => {
+    for (const d of descriptors) {
+      bind<PluginDescriptor<any>>(PLUGIN).toConstantValue(d);
+      bind<PluginDescriptor<any>>(pluginKey(d.id)).toConstantValue(d);
+    }
+  });
+  // The loader checks ids for duplicates before loading, so it needs to see them without a container.
+  (m as ContainerModule & { descriptors?: PluginDescriptor<any>[] }).descriptors = descriptors;
+  return m;
+}
+
+export function moduleDescriptors(m: ContainerModule): PluginDescriptor<any>[] | undefined {
+  return (m as ContainerModule & { descriptors?: PluginDescriptor<any>[] }).descriptors;
+}

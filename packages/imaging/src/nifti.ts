@@ -1,0 +1,505 @@
+/**
+ * NIfTI-1 / NIfTI-2 reading (.nii and .nii.gz) behind a hardened wrapper around `nifti-reader-js`.
+ *
+ * nifti-reader-js parses the header fields; everything that can go wrong with a real or hostile file
+ * is checked here before any large allocation:
+ *
+ * - gzip is detected by its magic bytes (not the file name) and inflated with Node's zlib; a
+ *   truncated or corrupt stream becomes `niftiError(file, 'truncated or corrupt gzip stream ...')`;
+ *   the inflated size is capped (`maxBytes`, default 2 GiB) so a gzip bomb cannot exhaust memory;
+ * - `sizeof_hdr` (348 or 540, either byte order) and the magic string are checked; two-file
+ *   `.hdr/.img` pairs and plain Analyze 7.5 files are refused with a clear message;
+ * - dim[] and the datatype are validated, and `dims x bytes-per-voxel` is compared with the bytes the
+ *   file really holds after `vox_offset` BEFORE the voxel array is allocated, so a crafted header
+ *   claiming 30000^3 voxels fails at once instead of allocating gigabytes;
+ * - big-endian files are byte-swapped; `scl_slope`/`scl_inter` are applied (slope 0 or non-finite
+ *   means "no scaling", as in nibabel);
+ * - the affine is sform when `sform_code > 0`, else the qform quaternion when `qform_code > 0`, else
+ *   diag(pixdim) (nifti1.h "method 1"; note nibabel instead falls back to a centred, x-flipped
+ *   Analyze affine for such files);
+ * - NaN/Inf voxels are counted (`nonFinite`), never thrown on.
+ *
+ * Values come back as a Float32Array (scaled); `header.datatype` keeps the on-disk type. Dimensions
+ * 4..7 are folded into `components` (a 5-D vector image [nx,ny,nz,1,3] has 3 components; a 4-D
+ * series of T frames has T), which matches the NIfTI storage order: component-major, i fastest.
+ */
+import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { gunzip, gunzipSync } from 'node:zlib';
+import { promisify } from 'node:util';
+import * as nifti from 'nifti-reader-js';
+import { niftiError } from '@llmed/core/errors';
+import { quaternionToAffine, spacingFromAffine, type Vec3 } from './affine.ts';
+import type { Volume } from './volume.ts';
+
+const gunzipAsync = promisify(gunzip);
+
+/** NIfTI datatype codes this reader accepts, with their names and sizes in bytes. */
+export const NIFTI_DATATYPES: Readonly<Record<number, { name: string; bytes: number }>> = Object.freeze({
+  2: { name: 'uint8', bytes: 1 },
+  4: { name: 'int16', bytes: 2 },
+  8: { name: 'int32', bytes: 4 },
+  16: { name: 'float32', bytes: 4 },
+  64: { name: 'float64', bytes: 8 },
+  256: { name: 'int8', bytes: 1 },
+  512: { name: 'uint16', bytes: 2 },
+  768: { name: 'uint32', bytes: 4 },
+  1024: { name: 'int64', bytes: 8 },
+  1280: { name: 'uint64', bytes: 8 },
+});
+
+/** Names of NIfTI datatype codes that exist but are not supported (for error messages). */
+const UNSUPPORTED_DATATYPE_NAMES: Readonly<Record<number, string>> = {
+  0: 'unknown (0)',
+  1: 'binary (1 bit)',
+  32: 'complex64',
+  128: 'rgb24',
+  1536: 'float128',
+  1792: 'complex128',
+  2048: 'complex256',
+  2304: 'rgba32',
+};
+
+/** NIfTI intent codes that llmed names (others are reported as `INTENT_<code>`). */
+export const NIFTI_INTENTS: Readonly<Record<number, string>> = Object.freeze({
+  0: 'NONE',
+  2: 'CORREL',
+  3: 'TTEST',
+  5: 'ZSCORE',
+  1001: 'ESTIMATE',
+  1002: 'LABEL',
+  1003: 'NEURONAME',
+  1004: 'GENMATRIX',
+  1005: 'SYMMATRIX',
+  1006: 'DISPVECT',
+  1007: 'VECTOR',
+  1008: 'POINTSET',
+  1009: 'TRIANGLE',
+  1010: 'QUATERNION',
+  1011: 'DIMLESS',
+  2001: 'TIME_SERIES',
+  2002: 'NODE_INDEX',
+  2003: 'RGB_VECTOR',
+  2004: 'RGBA_VECTOR',
+  2005: 'SHAPE',
+});
+
+/** Intent name for a NIfTI intent code ('DISPVECT' for 1006, 'INTENT_<code>' when unnamed). */
+export function intentName(code: number): string {
+  return NIFTI_INTENTS[code] ?? `INTENT_${code}`;
+}
+
+/** Intent code for an intent name ('DISPVECT' -> 1006); accepts 'NIFTI_INTENT_' prefixes. */
+export function intentCode(name: string): number {
+  const n = name.toUpperCase().replace(/^NIFTI_INTENT_/, '');
+  for (const [code, nm] of Object.entries(NIFTI_INTENTS)) if (nm === n) return Number(code);
+  const m = /^INTENT_(\d+)$/.exec(n);
+  if (m) return Number(m[1]);
+  throw new Error(`unknown NIfTI intent '${name}'; known: ${Object.values(NIFTI_INTENTS).join(', ')}`);
+}
+
+/** Header facts kept alongside the voxel data. */
+export interface NiftiHeaderInfo {
+  format: 'NIfTI-1' | 'NIfTI-2';
+  littleEndian: boolean;
+  datatypeCode: number;
+  /** On-disk datatype name ('uint8', 'int16', 'float32', ...). */
+  datatype: string;
+  bitpix: number;
+  /** Raw dim[0..7]. */
+  dim: number[];
+  /** Raw pixdim[0..7] (pixdim[0] is qfac). */
+  pixdim: number[];
+  voxOffset: number;
+  /** Raw scl_slope / scl_inter as stored. */
+  sclSlope: number;
+  sclInter: number;
+  /** Whether scl_slope/scl_inter changed the values (false when slope is 0, NaN or (1, 0)). */
+  scaled: boolean;
+  qformCode: number;
+  sformCode: number;
+  /** Which header fields the affine came from. */
+  affineSource: 'sform' | 'qform' | 'pixdim';
+  intentCode: number;
+  intentName: string;
+  description: string;
+  xyztUnits: number;
+}
+
+/** A volume read from a NIfTI file: Float32 voxel values plus header facts and the NaN/Inf count. */
+export interface NiftiVolume extends Volume<Float32Array> {
+  /** Path it was read from. */
+  file: string;
+  header: NiftiHeaderInfo;
+  /** Number of NaN / +-Inf values in `data` (reported, not fixed: the intensity transforms handle them). */
+  nonFinite: number;
+}
+
+export interface ReadNiftiOptions {
+  /** Refuse to inflate a .nii.gz beyond this many bytes (default 2 GiB). */
+  maxBytes?: number;
+}
+
+const DEFAULT_MAX_BYTES = 2 * 1024 ** 3;
+
+/** Number of NaN, +Inf and -Inf values in an array. */
+export function countNonFinite(data: ArrayLike<number>): number {
+  let n = 0;
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    // v - v is 0 for every finite number and NaN for NaN and +-Inf.
+    if (v - v !== 0) n++;
+  }
+  return n;
+}
+
+/** Read a NIfTI-1/NIfTI-2 file (.nii or .nii.gz). All failures are `niftiError(file, ...)`. */
+export async function readNifti(file: string, opts: ReadNiftiOptions = {}): Promise<NiftiVolume> {
+  let raw: Buffer;
+  try {
+    raw = await readFile(file);
+  } catch (e) {
+    throw niftiError(file, `cannot read file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const bytes = isGzip(raw) ? await inflate(raw, file, opts.maxBytes ?? DEFAULT_MAX_BYTES, true) : raw;
+  return parseNifti(bytes, file);
+}
+
+/** Synchronous `readNifti`. */
+export function readNiftiSync(file: string, opts: ReadNiftiOptions = {}): NiftiVolume {
+  let raw: Buffer;
+  try {
+    raw = readFileSync(file);
+  } catch (e) {
+    throw niftiError(file, `cannot read file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  const bytes = isGzip(raw) ? inflateSync(raw, file, opts.maxBytes ?? DEFAULT_MAX_BYTES) : raw;
+  return parseNifti(bytes, file);
+}
+
+function isGzip(b: Uint8Array): boolean {
+  return b.length >= 2 && b[0] === 0x1f && b[1] === 0x8b;
+}
+
+function gzipFailure(file: string, e: unknown, maxBytes: number) {
+  const err = e as NodeJS.ErrnoException;
+  if (err.code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
+    return niftiError(file, `gzip stream inflates to more than ${formatBytes(maxBytes)} (limit); refusing to decompress`);
+  }
+  const what = err.code === 'Z_BUF_ERROR' ? 'truncated gzip stream (unexpected end of file)' : `corrupt gzip stream (${err.message})`;
+  return niftiError(file, `${what}; the file was cut short or damaged`, 're-copy or re-export the file');
+}
+
+async function inflate(raw: Buffer, file: string, maxBytes: number, _async: true): Promise<Buffer> {
+  try {
+    return await gunzipAsync(raw, { maxOutputLength: maxBytes });
+  } catch (e) {
+    throw gzipFailure(file, e, maxBytes);
+  }
+}
+
+function inflateSync(raw: Buffer, file: string, maxBytes: number): Buffer {
+  try {
+    return gunzipSync(raw, { maxOutputLength: maxBytes });
+  } catch (e) {
+    throw gzipFailure(file, e, maxBytes);
+  }
+}
+
+function formatBytes(n: number): string {
+  if (n >= 1024 ** 3) return `${(n / 1024 ** 3).toFixed(1)} GiB`;
+  if (n >= 1024 ** 2) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  if (n >= 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${n} bytes`;
+}
+
+/** Which header layout and byte order `bytes` start with, from sizeof_hdr; null if neither. */
+function detectHeader(bytes: Uint8Array): { format: 'NIfTI-1' | 'NIfTI-2'; littleEndian: boolean } | { sizeofHdr: number } {
+  if (bytes.length < 4) return { sizeofHdr: NaN };
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  for (const le of [true, false]) {
+    const s = dv.getInt32(0, le);
+    if (s === 348) return { format: 'NIfTI-1', littleEndian: le };
+    if (s === 540) return { format: 'NIfTI-2', littleEndian: le };
+  }
+  return { sizeofHdr: dv.getInt32(0, true) };
+}
+
+function supportedDatatypesList(): string {
+  return Object.entries(NIFTI_DATATYPES)
+    .map(([code, t]) => `${t.name} (${code})`)
+    .join(', ');
+}
+
+/**
+ * Parse an already-inflated NIfTI byte buffer. `file` is only used in error messages and the result.
+ * Exposed so callers holding bytes (tests, uploads) get the same checks as `readNifti`.
+ */
+export function parseNifti(bytes: Uint8Array, file: string): NiftiVolume {
+  const det = detectHeader(bytes);
+  if (!('format' in det)) {
+    const s = det.sizeofHdr;
+    throw niftiError(
+      file,
+      bytes.length < 348
+        ? `not a NIfTI file: only ${bytes.length} bytes, a NIfTI-1 header alone is 348`
+        : `not a NIfTI file: sizeof_hdr is ${s}, expected 348 (NIfTI-1) or 540 (NIfTI-2) in either byte order`,
+    );
+  }
+  const { format, littleEndian } = det;
+  const hdrSize = format === 'NIfTI-1' ? 348 : 540;
+  if (bytes.length < hdrSize) {
+    throw niftiError(file, `truncated ${format} header: file has ${bytes.length} bytes, the header needs ${hdrSize}`);
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+
+  // Magic check (our own, so the message can say what was found).
+  if (format === 'NIfTI-1') {
+    const magic = String.fromCharCode(bytes[344], bytes[345], bytes[346]);
+    const term = bytes[347];
+    if (magic === 'ni1' && term === 0) {
+      throw niftiError(file, `two-file NIfTI-1 (.hdr/.img, magic 'ni1') is not supported; convert it to a single .nii/.nii.gz`);
+    }
+    if (magic !== 'n+1' || term !== 0) {
+      throw niftiError(
+        file,
+        `wrong magic ${JSON.stringify(String.fromCharCode(bytes[344], bytes[345], bytes[346], bytes[347]))} at byte 344, expected "n+1\\0" (an Analyze 7.5 file or a corrupt header)`,
+      );
+    }
+  } else {
+    const m = Array.from(bytes.subarray(4, 12));
+    const want = [0x6e, 0x2b, 0x32, 0, 0x0d, 0x0a, 0x1a, 0x0a];
+    if (m[0] === 0x6e && m[1] === 0x69 && m[2] === 0x32) {
+      throw niftiError(file, `two-file NIfTI-2 (.hdr/.img, magic 'ni2') is not supported; convert it to a single .nii/.nii.gz`);
+    }
+    if (m.some((v, i) => v !== want[i])) {
+      throw niftiError(file, `wrong magic ${JSON.stringify(String.fromCharCode(...m))} at byte 4, expected "n+2\\0\\r\\n\\x1a\\n"`);
+    }
+  }
+
+  // Field parsing by nifti-reader-js, on a copy of the header bytes only: with no room for
+  // extensions it will not try to parse them (a malformed extension must not block the image).
+  const headerCopy = bytes.slice(0, format === 'NIfTI-1' ? 352 : 540).buffer as ArrayBuffer;
+  let h: nifti.NIFTI1 | nifti.NIFTI2;
+  try {
+    h = nifti.readHeader(headerCopy);
+  } catch (e) {
+    throw niftiError(file, `unreadable ${format} header: ${(e as Error).message}`);
+  }
+
+  // NIfTI-2 dims and vox_offset are int64; nifti-reader-js mis-assembles big-endian int64, so read
+  // them here with BigInt.
+  const dim = format === 'NIfTI-1' ? h.dims.map(Number) : Array.from({ length: 8 }, (_, d) => Number(dv.getBigInt64(16 + 8 * d, littleEndian)));
+  const rawVoxOffset = format === 'NIfTI-1' ? Number(h.vox_offset) : Number(dv.getBigInt64(168, littleEndian));
+  const ndim = dim[0];
+  if (!Number.isInteger(ndim) || ndim < 1 || ndim > 7) {
+    throw niftiError(file, `invalid dim[0] = ${ndim} (number of dimensions must be 1..7)`);
+  }
+  const sizes: number[] = [];
+  for (let d = 1; d <= 7; d++) {
+    const n = d <= ndim ? dim[d] : 1;
+    if (!Number.isSafeInteger(n) || n < 1) {
+      throw niftiError(file, `invalid dim[${d}] = ${dim[d]} (dimensions must be positive integers)`);
+    }
+    sizes.push(n);
+  }
+  const [nx, ny, nz] = sizes;
+  const components = sizes[3] * sizes[4] * sizes[5] * sizes[6];
+
+  const typeCode = h.datatypeCode;
+  const dt = NIFTI_DATATYPES[typeCode];
+  if (!dt) {
+    const what = UNSUPPORTED_DATATYPE_NAMES[typeCode] ?? `unknown code ${typeCode}`;
+    throw niftiError(file, `unsupported datatype ${what} (code ${typeCode}); supported: ${supportedDatatypesList()}`);
+  }
+
+  const voxOffset = rawVoxOffset;
+  if (!Number.isInteger(voxOffset) || voxOffset < hdrSize) {
+    throw niftiError(file, `invalid vox_offset ${rawVoxOffset} (must be an integer >= ${hdrSize})`);
+  }
+
+  // Size check BEFORE any allocation: what the header asks for vs what the file holds.
+  const nvox = nx * ny * nz;
+  const nvals = nvox * components;
+  const needed = nvals * dt.bytes;
+  const available = bytes.length - voxOffset;
+  const shape = sizes.slice(0, ndim).join('x');
+  if (!(needed <= available)) {
+    throw niftiError(
+      file,
+      `header declares ${shape} ${dt.name} voxels (${formatBytes(needed)}) but the file holds only ${formatBytes(Math.max(0, available))} after vox_offset ${voxOffset}: truncated file or corrupt header`,
+    );
+  }
+  if (nvals > 2 ** 31 - 1) {
+    throw niftiError(file, `image of ${nvals} values is too large for one typed array`);
+  }
+
+  // Decode to the native typed array (byte-swapped if the file is big-endian).
+  const native = decodeNative(bytes, voxOffset, nvals, typeCode, dt.bytes, littleEndian);
+
+  // Intensity scaling: slope 0 / NaN / Inf means "no scaling" (NIfTI spec and nibabel).
+  const slope = Number(h.scl_slope);
+  const inter = Number(h.scl_inter);
+  const useSlope = Number.isFinite(slope) && slope !== 0;
+  const s = useSlope ? slope : 1;
+  const b = useSlope && Number.isFinite(inter) ? inter : 0;
+  const scaled = s !== 1 || b !== 0;
+  const data = toFloat32(native, s, b);
+
+  // Affine: sform > qform > pixdim.
+  const pixdim = h.pixDims.map(Number);
+  let affine: number[];
+  let affineSource: NiftiHeaderInfo['affineSource'];
+  if (h.sform_code > 0) {
+    affine = readSrow(dv, format, littleEndian);
+    affineSource = 'sform';
+  } else if (h.qform_code > 0) {
+    affine = quaternionToAffine({
+      b: h.quatern_b,
+      c: h.quatern_c,
+      d: h.quatern_d,
+      offset: [h.qoffset_x, h.qoffset_y, h.qoffset_z],
+      pixdim: [pixdim[1], pixdim[2], pixdim[3]],
+      qfac: pixdim[0] < 0 ? -1 : 1,
+    });
+    affineSource = 'qform';
+  } else {
+    const px = (v: number) => (Number.isFinite(v) && v > 0 ? v : 1);
+    affine = [px(pixdim[1]), 0, 0, 0, 0, px(pixdim[2]), 0, 0, 0, 0, px(pixdim[3]), 0, 0, 0, 0, 1];
+    affineSource = 'pixdim';
+  }
+  if (affine.some((v) => !Number.isFinite(v))) {
+    throw niftiError(file, `the ${affineSource} affine contains non-finite values`);
+  }
+  const spacing: Vec3 = spacingFromAffine(affine);
+  if (spacing.some((v) => v === 0)) {
+    throw niftiError(file, `the ${affineSource} affine is singular (a voxel axis has zero length)`);
+  }
+
+  const header: NiftiHeaderInfo = {
+    format,
+    littleEndian,
+    datatypeCode: typeCode,
+    datatype: dt.name,
+    bitpix: h.numBitsPerVoxel,
+    dim,
+    pixdim,
+    voxOffset,
+    sclSlope: slope,
+    sclInter: inter,
+    scaled,
+    qformCode: h.qform_code,
+    sformCode: h.sform_code,
+    affineSource,
+    intentCode: h.intent_code,
+    intentName: h.intent_name,
+    description: h.description,
+    xyztUnits: h.xyzt_units,
+  };
+  const isFloat = typeCode === 16 || typeCode === 64;
+  const vol: NiftiVolume = {
+    file,
+    data,
+    dims: [nx, ny, nz],
+    components,
+    spacing,
+    affine,
+    datatype: dt.name,
+    intent: intentName(h.intent_code),
+    header,
+    nonFinite: isFloat || scaled ? countNonFinite(data) : 0,
+  };
+  if (h.description) vol.description = h.description;
+  return vol;
+}
+
+function readSrow(dv: DataView, format: 'NIfTI-1' | 'NIfTI-2', le: boolean): number[] {
+  const out = new Array<number>(16).fill(0);
+  out[15] = 1;
+  for (let r = 0; r < 3; r++) {
+    for (let c = 0; c < 4; c++) {
+      out[4 * r + c] = format === 'NIfTI-1' ? dv.getFloat32(280 + (4 * r + c) * 4, le) : dv.getFloat64(400 + (4 * r + c) * 8, le);
+    }
+  }
+  return out;
+}
+
+type NativeArray =
+  | Uint8Array
+  | Int8Array
+  | Int16Array
+  | Uint16Array
+  | Int32Array
+  | Uint32Array
+  | Float32Array
+  | Float64Array
+  | BigInt64Array
+  | BigUint64Array;
+
+const hostLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+/**
+ * A typed-array view of the voxel bytes in native byte order. Zero-copy when the bytes are aligned
+ * and already in host order; otherwise one copy (then an in-place byte swap for big-endian files).
+ */
+function decodeNative(bytes: Uint8Array, offset: number, n: number, code: number, size: number, le: boolean): NativeArray {
+  const start = bytes.byteOffset + offset;
+  let buf: ArrayBuffer;
+  let byteOffset: number;
+  if (size > 1 && (start % size !== 0 || le !== hostLittleEndian)) {
+    const copy = Buffer.allocUnsafeSlow(n * size);
+    copy.set(bytes.subarray(offset, offset + n * size));
+    if (le !== hostLittleEndian) {
+      if (size === 2) copy.swap16();
+      else if (size === 4) copy.swap32();
+      else if (size === 8) copy.swap64();
+    }
+    buf = copy.buffer as ArrayBuffer;
+    byteOffset = copy.byteOffset;
+  } else {
+    buf = bytes.buffer as ArrayBuffer;
+    byteOffset = start;
+  }
+  switch (code) {
+    case 2:
+      return new Uint8Array(buf, byteOffset, n);
+    case 256:
+      return new Int8Array(buf, byteOffset, n);
+    case 4:
+      return new Int16Array(buf, byteOffset, n);
+    case 512:
+      return new Uint16Array(buf, byteOffset, n);
+    case 8:
+      return new Int32Array(buf, byteOffset, n);
+    case 768:
+      return new Uint32Array(buf, byteOffset, n);
+    case 16:
+      return new Float32Array(buf, byteOffset, n);
+    case 64:
+      return new Float64Array(buf, byteOffset, n);
+    case 1024:
+      return new BigInt64Array(buf, byteOffset, n);
+    case 1280:
+      return new BigUint64Array(buf, byteOffset, n);
+    default:
+      throw new Error(`unreachable datatype ${code}`);
+  }
+}
+
+/** Scaled Float32 values: `raw * slope + inter`. Reuses a float32 view when no scaling is needed. */
+function toFloat32(native: NativeArray, slope: number, inter: number): Float32Array {
+  const n = native.length;
+  const identity = slope === 1 && inter === 0;
+  if (native instanceof Float32Array && identity) return native;
+  const out = new Float32Array(n);
+  if (native instanceof BigInt64Array || native instanceof BigUint64Array) {
+    for (let i = 0; i < n; i++) out[i] = Number(native[i]) * slope + inter;
+    return out;
+  }
+  if (identity) {
+    out.set(native);
+    return out;
+  }
+  for (let i = 0; i < n; i++) out[i] = native[i] * slope + inter;
+  return out;
+}
