@@ -45,6 +45,8 @@ export interface LLMFamily {
   /** transformers model_type values this family accepts in config.json. */
   modelTypes: string[];
   defaults: { checkpoint: string; layers: number[]; hiddenSize: number; numLayers: number };
+  /** The Hugging Face repository whose files the default checkpoint folder should hold. */
+  huggingFaceRepo: string;
   /** Names of the q/k/v projections for LoRA (Phi-3 packs them into one qkv_proj). */
   loraTargets: string[];
   python: PythonEntry;
@@ -112,6 +114,12 @@ export function llmBackboneDescriptor(f: LLMFamily): PluginDescriptor<LLMBackbon
         throw new ShapeMismatch(`layer index ${badLayer} is out of range: ${f.title} ${out.checkpointFound ? `checkpoint ${options.checkpoint} ` : ''}has ${out.numLayers} layers (0..${out.numLayers - 1})`, { option: 'layers' });
       }
       return out;
+    },
+    missing(o, ctx) {
+      if (o.init === 'random') return undefined;
+      const dir = isAbsolute(o.checkpoint) ? o.checkpoint : resolvePath(ctx.workspaceRoot, o.checkpoint);
+      if (existsSync(join(dir, 'config.json'))) return undefined;
+      return `${f.title} checkpoint folder ${dir} is missing: download config.json and the *.safetensors files (with model.safetensors.index.json when sharded) of ${f.huggingFaceRepo} from Hugging Face and put them in that folder (only layers ${o.layers.join(', ')} are read), or set "checkpoint" to where they are. Nothing is downloaded at run time.`;
     },
     shape(inputs, o) {
       const t = requireInput(inputs, 'tokens', f.id);

@@ -43,6 +43,12 @@ export interface PluginDescriptor<O extends object = Record<string, any>> {
    * Returns the options with those filled in, or throws `ShapeMismatch` naming the option at fault.
    */
   resolve?(options: O, ctx: ShapeContext): O;
+  /**
+   * What the plugin still needs on disk before it can train or run (a checkpoint folder, say), as one
+   * message saying exactly what to put where; undefined when nothing is missing. `llmed config check`
+   * passes without it; `llmed train` stops on it before starting Python.
+   */
+  missing?(options: O, ctx: ShapeContext): string | undefined;
   /** The torch module factory, for plugins with trainable parts (or losses computed in training). */
   python?: PythonEntry;
   /** TypeScript implementation used at inference/evaluation (metrics; losses used as metrics). */

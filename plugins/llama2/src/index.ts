@@ -11,6 +11,7 @@ export const descriptor = llmBackboneDescriptor({
   title: 'LLaMA 2',
   modelTypes: ['llama'],
   defaults: { checkpoint: 'checkpoints/Llama-2-7b-hf', layers: [31], hiddenSize: 4096, numLayers: 32 },
+  huggingFaceRepo: 'meta-llama/Llama-2-7b-hf',
   loraTargets: ['q_proj', 'k_proj', 'v_proj'],
   python: pythonEntry(import.meta.url, '../python', 'llmed_llama2'),
   reference: 'LLaMA-Reg §2.1 (layer 31 of LLaMA-2-7B, spec §1.2); LLM-Morph Table 3',

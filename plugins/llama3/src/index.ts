@@ -11,6 +11,7 @@ export const descriptor = llmBackboneDescriptor({
   title: 'LLaMA 3',
   modelTypes: ['llama'],
   defaults: { checkpoint: 'checkpoints/Meta-Llama-3-8B', layers: [15], hiddenSize: 4096, numLayers: 32 },
+  huggingFaceRepo: 'meta-llama/Meta-Llama-3-8B',
   loraTargets: ['q_proj', 'k_proj', 'v_proj'],
   python: pythonEntry(import.meta.url, '../python', 'llmed_llama3'),
   reference: 'LLM-Morph §2.2 (layers 15 and 16 of LLaMA-3-8B, LoRA r=64 on q,k,v; spec §2.4)',

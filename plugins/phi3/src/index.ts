@@ -11,6 +11,7 @@ export const descriptor = llmBackboneDescriptor({
   title: 'Phi-3',
   modelTypes: ['phi3', 'phi3_v'],
   defaults: { checkpoint: 'checkpoints/Phi-3-mini-4k-instruct', layers: [15], hiddenSize: 3072, numLayers: 32 },
+  huggingFaceRepo: 'microsoft/Phi-3-mini-4k-instruct',
   loraTargets: ['qkv_proj'],
   python: pythonEntry(import.meta.url, '../python', 'llmed_phi3'),
   reference: 'LLM-Morph Table 3 (Phi-3-Vision, width 3072; fused qkv_proj)',

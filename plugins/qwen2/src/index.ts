@@ -11,6 +11,7 @@ export const descriptor = llmBackboneDescriptor({
   title: 'Qwen2',
   modelTypes: ['qwen2'],
   defaults: { checkpoint: 'checkpoints/Qwen2-7B', layers: [13], hiddenSize: 3584, numLayers: 28 },
+  huggingFaceRepo: 'Qwen/Qwen2-7B',
   loraTargets: ['q_proj', 'k_proj', 'v_proj'],
   python: pythonEntry(import.meta.url, '../python', 'llmed_qwen2'),
   reference: 'LLM-Morph Table 3 (Qwen2-7B, width 3584; q/k/v with bias)',

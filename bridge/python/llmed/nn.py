@@ -1,0 +1,426 @@
+"""Shared torch building blocks for llmed plugins (encoders, adapters, decoders, losses).
+
+Axis and field conventions (binding for every plugin)
+-----------------------------------------------------
+Shape dicts from the TypeScript composer give spatial triples in NIfTI axis order ``(i, j, k)``.
+Torch holds the same volume as ``(N, C, K, J, I)``: the spatial axes reversed, so ``i`` is the last
+(fastest) tensor axis. :func:`torch_spatial` converts a NIfTI triple to the torch order.
+
+A displacement field is a tensor ``(N, 3, K, J, I)``. Channel ``c`` is the displacement along NIfTI
+axis ``c`` — channel 0 along ``i``, 1 along ``j``, 2 along ``k`` — in voxels *of the field's own
+grid*. Warping a moving image ``m`` by a field ``u`` gives
+
+    (m ∘ φ)(p) = m(p + u(p)),   p a voxel index triple (i, j, k) of the field's grid.
+
+The sample position ``q = p + u(p)`` is normalised per axis as ``x = 2·q / (n − 1) − 1`` with ``n`` the
+size of the field's grid along that axis, and handed to ``F.grid_sample(..., align_corners=True)``.
+``grid_sample``'s last grid dimension is ordered ``(x, y, z)`` = (last, middle, first tensor axis) =
+``(I, J, K)`` = NIfTI ``(i, j, k)``: the field's channel order is already grid_sample's order, so no
+channel flip is needed (LLaMA-Reg's released code stores (d, h, w) and has to reverse; we do not).
+
+Because positions are normalised by the *field's* grid, a coarse field warps the *full-resolution*
+image directly: grid point ``p`` of an ``n``-voxel axis lands on full-resolution coordinate
+``p·(N − 1)/(n − 1)`` — the corner-aligned geometry of ``align_corners=True``. That is how LLaMA-Reg
+forms its warped images at 1/4 and 1/2 (spec §1.3). :func:`resize_image` and :func:`upsample_field`
+use the same corner-aligned geometry, so ``warp(m, zeros at 1/4) == resize_image(m, 1/4 size)``.
+
+Upsampling a field by 2 multiplies its displacements by 2 (they are in voxels of the finer grid
+afterwards). ``upsample_field(..., rescale=False)`` reproduces the released LLaMA-Reg code, which
+forgets this (spec §1.12 item 4). Fields of different scales and cascade steps combine additively.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import Iterable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "torch_spatial",
+    "ConvBlock",
+    "DownConv",
+    "FlowHead",
+    "TokenInstanceNorm",
+    "identity_grid",
+    "SpatialTransformer",
+    "warp",
+    "upsample_field",
+    "resize_image",
+    "tokens_from_volume",
+    "volume_from_tokens",
+    "unshuffle_tokens",
+    "MultiscaleDecoder",
+    "count_parameters",
+]
+
+
+def torch_spatial(spatial_ijk: Sequence[int]) -> tuple[int, int, int]:
+    """NIfTI-order triple ``(i, j, k)`` → torch spatial order ``(K, J, I)``."""
+    i, j, k = (int(n) for n in spatial_ijk)
+    return (k, j, i)
+
+
+# --------------------------------------------------------------------------------------------------
+# Convolutional blocks
+# --------------------------------------------------------------------------------------------------
+
+
+class ConvBlock(nn.Sequential):
+    """Two 3×3×3 convolutions (stride 1, padding 1, with bias), each followed by LeakyReLU.
+
+    ``y = LReLU(W₂ * LReLU(W₁ * x + b₁) + b₂)``; channels ``in → out → out``. No normalisation
+    (LLaMA-Reg has none anywhere).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, negative_slope: float = 0.2):
+        super().__init__(
+            nn.Conv3d(in_channels, out_channels, kernel_size=3, stride=1, padding=1),
+            nn.LeakyReLU(negative_slope),
+            nn.Conv3d(out_channels, out_channels, kernel_size=3, stride=1, padding=1),
+            nn.LeakyReLU(negative_slope),
+        )
+
+
+class DownConv(nn.Conv3d):
+    """Stride-2 3×3×3 convolution with padding 1 and **no activation** (LLaMA-Reg's ``DownConv``).
+
+    Halves every spatial axis of an even-sized input: ``n → n/2``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int):
+        super().__init__(in_channels, out_channels, kernel_size=3, stride=2, padding=1)
+
+
+class FlowHead(nn.Sequential):
+    """Field predictor: Conv3d(in → hidden, k3) then Conv3d(hidden → 3, k3), no activation between.
+
+    PyTorch default initialisation, as in the released LLaMA-Reg code (spec §1.2 flow rows).
+    """
+
+    def __init__(self, in_channels: int, hidden: int):
+        super().__init__(
+            nn.Conv3d(in_channels, hidden, kernel_size=3, padding=1),
+            nn.Conv3d(hidden, 3, kernel_size=3, padding=1),
+        )
+
+
+class TokenInstanceNorm(nn.Module):
+    """Instance normalisation of a token sequence ``(N, L, C)`` over its ``L`` tokens, per channel.
+
+    ``y[n, l, c] = (x[n, l, c] − mean_l x[n, ·, c]) / sqrt(var_l x[n, ·, c] + eps)``.
+
+    ``nn.InstanceNorm1d`` expects ``(N, C, L)``; applied directly to ``(N, L, C)`` it would treat the
+    tokens as channels and normalise each token over its features instead — a silent, different
+    operation (spec §2.4). This wrapper transposes around it.
+    """
+
+    def __init__(self, channels: int, eps: float = 1e-5, affine: bool = False):
+        super().__init__()
+        self.norm = nn.InstanceNorm1d(channels, eps=eps, affine=affine)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.norm(tokens.transpose(1, 2)).transpose(1, 2)
+
+
+# --------------------------------------------------------------------------------------------------
+# Warping and resampling
+# --------------------------------------------------------------------------------------------------
+
+
+def identity_grid(size_kji: Sequence[int], device=None, dtype=torch.float32) -> torch.Tensor:
+    """Voxel-index grid ``(1, K, J, I, 3)``; last axis ``(i, j, k)``, i.e. grid_sample's ``(x, y, z)``."""
+    k, j, i = (int(n) for n in size_kji)
+    kk, jj, ii = torch.meshgrid(
+        torch.arange(k, device=device, dtype=dtype),
+        torch.arange(j, device=device, dtype=dtype),
+        torch.arange(i, device=device, dtype=dtype),
+        indexing="ij",
+    )
+    return torch.stack((ii, jj, kk), dim=-1).unsqueeze(0)
+
+
+def _normaliser(size_kji: Sequence[int], device, dtype) -> torch.Tensor:
+    """Per-channel factor ``2/(n − 1)`` in channel order ``(i, j, k)``; a 1-voxel axis maps to 0."""
+    k, j, i = (int(n) for n in size_kji)
+    return torch.tensor([2.0 / max(n - 1, 1) for n in (i, j, k)], device=device, dtype=dtype)
+
+
+class SpatialTransformer(nn.Module):
+    """Warp an image by a displacement field: ``out(p) = image(p + u(p))`` on the field's grid.
+
+    ``image`` is ``(N, C, K', J', I')`` (any grid, usually full resolution); ``field`` is
+    ``(N, 3, K, J, I)`` in voxels of its own grid (module docstring). The output is ``(N, C, K, J, I)``.
+    Trilinear (``mode='bilinear'``) for images and soft labels, ``'nearest'`` for hard labels; samples
+    outside the image read 0 (``padding_mode='zeros'``, as LLaMA-Reg and VoxelMorph).
+
+    The normalised identity grid ``2p/(n−1) − 1`` is cached per (grid size, device, dtype) — a plain
+    dict, not a buffer, so it never enters a state dict and any field size works.
+    """
+
+    def __init__(self, mode: str = "bilinear", padding_mode: str = "zeros", cache_size: int = 8):
+        super().__init__()
+        if mode not in ("bilinear", "nearest"):
+            raise ValueError(f"warp mode must be 'bilinear' or 'nearest', got {mode!r}")
+        self.mode = mode
+        self.padding_mode = padding_mode
+        self.cache_size = cache_size
+        self._grids: "OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]]" = OrderedDict()
+
+    def _grid(self, size_kji: tuple[int, int, int], device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (size_kji, str(device), dtype)
+        hit = self._grids.get(key)
+        if hit is None:
+            scale = _normaliser(size_kji, device, dtype)
+            hit = (identity_grid(size_kji, device, dtype) * scale - 1.0, scale)
+            self._grids[key] = hit
+            while len(self._grids) > self.cache_size:
+                self._grids.popitem(last=False)
+        else:
+            self._grids.move_to_end(key)
+        return hit
+
+    def forward(self, image: torch.Tensor, field: torch.Tensor) -> torch.Tensor:
+        if field.dim() != 5 or field.shape[1] != 3:
+            raise ValueError(f"a displacement field is (N, 3, K, J, I); got {tuple(field.shape)}")
+        if image.dim() != 5:
+            raise ValueError(f"an image is (N, C, K, J, I); got {tuple(image.shape)}")
+        size = tuple(field.shape[2:])
+        base, scale = self._grid(size, field.device, field.dtype)
+        # (N, 3, K, J, I) → (N, K, J, I, 3): channel (i, j, k) becomes grid_sample's (x, y, z) as is.
+        grid = base + field.permute(0, 2, 3, 4, 1) * scale
+        if image.dtype != grid.dtype:
+            grid = grid.to(image.dtype)
+        return F.grid_sample(image, grid, mode=self.mode, padding_mode=self.padding_mode, align_corners=True)
+
+
+_warpers: dict[tuple[str, str], SpatialTransformer] = {}
+
+
+def warp(image: torch.Tensor, field: torch.Tensor, mode: str = "bilinear", padding_mode: str = "zeros") -> torch.Tensor:
+    """Functional :class:`SpatialTransformer` (shares one grid cache per mode): ``image(p + u(p))``."""
+    key = (mode, padding_mode)
+    w = _warpers.get(key)
+    if w is None:
+        w = _warpers[key] = SpatialTransformer(mode, padding_mode)
+    return w(image, field)
+
+
+def upsample_field(field: torch.Tensor, rescale: bool = True, size: Sequence[int] | None = None) -> torch.Tensor:
+    """Resample a displacement field to a finer grid (default ×2 per axis), trilinear, corner-aligned.
+
+    With ``rescale`` the displacement along axis ``c`` is multiplied by ``n_out/n_in`` of that axis
+    (exactly 2 for the ×2 case), because displacements are in voxels of the field's own grid.
+    ``rescale=False`` keeps the values (the released LLaMA-Reg code's bug, spec §1.12 item 4).
+    ``size`` is in torch order ``(K, J, I)``.
+    """
+    in_size = tuple(field.shape[2:])
+    out_size = tuple(int(n) for n in size) if size is not None else tuple(2 * n for n in in_size)
+    up = F.interpolate(field, size=out_size, mode="trilinear", align_corners=True)
+    if not rescale:
+        return up
+    # channel order (i, j, k) = torch axes reversed
+    factors = [out_size[2 - c] / in_size[2 - c] for c in range(3)]
+    if all(f == factors[0] for f in factors):
+        return up * factors[0]
+    return up * torch.tensor(factors, device=up.device, dtype=up.dtype).view(1, 3, 1, 1, 1)
+
+
+def resize_image(image: torch.Tensor, size_kji: Sequence[int], mode: str = "trilinear") -> torch.Tensor:
+    """Resize an image (or one-hot labels) to ``size_kji`` (torch order), corner-aligned trilinear.
+
+    ``align_corners=True`` makes the result the point samples of the image at the coarse grid's
+    positions in the warp's geometry, so a zero field's warp equals this resize. (LLaMA-Reg's code
+    uses ``nn.Upsample(scale_factor=0.25)`` with ``align_corners=False``, a half-voxel shift relative
+    to its own warped images; we keep the two consistent instead.)
+    """
+    size = tuple(int(n) for n in size_kji)
+    if tuple(image.shape[2:]) == size:
+        return image
+    if mode == "nearest":
+        return F.interpolate(image, size=size, mode="nearest")
+    return F.interpolate(image, size=size, mode=mode, align_corners=True)
+
+
+# --------------------------------------------------------------------------------------------------
+# Tokens ↔ volumes
+# --------------------------------------------------------------------------------------------------
+
+
+def tokens_from_volume(volume: torch.Tensor) -> torch.Tensor:
+    """Flatten ``(N, C, K, J, I)`` into tokens ``(N, K·J·I, C)``: "N C K J I → N (K J I) C".
+
+    Raster order with the NIfTI ``i`` axis varying fastest along the sequence.
+    """
+    return volume.flatten(2).transpose(1, 2)
+
+
+def volume_from_tokens(tokens: torch.Tensor, grid_kji: Sequence[int]) -> torch.Tensor:
+    """Inverse of :func:`tokens_from_volume`: ``(N, K·J·I, C)`` → ``(N, C, K, J, I)``."""
+    k, j, i = (int(n) for n in grid_kji)
+    n, length, c = tokens.shape
+    if length != k * j * i:
+        raise ValueError(f"{length} tokens do not fill a {i}×{j}×{k} (i×j×k) grid")
+    return tokens.transpose(1, 2).reshape(n, c, k, j, i)
+
+
+def unshuffle_tokens(tokens: torch.Tensor, grid_kji: Sequence[int], block: int) -> torch.Tensor:
+    """"Pixel-unshuffle" each token's vector into a ``block³`` cube of voxels.
+
+    ``(N, K·J·I, C·d·h·w)`` → ``(N, C, K·d, J·h, I·w)`` with ``d = h = w = block``; in einops notation
+    "N (K J I) (C d h w) → N C (K d) (J h) (I w)". The token grid becomes ``block`` times finer.
+    """
+    k, j, i = (int(n) for n in grid_kji)
+    n, length, width = tokens.shape
+    cube = block ** 3
+    if length != k * j * i or width % cube:
+        raise ValueError(f"cannot unshuffle {length}×{width} tokens on grid {i}×{j}×{k} into {block}³ blocks")
+    c = width // cube
+    x = tokens.reshape(n, k, j, i, c, block, block, block)
+    x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)  # N C K d J h I w
+    return x.reshape(n, c, k * block, j * block, i * block)
+
+
+# --------------------------------------------------------------------------------------------------
+# The multiscale decoder (LLaMA-Reg step decoder; also LLM-Morph's)
+# --------------------------------------------------------------------------------------------------
+
+
+class MultiscaleDecoder(nn.Module):
+    """LLaMA-Reg's non-U-shaped multi-scale decoder for one cascade step (spec §1.2, §1.4).
+
+    Stages ``s = 0 … S−1`` run coarsest (1/8 for LLaMA-Reg) to full resolution; each stage's width
+    ``w_s`` is the encoder's channel count at that scale and ``A_s`` is the stage adapter map.
+
+    First step (``fuse_previous=False``)::
+
+        F_0 = ConvBlock([m_0, f_0, A_0])                                  (no field)
+        F_1 = ConvBlock([m_1, f_1, up(F_0), A_1]);             φ_1 = Δ_1
+        F_s = ConvBlock([m_s, f_s, up(F_{s−1}), A_s, φ̂, m∘φ̂]); φ_s = φ̂ + Δ_s,  s ≥ 2
+
+    Later cascade steps (``fuse_previous=True``) replace the encoder skips by the previous step's fused
+    features ``F'_s`` and add their residual to the previous step's field *at the same scale*::
+
+        F_0 = ConvBlock([F'_0, A_0])
+        F_1 = ConvBlock([F'_1, up(F_0), A_1]);             φ_1 = φ'_1 + Δ_1
+        F_s = ConvBlock([F'_s, up(F_{s−1}), A_s, φ̂, m∘φ̂]); φ_s = φ'_s + Δ_s,  s ≥ 2
+
+    where ``m_s``/``f_s`` are the moving/fixed encoder features at the stage's scale, ``up`` a
+    ConvTranspose3d(k2, s2) to ``w_s`` channels, ``φ̂ = upsample_field(φ_{s−1})`` (×2 values when
+    ``rescale_upsampled_field``), ``m∘φ̂`` the full-resolution moving image sampled on the stage's grid,
+    and ``Δ_s = FlowHead(F_s)``. Fields are returned for stages 1…S−1 (1/4, 1/2, full for LLaMA-Reg),
+    each with the moving image warped by it on its own grid.
+    """
+
+    steps = 1
+    multi_step = False
+
+    def __init__(
+        self,
+        pyramid_levels: Sequence[dict],
+        stage_levels: Sequence[dict],
+        image_channels: int = 1,
+        flow_hidden: int = 16,
+        negative_slope: float = 0.2,
+        rescale_upsampled_field: bool = True,
+        fuse_previous: bool = False,
+    ):
+        super().__init__()
+        if len(stage_levels) < 2:
+            raise ValueError(f"the multiscale decoder needs at least 2 stages, got {len(stage_levels)}")
+        scales = [int(s["scale"]) for s in stage_levels]
+        for a, b in zip(scales, scales[1:]):
+            if a != 2 * b:
+                raise ValueError(f"stage scales must halve from stage to stage (coarse → fine); got {scales}")
+        if scales[-1] != 1:
+            raise ValueError(f"the finest stage must be at full resolution (scale 1); got scales {scales}")
+        self.level_index: list[int] = []
+        widths: list[int] = []
+        for s in stage_levels:
+            found = [n for n, lvl in enumerate(pyramid_levels) if int(lvl["scale"]) == int(s["scale"])]
+            if not found:
+                raise ValueError(f"stage at 1/{s['scale']} has no encoder level at the same scale "
+                                 f"(encoder scales {[lvl['scale'] for lvl in pyramid_levels]})")
+            if list(pyramid_levels[found[0]]["spatial"]) != list(s["spatial"]):
+                raise ValueError(f"stage at 1/{s['scale']} is {s['spatial']} but the encoder level is "
+                                 f"{pyramid_levels[found[0]]['spatial']}")
+            self.level_index.append(found[0])
+            widths.append(int(pyramid_levels[found[0]]["channels"]))
+        self.scales = scales
+        self.widths = widths
+        self.fuse_previous = fuse_previous
+        self.rescale_upsampled_field = rescale_upsampled_field
+        self.image_channels = image_channels
+
+        skip = (lambda w: w) if fuse_previous else (lambda w: 2 * w)
+        self.fuse = nn.ModuleList()
+        self.up = nn.ModuleList([nn.Identity()])  # stage 0 has no predecessor
+        self.flow = nn.ModuleList([nn.Identity()])  # stage 0 predicts no field
+        for s, (w, st) in enumerate(zip(widths, stage_levels)):
+            a = int(st["channels"])
+            if s == 0:
+                self.fuse.append(ConvBlock(skip(w) + a, w, negative_slope))
+                continue
+            self.up.append(nn.ConvTranspose3d(widths[s - 1], w, kernel_size=2, stride=2))
+            extra = (3 + image_channels) if s >= 2 else 0
+            self.fuse.append(ConvBlock(skip(w) + w + a + extra, w, negative_slope))
+            self.flow.append(FlowHead(w, flow_hidden))
+
+    def forward(
+        self,
+        moving: torch.Tensor,
+        fixed: torch.Tensor | None,
+        moving_pyramid: Sequence[torch.Tensor] | None,
+        fixed_pyramid: Sequence[torch.Tensor] | None,
+        stage_maps: Sequence[torch.Tensor],
+        previous: dict | None = None,
+    ) -> dict:
+        """Returns ``{'fields': [φ_1…], 'warped': [m∘φ_1…], 'features': [F_0…]}`` (coarse → fine)."""
+        if len(stage_maps) != len(self.fuse):
+            raise ValueError(f"decoder built for {len(self.fuse)} stage maps, got {len(stage_maps)}")
+        if self.fuse_previous and previous is None:
+            raise ValueError("a later cascade step needs the previous step's outputs")
+        features: list[torch.Tensor] = []
+        fields: list[torch.Tensor] = []
+        warped: list[torch.Tensor] = []
+        for s, a in enumerate(stage_maps):
+            if self.fuse_previous:
+                parts = [previous["features"][s]]
+            else:
+                lvl = self.level_index[s]
+                parts = [moving_pyramid[lvl], fixed_pyramid[lvl]]
+            if s > 0:
+                parts.append(self.up[s](features[-1]))
+            parts.append(a)
+            if s >= 2:
+                carried = upsample_field(fields[-1], self.rescale_upsampled_field)
+                parts += [carried, warp(moving, carried)]
+            fused = self.fuse[s](torch.cat(parts, dim=1))
+            features.append(fused)
+            if s == 0:
+                continue
+            delta = self.flow[s](fused)
+            if self.fuse_previous:
+                field = previous["fields"][s - 1] + delta
+            elif s >= 2:
+                field = carried + delta
+            else:
+                field = delta
+            fields.append(field)
+            warped.append(warp(moving, field))
+        return {"fields": fields, "warped": warped, "features": features}
+
+
+def count_parameters(module: nn.Module) -> dict:
+    """``{'total', 'trainable', 'frozen'}`` parameter counts of a module (shared tensors counted once)."""
+    seen: set[int] = set()
+    total = trainable = 0
+    for p in module.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        if p.requires_grad:
+            trainable += p.numel()
+    return {"total": total, "trainable": trainable, "frozen": total - trainable}

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+// `npm test`: the TypeScript suite (vitest) and the Python suite (pytest), then one closing line
+// "N passed, N failed, N skipped" covering both. Exit status non-zero when either fails.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const out = join(root, '.cache', 'test-results');
+mkdirSync(out, { recursive: true });
+const extra = process.argv.slice(2);
+
+const totals = { passed: 0, failed: 0, skipped: 0 };
+let status = 0;
+
+// TypeScript
+const vitestJson = join(out, 'vitest.json');
+const v = spawnSync(join(root, 'node_modules', '.bin', 'vitest'), ['run', '--reporter=default', '--reporter=json', `--outputFile.json=${vitestJson}`, ...extra], { cwd: root, stdio: 'inherit' });
+if (existsSync(vitestJson)) {
+  const r = JSON.parse(readFileSync(vitestJson, 'utf8'));
+  totals.passed += r.numPassedTests ?? 0;
+  totals.failed += r.numFailedTests ?? 0;
+  totals.skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
+  if ((r.numFailedTestSuites ?? 0) > 0 && (r.numFailedTests ?? 0) === 0) totals.failed += r.numFailedTestSuites;
+}
+if (v.status !== 0) status = 1;
+
+// Python
+const py = join(root, '.venv', 'bin', 'python');
+const pyTests = join(root, 'bridge', 'python', 'tests');
+if (existsSync(pyTests) && extra.length === 0) {
+  const junit = join(out, 'pytest.xml');
+  const p = spawnSync(py, ['-m', 'pytest', '-q', '-rs', `--junitxml=${junit}`, 'tests'], { cwd: join(root, 'bridge', 'python'), stdio: 'inherit', env: { ...process.env, PYTHONUNBUFFERED: '1' } });
+  if (existsSync(junit)) {
+    const xml = readFileSync(junit, 'utf8');
+    const m = xml.match(/<testsuite [^>]*>/);
+    const attr = (k) => Number(m?.[0].match(new RegExp(`${k}="(\\d+)"`))?.[1] ?? 0);
+    const tests = attr('tests'), failures = attr('failures'), errors = attr('errors'), skipped = attr('skipped');
+    totals.failed += failures + errors;
+    totals.skipped += skipped;
+    totals.passed += tests - failures - errors - skipped;
+  }
+  // pytest exits 5 when it collects nothing; that is a failure of the suite here, not a pass.
+  if (p.status !== 0) status = 1;
+}
+
+console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
+process.exit(status);

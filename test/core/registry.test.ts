@@ -1,0 +1,63 @@
+/**
+ * The registry walk (timm style): every plugin registered in the workspace is exercised from its own
+ * descriptor — options default-filled and validated, shape rule run on its example, the inversify binding
+ * resolved by id — so a new plugin is tested without writing a new test file. The Python side walks the
+ * same list (`llmed plugins list --json`) and runs a forward pass of each torch module.
+ */
+import { existsSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { type LlmedError, loadRegistry, loadWorkspace, PLUGIN, pluginKey, pluginOptions, PLUGIN_KINDS, type PluginDescriptor } from '@llmed/core';
+import { repoRoot } from '../helpers/workspace.ts';
+
+const ws = loadWorkspace(repoRoot);
+const registry = await loadRegistry(ws);
+const all = registry.list();
+
+describe('plugin registry', () => {
+  it('loads every first-party plugin folder listed through workspace.json', () => {
+    const ids = all.map((d) => d.id);
+    for (const id of ['dual-pyramid', 'tokens', 'adapter0', 'inner-mlp', 'stage', 'llama2', 'llama3', 'phi3', 'qwen2', 'vit', 'multiscale', 'cascade', 'mse', 'ncc', 'dice', 'diffusion']) {
+      expect(ids).toContain(id);
+    }
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('binds each descriptor in the inversify container under its id and in the multi-binding', () => {
+    const multi = registry.container.getAll<PluginDescriptor>(PLUGIN);
+    expect(multi.length).toBe(all.length);
+    for (const d of all) expect(registry.container.get(pluginKey(d.id))).toBe(d);
+  });
+});
+
+describe.each(all.map((d) => [d.id, d] as const))('plugin %s', (_id, d) => {
+  it('has a valid descriptor', () => {
+    expect(PLUGIN_KINDS).toContain(d.kind);
+    expect(d.summary.length).toBeGreaterThan(10);
+    expect(d.options.type).toBe('object');
+    if (d.python) {
+      expect(existsSync(d.python.root), `${d.python.root} exists`).toBe(true);
+      expect(existsSync(`${d.python.root}/${d.python.module}`) || existsSync(`${d.python.root}/${d.python.module}.py`), `python module ${d.python.module} exists`).toBe(true);
+    }
+  });
+
+  it('accepts its example options and fills defaults', () => {
+    const opts = pluginOptions(d, d.example.options, `${d.id}.example`);
+    for (const [key, schema] of Object.entries((d.options.properties ?? {}) as Record<string, { default?: unknown }>)) {
+      if (schema.default !== undefined && (d.example.options as Record<string, unknown>)[key] === undefined) expect(opts[key]).toEqual(schema.default);
+    }
+  });
+
+  it('rejects an unknown option, naming it', () => {
+    let text = '';
+    try { pluginOptions(d, { ...d.example.options, notAnOption: 1 }, 'model.x.with'); } catch (e) { text = (e as LlmedError).format(); }
+    expect(text).toMatch(/model\.x\.with\.notAnOption: is not a known setting/);
+  });
+
+  it.skipIf(!d.shape)('maps its example inputs to an output shape', () => {
+    const opts = pluginOptions(d, d.example.options, d.id);
+    const out = d.shape!(d.example.inputs, opts, { workspaceRoot: repoRoot });
+    expect(out.type).toMatch(/^(pyramid|tokens|stages|fields)$/);
+    const expected = { Encoder: ['pyramid'], Adapter: ['tokens', 'stages'], LLMBackbone: ['tokens'], Decoder: ['fields'] }[d.kind as 'Encoder'];
+    expect(expected).toContain(out.type);
+  });
+});
