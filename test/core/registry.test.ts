@@ -16,7 +16,7 @@ const all = registry.list();
 describe('plugin registry', () => {
   it('loads every first-party plugin folder listed through workspace.json', () => {
     const ids = all.map((d) => d.id);
-    for (const id of ['dual-pyramid', 'tokens', 'adapter0', 'inner-mlp', 'stage', 'llama2', 'llama3', 'phi3', 'qwen2', 'vit', 'multiscale', 'cascade', 'mse', 'ncc', 'dice', 'diffusion']) {
+    for (const id of ['dual-pyramid', 'tokens', 'adapter0', 'inner-mlp', 'stage', 'llama2', 'llama3', 'phi3', 'qwen2', 'vit', 'multiscale', 'cascade', 'mse', 'ncc', 'dice-loss', 'diffusion']) {
       expect(ids).toContain(id);
     }
     expect(new Set(ids).size).toBe(ids.length);

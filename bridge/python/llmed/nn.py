@@ -31,7 +31,7 @@ forgets this (spec §1.12 item 4). Fields of different scales and cascade steps 
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn as nn
@@ -155,8 +155,8 @@ class SpatialTransformer(nn.Module):
     Trilinear (``mode='bilinear'``) for images and soft labels, ``'nearest'`` for hard labels; samples
     outside the image read 0 (``padding_mode='zeros'``, as LLaMA-Reg and VoxelMorph).
 
-    The normalised identity grid ``2p/(n−1) − 1`` is cached per (grid size, device, dtype) — a plain
-    dict, not a buffer, so it never enters a state dict and any field size works.
+    The normalised identity grid ``2p/(n−1) − 1`` is cached per (grid size, device) — a plain dict,
+    not a buffer, so it never enters a state dict and any field size works. Sampling runs in float32.
     """
 
     def __init__(self, mode: str = "bilinear", padding_mode: str = "zeros", cache_size: int = 8):
@@ -187,12 +187,13 @@ class SpatialTransformer(nn.Module):
         if image.dim() != 5:
             raise ValueError(f"an image is (N, C, K, J, I); got {tuple(image.shape)}")
         size = tuple(field.shape[2:])
-        base, scale = self._grid(size, field.device, field.dtype)
+        # Positions are always formed in float32: under AMP a bf16 grid would resolve [-1, 1] in steps of
+        # 1/128, more than a voxel on a 160-voxel axis.
+        base, scale = self._grid(size, field.device, torch.float32)
         # (N, 3, K, J, I) → (N, K, J, I, 3): channel (i, j, k) becomes grid_sample's (x, y, z) as is.
-        grid = base + field.permute(0, 2, 3, 4, 1) * scale
-        if image.dtype != grid.dtype:
-            grid = grid.to(image.dtype)
-        return F.grid_sample(image, grid, mode=self.mode, padding_mode=self.padding_mode, align_corners=True)
+        grid = base + field.permute(0, 2, 3, 4, 1).float() * scale
+        out = F.grid_sample(image.float(), grid, mode=self.mode, padding_mode=self.padding_mode, align_corners=True)
+        return out if image.dtype == torch.float32 else out.to(image.dtype)
 
 
 _warpers: dict[tuple[str, str], SpatialTransformer] = {}
@@ -210,8 +211,12 @@ def warp(image: torch.Tensor, field: torch.Tensor, mode: str = "bilinear", paddi
 def upsample_field(field: torch.Tensor, rescale: bool = True, size: Sequence[int] | None = None) -> torch.Tensor:
     """Resample a displacement field to a finer grid (default ×2 per axis), trilinear, corner-aligned.
 
-    With ``rescale`` the displacement along axis ``c`` is multiplied by ``n_out/n_in`` of that axis
-    (exactly 2 for the ×2 case), because displacements are in voxels of the field's own grid.
+    With ``rescale`` the displacement along axis ``c`` is multiplied by ``(n_out−1)/(n_in−1)`` of that
+    axis: displacements are in voxels of the field's own grid, and with corner-aligned geometry (the
+    warp's ``align_corners=True``) one coarse voxel spans that many fine voxels. For 16 → 32 that is
+    2.067, not 2; VoxelMorph's ResizeTransform uses the plain ratio, which is slightly inconsistent with
+    its own corner-aligned warp. The TypeScript twin (``upsampleField`` in @llmed/imaging) uses the same
+    factor and the two are cross-checked.
     ``rescale=False`` keeps the values (the released LLaMA-Reg code's bug, spec §1.12 item 4).
     ``size`` is in torch order ``(K, J, I)``.
     """
@@ -221,7 +226,7 @@ def upsample_field(field: torch.Tensor, rescale: bool = True, size: Sequence[int
     if not rescale:
         return up
     # channel order (i, j, k) = torch axes reversed
-    factors = [out_size[2 - c] / in_size[2 - c] for c in range(3)]
+    factors = [(out_size[2 - c] - 1) / (in_size[2 - c] - 1) if in_size[2 - c] > 1 else out_size[2 - c] / in_size[2 - c] for c in range(3)]
     if all(f == factors[0] for f in factors):
         return up * factors[0]
     return up * torch.tensor(factors, device=up.device, dtype=up.dtype).view(1, 3, 1, 1, 1)

@@ -9,6 +9,7 @@ import { dataInspect, dataPrepare } from './data.ts';
 import { demo } from './demo.ts';
 import { pluginsList } from './plugins.ts';
 import { train } from './train.ts';
+import { view } from './view.ts';
 
 const HELP = `llmed — medical image registration with LLM backbones
 
@@ -23,7 +24,7 @@ usage: llmed <command> [options]
   evaluate <experiment|run>            (not built yet)
   export <run>                         (not built yet)
   register --moving m --fixed f --model <export>   (not built yet)
-  view <run|folder>                    (not built yet)
+  view <run|folder>                    NiiVue viewer of a run or registration output [--port N]
   demo                                 the embedded demo (what npm run demo runs)
 
 global options: --debug (stack traces), --help
@@ -44,7 +45,7 @@ const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
   evaluate: { flags: [], run: notBuilt('llmed evaluate', 'the export/evaluation issue') },
   export: { flags: [], run: notBuilt('llmed export', 'the export/evaluation issue') },
   register: { flags: ['moving', 'fixed', 'model', 'moving-labels', 'fixed-labels', 'out'], run: notBuilt('llmed register', 'the export/evaluation issue') },
-  view: { flags: [], run: notBuilt('llmed view', 'the export/evaluation issue') },
+  view: { flags: ['port'], run: view },
   demo: { flags: ['device'], run: demo },
 };
 

@@ -1,20 +1,38 @@
 /** `llmed train <experiment>`: prepare data, check what the model needs on disk, train through the bridge. */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { LlmedError, type ModelSpec, type SpecNode } from '@llmed/core';
+import type { TrainStatus } from '@llmed/bridge';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadExperiment, type Experiment, type Loaded } from './context.ts';
 import { runPrepare } from './data.ts';
+import { dataRoot } from './prepare.ts';
 import { formatSeconds, Progress } from './progress.ts';
 
-/** Every node's `missing` check; the first problem stops training before Python starts. */
+/**
+ * Everything the experiment needs on disk before training: each plugin's `missing` check (LLM checkpoint
+ * folders) and the dataset folder. All problems are reported together, each saying what to put where,
+ * before Python starts.
+ */
 export function checkRequirements(ex: Loaded & Experiment): void {
+  const problems: string[] = [];
+  const seen = new Set<string>();
   const nodes: SpecNode[] = [ex.spec.encoder, ex.spec.tokens, ...ex.spec.block, ex.spec.stageAdapters, ex.spec.decoder, ...ex.spec.losses];
   for (const node of nodes) {
     if (node.sharesWith) continue;
-    const d = ex.registry.get(node.id);
-    const msg = d.missing?.(node.options, { workspaceRoot: ex.ws.root });
-    if (msg) throw new LlmedError('checkpoint', msg, { where: `${relative(process.cwd(), ex.configFile)} ${node.path}.with.checkpoint`, exitCode: 4 });
+    const msg = ex.registry.get(node.id).missing?.(node.options, { workspaceRoot: ex.ws.root });
+    if (msg && !seen.has(msg)) {
+      seen.add(msg);
+      problems.push(`${node.path} (${node.id}): ${msg}`);
+    }
+  }
+  const root = dataRoot(ex.ws.root, ex.config);
+  if (ex.config.data.protocol !== 'synthetic-deformation' && !existsSync(root)) {
+    problems.push(`data: ${ex.config.data.title} is not at ${root}. ${ex.config.data.howToGet}`);
+  }
+  if (problems.length) {
+    const list = problems.map((p, i) => `\n  ${i + 1}. ${p}`).join('');
+    throw new LlmedError('data', `cannot train '${ex.name}': ${problems.length === 1 ? 'one thing is' : `${problems.length} things are`} missing:${list}`, { where: relative(process.cwd(), ex.configFile) || ex.configFile, exitCode: 4 });
   }
 }
 
@@ -67,8 +85,9 @@ export async function trainExperiment(ex: Loaded & Experiment, opts: TrainOption
     runDir,
     resume: Boolean(opts.resume),
     device: opts.device ?? 'auto',
-    onProgress: (s: { step: number; total?: number; loss?: number; val_dice?: number | null; phase?: number }) => {
-      const detail = [s.loss !== undefined ? `loss ${s.loss.toFixed(4)}` : '', s.val_dice != null ? `val Dice ${s.val_dice.toFixed(3)}` : '', s.phase ? `step ${s.phase}` : ''].filter(Boolean).join('  ');
+    onProgress: (s: TrainStatus) => {
+      const terms = Object.entries(s.terms ?? {}).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+      const detail = [s.loss != null ? `loss ${s.loss.toFixed(4)}${terms ? ` (${terms})` : ''}` : '', s.val_dice != null ? `val Dice ${s.val_dice.toFixed(3)}` : '', s.phases > 1 ? `cascade step ${s.phase}/${s.phases}` : ''].filter(Boolean).join('  ');
       bar.update(s.step, detail);
     },
   });

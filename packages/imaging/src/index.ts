@@ -17,3 +17,6 @@ export * from './protocols.ts';
 export * from './cache.ts';
 export * from './inspect.ts';
 export * from './warp.ts';
+export * from './distance.ts';
+export * from './jacobian.ts';
+export * from './metrics.ts';

@@ -5,7 +5,7 @@
  */
 import { readNifti } from './nifti.ts';
 import { axisCodes } from './orientation.ts';
-import { finiteStats, finiteValues, percentilesInPlace } from './stats.ts';
+import { finiteStats, percentiles } from './stats.ts';
 import { uniqueLabels } from './labels.ts';
 import type { Vec3 } from './affine.ts';
 
@@ -34,7 +34,7 @@ const MAX_LABELS = 1000;
 export async function inspectVolume(file: string): Promise<InspectResult> {
   const vol = await readNifti(file);
   const st = finiteStats(vol.data);
-  const [p1, p99] = percentilesInPlace(finiteValues(vol.data), [1, 99]);
+  const [p1, p99] = percentiles(vol.data, [1, 99]);
   const result: InspectResult = {
     file,
     format: vol.header.format,
@@ -63,15 +63,10 @@ function isIntegerValued(d: Float32Array): boolean {
   return true;
 }
 
+/** Distinct values if there are at most `cap` of them (presence table over the integer range). */
 function uniqueLabelsCapped(d: Float32Array, cap: number): number[] | undefined {
-  const seen = new Set<number>();
-  for (let i = 0; i < d.length; i++) {
-    if (!seen.has(d[i])) {
-      seen.add(d[i]);
-      if (seen.size > cap) return undefined;
-    }
-  }
-  return uniqueLabels({ data: Float32Array.from(seen) });
+  const labels = uniqueLabels({ data: d });
+  return labels.length <= cap ? labels : undefined;
 }
 
 const num = (v: number) => (Number.isInteger(v) ? String(v) : Math.abs(v) >= 1000 || Math.abs(v) < 0.01 ? v.toExponential(3) : v.toFixed(3));

@@ -14,7 +14,7 @@
  *      {"op":"zscore","mask":"nonzero"}]
  */
 import { configError } from '@llmed/core/errors';
-import { finiteStats, finiteValues, percentilesInPlace } from './stats.ts';
+import { finiteStats, percentiles } from './stats.ts';
 import { withData, type Volume } from './volume.ts';
 
 /** Which voxels statistics are computed over: all finite voxels, or the finite nonzero ones. */
@@ -60,11 +60,13 @@ function clampInto(data: ArrayLike<number>, lo: number, hi: number): { out: Floa
 
 /**
  * Clip to the [lower, upper] percentiles (0..100, numpy linear interpolation) of the finite voxels
- * (or of the finite nonzero voxels with `mask: 'nonzero'`). Low value: the lower percentile.
+ * (or of the finite nonzero voxels with `mask: 'nonzero'`); the clip itself applies to every voxel,
+ * background included (as nnU-Net clips CT). Low value: the lower percentile.
  */
 export function percentileClip(vol: Volume, lower: number, upper: number, opts: { mask?: IntensityMask } = {}): IntensityResult {
   const m = maskArray(vol.data, opts.mask);
-  const [lo, hi] = percentilesInPlace(finiteValues(vol.data, m), [lower, upper]);
+  // Bounds rounded to float32, the type of the output, so the recorded stats are the values used.
+  const [lo, hi] = percentiles(vol.data, [lower, upper], m).map(Math.fround);
   if (Number.isNaN(lo)) {
     // No finite voxel to take percentiles of: everything becomes 0.
     const { out, nonFinite } = clampInto(vol.data, 0, 0);

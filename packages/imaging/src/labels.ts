@@ -55,7 +55,12 @@ export function assertIntegerLabels(vol: Volume, file: string): void {
 /** Integer label map as an Int32Array volume (checked with `assertIntegerLabels`). */
 export function toLabelMap(vol: Volume, file: string): Volume<Int32Array> {
   assertIntegerLabels(vol, file);
-  const data = vol.data instanceof Int32Array ? vol.data : Int32Array.from(vol.data);
+  let data: Int32Array;
+  if (vol.data instanceof Int32Array) data = vol.data;
+  else {
+    data = new Int32Array(vol.data.length);
+    data.set(vol.data); // values were just checked to be int32 integers: exact
+  }
   return withData(vol, data);
 }
 
@@ -94,8 +99,17 @@ export function uniqueLabels(vol: Volume | { data: ArrayLike<number> }): number[
 
 /** Voxel count per label value. */
 export function labelCounts(vol: Volume | { data: ArrayLike<number> }): Map<number, number> {
-  const m = new Map<number, number>();
   const d = vol.data;
+  const m = new Map<number, number>();
+  const labels = uniqueLabels({ data: d });
+  if (labels.length > 0 && labels.every(Number.isInteger) && labels[labels.length - 1] - labels[0] < 1 << 24) {
+    // Histogram over the value range: one pass, no hashing.
+    const min = labels[0];
+    const hist = new Float64Array(labels[labels.length - 1] - min + 1);
+    for (let i = 0; i < d.length; i++) hist[d[i] - min]++;
+    for (const l of labels) m.set(l, hist[l - min]);
+    return m;
+  }
   for (let i = 0; i < d.length; i++) m.set(d[i], (m.get(d[i]) ?? 0) + 1);
   return m;
 }

@@ -2,8 +2,9 @@
  * NIfTI writer (no npm package writes NIfTI): NIfTI-1 by default, NIfTI-2 on request, .nii or
  * .nii.gz by file name, little-endian by default (big-endian on request, mostly to test readers).
  *
- * - datatypes: float32, int16, uint8, int32 (float data written to an integer type is rounded to the
- *   nearest integer and clamped to the type's range; NaN becomes 0);
+ * - datatypes: float32, int16, uint8, int32. Default: `vol.datatype` when the values fit it, else
+ *   float32 (see `pickDatatype`); float data written to an explicitly requested integer type is
+ *   rounded to the nearest integer and clamped to the type's range, NaN becoming 0;
  * - both sform and qform are written from the affine (sform exact; qform is the rotation+zoom
  *   decomposition, exact unless the affine has shear), with codes `xformCode` (default 2, "aligned");
  * - a volume with `components > 1` is written as a 5-D image [nx, ny, nz, 1, C] (the NIfTI layout
@@ -53,11 +54,31 @@ export interface WriteNiftiOptions {
   xformCode?: number;
 }
 
+/** True when every value is an integer inside the range of `type` (so writing it loses nothing). */
+function fitsIntegerType(data: VoxelArray, type: NiftiWriteDatatype): boolean {
+  const t = WRITE_TYPES[type];
+  for (let i = 0; i < data.length; i++) {
+    const v = data[i];
+    if (!(v >= t.min && v <= t.max) || Math.floor(v) !== v) return false;
+  }
+  return true;
+}
+
+/**
+ * The datatype to write: the explicit option; else `vol.datatype` when writable — for an integer
+ * type only if the values really fit it (a float image that still carries 'uint8' from its source
+ * file is written as float32 rather than silently rounded); else from the array type.
+ */
 function pickDatatype(vol: Volume, opts: WriteNiftiOptions): NiftiWriteDatatype {
   if (opts.datatype) return opts.datatype;
-  if (vol.datatype && vol.datatype in WRITE_TYPES) return vol.datatype as NiftiWriteDatatype;
-  if (vol.data instanceof Int32Array) return 'int32';
-  if (vol.data instanceof Int16Array) return 'int16';
+  const dt = vol.datatype;
+  if (dt && dt in WRITE_TYPES) {
+    const t = dt as NiftiWriteDatatype;
+    if (t === 'float32' || fitsIntegerType(vol.data, t)) return t;
+    return 'float32';
+  }
+  if (vol.data instanceof Int32Array || vol.data instanceof Uint16Array) return 'int32';
+  if (vol.data instanceof Int16Array || vol.data instanceof Int8Array) return 'int16';
   if (vol.data instanceof Uint8Array) return 'uint8';
   return 'float32';
 }

@@ -19,6 +19,9 @@
  *   Analyze affine for such files);
  * - NaN/Inf voxels are counted (`nonFinite`), never thrown on.
  *
+ * Not handled: two-file .hdr/.img pairs, extensions (skipped), spatial units other than mm in
+ * `xyzt_units` (values are taken as mm, as nibabel does), and RGB/complex datatypes.
+ *
  * Values come back as a Float32Array (scaled); `header.datatype` keeps the on-disk type. Dimensions
  * 4..7 are folded into `components` (a 5-D vector image [nx,ny,nz,1,3] has 3 components; a 4-D
  * series of T frames has T), which matches the NIfTI storage order: component-major, i fastest.
@@ -161,7 +164,7 @@ export async function readNifti(file: string, opts: ReadNiftiOptions = {}): Prom
   } catch (e) {
     throw niftiError(file, `cannot read file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const bytes = isGzip(raw) ? await inflate(raw, file, opts.maxBytes ?? DEFAULT_MAX_BYTES, true) : raw;
+  const bytes = isGzip(raw) ? await inflate(raw, file, opts.maxBytes ?? DEFAULT_MAX_BYTES) : raw;
   return parseNifti(bytes, file);
 }
 
@@ -190,9 +193,21 @@ function gzipFailure(file: string, e: unknown, maxBytes: number) {
   return niftiError(file, `${what}; the file was cut short or damaged`, 're-copy or re-export the file');
 }
 
-async function inflate(raw: Buffer, file: string, maxBytes: number, _async: true): Promise<Buffer> {
+/**
+ * zlib output chunk size: the inflated size announced by the gzip trailer (ISIZE), so zlib fills one
+ * buffer instead of thousands of 16 KiB chunks it then concatenates (3-4x faster on large volumes).
+ * ISIZE is untrusted input, so it is capped by what deflate can possibly produce from this many
+ * bytes (at most ~1032:1) and by `maxBytes`; it is only a buffer-size hint, never a promise.
+ */
+function chunkSizeFor(raw: Buffer, maxBytes: number): number {
+  const isize = raw.length >= 18 ? raw.readUInt32LE(raw.length - 4) : 0;
+  const bound = Math.min(raw.length * 1032 + 1024, maxBytes, 2 ** 30);
+  return Math.max(64 * 1024, Math.min(isize + 64, bound));
+}
+
+async function inflate(raw: Buffer, file: string, maxBytes: number): Promise<Buffer> {
   try {
-    return await gunzipAsync(raw, { maxOutputLength: maxBytes });
+    return await gunzipAsync(raw, { maxOutputLength: maxBytes, chunkSize: chunkSizeFor(raw, maxBytes) });
   } catch (e) {
     throw gzipFailure(file, e, maxBytes);
   }
@@ -200,7 +215,7 @@ async function inflate(raw: Buffer, file: string, maxBytes: number, _async: true
 
 function inflateSync(raw: Buffer, file: string, maxBytes: number): Buffer {
   try {
-    return gunzipSync(raw, { maxOutputLength: maxBytes });
+    return gunzipSync(raw, { maxOutputLength: maxBytes, chunkSize: chunkSizeFor(raw, maxBytes) });
   } catch (e) {
     throw gzipFailure(file, e, maxBytes);
   }

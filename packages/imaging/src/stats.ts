@@ -1,6 +1,7 @@
 /**
- * Order statistics on voxel arrays without sorting: numpy-compatible percentiles by selection
- * (Floyd–Rivest), O(n) per percentile, on a copy of the finite values.
+ * Order statistics and moments on voxel arrays without sorting: numpy-compatible percentiles by an
+ * exact histogram (integer-valued data) or by Floyd–Rivest selection on a copy of the finite values,
+ * O(n) either way; min/max/mean/std in one pass.
  */
 
 /** Swap two elements of a typed array. */
@@ -93,34 +94,92 @@ export function percentilesInPlace(values: Float32Array, ps: readonly number[]):
   return out;
 }
 
-/** Percentiles (0..100) of the finite values of `data` (numpy linear interpolation); `data` untouched. */
-export function percentiles(data: ArrayLike<number>, ps: readonly number[], mask?: ArrayLike<number | boolean>): number[] {
-  return percentilesInPlace(finiteValues(data, mask), ps);
+/**
+ * Percentiles from a histogram, for integer-valued data: order statistic r is the smallest value whose
+ * cumulative count exceeds r. Exact, and one pass over the voxels instead of a selection.
+ */
+function histogramPercentiles(data: ArrayLike<number>, ps: readonly number[], min: number, max: number, count: number, mask?: ArrayLike<number | boolean>): number[] {
+  const hist = new Float64Array(max - min + 1);
+  if (mask) {
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      if (v - v === 0 && mask[i]) hist[v - min]++;
+    }
+  } else {
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      if (v - v === 0) hist[v - min]++;
+    }
+  }
+  // cumulative counts, then binary search for each rank
+  for (let b = 1; b < hist.length; b++) hist[b] += hist[b - 1];
+  const rankValue = (r: number) => {
+    let lo = 0;
+    let hi = hist.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (hist[mid] > r) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo + min;
+  };
+  return ps.map((p) => {
+    if (!(p >= 0 && p <= 100)) throw new RangeError(`percentile must be within 0..100, got ${p}`);
+    const pos = (p / 100) * (count - 1);
+    const lo = Math.floor(pos);
+    const frac = pos - lo;
+    const a = rankValue(lo);
+    return frac > 0 && lo + 1 < count ? a + (rankValue(lo + 1) - a) * frac : a;
+  });
 }
 
-/** Min, max, mean and standard deviation (population) of the finite values, and their count. */
-export function finiteStats(data: ArrayLike<number>, mask?: ArrayLike<number | boolean>): { min: number; max: number; mean: number; std: number; count: number } {
+/**
+ * Percentiles (0..100) of the finite values of `data` (optionally where `mask` is truthy), with
+ * numpy's default linear interpolation; `data` is not modified. Integer-valued data with a modest
+ * range (uint8/int16 scans, label maps) goes through an exact histogram; anything else through
+ * selection on a copy. Returns NaN for every p when there is no finite value.
+ */
+export function percentiles(data: ArrayLike<number>, ps: readonly number[], mask?: ArrayLike<number | boolean>): number[] {
   let min = Infinity;
   let max = -Infinity;
-  let sum = 0;
   let count = 0;
+  let integer = true;
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (v - v !== 0 || (mask && !mask[i])) continue;
     if (v < min) min = v;
     if (v > max) max = v;
-    sum += v;
+    if (integer && Math.floor(v) !== v) integer = false;
     count++;
   }
-  if (count === 0) return { min: NaN, max: NaN, mean: NaN, std: NaN, count: 0 };
-  const mean = sum / count;
-  // Second pass for a numerically stable variance.
-  let ss = 0;
+  if (count === 0) return ps.map(() => NaN);
+  if (integer && max - min < 1 << 22) return histogramPercentiles(data, ps, min, max, count, mask);
+  return percentilesInPlace(finiteValues(data, mask), ps);
+}
+
+/** Min, max, mean and standard deviation (population) of the finite values, and their count. */
+export function finiteStats(data: ArrayLike<number>, mask?: ArrayLike<number | boolean>): { min: number; max: number; mean: number; std: number; count: number } {
+  // One pass. Sums are taken of (v - shift), shift being the first value used, so the variance
+  // formula E[x²] - E[x]² does not cancel catastrophically when the mean is large vs the spread.
+  let min = Infinity;
+  let max = -Infinity;
+  let s1 = 0;
+  let s2 = 0;
+  let count = 0;
+  let shift = NaN;
   for (let i = 0; i < data.length; i++) {
     const v = data[i];
     if (v - v !== 0 || (mask && !mask[i])) continue;
-    const d = v - mean;
-    ss += d * d;
+    if (count === 0) shift = v;
+    if (v < min) min = v;
+    if (v > max) max = v;
+    const d = v - shift;
+    s1 += d;
+    s2 += d * d;
+    count++;
   }
-  return { min, max, mean, std: Math.sqrt(ss / count), count };
+  if (count === 0) return { min: NaN, max: NaN, mean: NaN, std: NaN, count: 0 };
+  const m1 = s1 / count;
+  const variance = Math.max(0, s2 / count - m1 * m1);
+  return { min, max, mean: shift + m1, std: Math.sqrt(variance), count };
 }

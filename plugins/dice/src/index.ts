@@ -1,17 +1,37 @@
 /**
- * dice — soft Dice loss on one-hot moving labels warped (trilinearly) by the final field
+ * dice — Dice overlap of fixed and warped moving labels, per label and mean
  *
- * L = −mean over labels l ∉ ignore of 2Σ(ŝ_l·s_l) / max(Σ(ŝ_l + s_l), 1e-5), ŝ = one-hot moving labels warped with trilinear interpolation, s = one-hot fixed labels.
+ * Dice_l = 2|A∩B| / (|A|+|B|), A = {fixed == l}, B = {warped moving == l}; value = mean over labels.
+ * A label absent from both maps is NaN and left out of the mean (`absentAs: 'nan'`), or scored 0 and kept
+ * (`absentAs: 'zero'`, LLaMA-Reg's code). Labels: the `labels` option, else the experiment's list, else
+ * every non-zero label present in either map.
  */
-import { definePlugin, pluginModule, pythonEntry } from '@llmed/core';
+import { definePlugin, pluginModule } from '@llmed/core';
+import { chooseLabels, dice, requireLabelMaps, type AbsentLabelPolicy, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
 
-export const descriptor = definePlugin({
+export interface DiceOptions { labels?: number[]; absentAs: AbsentLabelPolicy }
+
+export const runtime: MetricRuntime<DiceOptions> = {
+  compute(input: MetricInput, options: Partial<DiceOptions> = {}): MetricResult {
+    const { fixed, warped, labels } = requireLabelMaps('dice', input);
+    const r = dice(fixed, warped, chooseLabels(options.labels, labels, fixed, warped), { absentAs: options.absentAs ?? 'nan' });
+    return { value: r.mean, perLabel: r.perLabel, unit: 'fraction', higherIsBetter: true };
+  },
+};
+
+export const descriptor = definePlugin<DiceOptions>({
   id: 'dice',
-  kind: 'Loss',
-  summary: 'soft Dice loss on one-hot moving labels warped (trilinearly) by the final field',
-  reference: 'LLM-Morph §2.4 (spec §2.6); MambaMorph Dice loss',
-  python: pythonEntry(import.meta.url, '../python', 'llmed_dice'),
-  options: { type: 'object', properties: { ignore: { type: 'array', items: { type: 'integer' }, default: [0] }, scaleWeights: { type: 'array', items: { type: 'number', minimum: 0 }, default: [1] } } },
+  kind: 'Metric',
+  summary: 'Dice overlap 2|A∩B|/(|A|+|B|) of fixed and warped labels, per label and mean',
+  reference: 'LLaMA-Reg §1.7, MambaMorph §2.9 (spec); absent label: NaN here, 0 in LLaMA-Reg (absentAs)',
+  options: {
+    type: 'object',
+    properties: {
+      labels: { type: 'array', items: { type: 'integer' }, description: 'labels to score (default: the experiment list, else all non-zero labels present)' },
+      absentAs: { enum: ['nan', 'zero'], default: 'nan', description: "a label absent from both maps: 'nan' (left out of the mean) or 'zero' (LLaMA-Reg)" },
+    },
+  },
+  runtime,
   example: { options: {}, inputs: {} },
 });
 

@@ -1,0 +1,233 @@
+"""The functions the TypeScript bridge calls (through pythonia).
+
+Every function returns a plain JSON-able dict ``{"ok": True, ...}`` or
+``{"ok": False, "kind", "message", "traceback", "where"?, "hint"?}`` and never raises: pythonia delivers
+Python exceptions to Node with an empty message, so errors travel as data. ``kind`` is an llmed error
+kind ('data', 'checkpoint', 'config', 'shape', 'nan', or 'bridge' for anything unexpected).
+
+Node calls :func:`invoke` (``invoke(name, json_args) -> json_text``): one bridge round trip per call,
+and the result arrives as a JSON string instead of a Python-object proxy that would need more round
+trips to read. Training runs in a background thread (train.py); Node starts it, then polls
+:func:`status` - no call here blocks for long except :func:`wait`, which takes a timeout.
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import platform
+import signal
+import sys
+import threading
+import traceback
+from pathlib import Path
+from typing import Any, Callable
+
+_trainer = None  # the current (or last) Trainer; one training run per Python process at a time
+_trainer_lock = threading.Lock()
+
+
+def _error(kind: str, message: str, tb: str | None = None, **extra: Any) -> dict:
+    out = {"ok": False, "kind": kind, "message": message, "traceback": tb}
+    out.update({k: v for k, v in extra.items() if v is not None})
+    return out
+
+
+def structured(fn: Callable[..., dict]) -> Callable[..., dict]:
+    """Turn any exception into an ``ok: false`` result carrying the llmed kind, message and traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> dict:
+        try:
+            result = fn(*args, **kwargs)
+            return {"ok": True, **(result or {})}
+        except Exception as err:
+            kind = getattr(err, "kind", None)
+            kind = kind if isinstance(kind, str) else "bridge"
+            message = str(err) or type(err).__name__
+            if kind == "bridge":
+                message = f"{type(err).__name__}: {message}"
+            return _error(kind, message, traceback.format_exc(), where=getattr(err, "where", None), hint=getattr(err, "hint", None))
+    return wrapper
+
+
+def _json_safe(value: Any) -> Any:
+    """Strict JSON for JavaScript's JSON.parse: non-finite floats become null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _read_json(path: str, what: str, kind: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        err = FileNotFoundError(f"{what} {path} does not exist")
+    except json.JSONDecodeError as e:
+        err = ValueError(f"{what} {path} is not valid JSON: {e}")
+    err.kind = kind  # type: ignore[attr-defined]
+    err.where = path  # type: ignore[attr-defined]
+    raise err
+
+
+# ---- bridge plumbing ----------------------------------------------------------------------------------
+
+@structured
+def add_import_paths(paths: list[str]) -> dict:
+    """Put the bridge package and each plugin's python root on sys.path (front, once each)."""
+    added = []
+    for p in paths:
+        p = os.path.abspath(p)
+        if p not in sys.path:
+            sys.path.insert(0, p)
+            added.append(p)
+    return {"added": added}
+
+
+@structured
+def ignore_interrupts() -> dict:
+    """Ctrl-C in a terminal sends SIGINT to Node *and* to this child. Node owns it (it asks the trainer to
+    stop and waits for the clean save), so Python ignores SIGINT. Must run in the main thread, which is
+    where pythonia executes calls."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return {"ignored": True}
+    return {"ignored": False}
+
+
+# ---- the API ------------------------------------------------------------------------------------------
+
+@structured
+def check_environment() -> dict:
+    import numpy
+    import torch
+    versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
+    for name in ("transformers", "peft", "safetensors", "gguf"):
+        try:
+            versions[name] = __import__(name).__version__
+        except Exception:
+            versions[name] = None
+    cuda = torch.cuda.is_available()
+    devices = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else []
+    return {
+        "versions": versions,
+        "executable": sys.executable,
+        "pid": os.getpid(),
+        "cudaAvailable": cuda,
+        "cudaVersion": torch.version.cuda,
+        "devices": devices,
+        "bf16": bool(cuda and torch.cuda.is_bf16_supported()),
+        "device": "cuda" if cuda else "cpu",
+        "threads": torch.get_num_threads(),
+    }
+
+
+@structured
+def start_training(run_dir: str, spec_path: str, config_path: str, prepared_dir: str, options_json: str = "{}") -> dict:
+    """Start a training run in a background thread and return at once; poll :func:`status`."""
+    global _trainer
+    from .train import Trainer
+
+    options = json.loads(options_json) if isinstance(options_json, str) else dict(options_json or {})
+    spec = _read_json(spec_path, "model spec", "config")
+    config = _read_json(config_path, "experiment config", "config")
+    with _trainer_lock:
+        if _trainer is not None and _trainer.alive:
+            err = RuntimeError(f"a training run is already going on in this Python process ({_trainer.run_dir})")
+            raise err
+        trainer = Trainer(run_dir, spec, config, prepared_dir, options)
+        _trainer = trainer
+        trainer.start()
+    return {"runDir": str(Path(run_dir).resolve()), "pid": os.getpid()}
+
+
+def _no_run() -> dict:
+    return _error("bridge", "no training run has been started in this Python process")
+
+
+def status() -> dict:
+    trainer = _trainer
+    if trainer is None:
+        return _no_run()
+    try:
+        return {"ok": True, **trainer.status()}
+    except Exception as err:  # status must never raise
+        return _error("bridge", f"{type(err).__name__}: {err}", traceback.format_exc())
+
+
+def stop() -> dict:
+    trainer = _trainer
+    if trainer is None:
+        return _no_run()
+    trainer.stop()
+    return {"ok": True, "stopping": trainer.alive}
+
+
+def wait(timeout_s: float = 10.0) -> dict:
+    """Wait up to ``timeout_s`` seconds for the run to end; returns its status either way."""
+    trainer = _trainer
+    if trainer is None:
+        return _no_run()
+    try:
+        return {"ok": True, **trainer.wait(float(timeout_s))}
+    except Exception as err:
+        return _error("bridge", f"{type(err).__name__}: {err}", traceback.format_exc())
+
+
+@structured
+def describe_model(spec_path: str, workspace_root: str | None = None) -> dict:
+    """Build the model of a spec and count its parameters, in total and per top-level part.
+    ``workspace_root`` resolves relative LLM checkpoint folders (default: the current directory)."""
+    import torch
+    from .assemble import build_model
+
+    spec = _read_json(spec_path, "model spec", "config")
+    torch.manual_seed(0)
+    model = build_model(spec, workspace_root)
+
+    def count(module: torch.nn.Module) -> dict:
+        seen, total, trainable = set(), 0, 0
+        for p in module.parameters():
+            if id(p) in seen:
+                continue
+            seen.add(id(p))
+            total += p.numel()
+            trainable += p.numel() if p.requires_grad else 0
+        return {"total": total, "trainable": trainable, "frozen": total - trainable}
+
+    parts = {name: count(child) for name, child in model.named_children()}
+    buffers = sum(b.numel() for b in model.buffers())
+    # Per spec node (path, id, cascade step, counts), when the assembled model can say.
+    nodes = model.describe().get("nodes", []) if hasattr(model, "describe") else []
+    return {"parameters": count(model), "parts": parts, "nodes": nodes, "buffers": buffers}
+
+
+API: dict[str, Callable[..., dict]] = {
+    "add_import_paths": add_import_paths,
+    "ignore_interrupts": ignore_interrupts,
+    "check_environment": check_environment,
+    "start_training": start_training,
+    "status": status,
+    "stop": stop,
+    "wait": wait,
+    "describe_model": describe_model,
+}
+
+
+def invoke(name: str, args_json: str = "[]") -> str:
+    """Bridge entry point: call API function ``name`` with the JSON list (positional) or object (keyword)
+    of arguments, and return the result as strict JSON text. Never raises."""
+    try:
+        fn = API.get(name)
+        if fn is None:
+            result = _error("bridge", f"unknown bridge function {name!r}; known: {', '.join(sorted(API))}")
+        else:
+            args = json.loads(args_json) if args_json else []
+            result = fn(**args) if isinstance(args, dict) else fn(*args)
+    except Exception as err:  # bad arguments (a TypeError from the call itself)
+        result = _error("bridge", f"{type(err).__name__}: {err}", traceback.format_exc())
+    return json.dumps(_json_safe(result))

@@ -1,0 +1,338 @@
+"""Training checkpoints: model tensors (safetensors), optimizer state (torch.save), JSON state.
+
+A checkpoint called ``<tag>`` (``last`` or ``best``) in ``<run>/checkpoints/`` is three files:
+
+* ``<tag>.safetensors`` - the model tensors that are not *base weights* (below), plus every persistent
+  buffer. Metadata: ``{"llmed.step": ..., "llmed.tag": ...}``.
+* ``<tag>.optim.pt`` - ``torch.save`` of ``{"step", "optimizer", "scaler"}``.
+* ``<tag>.json`` - step, cascade phase, best metric, RNG states (python, numpy, torch, cuda) and the names
+  of the two files above. Written last: it is the commit record of the checkpoint.
+
+**What is saved.** *Base weights* are the parameters that are frozen when the model is built (the
+pretrained LLM layers, loaded from their Hugging Face folder, or frozen random layers made from the
+run's seed). They never change during training, so they are not written again; every other parameter
+(adapters, encoders, decoder, position embeddings, LoRA factors - also those a cascade phase froze
+*after* training them) and every persistent buffer is. Instead of the base weights the JSON stores a
+SHA-256 fingerprint of them, and loading checks that the model it loads into has the same base
+weights, so a checkpoint can never be silently combined with other LLM weights.
+
+**Atomicity.** All three files are first written completely to ``<file>.tmp-<pid>`` (and fsynced);
+only then are they moved into place with ``os.replace``, the JSON last. An exception, Ctrl-C or a kill
+while writing leaves the previous checkpoint untouched and loadable. The one window left - a kill
+between the three renames, microseconds long - cannot produce a silent mix: each data file records
+the step it belongs to and loading checks that they agree with the JSON.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+CHECKPOINT_FORMAT = "llmed-checkpoint-v1"
+
+
+class CheckpointError(Exception):
+    """A checkpoint that is missing, incomplete or does not fit the model (llmed error kind 'checkpoint')."""
+
+    kind = "checkpoint"
+
+    def __init__(self, message: str, where: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.where = where
+        self.hint = hint
+
+
+# ----------------------------------------------------------------------------------------------------
+# Atomic file writes
+# ----------------------------------------------------------------------------------------------------
+
+def _write_temporary(path: str, write: Callable[[str], None]) -> str:
+    """``write`` to ``<path>.tmp-<pid>`` and flush it to disk; returns the temporary name."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    write(tmp)
+    with open(tmp, "rb+") as f:  # the bytes must be on disk before a name points at them
+        os.fsync(f.fileno())
+    return tmp
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
+    """Run ``write(tmp_path)``, then ``os.replace(tmp_path, path)``; on any failure remove the temporary
+    file and re-raise, leaving ``path`` as it was."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    try:
+        _write_temporary(path, write)
+        os.replace(tmp, path)
+    except BaseException:
+        _remove_quietly(tmp)
+        raise
+
+
+def atomic_write_group(writes: list[tuple[str | os.PathLike[str], Callable[[str], None]]]) -> None:
+    """Write several files as one checkpoint: every file goes to its temporary name first; only when all
+    are complete are they renamed, in order (put the commit record last). A failure while writing
+    renames nothing, so the previous files stay as they were."""
+    staged: list[tuple[str, str]] = []
+    try:
+        for path, write in writes:
+            path = os.fspath(path)
+            staged.append((f"{path}.tmp-{os.getpid()}", path))
+            _write_temporary(path, write)
+        for tmp, path in staged:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in staged:
+            _remove_quietly(tmp)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    def write(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(text)
+    atomic_write(path, write)
+
+
+def atomic_write_json(path: str | os.PathLike[str], value: Any) -> None:
+    atomic_write_text(path, json.dumps(value, indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------------------------------
+# Which tensors a checkpoint holds
+# ----------------------------------------------------------------------------------------------------
+
+def frozen_parameter_names(model: nn.Module) -> list[str]:
+    """Names of the parameters frozen right now; call it right after building the model to get the
+    base weights. Shared parameters are listed once (under their first name)."""
+    return [name for name, p in model.named_parameters() if not p.requires_grad]
+
+
+def base_fingerprint(model: nn.Module, base_names: Iterable[str]) -> str:
+    """SHA-256 over the names, shapes, dtypes and bytes of the base weights (a few seconds for an 8B
+    layer pair; computed once per run)."""
+    params = dict(model.named_parameters())
+    digest = hashlib.sha256()
+    for name in sorted(base_names):
+        t = params[name].detach()
+        digest.update(f"{name}|{tuple(t.shape)}|{t.dtype}|".encode())
+        # bf16/fp16 have no numpy dtype; hash their raw bits through an int16 view instead.
+        data = t.cpu().contiguous()
+        if data.dtype in (torch.bfloat16, torch.float16):
+            data = data.view(torch.int16)
+        digest.update(data.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def checkpoint_tensors(model: nn.Module, base_names: Iterable[str]) -> dict[str, torch.Tensor]:
+    """Every parameter except the base weights, plus persistent buffers, as contiguous CPU copies.
+
+    Parameters shared between modules (a config's ``share``) appear once, under their first name; safetensors
+    refuses aliased tensors and loading restores the shared module through that one name.
+    """
+    base = set(base_names)
+    persistent = set(model.state_dict(keep_vars=True).keys())
+    out: dict[str, torch.Tensor] = {}
+    for name, p in model.named_parameters():
+        if name not in base:
+            out[name] = p.detach().cpu().clone().contiguous()
+    for name, b in model.named_buffers():
+        if name in persistent:
+            out[name] = b.detach().cpu().clone().contiguous()
+    return out
+
+
+def _expected_names(model: nn.Module, base_names: Iterable[str]) -> set[str]:
+    return set(checkpoint_tensor_names(model, base_names))
+
+
+def checkpoint_tensor_names(model: nn.Module, base_names: Iterable[str]) -> list[str]:
+    base = set(base_names)
+    persistent = set(model.state_dict(keep_vars=True).keys())
+    names = [n for n, _ in model.named_parameters() if n not in base]
+    names += [n for n, _ in model.named_buffers() if n in persistent]
+    return names
+
+
+# ----------------------------------------------------------------------------------------------------
+# RNG state <-> JSON
+# ----------------------------------------------------------------------------------------------------
+
+def _b64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
+
+
+def _from_b64(s: str) -> torch.Tensor:
+    return torch.frombuffer(bytearray(base64.b64decode(s)), dtype=torch.uint8).clone()
+
+
+def capture_rng_state() -> dict[str, Any]:
+    py_version, py_state, py_gauss = random.getstate()
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
+    state: dict[str, Any] = {
+        "python": [py_version, list(py_state), py_gauss],
+        "numpy": [np_name, base64.b64encode(np.asarray(np_keys, dtype="<u4").tobytes()).decode("ascii"), int(np_pos),
+                  int(np_has_gauss), float(np_gauss)],
+        "torch": _b64(torch.get_rng_state()),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = [_b64(s) for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    py_version, py_state, py_gauss = state["python"]
+    random.setstate((py_version, tuple(py_state), py_gauss))
+    np_name, np_keys, np_pos, np_has_gauss, np_gauss = state["numpy"]
+    keys = np.frombuffer(base64.b64decode(np_keys), dtype="<u4").astype(np.uint32)
+    np.random.set_state((np_name, keys, np_pos, np_has_gauss, np_gauss))
+    torch.set_rng_state(_from_b64(state["torch"]))
+    if "cuda" in state and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all([_from_b64(s) for s in state["cuda"]])
+
+
+# ----------------------------------------------------------------------------------------------------
+# Save / load
+# ----------------------------------------------------------------------------------------------------
+
+def checkpoint_paths(checkpoint_dir: str | os.PathLike[str], tag: str) -> dict[str, Path]:
+    d = Path(checkpoint_dir)
+    return {"tensors": d / f"{tag}.safetensors", "optim": d / f"{tag}.optim.pt", "json": d / f"{tag}.json"}
+
+
+def save_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: nn.Module, base_names: Iterable[str],
+                    base_sha256: str, step: int, state: dict[str, Any], optimizer: torch.optim.Optimizer | None = None,
+                    scaler: Any = None) -> dict[str, Path]:
+    """Write checkpoint ``tag`` (see the module doc). ``state`` goes into the JSON (phase, best metric,
+    total steps, ...); RNG states are captured here."""
+    from safetensors.torch import save_file
+
+    base_names = list(base_names)
+    paths = checkpoint_paths(checkpoint_dir, tag)
+    paths["json"].parent.mkdir(parents=True, exist_ok=True)
+    tensors = checkpoint_tensors(model, base_names)
+    meta = {"llmed.step": str(step), "llmed.tag": tag, "format": "pt"}
+    record = {
+        "format": CHECKPOINT_FORMAT,
+        "tag": tag,
+        "step": step,
+        **state,
+        "tensors": paths["tensors"].name,
+        "optimizer": paths["optim"].name if optimizer is not None else None,
+        "baseWeights": {"count": len(base_names), "sha256": base_sha256},
+        "rng": capture_rng_state(),
+    }
+    writes: list[tuple[Path, Callable[[str], None]]] = [(paths["tensors"], lambda tmp: save_file(tensors, tmp, metadata=meta))]
+    if optimizer is not None:
+        blob = {"step": step, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None}
+        writes.append((paths["optim"], lambda tmp: torch.save(blob, tmp)))
+
+    def write_record(tmp: str) -> None:
+        with open(tmp, "w") as f:
+            f.write(json.dumps(record, indent=2) + "\n")
+
+    writes.append((paths["json"], write_record))
+    atomic_write_group(writes)
+    return paths
+
+
+def read_checkpoint_record(checkpoint_dir: str | os.PathLike[str], tag: str) -> dict[str, Any]:
+    paths = checkpoint_paths(checkpoint_dir, tag)
+    if not Path(checkpoint_dir).is_dir():
+        raise CheckpointError("no checkpoints folder", where=str(checkpoint_dir),
+                              hint="train first (`llmed train <experiment>`), or name a run folder that has checkpoints/")
+    try:
+        record = json.loads(paths["json"].read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"no '{tag}' checkpoint", where=str(paths["json"]),
+                              hint="the run stopped before its first checkpoint; start a new run instead of resuming") from None
+    except json.JSONDecodeError as err:
+        raise CheckpointError(f"checkpoint record is not valid JSON ({err})", where=str(paths["json"])) from None
+    if record.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"not an llmed checkpoint record (format {record.get('format')!r})", where=str(paths["json"]))
+    return record
+
+
+def load_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: nn.Module, base_names: Iterable[str],
+                    base_sha256: str | None = None, optimizer: torch.optim.Optimizer | None = None, scaler: Any = None,
+                    restore_rng: bool = False, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load checkpoint ``tag`` into ``model`` (and ``optimizer``/``scaler`` when given); returns the JSON
+    record. ``base_sha256`` (the model's current base-weight fingerprint) is checked against the record
+    when given."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    record = read_checkpoint_record(checkpoint_dir, tag)
+    paths = checkpoint_paths(checkpoint_dir, tag)
+    step = int(record["step"])
+    if not paths["tensors"].exists():
+        raise CheckpointError(f"'{tag}' record exists but {paths['tensors'].name} is missing", where=str(paths["tensors"]))
+    with safe_open(str(paths["tensors"]), framework="pt") as f:
+        file_step = (f.metadata() or {}).get("llmed.step")
+    if file_step is not None and int(file_step) != step:
+        raise CheckpointError(f"{paths['tensors'].name} is from step {file_step} but {paths['json'].name} says step {step}: "
+                              "the process was killed between the two renames of a checkpoint write",
+                              where=str(paths["tensors"]), hint="use the other checkpoint (best/last) or restart the run")
+    want = record.get("baseWeights", {}).get("sha256")
+    if base_sha256 is not None and want is not None and want != base_sha256:
+        raise CheckpointError("the model's frozen base weights (LLM layers) differ from those the checkpoint was trained with",
+                              where=str(paths["json"]),
+                              hint="build the model from the run's own spec.json with the run's seed, and keep the LLM checkpoint folder unchanged")
+    tensors = load_file(str(paths["tensors"]), device=str(map_location))
+    expected = _expected_names(model, base_names)
+    missing = sorted(expected - set(tensors))
+    unexpected = sorted(set(tensors) - expected)
+    if missing or unexpected:
+        detail = []
+        if missing:
+            detail.append(f"{len(missing)} model tensors are not in it (first: {missing[0]})")
+        if unexpected:
+            detail.append(f"{len(unexpected)} of its tensors are not in the model (first: {unexpected[0]})")
+        raise CheckpointError(f"checkpoint does not fit this model: {'; '.join(detail)}", where=str(paths["tensors"]),
+                              hint="the spec changed since the checkpoint was written; load it with the run's own spec.json")
+    bad_shape = [n for n, t in tensors.items() if tuple(t.shape) != tuple(_lookup(model, n).shape)]
+    if bad_shape:
+        n = bad_shape[0]
+        raise CheckpointError(f"tensor {n} has shape {tuple(tensors[n].shape)} in the checkpoint, {tuple(_lookup(model, n).shape)} in the model",
+                              where=str(paths["tensors"]))
+    with torch.no_grad():
+        for name, value in tensors.items():
+            target = _lookup(model, name)
+            target.copy_(value.to(device=target.device, dtype=target.dtype))
+    if optimizer is not None or scaler is not None:
+        if not paths["optim"].exists():
+            raise CheckpointError(f"optimizer state {paths['optim'].name} is missing", where=str(paths["optim"]))
+        blob = torch.load(paths["optim"], map_location=map_location, weights_only=False)
+        if int(blob.get("step", -1)) != step:
+            raise CheckpointError(f"{paths['optim'].name} is from step {blob.get('step')} but the record says step {step}",
+                                  where=str(paths["optim"]), hint="restart the run; the checkpoint write was interrupted")
+        if optimizer is not None:
+            try:
+                optimizer.load_state_dict(blob["optimizer"])
+            except (ValueError, KeyError) as err:
+                raise CheckpointError(f"optimizer state does not fit: {err}", where=str(paths["optim"])) from None
+        if scaler is not None and blob.get("scaler"):
+            scaler.load_state_dict(blob["scaler"])
+    if restore_rng and "rng" in record:
+        restore_rng_state(record["rng"])
+    return record
+
+
+def _lookup(model: nn.Module, name: str) -> torch.Tensor:
+    module_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(module_name) if module_name else model
+    return getattr(module, attr)

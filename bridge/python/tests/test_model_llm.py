@@ -1,0 +1,220 @@
+"""llmed.llm: loading chosen decoder layers from local HF checkpoints, call semantics, freezing, LoRA."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+import torch
+
+import llmed.llm as llm_mod
+from llmed.llm import CheckpointError, LLMOptionsError, build_decoder_stack, merge_lora
+
+FAMILIES = ["llama2", "llama3", "phi3", "qwen2"]
+
+
+def hf_hidden_states(folder, x):
+    from transformers import AutoModel
+
+    full = AutoModel.from_pretrained(str(folder)).eval()
+    with torch.no_grad():
+        return full(inputs_embeds=x, output_hidden_states=True).hidden_states
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_layers_match_transformers_full_model(family, tiny_checkpoint):
+    folder = tiny_checkpoint(family, layers=3)
+    torch.manual_seed(0)
+    hs = hf_hidden_states(folder, torch.randn(2, 12, 64))
+    for i in range(3):
+        last = i == 2  # transformers applies the model's final norm to the last hidden state
+        stack = build_decoder_stack(family, dict(checkpoint=str(folder), layers=[i], hiddenSize=64, attention="causal",
+                                                 rope=True, finalNorm="checkpoint" if last else "none")).eval()
+        with torch.no_grad():
+            ours = stack(hs[i])
+        assert torch.allclose(ours, hs[i + 1], atol=1e-5), (family, i, (ours - hs[i + 1]).abs().max())
+        assert all(not p.requires_grad for p in stack.parameters())
+
+
+def test_sharded_checkpoint_opens_only_the_shards_of_the_asked_layers(tiny_checkpoint, monkeypatch):
+    folder = tiny_checkpoint("llama3", sharded=True, layers=3)
+    weight_map = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
+    shards_of_layer1 = {f for k, f in weight_map.items() if k.startswith("model.layers.1.")}
+    assert len(set(weight_map.values())) > len(shards_of_layer1)  # the fixture really spreads layers out
+
+    opened = []
+    real_open = llm_mod.safe_open
+
+    def recording_open(path, *a, **kw):
+        opened.append(str(path))
+        return real_open(path, *a, **kw)
+
+    monkeypatch.setattr(llm_mod, "safe_open", recording_open)
+    stack = build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[1], hiddenSize=64))
+    assert {p.rsplit("/", 1)[-1] for p in opened} == shards_of_layer1
+    assert set(stack.files_opened) == shards_of_layer1
+    assert stack.keys_read == sorted(k for k in weight_map if k.startswith("model.layers.1."))
+    assert len(stack.keys_read) == 9  # q, k, v, o, gate, up, down, two norms
+    # loaded values are the checkpoint's
+    from safetensors import safe_open
+
+    key = "model.layers.1.self_attn.q_proj.weight"
+    with safe_open(str(folder / weight_map[key]), "pt") as f:
+        assert torch.equal(stack.layers[0].self_attn.q_proj.weight, f.get_tensor(key))
+
+
+def test_bidirectional_attention_lets_later_tokens_change_earlier_outputs(tiny_checkpoint):
+    folder = tiny_checkpoint("llama3")
+    torch.manual_seed(1)
+    x = torch.randn(1, 8, 64)
+    y = x.clone()
+    y[0, -1] += 1.0  # change only the last token
+    bi = build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[0], attention="bidirectional"))
+    causal = build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[0], attention="causal"))
+    with torch.no_grad():
+        assert not torch.allclose(bi(x)[0, 0], bi(y)[0, 0], atol=1e-6)
+        assert torch.allclose(causal(x)[0, :-1], causal(y)[0, :-1], atol=1e-6)
+
+
+def test_without_rope_bidirectional_layer_is_permutation_equivariant(tiny_checkpoint):
+    # no rotary rotation and no mask: the layer is a set encoder, token order does not matter
+    folder = tiny_checkpoint("qwen2")
+    x = torch.randn(1, 10, 64)
+    perm = torch.randperm(10)
+    plain = build_decoder_stack("qwen2", dict(checkpoint=str(folder), layers=[0, 1], rope=False))
+    roped = build_decoder_stack("qwen2", dict(checkpoint=str(folder), layers=[0, 1], rope=True))
+    with torch.no_grad():
+        assert torch.allclose(plain(x)[:, perm], plain(x[:, perm]), atol=1e-5)
+        assert not torch.allclose(roped(x)[:, perm], roped(x[:, perm]), atol=1e-4)
+
+
+def test_final_norm_ones_is_an_unweighted_rmsnorm(tiny_checkpoint):
+    folder = tiny_checkpoint("llama2")
+    stack = build_decoder_stack("llama2", dict(checkpoint=str(folder), layers=[0], finalNorm="ones"))
+    assert torch.equal(stack.final_norm.weight, torch.ones(64))
+    with torch.no_grad():
+        out = stack(torch.randn(2, 5, 64))
+    assert torch.allclose(out.pow(2).mean(-1), torch.ones(2, 5), atol=1e-3)
+
+
+def test_random_init_reads_no_tensors(tiny_checkpoint):
+    folder = tiny_checkpoint("phi3")
+    stack = build_decoder_stack("phi3", dict(checkpoint=str(folder), layers=[0], init="random"))
+    assert stack.keys_read == [] and stack.files_opened == []
+    loaded = build_decoder_stack("phi3", dict(checkpoint=str(folder), layers=[0]))
+    assert not torch.equal(stack.layers[0].self_attn.qkv_proj.weight, loaded.layers[0].self_attn.qkv_proj.weight)
+
+
+def test_trainable_option_unfreezes_the_layers(tiny_checkpoint):
+    folder = tiny_checkpoint("llama3")
+    stack = build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[0], trainable=True))
+    assert all(p.requires_grad for p in stack.parameters())
+
+
+@pytest.mark.parametrize("family,targets", [("llama3", ["q_proj", "k_proj", "v_proj"]), ("phi3", ["qkv_proj"])])
+def test_lora_trains_only_adapters_and_leaves_base_weights_bit_identical(family, targets, tiny_checkpoint):
+    folder = tiny_checkpoint(family)
+    torch.manual_seed(0)
+    stack = build_decoder_stack(family, dict(checkpoint=str(folder), layers=[0, 1],
+                                             lora=dict(rank=4, alpha=8, dropout=0.0, targets=targets)))
+    trainable = {n for n, p in stack.named_parameters() if p.requires_grad}
+    assert trainable and all("lora_" in n for n in trainable)
+    assert len(trainable) == 2 * 2 * len(targets)  # A and B per target per layer
+    frozen_before = {n: p.detach().clone() for n, p in stack.named_parameters() if not p.requires_grad}
+    x, target = torch.randn(2, 6, 64), torch.randn(2, 6, 64)
+    opt = torch.optim.Adam([p for p in stack.parameters() if p.requires_grad], lr=1e-2)
+    losses = []
+    for _ in range(4):
+        opt.zero_grad()
+        loss = torch.mean((stack(x) - target) ** 2)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    for n, p in stack.named_parameters():
+        if n in frozen_before:
+            assert torch.equal(p, frozen_before[n]), n
+    # merging folds the adapters into the base weights: same function, plain nn.Linear layers again
+    with torch.no_grad():
+        before = stack(x)
+    assert merge_lora(stack) == 2 * len(targets)
+    assert not any("lora_" in n for n, _ in stack.named_parameters())
+    with torch.no_grad():
+        assert torch.allclose(stack(x), before, atol=1e-5)
+
+
+def test_lora_rejects_targets_the_family_does_not_have(tiny_checkpoint):
+    folder = tiny_checkpoint("phi3")
+    with pytest.raises(LLMOptionsError, match="q_proj"):
+        build_decoder_stack("phi3", dict(checkpoint=str(folder), layers=[0], lora=dict(rank=2, alpha=2, targets=["q_proj"])))
+
+
+def test_missing_folder_says_what_to_put_where(tmp_path):
+    missing = tmp_path / "Meta-Llama-3-8B"
+    with pytest.raises(CheckpointError) as e:
+        build_decoder_stack("llama3", dict(checkpoint=str(missing), layers=[15]))
+    msg = str(e.value)
+    assert str(missing) in msg and "config.json" in msg and ".safetensors" in msg and "meta-llama/Meta-Llama-3-8B" in msg
+    assert e.value.kind == "checkpoint"
+
+
+def test_missing_shard_is_named(tiny_checkpoint, tmp_path):
+    src = tiny_checkpoint("llama3", sharded=True, layers=3)
+    folder = tmp_path / "ckpt"
+    shutil.copytree(src, folder)
+    weight_map = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
+    shard = weight_map["model.layers.2.mlp.up_proj.weight"]
+    (folder / shard).unlink()
+    build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[0]))  # layer 0 does not need it
+    with pytest.raises(CheckpointError, match=shard):
+        build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[2]))
+
+
+def test_layer_index_out_of_range_and_hidden_size_mismatch(tiny_checkpoint):
+    folder = tiny_checkpoint("qwen2")
+    with pytest.raises(LLMOptionsError, match=r"layer index 5 is out of range.*2 layers"):
+        build_decoder_stack("qwen2", dict(checkpoint=str(folder), layers=[5]))
+    with pytest.raises(LLMOptionsError, match="hiddenSize 3584 .* hidden_size is 64"):
+        build_decoder_stack("qwen2", dict(checkpoint=str(folder), layers=[0], hiddenSize=3584))
+    with pytest.raises(LLMOptionsError, match="32 wide"):
+        build_decoder_stack("qwen2", dict(checkpoint=str(folder), layers=[0]), {"tokens": {"width": 32}})
+
+
+def test_wrong_family_and_incomplete_layer_are_clear_errors(tiny_checkpoint, tmp_path):
+    folder = tiny_checkpoint("qwen2")
+    with pytest.raises(CheckpointError, match="model_type 'qwen2'.*not a Phi-3"):
+        build_decoder_stack("phi3", dict(checkpoint=str(folder), layers=[0]))
+    # a checkpoint whose layer lacks a tensor: strict loading names the missing key
+    from safetensors.torch import load_file, save_file
+
+    broken = tmp_path / "broken"
+    shutil.copytree(folder, broken)
+    tensors = load_file(str(broken / "model.safetensors"))
+    del tensors["model.layers.0.self_attn.k_proj.bias"]
+    save_file(tensors, str(broken / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(CheckpointError, match=r"missing self_attn\.k_proj\.bias"):
+        build_decoder_stack("qwen2", dict(checkpoint=str(broken), layers=[0]))
+
+
+def test_relative_checkpoint_resolves_against_the_workspace_root(tiny_checkpoint, monkeypatch):
+    folder = tiny_checkpoint("llama2")
+    monkeypatch.setenv("LLMED_WORKSPACE_ROOT", str(folder.parent))
+    stack = build_decoder_stack("llama2", dict(checkpoint=folder.name, layers=[1]))
+    assert stack.checkpoint == str(folder)
+
+
+def test_fixture_cli_writes_a_loadable_checkpoint(tmp_path):
+    # the TypeScript tests call this CLI to get tiny checkpoints of their own
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    python_root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "tiny-phi3"
+    r = subprocess.run([sys.executable, "-m", "tests.fixtures", "phi3", str(out), "--sharded", "--layers", "2"],
+                       cwd=python_root, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    info = json.loads(r.stdout.strip().splitlines()[-1])
+    assert info["family"] == "phi3" and info["hidden_size"] == 64 and "model.safetensors.index.json" in info["files"]
+    stack = build_decoder_stack("phi3", dict(checkpoint=str(out), layers=[1], hiddenSize=64))
+    assert stack.layers[0].self_attn.qkv_proj.weight.shape == (64 + 2 * 32, 64)

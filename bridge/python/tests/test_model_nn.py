@@ -1,0 +1,166 @@
+"""llmed.nn: warping convention, field resampling, token reshapes, the multiscale decoder."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from llmed.nn import (ConvBlock, DownConv, MultiscaleDecoder, SpatialTransformer, TokenInstanceNorm, identity_grid,
+                      resize_image, tokens_from_volume, torch_spatial, unshuffle_tokens, upsample_field, volume_from_tokens,
+                      warp)
+
+
+def ramp_volume(k=5, j=6, i=7):
+    """image[k, j, i] = 100k + 10j + i: every voxel's value spells out its (k, j, i) index."""
+    kk, jj, ii = torch.meshgrid(torch.arange(k), torch.arange(j), torch.arange(i), indexing="ij")
+    return (100 * kk + 10 * jj + ii).float()[None, None]
+
+
+@pytest.mark.parametrize("channel,axis", [(0, 4), (1, 3), (2, 2)])
+def test_warp_constant_shift_moves_along_the_channel_s_nifti_axis(channel, axis):
+    # field channel 0 = displacement along i (last torch axis), 1 along j, 2 along k — no channel flip
+    img = ramp_volume()
+    field = torch.zeros(1, 3, *img.shape[2:])
+    field[:, channel] = 1.0
+    out = warp(img, field)
+    n = img.shape[axis]
+    inner = out.narrow(axis, 0, n - 1)
+    expected = img.narrow(axis, 1, n - 1)  # out(p) = img(p + e_c)
+    assert torch.allclose(inner, expected, atol=1e-4)
+    assert torch.all(out.narrow(axis, n - 1, 1) < 0.5 * img.narrow(axis, n - 1, 1) + 1e-3)  # beyond the edge: zeros padding blends in
+
+
+def test_warp_fractional_shift_interpolates_linearly():
+    img = ramp_volume()
+    field = torch.zeros(1, 3, *img.shape[2:])
+    field[:, 0] = 0.25  # along i, where the ramp has slope 1
+    field[:, 2] = -0.5  # along k, slope 100
+    out = warp(img, field)
+    expected = img + 0.25 - 50.0
+    assert torch.allclose(out[..., 1:, :, :-1], expected[..., 1:, :, :-1], atol=1e-3)
+
+
+def test_warp_nearest_picks_the_nearest_voxel():
+    img = ramp_volume()
+    field = torch.zeros(1, 3, *img.shape[2:])
+    field[:, 1] = 0.8
+    out = warp(img, field, mode="nearest")
+    assert torch.equal(out[..., :-1, :], img[..., 1:, :])
+
+
+def test_coarse_field_samples_the_full_image_like_the_corner_aligned_resize():
+    img = torch.rand(1, 1, 16, 12, 8)
+    zero = torch.zeros(1, 3, 4, 3, 2)
+    assert torch.allclose(warp(img, zero), resize_image(img, (4, 3, 2)), atol=1e-5)
+    # a one-voxel shift on the coarse grid moves by (N−1)/(n−1) full-res voxels along that axis
+    shift = zero.clone()
+    shift[:, 0] = 1.0
+    out = warp(img, shift)  # coarse i = 0 shifted by one coarse voxel reads coarse i = 1 = full-res i = 7
+    assert torch.allclose(out[0, 0, :, :, 0], resize_image(img, (4, 3, 2))[0, 0, :, :, 1], atol=1e-5)
+
+
+def test_spatial_transformer_caches_its_grid_per_size():
+    st = SpatialTransformer()
+    img = torch.rand(1, 1, 4, 4, 4)
+    st(img, torch.zeros(1, 3, 4, 4, 4))
+    st(img, torch.zeros(1, 3, 2, 2, 2))
+    st(img.expand(2, -1, -1, -1, -1), torch.zeros(2, 3, 4, 4, 4))
+    assert len(st._grids) == 2
+    assert st.state_dict() == {}
+
+
+def test_identity_grid_channels_are_i_j_k():
+    g = identity_grid((2, 3, 4))
+    assert g.shape == (1, 2, 3, 4, 3)
+    assert g[0, 1, 2, 3].tolist() == [3.0, 2.0, 1.0]  # (i, j, k) at torch index (k=1, j=2, i=3)
+
+
+def test_upsample_field_rescales_by_the_corner_aligned_factor_unless_reproducing_the_bug():
+    # Channel c lives along NIfTI axis c = torch axis (2 - c); a (K,J,I) = (2,3,4) grid doubled to (4,6,8)
+    # scales channel 0 (I: 4→8) by 7/3, channel 1 (J: 3→6) by 5/2, channel 2 (K: 2→4) by 3/1.
+    f = torch.ones(1, 3, 2, 3, 4)
+    up = upsample_field(f)
+    assert up.shape == (1, 3, 4, 6, 8)
+    for c, factor in enumerate([7 / 3, 5 / 2, 3.0]):
+        assert torch.allclose(up[:, c], torch.full_like(up[:, c], factor))
+    assert torch.allclose(upsample_field(f, rescale=False), torch.ones_like(up))
+    aniso = upsample_field(f, size=(2, 6, 12))
+    assert torch.allclose(aniso[:, 0], torch.full_like(aniso[:, 0], 11 / 3))
+    assert torch.allclose(aniso[:, 1], torch.full_like(aniso[:, 1], 5 / 2))
+    assert torch.allclose(aniso[:, 2], torch.full_like(aniso[:, 2], 1.0))
+
+
+def test_tokens_flatten_with_i_fastest_and_unshuffle_layout():
+    vol = ramp_volume(2, 3, 4)
+    t = tokens_from_volume(vol)
+    assert t.shape == (1, 24, 1)
+    assert t[0, :5, 0].tolist() == [0.0, 1.0, 2.0, 3.0, 10.0]
+    assert torch.equal(volume_from_tokens(t, (2, 3, 4)), vol)
+    # unshuffle: token (k, j, i) holds a C×2×2×2 block that lands at (2k + d, 2j + h, 2i + w)
+    grid = (1, 2, 2)
+    c, b = 3, 2
+    tokens = torch.arange(4 * c * 8, dtype=torch.float32).view(1, 4, c * 8)
+    vol = unshuffle_tokens(tokens, grid, b)
+    assert vol.shape == (1, c, 2, 4, 4)
+    token, ch, d, h, w = 3, 2, 1, 0, 1  # token 3 = (k 0, j 1, i 1)
+    assert vol[0, ch, 0 * 2 + d, 1 * 2 + h, 1 * 2 + w] == tokens[0, token, ch * 8 + d * 4 + h * 2 + w]
+
+
+def test_token_instance_norm_normalises_each_channel_over_tokens():
+    x = torch.randn(2, 10, 6) * 3 + torch.arange(6.0)
+    y = TokenInstanceNorm(6)(x)
+    assert torch.allclose(y.mean(dim=1), torch.zeros(2, 6), atol=1e-5)
+    assert torch.allclose(y.var(dim=1, unbiased=False), torch.ones(2, 6), atol=1e-3)
+    assert not torch.allclose(y.mean(dim=2), torch.zeros(2, 10), atol=1e-3)
+
+
+def test_conv_blocks_shapes():
+    x = torch.rand(1, 2, 8, 8, 8)
+    assert ConvBlock(2, 5)(x).shape == (1, 5, 8, 8, 8)
+    assert DownConv(2, 5)(x).shape == (1, 5, 4, 4, 4)
+    assert torch_spatial([64, 80, 48]) == (48, 80, 64)
+
+
+def _decoder_inputs(spatial=(16, 16, 8), chans=(2, 4, 4, 8, 8), stage_ch=(8, 4, 2, 1)):
+    levels = [{"scale": 2 ** l, "channels": c, "spatial": [n // 2 ** l for n in spatial]} for l, c in enumerate(chans)]
+    stages = [{"scale": 8 // 2 ** k, "channels": c, "spatial": [n * 2 ** k // 8 for n in spatial]} for k, c in enumerate(stage_ch)]
+    mk = lambda c, sp: torch.rand(1, c, *torch_spatial(sp))  # noqa: E731
+    mp = [mk(l["channels"], l["spatial"]) for l in levels]
+    fp = [mk(l["channels"], l["spatial"]) for l in levels]
+    maps = [mk(s["channels"], s["spatial"]) for s in stages]
+    moving = mk(1, spatial)
+    return levels, stages, moving, mp, fp, maps
+
+
+def test_multiscale_decoder_fields_are_upsampled_previous_plus_residual():
+    levels, stages, moving, mp, fp, maps = _decoder_inputs()
+    for rescale in (True, False):
+        dec = MultiscaleDecoder(levels, stages, flow_hidden=4, rescale_upsampled_field=rescale)
+        out = dec(moving, None, mp, fp, maps)
+        assert [tuple(f.shape) for f in out["fields"]] == [(1, 3, 2, 4, 4), (1, 3, 4, 8, 8), (1, 3, 8, 16, 16)]
+        # zero the finest residual head: the full-res field must be exactly the upsampled 1/2 field
+        with torch.no_grad():
+            for p in dec.flow[-1][-1].parameters():
+                p.zero_()
+        out = dec(moving, None, mp, fp, maps)
+        assert torch.allclose(out["fields"][-1], upsample_field(out["fields"][-2], rescale), atol=1e-6)
+        assert torch.allclose(out["warped"][-1], warp(moving, out["fields"][-1]))
+
+
+def test_cascade_step_adds_its_residual_to_the_previous_step_per_scale():
+    levels, stages, moving, mp, fp, maps = _decoder_inputs()
+    first = MultiscaleDecoder(levels, stages, flow_hidden=4)
+    later = MultiscaleDecoder(levels, stages, flow_hidden=4, fuse_previous=True)
+    prev = first(moving, None, mp, fp, maps)
+    with torch.no_grad():
+        for head in list(later.flow)[1:]:
+            for p in head[-1].parameters():
+                p.zero_()
+    out = later(moving, None, None, None, maps, previous=prev)
+    for a, b in zip(out["fields"], prev["fields"]):
+        assert torch.allclose(a, b)
+
+
+def test_decoder_rejects_stage_scales_that_do_not_halve():
+    levels, stages, *_ = _decoder_inputs()
+    with pytest.raises(ValueError, match="halve"):
+        MultiscaleDecoder(levels, [stages[0], stages[2], stages[3]])

@@ -1,0 +1,237 @@
+"""Registry walk: every plugin with a python package builds from its TypeScript descriptor's `example` and
+runs forward + backward on random inputs of the example shapes.
+
+The examples come, in order of preference, from
+1. the CLI: ``node packages/cli/bin/llmed.mjs plugins list --json``;
+2. the descriptors themselves, loaded with tsx (``plugins/*/src/index.ts``, options default-filled by
+   ``@llmed/core``'s ``pluginOptions`` — what the composer does);
+3. ``tests/plugin_examples.json``, a snapshot of 2 for machines without Node. Regenerate it with
+   ``python tests/test_model_plugins.py --write-examples``.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[3]
+PLUGINS = REPO / "plugins"
+SNAPSHOT = Path(__file__).resolve().parent / "plugin_examples.json"
+
+TSX_SCRIPT = r"""
+(async () => {
+  const { readdirSync, existsSync } = await import('node:fs');
+  const core = await import(%(core)s);
+  const root = %(plugins)s;
+  const out = [];
+  for (const dir of readdirSync(root).sort()) {
+    const idx = `${root}/${dir}/src/index.ts`;
+    if (!existsSync(idx)) continue;
+    const d = (await import(idx)).descriptor;
+    if (!d) continue;
+    const options = core.pluginOptions(d, d.example.options, `${d.id}.example`);
+    const python = d.python ? { root: `plugins/${dir}/python`, module: d.python.module, factory: d.python.factory } : null;
+    out.push({ id: d.id, kind: d.kind, options, inputs: d.example.inputs, python });
+  }
+  process.stdout.write(JSON.stringify(out, null, 1));
+})().catch((e) => { console.error(e); process.exit(1); });
+"""
+
+
+def _run_json(cmd: list[str]) -> list | None:
+    try:
+        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if r.returncode != 0:
+        return None
+    try:
+        data = json.loads(r.stdout)
+    except json.JSONDecodeError:
+        return None
+    ok = isinstance(data, list) and data and all(isinstance(x, dict) and "id" in x and "kind" in x for x in data)
+    return data if ok else None
+
+
+def examples_via_cli() -> list | None:
+    cli = REPO / "packages/cli/bin/llmed.mjs"
+    node = shutil.which("node")
+    if not cli.is_file() or not node:
+        return None
+    return _run_json([node, str(cli), "plugins", "list", "--json"])
+
+
+def examples_via_tsx() -> list | None:
+    tsx = REPO / "node_modules/.bin/tsx"
+    if not tsx.exists():
+        return None
+    script = TSX_SCRIPT % {"core": json.dumps(str(REPO / "packages/core/src/index.ts")), "plugins": json.dumps(str(PLUGINS))}
+    return _run_json([str(tsx), "-e", script])
+
+
+def load_examples() -> tuple[str, list]:
+    for source, get in (("cli", examples_via_cli), ("tsx", examples_via_tsx)):
+        data = get()
+        if data:
+            return source, data
+    return "snapshot", json.loads(SNAPSHOT.read_text())
+
+
+def python_packages() -> dict[str, Path]:
+    """plugin folder → its python package, for every plugin that has one."""
+    return {init.parents[2].name: init.parent for init in sorted(PLUGINS.glob("*/python/*/__init__.py"))}
+
+
+SOURCE, EXAMPLES = load_examples()
+WITH_PYTHON = [e for e in EXAMPLES if e.get("python")]
+
+
+def test_every_python_plugin_has_an_example():
+    ids = {e["id"] for e in WITH_PYTHON}
+    missing = sorted(set(python_packages()) - ids)
+    assert not missing, (f"plugins with a python package but no example from the {SOURCE}: {missing}"
+                         + ("; regenerate tests/plugin_examples.json" if SOURCE == "snapshot" else ""))
+
+
+def test_snapshot_lists_the_same_plugins_as_the_live_descriptors():
+    if SOURCE == "snapshot":
+        pytest.skip("no Node here: the snapshot is the only source")
+    snap = {e["id"]: e["python"]["module"] for e in json.loads(SNAPSHOT.read_text()) if e.get("python")}
+    live = {e["id"]: e["python"]["module"] for e in WITH_PYTHON}
+    assert snap == live, "tests/plugin_examples.json is stale: python tests/test_model_plugins.py --write-examples"
+
+
+def _vol(c, spatial_ijk):
+    i, j, k = spatial_ijk
+    return torch.rand(1, c, k, j, i)
+
+
+def _pyramids(shape):
+    levels = shape["levels"]
+    return [_vol(l["channels"], l["spatial"]) for l in levels], [_vol(l["channels"], l["spatial"]) for l in levels]
+
+
+def _tensors(x):
+    if isinstance(x, torch.Tensor):
+        yield x
+    elif isinstance(x, dict):
+        for v in x.values():
+            yield from _tensors(v)
+    elif isinstance(x, (list, tuple)):
+        for v in x:
+            yield from _tensors(v)
+
+
+def _fake_outputs_and_batch(spatial_kji=(8, 8, 8), labels=3):
+    fields, warped = [], []
+    for s in (4, 2, 1):
+        size = tuple(n // s for n in spatial_kji)
+        fields.append((torch.randn(1, 3, *size) * 0.5).requires_grad_())
+        warped.append(torch.rand(1, 1, *size, requires_grad=True))
+    seg = lambda: torch.nn.functional.one_hot(torch.randint(0, labels, (1, *spatial_kji)), labels).permute(0, 4, 1, 2, 3).float()  # noqa: E731
+    batch = {"moving": torch.rand(1, 1, *spatial_kji), "fixed": torch.rand(1, 1, *spatial_kji),
+             "moving_labels": seg(), "fixed_labels": seg()}
+    return {"fields": fields, "warped": warped, "steps": 1}, batch
+
+
+def _check_declared_output(out, shape: dict) -> None:
+    """The module's output matches the shape the descriptor's TypeScript shape rule declared."""
+    kji = lambda sp: tuple(reversed(sp))  # noqa: E731
+    t = shape["type"]
+    if t == "tokens":
+        assert tuple(out.shape) == (1, shape["length"], shape["width"])
+    elif t == "stages":
+        assert [tuple(m.shape) for m in out] == [(1, s["channels"], *kji(s["spatial"])) for s in shape["stages"]]
+    elif t == "pyramid":
+        for stream in out:
+            assert [tuple(m.shape) for m in stream] == [(1, l["channels"], *kji(l["spatial"])) for l in shape["levels"]]
+    elif t == "fields":
+        assert [tuple(f.shape) for f in out["fields"]] == [(1, 3, *kji(f["spatial"])) for f in shape["fields"]]
+        assert out.get("steps", 1) == shape.get("steps", 1)
+
+
+def _load(example):
+    from llmed.assemble import load_factory
+
+    py = dict(example["python"])
+    root = Path(py["root"])
+    if not root.is_absolute():
+        root = REPO / root
+    if not root.is_dir():  # a CLI listing from another checkout location
+        root = PLUGINS / example["id"] / "python"
+    py["root"] = str(root)
+    return load_factory(py)
+
+
+@pytest.mark.parametrize("example", WITH_PYTHON, ids=[e["id"] for e in WITH_PYTHON])
+def test_plugin_example_builds_and_runs(example, tiny_checkpoint):
+    torch.manual_seed(0)
+    options = dict(example["options"])
+    inputs = example.get("inputs") or {}
+    kind = example["kind"]
+    if kind == "LLMBackbone" and "checkpoint" in options:
+        # the example names test/fixtures/tiny-<id>; build that tiny checkpoint in a tmp dir instead
+        options["checkpoint"] = str(tiny_checkpoint(example["id"], hidden=int(options.get("hiddenSize", 64)),
+                                                    layers=int(options.get("numLayers", 2))))
+    module = _load(example)(options, inputs)
+    assert isinstance(module, torch.nn.Module)
+
+    if kind == "Loss":
+        outputs, batch = _fake_outputs_and_batch()
+        out = module(outputs, batch)
+        assert out.dim() == 0
+    elif kind == "Encoder":
+        img = inputs["image"]
+        out = module(_vol(img["channels"], img["spatial"]), _vol(img["channels"], img["spatial"]))
+        mp, fp = out
+        assert len(mp) == len(fp) == len(options["channels"])
+        for lvl, (t, c) in enumerate(zip(mp, options["channels"])):
+            assert t.shape == (1, c, *(n // 2 ** lvl for n in reversed(img["spatial"])))
+    elif kind == "Decoder":
+        img = inputs["image"]
+        moving, fixed = _vol(img["channels"], img["spatial"]), _vol(img["channels"], img["spatial"])
+        mp, fp = _pyramids(inputs["pyramid"])
+        maps = lambda: [_vol(s["channels"], s["spatial"]) for s in inputs["stages"]["stages"]]  # noqa: E731
+        if getattr(module, "multi_step", False):
+            out = module(moving, fixed, mp, fp, [maps() for _ in range(module.steps)])
+        else:
+            out = module(moving, fixed, mp, fp, maps())
+        assert out["fields"][-1].shape == (1, 3, *reversed(img["spatial"]))
+        assert len(out["fields"]) == len(out["warped"]) == len(inputs["stages"]["stages"]) - 1
+    elif "tokens" in inputs:  # block items, LLM backbones and stage adapters take tokens
+        t = inputs["tokens"]
+        out = module(torch.randn(1, t["length"], t["width"]))
+        if isinstance(out, torch.Tensor):
+            assert out.shape[:2] == (1, t["length"])
+    elif "pyramid" in inputs:  # the tokens node takes both pyramids
+        mp, fp = _pyramids(inputs["pyramid"])
+        out = module(mp, fp)
+        lvl = inputs["pyramid"]["levels"][options.get("level", -1)]
+        assert out.shape == (1, lvl["spatial"][0] * lvl["spatial"][1] * lvl["spatial"][2], 2 * lvl["channels"])
+    else:
+        pytest.fail(f"no call convention known for {example['id']} ({kind}) with inputs {sorted(inputs)}")
+
+    if example.get("output"):  # the CLI lists each example's output shape as the TypeScript shape rule computed it
+        _check_declared_output(out, example["output"])
+    total = sum(t.float().mean() for t in _tensors(out))
+    assert torch.isfinite(total)
+    trainable = [p for p in module.parameters() if p.requires_grad]
+    if trainable:
+        total.backward()
+        assert any(p.grad is not None and torch.any(p.grad != 0) for p in trainable)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:] == ["--write-examples"]:
+        data = examples_via_tsx()
+        if not data:
+            sys.exit("could not load the descriptors with tsx (node_modules/.bin/tsx)")
+        SNAPSHOT.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"wrote {len(data)} examples to {SNAPSHOT}")
+    else:
+        sys.exit("usage: python tests/test_model_plugins.py --write-examples")

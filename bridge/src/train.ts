@@ -1,0 +1,200 @@
+/**
+ * trainRun: one training run driven from Node.
+ *
+ * The run lives in a Python thread (bridge/python/llmed/train.py). Node starts it, then polls
+ * `status()` every ~0.5 s: no bridge call blocks for long, progress reaches `onProgress`, and a dead
+ * Python process is noticed at once (the session races every wait against the child's exit).
+ * Ctrl-C / SIGTERM ask the trainer to stop; it finishes the step, saves `checkpoints/last` and ends in
+ * state `stopped`, which this resolves with. A second Ctrl-C gives up waiting. Python is always shut
+ * down in `finally`, so Node can exit.
+ */
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { LlmedError, type ExperimentConfig, type ModelSpec, type SpecNode } from '@llmed/core';
+import { BRIDGE_PYTHON_ROOT, PythonBridgeError, PythonSession } from './session.ts';
+import type { BestMetric, TrainStatus } from './types.ts';
+
+export interface TrainRunOptions {
+  workspaceRoot: string;
+  experiment: string;
+  /** The experiment's config file (for messages). */
+  configFile: string;
+  /** The resolved experiment config; written to `<run>/config.json` for a new run. */
+  config: ExperimentConfig;
+  /** The composed model; written to `<run>/spec.json` for a new run. */
+  spec: ModelSpec;
+  /** Prepared dataset folder (`llmed data prepare`). */
+  preparedDir: string;
+  /** Run folder; default `runs/<experiment>/<timestamp>/` under the workspace. */
+  runDir?: string;
+  /**
+   * Continue a run from its `checkpoints/last` (true: the run in `runDir`; a string: that run folder).
+   * A resumed run uses its own spec.json and config.json, so it continues exactly what it was.
+   */
+  resume?: boolean | string;
+  device?: 'auto' | 'cpu' | 'cuda';
+  /** Called after every poll that saw a change. */
+  onProgress?: (status: TrainStatus) => void;
+  /** Called once Python has started the run. */
+  onStart?: (info: { runDir: string; pid: number }) => void;
+  /** Poll interval in milliseconds (default 500). */
+  pollMs?: number;
+  /**
+   * More trainer options (train.py): `logEvery`, `valPairs`, `threads`, `ampDtype` ('auto'|'bf16'|'fp16'),
+   * `phaseStart` ('best'|'last'), `timeBudgetMinutes` (overrides the config's).
+   */
+  trainerOptions?: Record<string, unknown>;
+  /** Use this open session (left open afterwards) instead of starting and closing one. */
+  session?: PythonSession;
+  /** Handle SIGINT/SIGTERM by stopping cleanly (default true). */
+  handleSignals?: boolean;
+}
+
+export interface TrainResult {
+  runDir: string;
+  /** `done`, or `stopped` (on request or by the time budget; see `reason`). */
+  state: 'done' | 'stopped';
+  /** Same as `state` (the CLI reads this name). */
+  status: 'done' | 'stopped';
+  reason: string | null;
+  step: number;
+  total: number;
+  phase: number;
+  best: BestMetric | null;
+  loss: number | null;
+  val_dice: number | null;
+  elapsed_s: number;
+  message: string | null;
+  /** True when a signal stopped the run. */
+  interrupted: boolean;
+}
+
+/** `20260123-104512`: sortable, no characters a file system minds. */
+export function runTimestamp(date = new Date()): string {
+  return date.toISOString().replace(/[-:]/g, '').replace(/\..+/, '').replace('T', '-');
+}
+
+/** Folders to put on sys.path: the bridge package and every spec node's python root. */
+export function specImportPaths(spec: ModelSpec): string[] {
+  const nodes: SpecNode[] = [spec.encoder, spec.tokens, ...spec.block, spec.stageAdapters, spec.decoder, ...spec.losses];
+  const roots = nodes.map((n) => n?.python?.root).filter((r): r is string => typeof r === 'string');
+  return [...new Set([BRIDGE_PYTHON_ROOT, ...roots])];
+}
+
+function writeJsonAtomic(file: string, value: unknown): void {
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+  renameSync(tmp, file);
+}
+
+/** A sleep that can be cancelled, so no timer outlives the run and keeps Node alive. */
+function pause(ms: number): { done: Promise<void>; cancel: () => void } {
+  let timer: NodeJS.Timeout | undefined;
+  const done = new Promise<void>((r) => { timer = setTimeout(r, ms); });
+  return { done, cancel: () => clearTimeout(timer) };
+}
+
+export async function trainRun(opts: TrainRunOptions): Promise<TrainResult> {
+  const runDir = resolve(typeof opts.resume === 'string' ? opts.resume : opts.runDir ?? join(opts.workspaceRoot, 'runs', opts.experiment, runTimestamp()));
+  const resume = Boolean(opts.resume);
+  const specPath = join(runDir, 'spec.json');
+  const configPath = join(runDir, 'config.json');
+  if (resume) {
+    for (const file of [specPath, configPath]) {
+      if (!existsSync(file)) throw new LlmedError('checkpoint', `cannot resume: ${file} is missing`, { where: runDir, hint: 'name a run folder written by `llmed train` (runs/<experiment>/<timestamp>)' });
+    }
+  } else {
+    mkdirSync(runDir, { recursive: true });
+    writeJsonAtomic(configPath, opts.config);
+    writeJsonAtomic(specPath, opts.spec);
+  }
+
+  const session = opts.session ?? (await PythonSession.open({ workspaceRoot: opts.workspaceRoot }));
+  const ownSession = !opts.session;
+  let stopRequested = false;
+  let stopSent = false;
+  let giveUp: ((e: Error) => void) | null = null;
+  const gaveUp = new Promise<never>((_, reject) => {
+    giveUp = reject;
+  });
+  gaveUp.catch(() => undefined);
+  let lastStep = 0;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (!stopRequested) {
+      stopRequested = true;
+      process.stderr.write(`\n${signal}: stopping after the current step and saving checkpoints/last (press Ctrl-C again to give up waiting)\n`);
+    } else {
+      giveUp?.(new LlmedError('bridge', `interrupted twice: stopped waiting for the clean save; checkpoints/last is from step ${lastStep} or earlier`, { where: runDir, hint: `resume later with --resume ${runDir}` }));
+    }
+  };
+  const handleSignals = opts.handleSignals ?? true;
+  if (handleSignals) {
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+  }
+  try {
+    await session.addImportPaths(specImportPaths(opts.spec));
+    const trainerOptions = { ...opts.trainerOptions, device: opts.device ?? 'auto', resume, workspaceRoot: opts.workspaceRoot };
+    const started = await session.startTraining(runDir, specPath, configPath, resolve(opts.preparedDir), trainerOptions);
+    opts.onStart?.({ runDir, pid: started.pid });
+
+    const pollMs = opts.pollMs ?? 500;
+    let seen = '';
+    for (;;) {
+      if (stopRequested && !stopSent) {
+        stopSent = true;
+        await Promise.race([session.stop(), gaveUp]);
+      }
+      const status = await Promise.race([session.status(), gaveUp]);
+      lastStep = status.step;
+      const key = `${status.state}:${status.step}:${status.phase}:${status.val_dice}`;
+      if (key !== seen) {
+        seen = key;
+        opts.onProgress?.(status);
+      }
+      if (status.state === 'error') {
+        throw new PythonBridgeError({
+          kind: status.kind ?? 'bridge',
+          message: status.message ?? 'training failed',
+          traceback: status.traceback,
+          where: status.where ?? runDir,
+          hint: status.hint ?? (status.kind === 'nan' ? 'lower train.lr, check the prepared data for NaN/Inf, or resume from checkpoints/last' : undefined),
+        }, 'training');
+      }
+      if (status.state === 'done' || status.state === 'stopped') {
+        return {
+          runDir,
+          state: status.state,
+          status: status.state,
+          reason: status.reason,
+          step: status.step,
+          total: status.total,
+          phase: status.phase,
+          best: status.best,
+          loss: status.loss,
+          val_dice: status.val_dice,
+          elapsed_s: status.elapsed_s,
+          message: status.message,
+          interrupted: stopRequested,
+        };
+      }
+      const nap = pause(pollMs);
+      try {
+        await Promise.race([nap.done, session.exited, gaveUp]);
+      } finally {
+        nap.cancel();
+      }
+    }
+  } catch (e) {
+    if (e instanceof LlmedError && e.kind === 'bridge' && !session.isOpen && !(e instanceof PythonBridgeError)) {
+      throw new LlmedError('bridge', `training stopped: ${e.message}`, { where: runDir, hint: `${e.hint ?? ''}${e.hint ? '; ' : ''}resume with --resume ${runDir}`, cause: e });
+    }
+    throw e;
+  } finally {
+    if (handleSignals) {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
+    }
+    if (ownSession) await session.close();
+  }
+}

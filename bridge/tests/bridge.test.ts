@@ -1,0 +1,288 @@
+/**
+ * TypeScript -> Python -> TypeScript, end to end: a tiny prepared dataset written here in the cache
+ * format, a tiny LLaMA-Reg-shaped model composed by @llmed/core from the real plugins (with a tiny
+ * LLaMA checkpoint built by transformers), trained through pythonia; a clean stop and resume; a Python
+ * process killed mid-run; structured errors surfacing as LlmedErrors.
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { composeModel, isLlmedError, LlmedError, loadRegistry, loadWorkspace, validateExperiment, type ExperimentConfig, type ModelSpec } from '@llmed/core';
+import { describePythoniaError, PythonBridgeError, PythonSession, resolvePythonBin, trainRun, type TrainStatus } from '../src/index.ts';
+
+const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const VENV_PYTHON = join(WORKSPACE, '.venv', 'bin', 'python');
+const SHAPE: [number, number, number] = [32, 32, 16]; // nx, ny, nz
+
+let tmp: string;
+let prepared: string;
+let config: ExperimentConfig;
+let spec: ModelSpec;
+
+/** Write one prepared volume: raw little-endian data in (k, j, i) C order, i fastest, plus its header. */
+function writeVolume(dir: string, name: string, data: Float32Array | Int32Array): void {
+  const isLabel = data instanceof Int32Array;
+  const ext = isLabel ? 'i32' : 'f32';
+  const [nx, ny, nz] = SHAPE;
+  writeFileSync(join(dir, `${name}.${ext}`), Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  writeFileSync(join(dir, `${name}.json`), JSON.stringify({
+    format: 'llmed-prepared-v1', name, dataFile: `${name}.${ext}`, dtype: isLabel ? 'int32' : 'float32', numpyDtype: isLabel ? '<i4' : '<f4',
+    byteOrder: 'little', shape: [1, nz, ny, nx], dims: SHAPE, components: 1, spacing: [1, 1, 1],
+    affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], orientation: 'RAS', bytes: data.byteLength, source: null, preprocessing: null,
+  }));
+}
+
+/** Four blob "scans" with two labels each; train on all ordered pairs of three, validate on the fourth. */
+function writeTinyDataset(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const [nx, ny, nz] = SHAPE;
+  const names: string[] = [];
+  for (let s = 0; s < 4; s++) {
+    const image = new Float32Array(nx * ny * nz);
+    const labels = new Int32Array(nx * ny * nz);
+    const [cx, cy, cz] = [nx / 2 + (s - 1.5) * 2, ny / 2 - (s - 1.5), nz / 2 + (s % 2)];
+    for (let k = 0; k < nz; k++) for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++) {
+      const r2 = ((i - cx) / (nx / 4)) ** 2 + ((j - cy) / (ny / 4)) ** 2 + ((k - cz) / (nz / 4)) ** 2;
+      const idx = i + nx * (j + ny * k);
+      image[idx] = Math.exp(-r2);
+      labels[idx] = r2 < 0.5 ? 1 : r2 < 1.5 ? 2 : 0;
+    }
+    const name = `scan${s}`;
+    writeVolume(dir, name, image);
+    writeVolume(dir, `${name}_labels`, labels);
+    names.push(name);
+  }
+  const pair = (m: string, f: string) => ({ moving: m, fixed: f, movingLabels: `${m}_labels`, fixedLabels: `${f}_labels` });
+  const train = names.slice(0, 3).flatMap((m) => names.slice(0, 3).filter((f) => f !== m).map((f) => pair(m, f)));
+  const val = [pair(names[3], names[0])];
+  writeFileSync(join(dir, 'pairs.json'), JSON.stringify({ title: 'bridge test blobs', shape: SHAPE, labels: [1, 2], train, val, test: val }));
+  return dir;
+}
+
+function tinyConfig(llmCheckpoint: string, train: Partial<ExperimentConfig['train']> = {}): unknown {
+  return {
+    name: 'bridge-test',
+    method: 'LLaMA-Reg',
+    description: 'tiny LLaMA-Reg-shaped model for the bridge tests',
+    data: {
+      protocol: 'pairs', root: '.', title: 'bridge test blobs', howToGet: 'written by the test',
+      preprocess: { shape: SHAPE, moving: [], fixed: [] },
+    },
+    model: {
+      input: { shape: SHAPE, channels: 1 },
+      encoder: { use: 'dual-pyramid', with: { channels: [4, 4, 8, 8, 8] } },
+      tokens: { use: 'tokens', with: { positionEmbedding: true } },
+      block: [
+        { use: 'adapter0', with: { out: 64, hidden: 32 } },
+        { use: 'llama3', name: 'llm', with: { checkpoint: llmCheckpoint, layers: [1], hiddenSize: 64, numLayers: 2, finalNorm: 'ones' } },
+        { use: 'inner-mlp', with: { hidden: 32 } },
+        { use: 'llama3', share: 'llm' },
+      ],
+      stageAdapters: { use: 'stage', with: { base: 16 } },
+      decoder: { use: 'multiscale', with: { flowHidden: 4 } },
+    },
+    loss: [
+      { use: 'mse', weight: 1, with: { scaleWeights: [0.25, 0.5, 1] } },
+      { use: 'diffusion', weight: 0.04, with: { scaleWeights: [0.25, 0.5, 1] } },
+      { use: 'dice-loss', weight: 0.1 },
+    ],
+    train: { iterations: 2, lr: 1e-3, seed: 1, validateEvery: 1, checkpointEvery: 1, ...train },
+    evaluate: { metrics: ['dice'] },
+  };
+}
+
+function withTrain(train: Partial<ExperimentConfig['train']>): ExperimentConfig {
+  return { ...config, train: { ...config.train, ...train } };
+}
+
+function logEvents(runDir: string): { event: string; [k: string]: unknown }[] {
+  return readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+}
+
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'llmed-bridge-'));
+  prepared = writeTinyDataset(join(tmp, 'prepared'));
+  const llm = join(tmp, 'tiny-llama');
+  const built = spawnSync(VENV_PYTHON, ['-m', 'tests.fixtures', 'llama', llm, '--hidden', '64', '--layers', '2'], { cwd: join(WORKSPACE, 'bridge', 'python'), encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`could not build the tiny LLaMA checkpoint: ${built.stderr}`);
+  const ws = loadWorkspace(WORKSPACE);
+  const registry = await loadRegistry(ws);
+  const file = join(tmp, 'config.json');
+  config = validateExperiment(tinyConfig(llm), file);
+  spec = composeModel(config, file, registry, { workspaceRoot: WORKSPACE });
+});
+
+afterAll(() => {
+  if (tmp) rmSync(tmp, { recursive: true, force: true });
+});
+
+describe('PythonSession', () => {
+  it('reports the environment, answers calls quickly and describes a composed model', async () => {
+    const t0 = performance.now();
+    const session = await PythonSession.open({ workspaceRoot: WORKSPACE });
+    console.log(`Python session opened (spawn + import llmed.api) in ${(performance.now() - t0).toFixed(0)} ms`);
+    try {
+      const env = await session.checkEnvironment();
+      expect(env.versions.torch).toMatch(/^2\.13\.0/);
+      expect(env.pid).toBe(session.pid);
+      expect(['cpu', 'cuda']).toContain(env.device);
+      const n = 50;
+      const t1 = performance.now();
+      for (let i = 0; i < n; i++) await session.callRaw('status');
+      const perCallMs = (performance.now() - t1) / n;
+      console.log(`bridge round trip (status, JSON result): ${perCallMs.toFixed(2)} ms per call`);
+      expect(perCallMs).toBeLessThan(50);
+      const none = await session.callRaw('status');
+      expect(none.ok).toBe(false);
+      await expect(session.call('no_such_function')).rejects.toMatchObject({ kind: 'bridge', message: expect.stringMatching(/unknown bridge function/) });
+
+      const specPath = join(tmp, 'describe-spec.json');
+      writeFileSync(specPath, JSON.stringify(spec));
+      const d = await session.describeModel(specPath, WORKSPACE);
+      expect(d.parameters.total).toBeGreaterThan(d.parameters.trainable);
+      expect(d.parameters.frozen).toBeGreaterThan(0); // the tiny LLaMA layer
+      expect(Object.keys(d.parts)).toContain('encoder');
+    } finally {
+      await session.close();
+    }
+  });
+
+  it('turns a pythonia exception (empty message) into its Python error line', () => {
+    const e = new Error('');
+    e.stack = "*** PY ***  Python Error  Call to 'python' failed:\n> import_module(x)\n... across the bridge ...\n*** JS *** ModuleNotFoundError: No module named 'torch'";
+    expect(describePythoniaError(e)).toBe("ModuleNotFoundError: No module named 'torch'");
+    expect(describePythoniaError(new Error('plain message\nmore'))).toBe('plain message');
+  });
+
+  it('says to run setup when there is no Python environment', () => {
+    const saved = process.env.PYTHON_BIN;
+    delete process.env.PYTHON_BIN;
+    try {
+      expect(() => resolvePythonBin(tmp)).toThrowError(/no Python environment/);
+      try {
+        resolvePythonBin(tmp);
+      } catch (e) {
+        expect(isLlmedError(e) && e.kind === 'bridge' && /npm run setup/.test(e.hint ?? '')).toBe(true);
+      }
+    } finally {
+      if (saved !== undefined) process.env.PYTHON_BIN = saved;
+    }
+  });
+});
+
+describe('trainRun', () => {
+  it('trains a composed model end to end and reports progress', async () => {
+    const runDir = join(tmp, 'runs', 'e2e');
+    const seen: TrainStatus[] = [];
+    const result = await trainRun({
+      workspaceRoot: WORKSPACE, experiment: 'bridge-test', configFile: join(tmp, 'config.json'), config, spec,
+      preparedDir: prepared, runDir, device: 'cpu', pollMs: 100, onProgress: (s) => seen.push(s),
+    });
+    expect(result.state).toBe('done');
+    expect(result.status).toBe('done');
+    expect(result.step).toBe(2);
+    expect(result.best?.metric).toBe('dice');
+    expect(result.val_dice).not.toBeNull();
+    expect(seen.at(-1)?.state).toBe('done');
+    expect(seen.some((s) => s.state === 'running')).toBe(true);
+    for (const f of ['config.json', 'spec.json', 'log.jsonl', 'checkpoints/last.safetensors', 'checkpoints/last.json', 'checkpoints/best.safetensors']) {
+      expect(existsSync(join(runDir, f)), f).toBe(true);
+    }
+    const events = logEvents(runDir);
+    expect(events.filter((e) => e.event === 'step')).toHaveLength(2);
+    expect(events.filter((e) => e.event === 'val')).toHaveLength(2);
+    expect(events.at(-1)?.event).toBe('done');
+    const last = JSON.parse(readFileSync(join(runDir, 'checkpoints', 'last.json'), 'utf8'));
+    expect(last.step).toBe(2);
+    expect(last.baseWeights.count).toBeGreaterThan(0); // the frozen LLaMA layer is fingerprinted, not re-saved
+  });
+
+  it('stops cleanly on SIGINT, saves last, and resumes to the end', async () => {
+    const runDir = join(tmp, 'runs', 'sigint');
+    const cfg = withTrain({ iterations: 400, validateEvery: 1000, checkpointEvery: 1000 });
+    let signalled = false;
+    const stopped = await trainRun({
+      workspaceRoot: WORKSPACE, experiment: 'bridge-test', configFile: 'x', config: cfg, spec, preparedDir: prepared, runDir, device: 'cpu', pollMs: 100,
+      onProgress: (s) => {
+        if (!signalled && s.step >= 1) {
+          signalled = true;
+          process.emit('SIGINT', 'SIGINT'); // what Ctrl-C delivers to Node
+        }
+      },
+    });
+    expect(stopped.state).toBe('stopped');
+    expect(stopped.reason).toBe('requested');
+    expect(stopped.interrupted).toBe(true);
+    expect(stopped.step).toBeGreaterThanOrEqual(1);
+    expect(stopped.step).toBeLessThan(400);
+    const last = JSON.parse(readFileSync(join(runDir, 'checkpoints', 'last.json'), 'utf8'));
+    expect(last.step).toBe(stopped.step);
+    expect(logEvents(runDir).at(-1)?.event).toBe('stopped');
+
+    // resume; a resumed run uses its own config.json, so shorten that run's length on disk first
+    const cfgFile = join(runDir, 'config.json');
+    const saved = JSON.parse(readFileSync(cfgFile, 'utf8'));
+    saved.train.iterations = stopped.step + 1;
+    writeFileSync(cfgFile, JSON.stringify(saved));
+    const resumed = await trainRun({
+      workspaceRoot: WORKSPACE, experiment: 'bridge-test', configFile: 'x', config: cfg, spec, preparedDir: prepared, resume: runDir, device: 'cpu', pollMs: 100,
+    });
+    expect(resumed.state).toBe('done');
+    expect(resumed.step).toBe(stopped.step + 1);
+    expect(logEvents(runDir).filter((e) => e.event === 'resume')).toHaveLength(1);
+  });
+
+  it('notices at once when the Python process is killed mid-run', async () => {
+    const runDir = join(tmp, 'runs', 'killed');
+    const cfg = withTrain({ iterations: 100_000, validateEvery: 100_000, checkpointEvery: 100_000 });
+    let killedAt = 0;
+    let pid = 0;
+    const run = trainRun({
+      workspaceRoot: WORKSPACE, experiment: 'bridge-test', configFile: 'x', config: cfg, spec, preparedDir: prepared, runDir, device: 'cpu', pollMs: 500,
+      onStart: (info) => { pid = info.pid; },
+      onProgress: (s) => {
+        if (!killedAt && s.step >= 1) {
+          killedAt = performance.now();
+          process.kill(s.pid, 'SIGKILL');
+        }
+      },
+    });
+    const error = await run.then(() => null, (e) => e);
+    const detectedMs = performance.now() - killedAt;
+    expect(error).toBeInstanceOf(LlmedError);
+    expect(error.kind).toBe('bridge');
+    expect(error.message).toMatch(/Python process \(pid \d+\) was killed by SIGKILL/);
+    expect(error.hint).toMatch(/--resume/);
+    expect(pid).toBeGreaterThan(0);
+    expect(detectedMs).toBeLessThan(2000);
+    console.log(`killed Python detected after ${detectedMs.toFixed(0)} ms`);
+  });
+
+  it('surfaces Python errors as typed LlmedErrors with the traceback kept', async () => {
+    // a run folder with its spec and config but no checkpoints: resume fails in Python, kind checkpoint
+    const runDir = join(tmp, 'runs', 'nothing-to-resume');
+    mkdirSync(runDir, { recursive: true });
+    writeFileSync(join(runDir, 'spec.json'), JSON.stringify(spec));
+    writeFileSync(join(runDir, 'config.json'), JSON.stringify(config));
+    const error = await trainRun({
+      workspaceRoot: WORKSPACE, experiment: 'bridge-test', configFile: 'x', config, spec, preparedDir: prepared, resume: runDir, device: 'cpu', pollMs: 100,
+    }).then(() => null, (e) => e);
+    expect(error).toBeInstanceOf(PythonBridgeError);
+    expect(error.kind).toBe('checkpoint');
+    expect(error.message).toMatch(/no checkpoints folder/);
+    expect(error.where).toContain('nothing-to-resume');
+    expect(error.pythonTraceback).toMatch(/Traceback/);
+    expect(error.format()).toMatch(/^error\[checkpoint\]/);
+
+    // a prepared folder that does not exist: kind data, with the hint to prepare it
+    const missing = await trainRun({
+      workspaceRoot: WORKSPACE, experiment: 'bridge-test', configFile: 'x', config, spec, preparedDir: join(tmp, 'not-prepared'), runDir: join(tmp, 'runs', 'no-data'), device: 'cpu', pollMs: 100,
+    }).then(() => null, (e) => e);
+    expect(missing).toBeInstanceOf(PythonBridgeError);
+    expect(missing.kind).toBe('data');
+    expect(missing.hint).toMatch(/llmed data prepare/);
+  });
+});

@@ -1,0 +1,40 @@
+"""stage — output adapters: tokens → decoder feature maps at 1/8, 1/4, 1/2, full (spec §1.2 A1–A4).
+
+Stage k (k = 0 coarsest):
+
+    v_k = Linear(W → base·4^k)(t)                          (N, L, base·4^k)
+    V_k = unshuffle "N (K J I) (C d h w) → N C (K d) (J h) (I w)",  d = h = w = 2^k, C = base/2^k
+    A_k = ConvTranspose3d(C → C/2, k=2, s=2)(V_k)          grid 2^(k+1) × the token grid
+
+With base 256 on a 1/16 token grid: 128 ch @ 1/8, 64 @ 1/4, 32 @ 1/2, 16 @ full.
+``forward(tokens) -> [A_0, …, A_{n−1}]`` (coarse → fine).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from llmed.nn import torch_spatial, unshuffle_tokens
+
+
+class StageAdapters(nn.Module):
+    def __init__(self, width: int, grid_ijk: list[int], base: int, stages: int):
+        super().__init__()
+        self.grid_kji = torch_spatial(grid_ijk)
+        self.linears = nn.ModuleList()
+        self.ups = nn.ModuleList()
+        for k in range(stages):
+            c = base // 2 ** k
+            if c * 2 ** k != base or c % 2:
+                raise ValueError(f"stage base {base} is too small for {stages} stages: stage {k + 1} would have {base / 2 ** k} channels")
+            self.linears.append(nn.Linear(width, base * 4 ** k))
+            self.ups.append(nn.ConvTranspose3d(c, c // 2, kernel_size=2, stride=2))
+
+    def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
+        return [up(unshuffle_tokens(lin(tokens), self.grid_kji, 2 ** k))
+                for k, (lin, up) in enumerate(zip(self.linears, self.ups))]
+
+
+def build(options: dict, inputs: dict) -> nn.Module:
+    t = inputs["tokens"]
+    return StageAdapters(int(t["width"]), list(t["grid"]), int(options.get("base", 256)), int(options.get("stages", 4)))

@@ -1,0 +1,333 @@
+/**
+ * The NiiVue viewer end to end: `serveViewer` on real output folders, the page driven in Debian's
+ * headless Chromium, and a screenshot checked pixel by pixel (anatomy, label colours, det J colours),
+ * plus the server's refusals (path traversal, missing volumes).
+ *
+ * Browser tests need /usr/bin/chromium (`npm run setup` installs Debian's chromium) and the mricron
+ * templates; without them they are skipped with a message (LLMED_CHROMIUM points at another Chromium
+ * binary). WebGL2 runs on SwiftShader (no GPU here).
+ * Screenshots land in .cache/test-results/viewer/ for a person to look at.
+ */
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { join } from 'node:path';
+import { PNG } from 'pngjs';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { LlmedError } from '@llmed/core';
+import { scanViewerFolder, serveViewer, type ViewerServer } from '@llmed/viewer';
+import { hasMricron, mricron, repoRoot, tempDir } from '../helpers/workspace.ts';
+import { writeBrainOutput, writeTinyOutput } from './output-folder.ts';
+
+const chromiumPath = process.env.LLMED_CHROMIUM ?? '/usr/bin/chromium';
+const hasChromium = existsSync(chromiumPath);
+if (!hasChromium) console.warn(`[llmed tests] ${chromiumPath} is absent (npm run setup, or apt-get install chromium): the viewer's browser tests are SKIPPED`);
+
+/**
+ * Chromium flags for a closed, GPU-less machine: no sandbox (root in CI), no background networking
+ * (its connections are refused here and only add noise), and WebGL2 on SwiftShader through ANGLE.
+ * Playwright adds --headless and a fresh temporary --user-data-dir itself.
+ */
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--use-angle=swiftshader',
+  '--enable-unsafe-swiftshader',
+];
+
+const shots = join(repoRoot, '.cache', 'test-results', 'viewer');
+const tmp = tempDir('llmed-viewer-');
+afterAll(() => tmp.cleanup());
+
+/** GET/HEAD/POST with the path sent exactly as given (fetch would normalise `..` away). */
+function rawRequest(url: string, path: string, method = 'GET'): Promise<{ status: number; type: string; body: Buffer }> {
+  const { hostname, port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ hostname, port, path, method }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), body: Buffer.concat(chunks) }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function expectDataError(fn: () => unknown, pattern: RegExp): LlmedError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(LlmedError);
+    const err = e as LlmedError;
+    expect(err.kind).toBe('data');
+    expect(err.format()).toMatch(pattern);
+    return err;
+  }
+  throw new Error('expected an LlmedError');
+}
+
+describe('serveViewer: folders', () => {
+  it('refuses a missing folder, naming it', async () => {
+    const missing = join(tmp.dir, 'no-such-run');
+    expectDataError(() => scanViewerFolder(missing), /^error\[data\] .*no-such-run: folder not found/);
+    await expect(serveViewer({ folder: missing })).rejects.toMatchObject({ kind: 'data', where: missing });
+  });
+
+  it('refuses a folder without the volumes, naming the folder and what is missing', async () => {
+    const dir = join(tmp.dir, 'half');
+    await writeTinyOutput(dir);
+    rmSync(join(dir, 'moving.nii.gz'));
+    rmSync(join(dir, 'warped.nii.gz'));
+    const err = expectDataError(() => scanViewerFolder(dir), /half: nothing to view: missing moving\.nii\.gz, warped\.nii\.gz/);
+    expect(err.hint).toMatch(/llmed register/);
+    await expect(serveViewer({ folder: dir })).rejects.toThrow(/missing moving\.nii\.gz, warped\.nii\.gz/);
+  });
+
+  it('refuses a run folder whose eval/pairs are incomplete, naming the first gap', async () => {
+    const dir = join(tmp.dir, 'run-incomplete');
+    await writeTinyOutput(join(dir, 'eval', 'pairs', 'p1'));
+    rmSync(join(dir, 'eval', 'pairs', 'p1', 'warped.nii.gz'));
+    expectDataError(() => scanViewerFolder(dir), /no pair under eval\/pairs\/ is complete \(p1 lacks warped\.nii\.gz\)/);
+  });
+
+  it('finds the pairs of a run folder in natural order, with their optional volumes and metrics', async () => {
+    const dir = join(tmp.dir, 'run');
+    for (const p of ['pair_10', 'pair_2', 'pair_1']) await writeTinyOutput(join(dir, 'eval', 'pairs', p), { jacobian: p === 'pair_2', metrics: '{"dice_mean": 0.8}' });
+    mkdirSync(join(dir, 'eval', 'pairs', 'empty'));
+    const scan = scanViewerFolder(dir);
+    expect(scan.layout).toBe('run');
+    expect(scan.pairs.map((p) => p.name)).toEqual(['pair_1', 'pair_2', 'pair_10']);
+    expect(scan.pairs[1]).toMatchObject({ dir: 'eval/pairs/pair_2', volumes: { fixed: 'fixed.nii.gz', jacobian: 'jacobian.nii.gz' }, metrics: { dice_mean: 0.8 } });
+    expect(scan.pairs[0].volumes.jacobian).toBeUndefined();
+  });
+
+  it('reports a broken metrics.json instead of failing', async () => {
+    const dir = join(tmp.dir, 'bad-metrics');
+    await writeTinyOutput(dir, { metrics: '{ "dice": ' });
+    const [pair] = scanViewerFolder(dir).pairs;
+    expect(pair.metrics).toMatchObject({ error: expect.stringMatching(/metrics\.json is not valid JSON/) });
+  });
+});
+
+describe('serveViewer: HTTP', () => {
+  let server: ViewerServer;
+  let dir: string;
+  beforeAll(async () => {
+    dir = join(tmp.dir, 'served');
+    await writeTinyOutput(dir, { jacobian: true, metrics: '{"dice_mean": 0.5}' });
+    mkdirSync(join(dir, 'sub'));
+    writeFileSync(join(tmp.dir, 'secret.txt'), 'outside the served folder');
+    symlinkSync(join(tmp.dir, 'secret.txt'), join(dir, 'escape.txt'));
+    server = await serveViewer({ folder: dir });
+  });
+  afterAll(() => server?.close());
+
+  it('listens on loopback on an ephemeral port', () => {
+    expect(server.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/$/);
+    expect(server.port).toBeGreaterThan(0);
+  });
+
+  it('serves the page, NiiVue from node_modules, the folder manifest and the volumes with their content types', async () => {
+    const page = await rawRequest(server.url, '/');
+    expect(page.status).toBe(200);
+    expect(page.type).toBe('text/html; charset=utf-8');
+    expect(page.body.toString()).toContain('<script type="module" src="/app.js">');
+
+    const app = await rawRequest(server.url, '/app.js');
+    expect(app.type).toBe('text/javascript; charset=utf-8');
+    expect(app.body.toString()).toContain("from '/vendor/niivue.js'");
+    expect((await rawRequest(server.url, '/style.css')).type).toBe('text/css; charset=utf-8');
+
+    const niivue = await rawRequest(server.url, '/vendor/niivue.js');
+    expect(niivue.status).toBe(200);
+    expect(niivue.type).toBe('text/javascript; charset=utf-8');
+    // The self-contained bundle: no bare-specifier imports a browser could not resolve.
+    expect(niivue.body.toString()).not.toMatch(/^import .* from ['"][^./]/m);
+    expect(niivue.body.toString()).toContain('Niivue');
+
+    const manifest = await rawRequest(server.url, '/api/folder');
+    expect(manifest.type).toBe('application/json; charset=utf-8');
+    expect(JSON.parse(manifest.body.toString())).toMatchObject({ name: 'served', layout: 'output', pairs: [{ name: 'served', dir: '', metrics: { dice_mean: 0.5 } }] });
+
+    const fixed = await rawRequest(server.url, '/files/fixed.nii.gz');
+    expect(fixed.status).toBe(200);
+    expect(fixed.type).toBe('application/gzip');
+    expect(fixed.body.equals(readFileSync(join(dir, 'fixed.nii.gz')))).toBe(true);
+    expect((await rawRequest(server.url, '/files/metrics.json')).type).toBe('application/json; charset=utf-8');
+    const head = await rawRequest(server.url, '/files/fixed.nii.gz', 'HEAD');
+    expect(head.status).toBe(200);
+    expect(head.body.length).toBe(0);
+  });
+
+  it.each([
+    '/files/../secret.txt',
+    '/files/%2e%2e/secret.txt',
+    '/files/..%2fsecret.txt',
+    '/files/sub/../../secret.txt',
+    '/../secret.txt',
+    '/files//etc/passwd',
+    '/files/%2Fetc%2Fpasswd',
+    '/files/..%5csecret.txt',
+    '/files/C:%5cWindows',
+    '/files/escape.txt',
+  ])('refuses %s with 403', async (path) => {
+    const r = await rawRequest(server.url, path);
+    expect(r.status).toBe(403);
+    expect(r.body.toString()).not.toContain('outside the served folder');
+  });
+
+  it('lists no folders and knows no other routes', async () => {
+    expect((await rawRequest(server.url, '/files/')).status).toBe(404);
+    expect((await rawRequest(server.url, '/files/sub')).status).toBe(404);
+    expect((await rawRequest(server.url, '/files/sub/')).status).toBe(404);
+    expect((await rawRequest(server.url, '/files/nope.nii.gz')).status).toBe(404);
+    expect((await rawRequest(server.url, '/vendor/other.js')).status).toBe(404);
+    expect((await rawRequest(server.url, '/files/fixed.nii.gz', 'POST')).status).toBe(405);
+  });
+});
+
+/** Pixel statistics of one rectangle of a decoded screenshot. */
+function regionStats(png: PNG, box: { x: number; y: number; width: number; height: number }) {
+  const x0 = Math.max(0, Math.round(box.x));
+  const y0 = Math.max(0, Math.round(box.y));
+  const x1 = Math.min(png.width, Math.round(box.x + box.width));
+  const y1 = Math.min(png.height, Math.round(box.y + box.height));
+  const greys = new Set<number>();
+  let total = 0;
+  let foreground = 0;
+  let coloured = 0;
+  let red = 0;
+  let blue = 0;
+  for (let y = y0; y < y1; y++) {
+    for (let x = x0; x < x1; x++) {
+      const o = (y * png.width + x) * 4;
+      const [r, g, b] = [png.data[o], png.data[o + 1], png.data[o + 2]];
+      total++;
+      const hi = Math.max(r, g, b);
+      const lo = Math.min(r, g, b);
+      if (hi > 12) foreground++;
+      if (hi - lo <= 3 && hi > 12) greys.add(r);
+      if (hi - lo > 60) coloured++;
+      if (r > g + 60 && r > b + 60) red++;
+      if (b > r + 60 && b > g + 20) blue++;
+    }
+  }
+  return { greyLevels: greys.size, foreground: foreground / total, coloured: coloured / total, red: red / total, blue: blue / total };
+}
+
+async function launch(): Promise<Browser> {
+  return chromium.launch({ executablePath: chromiumPath, args: CHROMIUM_ARGS, timeout: 60_000 });
+}
+
+/** Open the viewer and wait until every panel has drawn (or the page reports an error). */
+async function openViewer(browser: Browser, url: string): Promise<Page> {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(e.message));
+  await page.goto(url);
+  await page.waitForFunction(() => document.documentElement.dataset.viewer !== 'loading', null, { timeout: 150_000 });
+  const state = await page.evaluate(() => ({ viewer: document.documentElement.dataset.viewer, error: document.documentElement.dataset.error }));
+  expect(state, `page errors: ${problems.join('; ')}`).toEqual({ viewer: 'ready', error: undefined });
+  return page;
+}
+
+describe.skipIf(!hasChromium || !hasMricron)('the viewer page in headless Chromium', () => {
+  let browser: Browser;
+  let outDir: string;
+  beforeAll(async () => {
+    mkdirSync(shots, { recursive: true });
+    outDir = join(tmp.dir, 'colin27-output');
+    await writeBrainOutput(outDir, mricron);
+    browser = await launch();
+  }, 180_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  it('shows fixed, moving, warped and det J with label overlays and the metrics table, crosshairs in sync', async () => {
+    const server = await serveViewer({ folder: outDir });
+    try {
+      const page = await openViewer(browser, server.url);
+      expect(await page.locator('.panel').evaluateAll((els) => els.map((e) => (e as HTMLElement).dataset.panel))).toEqual(['fixed', 'moving', 'warped', 'jacobian']);
+      expect(await page.locator('#metrics').innerText()).toMatch(/dice_mean\s+0\.\d+/);
+      expect(await page.locator('#pair-control').isHidden()).toBe(true);
+
+      const file = join(shots, 'viewer.png');
+      const png = PNG.sync.read(await page.screenshot({ path: file }));
+      const stats: Record<string, ReturnType<typeof regionStats>> = {};
+      for (const key of ['fixed', 'moving', 'warped', 'jacobian']) {
+        const box = await page.locator(`[data-panel="${key}"] canvas`).boundingBox();
+        expect(box, key).not.toBeNull();
+        stats[key] = regionStats(png, box!);
+      }
+      // A blank or failed WebGL canvas is one flat colour; anatomy gives many grey levels and covers a
+      // good part of each multiplanar panel.
+      for (const key of ['fixed', 'moving', 'warped']) {
+        expect(stats[key].greyLevels, `${key}: ${JSON.stringify(stats[key])}`).toBeGreaterThan(40);
+        expect(stats[key].foreground, key).toBeGreaterThan(0.08);
+        expect(stats[key].coloured, `${key}: label colours`).toBeGreaterThan(0.02);
+      }
+      // det J varies around 1: both compression (blue) and expansion (red) must show, well above what
+      // the other panels' crosshair and text contribute.
+      expect(stats.jacobian.red, JSON.stringify(stats)).toBeGreaterThan(stats.fixed.red + 0.02);
+      expect(stats.jacobian.blue, JSON.stringify(stats)).toBeGreaterThan(stats.fixed.blue + 0.02);
+
+      // Hiding the labels removes their colours (the overlay really is a separate, adjustable layer).
+      await page.locator('#labels-visible').uncheck();
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      const noLabels = PNG.sync.read(await page.screenshot());
+      const fixedBox = (await page.locator('[data-panel="fixed"] canvas').boundingBox())!;
+      expect(regionStats(noLabels, fixedBox).coloured).toBeLessThan(stats.fixed.coloured / 4);
+
+      // A click in the moving panel moves every crosshair to the same world position.
+      const movingBox = (await page.locator('[data-panel="moving"] canvas').boundingBox())!;
+      const before = await page.evaluate(() => (window as any).llmedViewer.panels.map((p: any) => Array.from(p.nv.frac2mm(p.nv.scene.crosshairPos)).slice(0, 3)));
+      await page.mouse.click(movingBox.x + movingBox.width * 0.13, movingBox.y + movingBox.height * 0.42);
+      await page.waitForFunction(() => {
+        const panels = (window as any).llmedViewer.panels;
+        const mm = panels.map((p: any) => Array.from(p.nv.frac2mm(p.nv.scene.crosshairPos)) as number[]);
+        return mm.every((m: number[]) => m.every((v, i) => Math.abs(v - mm[1][i]) < 1.5));
+      }, null, { timeout: 30_000 });
+      const after = await page.evaluate(() => (window as any).llmedViewer.panels.map((p: any) => Array.from(p.nv.frac2mm(p.nv.scene.crosshairPos)).slice(0, 3)));
+      expect(after[1]).not.toEqual(before[1]);
+      expect(await page.locator('#location').innerText()).toMatch(/Moving\s+I /);
+      await page.close();
+    } finally {
+      await server.close();
+    }
+  }, 240_000);
+
+  it('offers a pair selector for a run folder and switches pairs', async () => {
+    const run = join(tmp.dir, 'run-colin27');
+    cpSync(outDir, join(run, 'eval', 'pairs', 'colin27_a'), { recursive: true });
+    cpSync(outDir, join(run, 'eval', 'pairs', 'colin27_b'), { recursive: true });
+    // The second pair has no det J and no labels: the page must adapt its panels and controls.
+    for (const f of ['jacobian.nii.gz', 'fixed_labels.nii.gz', 'moving_labels.nii.gz', 'warped_labels.nii.gz', 'metrics.json']) rmSync(join(run, 'eval', 'pairs', 'colin27_b', f));
+    const server = await serveViewer({ folder: run });
+    try {
+      const page = await openViewer(browser, server.url);
+      expect(await page.evaluate(() => document.documentElement.dataset.pair)).toBe('colin27_a');
+      expect(await page.locator('#pair-select option').allInnerTexts()).toEqual(['colin27_a', 'colin27_b']);
+      await page.locator('#pair-select').selectOption('colin27_b');
+      await page.waitForFunction(() => document.documentElement.dataset.pair === 'colin27_b' && document.documentElement.dataset.viewer === 'ready', null, { timeout: 150_000 });
+      expect(await page.locator('.panel').count()).toBe(3);
+      expect(await page.locator('#label-controls').isHidden()).toBe(true);
+      expect(await page.locator('#metrics').innerText()).toMatch(/no metrics\.json/);
+      expect(page.url()).toMatch(/\?pair=colin27_b$/);
+      const png = PNG.sync.read(await page.screenshot({ path: join(shots, 'viewer-run-pair-b.png') }));
+      for (const key of ['fixed', 'moving', 'warped']) {
+        const s = regionStats(png, (await page.locator(`[data-panel="${key}"] canvas`).boundingBox())!);
+        expect(s.greyLevels, key).toBeGreaterThan(40);
+        expect(s.foreground, key).toBeGreaterThan(0.08);
+      }
+      await page.close();
+    } finally {
+      await server.close();
+    }
+  }, 300_000);
+});
