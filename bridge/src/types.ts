@@ -51,6 +51,8 @@ export interface TrainStatus {
   eta_s: number | null;
   /** Mean Dice of the latest validation (null without labels or before the first validation). */
   val_dice: number | null;
+  /** Mean Dice of the validation pairs before registration (zero field), computed once at step 0. */
+  initial_dice?: number | null;
   best: BestMetric | null;
   elapsed_s: number;
   device: string | null;

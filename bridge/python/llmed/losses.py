@@ -123,6 +123,8 @@ class ScaleWeightedLoss(nn.Module):
     """Base: ``Σ_s w_s · term(s)`` over the fields picked by ``scaleWeights``."""
 
     default_weights: tuple = (0.25, 0.5, 1.0)
+    #: Whether the term reads one-hot label maps; the trainer builds them only when some term does.
+    uses_labels: bool = False
 
     def __init__(self, options: dict | None = None):
         super().__init__()
@@ -161,6 +163,7 @@ class DiceLoss(ScaleWeightedLoss):
     (one-hot float ``(N, L, K, J, I)``, channel = label index)."""
 
     default_weights = (1.0,)
+    uses_labels = True
 
     def term(self, s, outputs, batch):
         ml, fl = batch.get("moving_labels"), batch.get("fixed_labels")

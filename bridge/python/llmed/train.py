@@ -102,6 +102,16 @@ def plan_phases(train_cfg: dict) -> tuple[str | None, list[Phase]]:
     return str(cascade.get("schedule", "step-by-step")), phases
 
 
+def peak_memory(device: torch.device) -> dict[str, float]:
+    """Peak resident memory of this process (MB) and, on CUDA, peak allocated GPU memory (MB)."""
+    import resource
+
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
+    if device.type == "cuda":
+        out["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
+    return out
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % (2**32))
@@ -190,7 +200,7 @@ class Trainer:
         total = int(self.train_cfg.get("iterations", 0))
         self._status: dict[str, Any] = {
             "state": "starting", "step": 0, "total": total, "phase": 1, "phases": 1, "loss": None, "terms": {},
-            "it_s": None, "eta_s": None, "val_dice": None, "best": None, "elapsed_s": 0.0, "device": None,
+            "it_s": None, "eta_s": None, "val_dice": None, "initial_dice": None, "best": None, "elapsed_s": 0.0, "device": None,
             "amp": None, "run_dir": str(self.run_dir), "pid": os.getpid(), "message": None, "kind": None,
             "traceback": None, "reason": None, "start_step": 0,
         }
@@ -429,9 +439,10 @@ class Trainer:
         return float(total.detach().float()), _float_terms(terms)
 
     @torch.no_grad()
-    def validate(self) -> dict | None:
+    def validate(self, identity: bool = False) -> dict | None:
         """Mean Dice over the validation pairs (labels warped with nearest by the final field), or the
-        mean validation loss when the pairs have no labels."""
+        mean validation loss when the pairs have no labels. ``identity`` scores the unregistered pairs
+        (zero field) instead: the baseline every later validation is read against."""
         from .nn import warp
 
         if not self.val_list:
@@ -441,9 +452,14 @@ class Trainer:
         labels = [v for v in self.data.labels if v != 0]
         for pair in self.val_list:
             batch = self.data.load_batch([pair], self.device, labels="one-hot" if self.loss_uses_labels else "map")
-            with self._autocast():
-                out = self._forward(batch)
-            field = out["fields"][-1].float()
+            if identity:
+                if not (labels and "moving_label_map" in batch):
+                    continue
+                field = torch.zeros((1, 3, *batch["moving_label_map"].shape[2:]), device=self.device)
+            else:
+                with self._autocast():
+                    out = self._forward(batch)
+                field = out["fields"][-1].float()
             if labels and "moving_label_map" in batch:
                 # Nearest-neighbour warping of the label map reads the same voxel as warping its one-hot
                 # channels, at 1/L of the memory.
@@ -489,6 +505,11 @@ class Trainer:
             self._event("done", step=self.step, best=self.best, message="already finished")
             return
         self._enter_phase(pos, resuming)
+        if not resuming and self.step == 0:
+            base = self.validate(identity=True)
+            if base is not None:
+                self._update(initial_dice=base["value"])
+                self._event("val", step=0, phase=self.phases[pos].index, identity=True, dice=base["value"], pairs=base["pairs"])
         session_start, session_start_step = time.time(), self.step
         rate: float | None = None
         last_time = time.time()
@@ -539,7 +560,7 @@ class Trainer:
         elapsed = time.time() - session_start
         message = f"trained {self.step - session_start_step} steps in {elapsed:.1f} s"
         self._update(state="done", eta_s=0, message=message, elapsed_s=round(time.time() - self._started, 3))
-        self._event("done", step=self.step, best=self.best, elapsed_s=round(elapsed, 3))
+        self._event("done", step=self.step, best=self.best, elapsed_s=round(elapsed, 3), **peak_memory(self.device))
 
 
 def load_run_model(run_dir: str | os.PathLike[str], tag: str = "best", device: str | torch.device = "cpu",

@@ -3,7 +3,8 @@
  * reoriented, resampled to `data.preprocess.shape` and normalised (images float32, labels int32, raw
  * little-endian with a JSON header; see @llmed/imaging cache.ts) plus `pairs.json` (train/val/test by the
  * experiment's protocol). The training side memory-maps these files. The same per-volume preprocessing
- * (`preprocessImage`, `preprocessLabels`) runs again at inference, so training and inference agree.
+ * (`preprocessImage`, `preprocessLabels` of @llmed/imaging) runs again at inference, so training and
+ * inference agree.
  *
  * The folder is built under a temporary name and renamed into place, so an interrupted prepare leaves
  * nothing half-written; a fingerprint of the data config skips work already done.
@@ -13,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, w
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { dataError, LlmedError, type ExperimentConfig, type Workspace } from '@llmed/core';
 import {
-  applyIntensityOps, assertSameGeometry, mergeLeftRight, readNifti, readLabelMap, relabel, reorientToCanonical, resampleToShape,
+  assertSameGeometry, preprocessImage, preprocessLabels, readNifti, readLabelMap, reorientToCanonical, resampleToShape,
   smoothRandomField, uniqueLabels, warpNearest, warpTrilinear, writeNifti, writePreparedVolume, toLabelMap,
   type Volume,
 } from '@llmed/imaging';
@@ -41,27 +42,6 @@ export interface PreparedPairs {
   test: Pair[];
   fingerprint: string;
   scans: number;
-}
-
-type Role = 'moving' | 'fixed';
-
-/** Image preprocessing shared by training and inference: orientation → resample → intensity ops. */
-export function preprocessImage(vol: Volume, cfg: ExperimentConfig, role: Role, where: string): Volume<Float32Array> {
-  const p = cfg.data.preprocess;
-  let v: Volume = p.orientation ? reorientToCanonical(vol, p.orientation) : vol;
-  v = resampleToShape(v, p.shape, 'linear');
-  return applyIntensityOps(v, role === 'moving' ? p.moving : p.fixed, where).volume;
-}
-
-/** Label preprocessing: orientation → nearest resample → relabel/merge. */
-export function preprocessLabels(vol: Volume, cfg: ExperimentConfig): Volume<Int32Array> {
-  const p = cfg.data.preprocess;
-  let v: Volume = p.orientation ? reorientToCanonical(vol, p.orientation) : vol;
-  v = resampleToShape(v, p.shape, 'nearest');
-  let lab = toLabelMap(v, 'labels');
-  if (p.labels?.table) lab = relabel(lab, p.labels.table, { unmapped: 'zero' });
-  if (p.labels?.mergeLeftRight) lab = mergeLeftRight(lab) as Volume<Int32Array>;
-  return lab;
 }
 
 function fingerprintOf(cfg: ExperimentConfig, root: string): string {
@@ -99,12 +79,12 @@ export async function prepareExperiment(ws: Workspace, name: string, cfg: Experi
     for (const scan of todo) {
       opts.onProgress?.(done, todo.length, scan.name);
       const image = await readNifti(scan.image);
-      const pre = preprocessImage(image, cfg, scan.role, scan.image);
+      const pre = preprocessImage(image, cfg.data.preprocess, scan.role, scan.image);
       await writePreparedVolume(tmp, scan.name, pre, { source: scan.image, preprocessing: { orientation: cfg.data.preprocess.orientation, shape: cfg.data.preprocess.shape, ops: scan.role === 'moving' ? cfg.data.preprocess.moving : cfg.data.preprocess.fixed } });
       if (scan.labels) {
         const lab = await readLabelMap(scan.labels);
         assertSameGeometry(image, lab, [scan.image, scan.labels]);
-        const plab = preprocessLabels(lab, cfg);
+        const plab = preprocessLabels(lab, cfg.data.preprocess, scan.labels);
         for (const v of uniqueLabels(plab)) if (v !== 0) labelValues.add(v);
         await writePreparedVolume(tmp, `${scan.name}_labels`, plab, { source: scan.labels, preprocessing: { orientation: cfg.data.preprocess.orientation, shape: cfg.data.preprocess.shape, labels: cfg.data.preprocess.labels ?? null } });
       }

@@ -92,7 +92,8 @@ export async function trainExperiment(ex: Loaded & Experiment, opts: TrainOption
     },
   });
   bar.done();
-  const r = result as { status?: string; step?: number; elapsed_s?: number; best?: unknown; message?: string };
-  console.log(`training ${r.status ?? 'finished'} at step ${r.step ?? '?'}${r.elapsed_s ? ` after ${formatSeconds(r.elapsed_s)}` : ''}${r.message ? ` — ${r.message}` : ''}`);
+  const best = result.best ? `; best validation ${result.best.metric} ${result.best.value.toFixed(3)} at step ${result.best.step}` : '';
+  const dice = result.val_dice != null ? `; validation Dice ${result.val_dice.toFixed(3)}${result.initial_dice != null ? ` (unregistered ${result.initial_dice.toFixed(3)})` : ''}` : '';
+  console.log(`training ${result.state} at step ${result.step}/${result.total} after ${formatSeconds(result.elapsed_s)}${dice}${best}${result.message ? ` — ${result.message}` : ''}`);
   return runDir;
 }

@@ -20,3 +20,4 @@ export * from './warp.ts';
 export * from './distance.ts';
 export * from './jacobian.ts';
 export * from './metrics.ts';
+export * from './preprocess.ts';

@@ -1,0 +1,39 @@
+/**
+ * Per-volume preprocessing, the one implementation shared by dataset preparation (training) and native
+ * inference (`llmed register`): reorientation → resampling to the prepared grid → intensity ops for the
+ * volume's role. Labels: reorientation → nearest resampling → relabel / left-right merge.
+ * The settings are an experiment's `data.preprocess` section (and are copied into export manifests).
+ */
+import type { IntensityOp } from './intensity.ts';
+import { applyIntensityOps } from './intensity.ts';
+import { mergeLeftRight, relabel, toLabelMap } from './labels.ts';
+import { reorientToCanonical } from './orientation.ts';
+import { resampleToShape } from './resample.ts';
+import type { Vec3, Volume } from './volume.ts';
+
+export interface PreprocessSettings {
+  shape: Vec3 | number[];
+  orientation?: string;
+  moving: IntensityOp[] | unknown[];
+  fixed: IntensityOp[] | unknown[];
+  labels?: { values?: number[]; table?: Record<string, number>; mergeLeftRight?: boolean };
+}
+
+export type VolumeRole = 'moving' | 'fixed';
+
+/** Image: orientation → trilinear resample to `shape` → the role's intensity ops. */
+export function preprocessImage(vol: Volume, p: PreprocessSettings, role: VolumeRole, where: string): Volume<Float32Array> {
+  let v: Volume = p.orientation ? reorientToCanonical(vol, p.orientation) : vol;
+  v = resampleToShape(v, p.shape, 'linear');
+  return applyIntensityOps(v, role === 'moving' ? p.moving : p.fixed, `${where} ${role} intensity ops`).volume;
+}
+
+/** Label map: orientation → nearest resample to `shape` → relabel table → left/right merge. */
+export function preprocessLabels(vol: Volume, p: PreprocessSettings, where: string): Volume<Int32Array> {
+  let v: Volume = p.orientation ? reorientToCanonical(vol, p.orientation) : vol;
+  v = resampleToShape(v, p.shape, 'nearest');
+  let lab = toLabelMap(v, where);
+  if (p.labels?.table) lab = relabel(lab, p.labels.table, { unmapped: 'zero' });
+  if (p.labels?.mergeLeftRight) lab = mergeLeftRight(lab) as Volume<Int32Array>;
+  return lab;
+}
