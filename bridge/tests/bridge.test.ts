@@ -193,7 +193,10 @@ describe('trainRun', () => {
     }
     const events = logEvents(runDir);
     expect(events.filter((e) => e.event === 'step')).toHaveLength(2);
-    expect(events.filter((e) => e.event === 'val')).toHaveLength(2);
+    // two validations plus the step-0 baseline of the unregistered pairs
+    const vals = events.filter((e) => e.event === 'val');
+    expect(vals).toHaveLength(3);
+    expect(vals[0]).toMatchObject({ step: 0, identity: true });
     expect(events.at(-1)?.event).toBe('done');
     const last = JSON.parse(readFileSync(join(runDir, 'checkpoints', 'last.json'), 'utf8'));
     expect(last.step).toBe(2);

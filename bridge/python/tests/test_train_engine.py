@@ -162,7 +162,11 @@ def test_a_run_trains_validates_checkpoints_and_logs(tmp_path: Path, prepared: P
     assert status["best"]["metric"] == "dice"
     kinds = [e["event"] for e in events(run)]
     assert kinds[0] == "start" and kinds[-1] == "done"
-    assert kinds.count("step") == 6 and kinds.count("val") == 3
+    # three validations plus the step-0 baseline of the unregistered pairs
+    assert kinds.count("step") == 6 and kinds.count("val") == 4
+    baseline = next(e for e in events(run) if e["event"] == "val")
+    assert baseline["step"] == 0 and baseline["identity"] is True and 0 <= baseline["dice"] <= 1
+    assert status["initial_dice"] == baseline["dice"]
     assert {e["step"] for e in events(run) if e["event"] == "checkpoint" and e["which"] == "last"} == {2, 4, 6}
     for name in ("spec.json", "config.json", "checkpoints/last.safetensors", "checkpoints/last.optim.pt",
                  "checkpoints/last.json", "checkpoints/best.safetensors", "checkpoints/best.json"):
