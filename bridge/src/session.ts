@@ -227,6 +227,11 @@ export class PythonSession {
     return this.call('describe_model', workspaceRoot ? [specPath, workspaceRoot] : [specPath], { timeoutMs: 300_000 });
   }
 
+  /** ONNX export of a run (llmed.export): writes <run>/export (or `outDir`) and returns the manifest. */
+  exportModel(runDir: string, opts: { tag?: 'best' | 'last'; outDir?: string; workspaceRoot?: string; threads?: number; timeoutMs?: number } = {}): Promise<{ exportDir: string; manifest: Record<string, any> }> {
+    return this.call('export_model', { run_dir: runDir, tag: opts.tag ?? 'best', out_dir: opts.outDir ?? null, workspace_root: opts.workspaceRoot ?? null, threads: opts.threads ?? null }, { timeoutMs: opts.timeoutMs ?? 3_600_000 });
+  }
+
   /** End the Python process (always call it: Node does not exit while the child lives). Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;

@@ -206,6 +206,17 @@ def describe_model(spec_path: str, workspace_root: str | None = None) -> dict:
     return {"parameters": count(model), "parts": parts, "nodes": nodes, "buffers": buffers}
 
 
+@structured
+def export_model(run_dir: str, tag: str = "best", out_dir: str | None = None, workspace_root: str | None = None,
+                 threads: int | None = None) -> dict:
+    """ONNX export of a run's field predictor with its manifest and parity check (llmed.export)."""
+    from .export import export_run
+
+    manifest = export_run(run_dir, tag, out_dir, workspace_root=workspace_root, threads=threads)
+    out = Path(out_dir).resolve() if out_dir else Path(run_dir).resolve() / "export"
+    return {"exportDir": str(out), "manifest": manifest}
+
+
 API: dict[str, Callable[..., dict]] = {
     "add_import_paths": add_import_paths,
     "ignore_interrupts": ignore_interrupts,
@@ -215,6 +226,7 @@ API: dict[str, Callable[..., dict]] = {
     "stop": stop,
     "wait": wait,
     "describe_model": describe_model,
+    "export_model": export_model,
 }
 
 

@@ -7,7 +7,10 @@ import { allowFlags, parseArgs, type ParsedArgs } from './args.ts';
 import { configCheck } from './config-check.ts';
 import { dataInspect, dataPrepare } from './data.ts';
 import { demo } from './demo.ts';
+import { evaluateCommand } from './evaluate.ts';
+import { exportCommand } from './export.ts';
 import { pluginsList } from './plugins.ts';
+import { registerCommand } from './register.ts';
 import { train } from './train.ts';
 import { view } from './view.ts';
 
@@ -21,9 +24,16 @@ usage: llmed <command> [options]
   data prepare <experiment>            prepare the dataset into the training cache [--force]
   train <experiment>                   train (PyTorch through the Python bridge) [--device auto|cpu|cuda]
                                        [--resume <run>] [--iterations N] [--run-dir D]
-  evaluate <experiment|run>            (not built yet)
-  export <run>                         (not built yet)
-  register --moving m --fixed f --model <export>   (not built yet)
+  export <run|experiment>              ONNX export of a run's field predictor + manifest, parity-checked
+                                       [--tag best|last] [--out D] [--threads N] [--json]
+  register --moving m.nii.gz --fixed f.nii.gz --model <export>
+                                       native registration (onnxruntime-node, no Python): warped image and
+                                       labels, field (DISPVECT, mm), det J, metrics.json
+                                       [--moving-labels l --fixed-labels l] [--out D] [--metrics ids]
+                                       [--field field.nii.gz (apply a saved field)] [--threads N] [--json]
+  evaluate <experiment|run>            the protocol's test pairs: table.md/json, box plot, pictures, viewer
+                                       folders in <run>/eval [--pairs N] [--pictures N] [--metrics ids]
+                                       [--split test|val] [--threads N] [--out D]
   view <run|folder>                    NiiVue viewer of a run or registration output [--port N]
   demo                                 the embedded demo (what npm run demo runs)
 
@@ -32,19 +42,15 @@ experiments are the names in workspace.json (llmed config check knee) or a path 
 
 type Handler = (args: ParsedArgs) => Promise<number>;
 
-const notBuilt = (what: string, issue: string): Handler => async () => {
-  throw new LlmedError('not-built', `'${what}' is not built yet`, { hint: `tracked in ${issue}`, exitCode: 3 });
-};
-
 const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
   'plugins list': { flags: ['json', 'kind'], run: pluginsList },
   'config check': { flags: ['json'], run: configCheck },
   'data inspect': { flags: ['json'], run: dataInspect },
   'data prepare': { flags: ['force'], run: dataPrepare },
   train: { flags: ['device', 'resume', 'iterations', 'run-dir'], run: train },
-  evaluate: { flags: [], run: notBuilt('llmed evaluate', 'the export/evaluation issue') },
-  export: { flags: [], run: notBuilt('llmed export', 'the export/evaluation issue') },
-  register: { flags: ['moving', 'fixed', 'model', 'moving-labels', 'fixed-labels', 'out'], run: notBuilt('llmed register', 'the export/evaluation issue') },
+  evaluate: { flags: ['pairs', 'pictures', 'metrics', 'split', 'threads', 'out'], run: evaluateCommand },
+  export: { flags: ['tag', 'out', 'threads', 'json'], run: exportCommand },
+  register: { flags: ['moving', 'fixed', 'model', 'moving-labels', 'fixed-labels', 'out', 'metrics', 'field', 'threads', 'json'], run: registerCommand },
   view: { flags: ['port'], run: view },
   demo: { flags: ['device'], run: demo },
 };

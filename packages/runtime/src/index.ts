@@ -1,5 +1,10 @@
 /**
- * @llmed/runtime — inference-time pieces that need no Python: evaluation pictures (and, as they land,
- * ONNX registration of a pair and batch evaluation).
+ * @llmed/runtime — inference without Python: exported models (manifest + onnxruntime-node), native
+ * registration of a pair, batch evaluation with Metric plugins, and the evaluation pictures.
  */
 export * from './pictures/index.ts';
+export * from './manifest.ts';
+export * from './predictor.ts';
+export * from './score.ts';
+export * from './register.ts';
+export * from './evaluate.ts';

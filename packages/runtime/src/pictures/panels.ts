@@ -251,8 +251,18 @@ export function jacobianPicture(detJ: ArrayLike<number>, dims: readonly number[]
   const labelWidth = Math.max(...ticks.map((t) => textWidth(formatTick(t))), textWidth('DET J ≤ 0'));
   const top = MARGIN + LINE_HEIGHT * 2;
   const footer = 2 * LINE_HEIGHT + MARGIN;
-  const width = MARGIN + map.width + 2 * MARGIN + barWidth + tickLen + 3 + labelWidth + MARGIN;
-  const out = new Canvas(Math.max(width, MARGIN + textWidth(opts.title ?? 'JACOBIAN DETERMINANT', 2) + MARGIN), top + map.height + MARGIN + footer, BACKGROUND);
+  const pct = (k: number, of: number) => `${((100 * k) / of).toFixed(k && (100 * k) / of < 0.01 ? 4 : 2)}%`;
+  const footLines = [
+    `${'IJK'[axis]} = ${index}   FOLDS (DET J ≤ 0): SLICE ${pct(sliceFolds, slice.data.length)}, VOLUME ${pct(volumeFolds, detJ.length)}`,
+    'BLUE < 1 (SHRINK)  WHITE = 1  RED > 1 (GROW), LOG SCALE',
+  ];
+  // The canvas is as wide as the widest of: map + colour bar, the title, the footer lines.
+  const width = Math.max(
+    MARGIN + map.width + 2 * MARGIN + barWidth + tickLen + 3 + labelWidth + MARGIN,
+    MARGIN + textWidth(opts.title ?? 'JACOBIAN DETERMINANT', 2) + MARGIN,
+    ...footLines.map((line) => MARGIN + textWidth(line) + MARGIN),
+  );
+  const out = new Canvas(width, top + map.height + MARGIN + footer, BACKGROUND);
   out.text(opts.title ?? 'JACOBIAN DETERMINANT', MARGIN, MARGIN, TEXT, { scale: 2 });
   out.blit(map, MARGIN, top);
 
@@ -274,9 +284,7 @@ export function jacobianPicture(detJ: ArrayLike<number>, dims: readonly number[]
   out.fillRect(barX, swatchY, barWidth, swatch, FOLD_COLOR);
   out.text('DET J ≤ 0', barX + barWidth + tickLen + 3, swatchY + 4, TEXT);
 
-  const pct = (k: number, of: number) => `${((100 * k) / of).toFixed(k && (100 * k) / of < 0.01 ? 4 : 2)}%`;
   const footY = top + map.height + MARGIN;
-  out.text(`${'IJK'[axis]} = ${index}   FOLDS (DET J ≤ 0): SLICE ${pct(sliceFolds, slice.data.length)}, VOLUME ${pct(volumeFolds, detJ.length)}`, MARGIN, footY, MUTED);
-  out.text(`BLUE < 1 (SHRINK)  WHITE = 1  RED > 1 (GROW), LOG SCALE`, MARGIN, footY + LINE_HEIGHT, MUTED);
+  footLines.forEach((line, n) => out.text(line, MARGIN, footY + n * LINE_HEIGHT, MUTED));
   return picture(out, { axis, index, zoom, range, sliceFoldPercent: (100 * sliceFolds) / slice.data.length, volumeFoldPercent: (100 * volumeFolds) / detJ.length });
 }

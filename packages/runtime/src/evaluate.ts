@@ -1,0 +1,237 @@
+/**
+ * Batch evaluation of an export on a prepared dataset's test pairs — `llmed evaluate` — natively in Node.
+ *
+ * For each pair: the prepared (already preprocessed) images go through the exported field predictor, the
+ * moving labels are warped (nearest), and every Metric plugin scores both the registration and the
+ * identity ("Initial", the unregistered pair, as the papers' tables start with). Outputs, in `out`:
+ *
+ *   table.md, table.json      the papers' Table 1 shape: Dice mean ± std, |J|≤0 %, HD95, SDlogJ, time
+ *   dice_per_label.png        a per-label box plot of Dice over the pairs (registered)
+ *   pictures/<pair>_*.png     for the first few pairs: fixed / moving / warped with label contours,
+ *                             the deformed grid and the Jacobian map
+ *   pairs/<pair>/             the same pairs as NIfTI in the viewer's layout (`llmed view <run>`)
+ *
+ * The folder is assembled under a temporary name and renamed into place when complete.
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
+import { LlmedError } from '@llmed/core';
+import { jacobianDeterminant, readPreparedVolume, warpNearest, warpTrilinear, writeFileAtomic, type Volume } from '@llmed/imaging';
+import { FieldPredictor } from './predictor.ts';
+import { boxPlot, gridPicture, jacobianPicture, savePicture, slicePanel, type Axis } from './pictures/index.ts';
+import { replaceFolder, writePairVolumes, jsonNumbers } from './register.ts';
+import { meanStd, scorePair, type MetricPlugin } from './score.ts';
+
+export interface PreparedPair { moving: string; fixed: string; movingLabels?: string; fixedLabels?: string }
+
+export interface EvaluateOptions {
+  predictor: FieldPredictor;
+  /** Prepared dataset folder (pairs.json + volumes). */
+  preparedDir: string;
+  split?: 'test' | 'val' | 'train';
+  /** At most this many pairs (the protocol's order); default all. */
+  maxPairs?: number;
+  out: string;
+  metrics: MetricPlugin[];
+  /** Pairs that get pictures and a viewer folder (default 3). */
+  pictures?: number;
+  /** Row name of the model in the table. */
+  method: string;
+  log?: (line: string) => void;
+  onProgress?: (done: number, total: number, what: string) => void;
+}
+
+export interface MetricSummary { mean: number; std: number; n: number }
+
+export interface EvaluationTable {
+  tool: 'llmed evaluate';
+  createdAt: string;
+  experiment: string;
+  data: string;
+  split: string;
+  pairs: number;
+  export: string;
+  sourceRun: string;
+  checkpoint: string;
+  step: number;
+  rows: { method: string; metrics: Record<string, MetricSummary> }[];
+  perPair: { pair: string; moving: string; fixed: string; initial: Record<string, number>; registered: Record<string, number> }[];
+  /** Registered Dice per label name over the pairs. */
+  dicePerLabel: Record<string, number[]>;
+  definitions: Record<string, string>;
+  pictures: string[];
+}
+
+/** Columns of the table: metric id → heading and how a value is shown (Dice and |J|≤0 in %). */
+const COLUMNS: { id: string; heading: string; scale: number; decimals: number }[] = [
+  { id: 'dice', heading: 'Dice (%)', scale: 100, decimals: 1 },
+  { id: 'jacobian-nonpositive', heading: '\\|J\\|≤0 (%)', scale: 1, decimals: 3 },
+  { id: 'jacobian-negative', heading: '\\|J\\|<0 (%)', scale: 1, decimals: 3 },
+  { id: 'hd95', heading: 'HD95 (mm)', scale: 1, decimals: 2 },
+  { id: 'l2r-hd95', heading: 'HD95 L2R (mm)', scale: 1, decimals: 2 },
+  { id: 'sdlogj', heading: 'SDlogJ', scale: 1, decimals: 3 },
+  { id: 'l2r-sdlogj', heading: 'SDlogJ L2R', scale: 1, decimals: 3 },
+  { id: 'time', heading: 'Time (s)', scale: 1, decimals: 3 },
+];
+
+function pairName(p: PreparedPair): string {
+  return `${p.moving}_to_${p.fixed}`.replace(/[^A-Za-z0-9._-]/g, '_');
+}
+
+function readPairs(preparedDir: string, split: string): { pairs: PreparedPair[]; title: string; labels: number[]; labelNames: Record<string, string>; experiment: string } {
+  const file = join(preparedDir, 'pairs.json');
+  if (!existsSync(file)) throw new LlmedError('data', 'the prepared dataset is missing', { where: file, hint: 'run `llmed data prepare <experiment>` first' });
+  const raw = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  const pairs = raw[split] as PreparedPair[] | undefined;
+  if (!Array.isArray(pairs) || pairs.length === 0) throw new LlmedError('data', `the prepared dataset has no ${split} pairs`, { where: file });
+  return {
+    pairs, title: String(raw.title ?? ''), labels: (raw.labels as number[] | undefined) ?? [],
+    labelNames: (raw.labelNames as Record<string, string> | undefined) ?? {}, experiment: String(raw.experiment ?? ''),
+  };
+}
+
+/** "mean ± std" of a metric summary in the column's unit. */
+function cell(s: MetricSummary | undefined, scale: number, decimals: number): string {
+  if (!s || s.n === 0) return '—';
+  return `${(s.mean * scale).toFixed(decimals)} ± ${(s.std * scale).toFixed(decimals)}`;
+}
+
+export function tableMarkdown(t: EvaluationTable): string {
+  const cols = COLUMNS.filter((c) => t.rows.some((r) => r.metrics[c.id]?.n));
+  const lines = [
+    `# ${t.experiment}: evaluation on ${t.pairs} ${t.split} pairs`,
+    '',
+    `Data: ${t.data}`,
+    `Model: ${t.export} (run ${t.sourceRun}, checkpoint ${t.checkpoint}, step ${t.step}); onnxruntime-node, no Python.`,
+    '',
+    `| Method | ${cols.map((c) => c.heading).join(' | ')} |`,
+    `|---|${cols.map(() => '---').join('|')}|`,
+    ...t.rows.map((r) => `| ${r.method} | ${cols.map((c) => cell(r.metrics[c.id], c.scale, c.decimals)).join(' | ')} |`),
+    '',
+    'Mean ± sample standard deviation over pairs. ' + cols.map((c) => `${c.heading}: ${t.definitions[c.id] ?? c.id}.`).join(' '),
+    '',
+  ];
+  return lines.join('\n');
+}
+
+export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: string; table: EvaluationTable }> {
+  const log = opts.log ?? (() => undefined);
+  const m = opts.predictor.exported.manifest;
+  const split = opts.split ?? 'test';
+  const ds = readPairs(resolve(opts.preparedDir), split);
+  const pairs = ds.pairs.slice(0, opts.maxPairs && opts.maxPairs > 0 ? opts.maxPairs : undefined);
+  const out = resolve(opts.out);
+  const staging = join(dirname(out), `.${basename(out)}.tmp-${process.pid}`);
+  rmSync(staging, { recursive: true, force: true });
+  mkdirSync(join(staging, 'pictures'), { recursive: true });
+  const nPictures = Math.min(opts.pictures ?? 3, pairs.length);
+  const labelName = (l: number) => ds.labelNames[String(l)] ?? m.data.labelNames?.[String(l)] ?? String(l);
+  const labels = (ds.labels.length ? ds.labels : m.data.labels ?? []).filter((l) => l !== 0);
+
+  const perPair: EvaluationTable['perPair'] = [];
+  const dicePerLabel: Record<string, number[]> = {};
+  const pictures: string[] = [];
+  const initialValues: Record<string, number[]> = {};
+  const registeredValues: Record<string, number[]> = {};
+  const push = (into: Record<string, number[]>, id: string, v: number) => (into[id] ??= []).push(v);
+  const wantTime = opts.metrics.some((x) => x.id === 'time');
+  const metricPlugins = opts.metrics.filter((x) => x.id !== 'time');
+
+  try {
+    for (let idx = 0; idx < pairs.length; idx++) {
+      const pair = pairs[idx];
+      const name = pairName(pair);
+      opts.onProgress?.(idx, pairs.length, name);
+      const moving = (await readPreparedVolume(opts.preparedDir, pair.moving)).volume;
+      const fixed = (await readPreparedVolume(opts.preparedDir, pair.fixed)).volume;
+      const movingLabels = pair.movingLabels ? ((await readPreparedVolume(opts.preparedDir, pair.movingLabels)).volume.data as Int32Array) : undefined;
+      const fixedLabels = pair.fixedLabels ? ((await readPreparedVolume(opts.preparedDir, pair.fixedLabels)).volume.data as Int32Array) : undefined;
+      const dims = fixed.dims;
+      if (dims.some((d, c) => d !== m.prepared.shape[c])) {
+        throw new LlmedError('checkpoint', `prepared pair ${name} is ${dims.join('×')}, the export expects ${m.prepared.shape.join('×')}`, { where: opts.predictor.exported.manifestFile, hint: 'the export was made for another preparation of the data: prepare again or export again' });
+      }
+
+      const t0 = performance.now();
+      const { field } = await opts.predictor.predict(moving.data as Float32Array, fixed.data as Float32Array);
+      const warped = warpTrilinear(moving.data, dims, field, dims, 1);
+      const warpedLabels = movingLabels ? warpNearest(movingLabels, dims, field, dims) : undefined;
+      const seconds = (performance.now() - t0) / 1000;
+
+      const base = { dims, spacing: fixed.spacing, labels };
+      const initial = scorePair(metricPlugins, { ...base, fixedLabels, warpedLabels: movingLabels, field: new Float32Array(3 * moving.data.length) });
+      const registered = scorePair(metricPlugins, { ...base, fixedLabels, warpedLabels, field });
+      const row = { pair: name, moving: pair.moving, fixed: pair.fixed, initial: {} as Record<string, number>, registered: {} as Record<string, number> };
+      for (const [id, r] of Object.entries(initial.metrics)) { row.initial[id] = r.value; push(initialValues, id, r.value); }
+      for (const [id, r] of Object.entries(registered.metrics)) { row.registered[id] = r.value; push(registeredValues, id, r.value); }
+      if (wantTime) { row.registered.time = seconds; push(registeredValues, 'time', seconds); }
+      for (const [label, v] of Object.entries(registered.metrics.dice?.perLabel ?? {})) {
+        if (Number.isFinite(v)) (dicePerLabel[labelName(Number(label))] ??= []).push(v);
+      }
+      perPair.push(row);
+
+      if (idx < nPictures) {
+        const detJ = jacobianDeterminant(field, dims);
+        const axis: Axis = 2;
+        const index = Math.floor(dims[axis] / 2);
+        const stem = join(staging, 'pictures', name);
+        await savePicture(`${stem}_slices.png`, slicePanel({ fixed: fixed.data, moving: moving.data, warped, dims, fixedLabels, warpedLabels, axis, index }));
+        await savePicture(`${stem}_grid.png`, gridPicture(field, dims, axis, index, { background: warped }));
+        await savePicture(`${stem}_jacobian.png`, jacobianPicture(detJ, dims, axis, index, { title: `det J, ${name}` }));
+        pictures.push(...['slices', 'grid', 'jacobian'].map((k) => `pictures/${name}_${k}.png`));
+        const pairDir = join(staging, 'pairs', name);
+        mkdirSync(pairDir, { recursive: true });
+        await writePairVolumes(pairDir, {
+          grid: fixed as Volume, fixed: fixed.data as Float32Array, moving: moving.data as Float32Array, warped, field, detJ,
+          fixedLabels, movingLabels, warpedLabels,
+        });
+        await writeFileAtomic(join(pairDir, 'metrics.json'), `${JSON.stringify({ tool: 'llmed evaluate', pair: name, initial: row.initial, registered: row.registered }, jsonNumbers, 2)}\n`);
+      }
+      log(`${name}: ${Object.entries(row.registered).map(([k, v]) => `${k} ${Number.isFinite(v) ? v.toFixed(4) : v}`).join(', ')}`);
+    }
+    opts.onProgress?.(pairs.length, pairs.length, 'done');
+
+    if (Object.keys(dicePerLabel).length) {
+      const order = labels.map(labelName).filter((n) => n in dicePerLabel);
+      await savePicture(join(staging, 'dice_per_label.png'), boxPlot(dicePerLabel, { title: `${m.experiment}: Dice per label over ${pairs.length} ${split} pairs (${opts.method})`, yLabel: 'DICE', order, yRange: [0, 1] }));
+      pictures.unshift('dice_per_label.png');
+    }
+    const summarize = (values: Record<string, number[]>) => Object.fromEntries(Object.entries(values).map(([id, v]) => [id, meanStd(v)]));
+    const table: EvaluationTable = {
+      tool: 'llmed evaluate',
+      createdAt: new Date().toISOString(),
+      experiment: m.experiment,
+      data: ds.title || m.data.title || '',
+      split,
+      pairs: pairs.length,
+      export: opts.predictor.exported.dir,
+      sourceRun: m.source.runName ?? m.source.run,
+      checkpoint: m.source.checkpoint,
+      step: m.source.step,
+      rows: [
+        { method: 'Initial (no registration)', metrics: summarize(initialValues) },
+        { method: opts.method, metrics: summarize(registeredValues) },
+      ],
+      perPair,
+      dicePerLabel,
+      definitions: {
+        dice: 'mean over labels present in either map of 2|A∩B|/(|A|+|B|)',
+        'jacobian-nonpositive': '% of voxels with det J ≤ 0',
+        'jacobian-negative': '% of voxels with det J < 0',
+        hd95: '95th percentile of symmetric surface distances in mm, mean over labels',
+        'l2r-hd95': "Learn2Reg's HD95 variant",
+        sdlogj: 'standard deviation of log det J',
+        'l2r-sdlogj': "Learn2Reg's SDlogJ (clipped, cropped)",
+        time: 'seconds per pair for field prediction and warping (onnxruntime-node + TypeScript warp)',
+      },
+      pictures,
+    };
+    await writeFileAtomic(join(staging, 'table.json'), `${JSON.stringify(table, jsonNumbers, 2)}\n`);
+    await writeFileAtomic(join(staging, 'table.md'), tableMarkdown(table));
+    mkdirSync(dirname(out), { recursive: true });
+    replaceFolder(staging, out);
+    return { out, table };
+  } catch (e) {
+    rmSync(staging, { recursive: true, force: true });
+    throw e;
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Scoring one registered pair with Metric plugins — shared by `llmed register` (one pair) and
+ * `llmed evaluate` (a protocol's test pairs), so both report the same numbers the same way.
+ *
+ * `time` is not a plugin: it is the measured wall time per pair (preprocessing excluded, model + warp
+ * included), reported in seconds like the papers' tables.
+ */
+import { LlmedError } from '@llmed/core';
+import type { MetricInput, MetricResult, MetricRuntime } from '@llmed/imaging';
+
+/** A Metric plugin, resolved by the caller (the CLI resolves ids through the plugin registry). */
+export interface MetricPlugin {
+  id: string;
+  runtime: MetricRuntime;
+  options?: Record<string, unknown>;
+  /** True when the metric reads label maps (dice, hd95, ...): skipped, or refused, without labels. */
+  needsLabels: boolean;
+}
+
+export const TIME_METRIC = 'time';
+
+/** Metric ids that read label maps (the rest read the field). Third-party metrics say so through their own errors. */
+const LABEL_METRICS = new Set(['dice', 'hd95', 'l2r-hd95']);
+
+export function metricNeedsLabels(id: string): boolean {
+  return LABEL_METRICS.has(id);
+}
+
+export interface ScoredPair {
+  metrics: Record<string, MetricResult>;
+  /** Metrics asked for but not computed, with why (no labels). */
+  skipped: Record<string, string>;
+}
+
+/**
+ * Run each metric on one pair. A label metric without label maps is skipped with a note when it came
+ * from the defaults, and refused (one clear error) when the user asked for it by name (`explicit`).
+ */
+export function scorePair(metrics: readonly MetricPlugin[], input: MetricInput, opts: { explicit?: boolean; where?: string } = {}): ScoredPair {
+  const hasLabels = Boolean(input.fixedLabels && input.warpedLabels);
+  const out: ScoredPair = { metrics: {}, skipped: {} };
+  for (const m of metrics) {
+    if (m.needsLabels && !hasLabels) {
+      if (opts.explicit) {
+        throw new LlmedError('usage', `metric '${m.id}' needs label maps, and none were given`, {
+          where: opts.where,
+          hint: 'pass --moving-labels and --fixed-labels (NIfTI segmentations of the two images), or leave the metric out',
+        });
+      }
+      out.skipped[m.id] = 'no label maps given (--moving-labels / --fixed-labels)';
+      continue;
+    }
+    out.metrics[m.id] = m.runtime.compute(input, m.options ?? {});
+  }
+  return out;
+}
+
+/** Mean and sample standard deviation of the finite values (NaN when none). */
+export function meanStd(values: readonly number[]): { mean: number; std: number; n: number } {
+  const v = values.filter((x) => Number.isFinite(x));
+  if (v.length === 0) return { mean: NaN, std: NaN, n: 0 };
+  const mean = v.reduce((a, b) => a + b, 0) / v.length;
+  const variance = v.length > 1 ? v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1) : 0;
+  return { mean, std: Math.sqrt(variance), n: v.length };
+}
