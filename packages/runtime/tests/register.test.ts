@@ -1,0 +1,252 @@
+/**
+ * Native registration and evaluation against a real export: a tiny LLaMA-Reg (tiny LLaMA checkpoint
+ * built by transformers) trained for two steps and exported by the real exporter (tests/tiny_export.py).
+ *
+ * - onnxruntime-node + the TypeScript warp give torch's field (< 1e-3 voxels) and torch's Dice (4 decimals);
+ * - `llmed register` on NIfTI files runs with Python hidden (no PYTHON_BIN, no venv on PATH) and writes
+ *   the viewer's layout, a DISPVECT field in mm and metrics.json, saying how it resampled the inputs;
+ * - `evaluateExport` writes the table, the box plot, pictures and viewer folders;
+ * - bad input: a corrupted or truncated model, a manifest that does not match the model, label metrics
+ *   without labels, a field of the wrong shape — each one error, nothing written.
+ */
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isLlmedError, loadRegistry, loadWorkspace } from '@llmed/core';
+import { dice, readNifti, readPreparedVolume, warpNearest, writeDisplacementField, writeNifti, type Volume } from '@llmed/imaging';
+import { decodePng, evaluateExport, FieldPredictor, metricNeedsLabels, openExport, registerPair, sha256OfFile, type MetricPlugin } from '../src/index.ts';
+
+const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const VENV_PYTHON = join(WORKSPACE, '.venv', 'bin', 'python');
+const CLI = join(WORKSPACE, 'packages', 'cli', 'bin', 'llmed.mjs');
+const haveVenv = existsSync(VENV_PYTHON);
+if (!haveVenv) console.warn(`[runtime tests] skipped: no Python environment at ${VENV_PYTHON} to build the tiny export (run npm run setup)`);
+
+let tmp: string;
+let exportDir: string;
+let preparedDir: string;
+let reference: { pair: { moving: string; fixed: string; movingLabels: string; fixedLabels: string }; dice: number; fieldFile: string };
+let metrics: MetricPlugin[];
+
+/** A blob image and its two-label map on a grid with the given affine. */
+function blob(dims: [number, number, number], affine: number[], centre: [number, number, number], radius: number): { image: Volume<Float32Array>; labels: Volume<Int32Array> } {
+  const n = dims[0] * dims[1] * dims[2];
+  const image = new Float32Array(n);
+  const labels = new Int32Array(n);
+  for (let k = 0, o = 0; k < dims[2]; k++) for (let j = 0; j < dims[1]; j++) for (let i = 0; i < dims[0]; i++, o++) {
+    const r2 = ((i - centre[0]) ** 2 + (j - centre[1]) ** 2 + (k - centre[2]) ** 2) / radius ** 2;
+    image[o] = Math.exp(-r2);
+    labels[o] = r2 < 0.5 ? 1 : r2 < 1.5 ? 2 : 0;
+  }
+  const spacing = [0, 1, 2].map((c) => Math.hypot(affine[c], affine[4 + c], affine[8 + c])) as [number, number, number];
+  return {
+    image: { data: image, dims, components: 1, spacing, affine, datatype: 'float32' },
+    labels: { data: labels, dims, components: 1, spacing, affine, datatype: 'int32' },
+  };
+}
+
+function runCli(args: string[], env: NodeJS.ProcessEnv): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 120_000 });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** The environment with no way to reach the venv's Python. */
+function envWithoutPython(): NodeJS.ProcessEnv {
+  const env = { ...process.env, PYTHON_BIN: join(tmp, 'no-python-here', 'python') };
+  env.PATH = (env.PATH ?? '').split(':').filter((p) => !p.includes('.venv')).join(':');
+  delete env.VIRTUAL_ENV;
+  return env;
+}
+
+describe.skipIf(!haveVenv)('native registration from an exported model', () => {
+  beforeAll(() => {
+    tmp = mkdtempSync(join(tmpdir(), 'llmed-runtime-'));
+    const built = spawnSync(VENV_PYTHON, ['-m', 'tests.tiny_export', join(tmp, 'tiny')], { cwd: join(WORKSPACE, 'bridge', 'python'), encoding: 'utf8', timeout: 300_000 });
+    if (built.status !== 0) throw new Error(`building the tiny export failed:\n${built.stderr}`);
+    const info = JSON.parse(built.stdout.trim().split('\n').at(-1)!) as { export: string; prepared: string };
+    exportDir = info.export;
+    preparedDir = info.prepared;
+    reference = JSON.parse(readFileSync(join(tmp, 'tiny', 'reference.json'), 'utf8'));
+    const registry = loadRegistry(loadWorkspace(WORKSPACE));
+    metrics = [];
+    return registry.then((reg) => {
+      for (const id of ['dice', 'hd95', 'jacobian-nonpositive', 'sdlogj']) {
+        metrics.push({ id, runtime: reg.get(id, 'Metric').runtime, needsLabels: metricNeedsLabels(id) });
+      }
+    });
+  }, 300_000);
+
+  afterAll(() => {
+    if (tmp) rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('onnxruntime-node and the TypeScript warp reproduce torch on a prepared pair', async () => {
+    const predictor = await FieldPredictor.load(await openExport(exportDir), { threads: 1 });
+    try {
+      const p = reference.pair;
+      const moving = (await readPreparedVolume(preparedDir, p.moving)).volume;
+      const fixed = (await readPreparedVolume(preparedDir, p.fixed)).volume;
+      const { field } = await predictor.predict(moving.data as Float32Array, fixed.data as Float32Array);
+      const buf = readFileSync(join(tmp, 'tiny', reference.fieldFile));
+      const torchField = new Float32Array(buf.buffer, buf.byteOffset, buf.byteLength / 4);
+      expect(field.length).toBe(torchField.length);
+      let maxDiff = 0;
+      for (let q = 0; q < field.length; q++) maxDiff = Math.max(maxDiff, Math.abs(field[q] - torchField[q]));
+      expect(maxDiff).toBeLessThan(1e-3);
+      const movingLabels = (await readPreparedVolume(preparedDir, p.movingLabels)).volume.data as Int32Array;
+      const fixedLabels = (await readPreparedVolume(preparedDir, p.fixedLabels)).volume.data as Int32Array;
+      const warped = warpNearest(movingLabels, fixed.dims, field, fixed.dims);
+      expect(dice(fixedLabels, warped, [1, 2]).mean.toFixed(4)).toBe(reference.dice.toFixed(4));
+    } finally {
+      await predictor.close();
+    }
+  });
+
+  it('llmed register runs without Python, resamples what differs and writes the viewer layout', async () => {
+    const inputs = join(tmp, 'inputs');
+    mkdirSync(inputs, { recursive: true });
+    // fixed: RAS 16³ at 1 mm; moving: LPS, 20×18×16 at 0.8 mm — both must be brought to the model's grid.
+    const fixed = blob([16, 16, 16], [1, 0, 0, -8, 0, 1, 0, -8, 0, 0, 1, -8, 0, 0, 0, 1], [8, 8, 8], 4);
+    const moving = blob([20, 18, 16], [-0.8, 0, 0, 8, 0, -0.8, 0, 7, 0, 0, 1, -8, 0, 0, 0, 1], [9, 9, 7], 5);
+    await writeNifti(join(inputs, 'fixed.nii.gz'), fixed.image);
+    await writeNifti(join(inputs, 'fixed_seg.nii.gz'), fixed.labels);
+    await writeNifti(join(inputs, 'moving.nii.gz'), moving.image);
+    await writeNifti(join(inputs, 'moving_seg.nii.gz'), moving.labels);
+    const out = join(tmp, 'registered');
+    const r = runCli(['register', '--moving', join(inputs, 'moving.nii.gz'), '--fixed', join(inputs, 'fixed.nii.gz'),
+      '--moving-labels', join(inputs, 'moving_seg.nii.gz'), '--fixed-labels', join(inputs, 'fixed_seg.nii.gz'),
+      '--model', exportDir, '--out', out, '--threads', '1'], envWithoutPython());
+    expect(r.stderr + r.stdout).not.toMatch(/error\[/);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/moving LPS 20×18×16 at 0\.8×0\.8×1 mm → reoriented to RAS, resampled/);
+    expect(readdirSync(out).sort()).toEqual(['field.nii.gz', 'fixed.nii.gz', 'fixed_labels.nii.gz', 'jacobian.nii.gz', 'metrics.json', 'moving.nii.gz', 'moving_labels.nii.gz', 'warped.nii.gz', 'warped_labels.nii.gz']);
+    expect(readdirSync(tmp).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    const report = JSON.parse(readFileSync(join(out, 'metrics.json'), 'utf8'));
+    expect(report.metrics.dice.value).toBeGreaterThan(0);
+    expect(report.metrics.dice.value).toBeLessThanOrEqual(1);
+    expect(Number.isFinite(report.metrics.hd95.value)).toBe(true);
+    expect(report.metrics['jacobian-nonpositive'].value).toBeGreaterThanOrEqual(0);
+    expect(report.initial.dice.value).toBeGreaterThan(0);
+    expect(report.grid.dims).toEqual([16, 16, 16]);
+    const field = await readNifti(join(out, 'field.nii.gz'));
+    expect(field.components).toBe(3);
+    expect(field.header.intentCode).toBe(1006);
+    expect(field.dims).toEqual([16, 16, 16]);
+    const warped = await readNifti(join(out, 'warped.nii.gz'));
+    expect(warped.dims).toEqual([16, 16, 16]);
+    // The saved field applied again (--field) warps to the same image.
+    const again = await registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out: join(tmp, 'reapplied'), metrics, field: join(out, 'field.nii.gz') });
+    const warped2 = await readNifti(join(again.out, 'warped.nii.gz'));
+    let maxDiff = 0;
+    for (let q = 0; q < warped.data.length; q++) maxDiff = Math.max(maxDiff, Math.abs(warped.data[q] - warped2.data[q]));
+    expect(maxDiff).toBeLessThan(1e-4);
+  });
+
+  it('evaluate writes the table with an Initial row, a box plot, pictures and viewer folders', async () => {
+    const predictor = await FieldPredictor.load(await openExport(exportDir), { threads: 1 });
+    try {
+      const withTime: MetricPlugin[] = [...metrics, { id: 'time', runtime: { compute: () => { throw new Error('measured'); } }, needsLabels: false }];
+      const { out, table } = await evaluateExport({ predictor, preparedDir, out: join(tmp, 'eval'), metrics: withTime, pictures: 1, method: 'tiny LLaMA-Reg' });
+      expect(table.rows.map((r) => r.method)).toEqual(['Initial (no registration)', 'tiny LLaMA-Reg']);
+      expect(table.pairs).toBe(2);
+      expect(table.rows[1].metrics.dice.n).toBe(2);
+      expect(table.rows[1].metrics.time.mean).toBeGreaterThan(0);
+      expect(table.rows[0].metrics['jacobian-nonpositive'].mean).toBe(0);
+      const md = readFileSync(join(out, 'table.md'), 'utf8');
+      expect(md).toMatch(/\| Initial \(no registration\) \| \d+\.\d ± \d+\.\d \|/);
+      expect(md).toContain('Dice (%)');
+      const png = decodePng(readFileSync(join(out, 'dice_per_label.png')));
+      expect(png.width).toBeGreaterThan(100);
+      expect(table.pictures).toHaveLength(4);
+      for (const pic of table.pictures) expect(existsSync(join(out, pic))).toBe(true);
+      const pairDirs = readdirSync(join(out, 'pairs'));
+      expect(pairDirs).toHaveLength(1);
+      expect(readdirSync(join(out, 'pairs', pairDirs[0]))).toContain('warped_labels.nii.gz');
+    } finally {
+      await predictor.close();
+    }
+  });
+
+  describe('bad input', () => {
+    const copyExport = (name: string) => {
+      const dir = join(tmp, name);
+      cpSync(exportDir, dir, { recursive: true });
+      return dir;
+    };
+    const expectError = async (p: Promise<unknown>, kind: string, text: RegExp) => {
+      const err = await p.then(() => null, (e) => e);
+      expect(isLlmedError(err), String(err)).toBe(true);
+      expect(err.kind).toBe(kind);
+      expect(err.format()).toMatch(text);
+    };
+
+    it('a corrupted or truncated model file', async () => {
+      const corrupted = copyExport('corrupted');
+      const model = readFileSync(join(corrupted, 'model.onnx'));
+      model[Math.floor(model.length / 2)] ^= 0xff;
+      writeFileSync(join(corrupted, 'model.onnx'), model);
+      await expectError(openExport(corrupted), 'checkpoint', /model\.onnx: SHA-256 .* does not match manifest\.json/);
+
+      const truncated = copyExport('truncated');
+      truncateSync(join(truncated, 'model.onnx'), 1000);
+      await expectError(openExport(truncated), 'checkpoint', /is 1000 bytes, manifest\.json says \d+: truncated/);
+
+      // A truncated file whose manifest was "fixed up" to match still fails, in onnxruntime, with one clear error.
+      const manifest = JSON.parse(readFileSync(join(truncated, 'manifest.json'), 'utf8'));
+      manifest.model.bytes = 1000;
+      manifest.model.sha256 = await sha256OfFile(join(truncated, 'model.onnx'));
+      writeFileSync(join(truncated, 'manifest.json'), JSON.stringify(manifest));
+      await expectError(openExport(truncated).then((e) => FieldPredictor.load(e)), 'checkpoint', /onnxruntime cannot load the model/);
+    });
+
+    it('a manifest that does not match the model', async () => {
+      const dir = copyExport('mismatched');
+      const m = JSON.parse(readFileSync(join(dir, 'manifest.json'), 'utf8'));
+      // Self-consistent, but for an 8³ network the graph does not have.
+      m.input.shape = [8, 8, 8]; m.prepared.shape = [8, 8, 8]; m.data.preprocess.shape = [8, 8, 8];
+      for (const t of m.model.inputs) t.shape = [1, 1, 8, 8, 8];
+      m.model.outputs[0].shape = [1, 3, 8, 8, 8];
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+      await expectError(openExport(dir).then((e) => FieldPredictor.load(e)), 'checkpoint', /manifest does not match the model: moving is \[1, 1, 16, 16, 16\] in the graph, \[1, 1, 8, 8, 8\] in the manifest/);
+      // and one that contradicts itself is refused before any session is made
+      m.model.inputs[0].shape = [1, 1, 16, 16, 16];
+      writeFileSync(join(dir, 'manifest.json'), JSON.stringify(m));
+      await expectError(openExport(dir), 'checkpoint', /model\.inputs\[0\]\.shape: is \[1, 1, 16, 16, 16\], the input grid \[8,8,8\] needs/);
+    });
+
+    it('label metrics asked for without labels, and half a label pair', async () => {
+      const inputs = join(tmp, 'inputs');
+      const out = join(tmp, 'no-labels');
+      await expectError(registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out, metrics, explicitMetrics: true }), 'usage', /metric 'dice' needs label maps, and none were given/);
+      expect(existsSync(out)).toBe(false);
+      await expectError(registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), movingLabels: join(inputs, 'moving_seg.nii.gz'), model: exportDir, out, metrics }), 'usage', /--moving-labels was given without --fixed-labels/);
+      // defaults skip them, and say so
+      const r = await registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out, metrics });
+      expect(Object.keys(r.report.skipped).sort()).toEqual(['dice', 'hd95']);
+      expect(r.report.metrics['jacobian-nonpositive']).toBeDefined();
+    });
+
+    it('a field NIfTI of the wrong shape', async () => {
+      const inputs = join(tmp, 'inputs');
+      const wrong = join(tmp, 'wrong_field.nii.gz');
+      const grid = blob([8, 8, 8], [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], [4, 4, 4], 2).image;
+      await writeDisplacementField(wrong, new Float32Array(3 * 512), grid);
+      const out = join(tmp, 'wrong-field-out');
+      await expectError(registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out, metrics, field: wrong }), 'shape', /wrong_field\.nii\.gz: field grid 8×8×8 does not match the preprocessed fixed grid 16×16×16/);
+      expect(existsSync(out)).toBe(false);
+      const scalar = join(tmp, 'scalar.nii.gz');
+      copyFileSync(join(inputs, 'fixed.nii.gz'), scalar);
+      await expectError(registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out, metrics, field: scalar }), 'data', /not a displacement field: 1 component/);
+    });
+
+    it('the CLI prints one error line and exits non-zero for a missing export', () => {
+      const r = runCli(['register', '--moving', 'a.nii.gz', '--fixed', 'b.nii.gz', '--model', join(tmp, 'nowhere')], envWithoutPython());
+      expect(r.status).toBe(1);
+      expect(r.stderr.trim().split('\n')[0]).toMatch(/^error\[checkpoint\] .*nowhere: no such export folder or file$/);
+      expect(r.stderr).not.toMatch(/at .*\.ts:\d+/);
+    });
+  });
+});
