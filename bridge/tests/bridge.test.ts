@@ -203,6 +203,25 @@ describe('trainRun', () => {
     expect(last.baseWeights.count).toBeGreaterThan(0); // the frozen LLaMA layer is fingerprinted, not re-saved
   });
 
+  it('exports the trained run as ONNX through the bridge, parity-checked, and refuses a non-run', async () => {
+    const runDir = join(tmp, 'runs', 'e2e');
+    const session = await PythonSession.open({ workspaceRoot: WORKSPACE });
+    try {
+      const r = await session.exportModel(runDir, { workspaceRoot: WORKSPACE, threads: 1 });
+      expect(r.exportDir).toBe(join(runDir, 'export'));
+      expect(r.manifest.parity.passed).toBe(true);
+      expect(r.manifest.parity.maxAbsFieldDiffVoxels).toBeLessThan(1e-3);
+      expect(r.manifest.model.opset).toBeGreaterThanOrEqual(20);
+      expect(existsSync(join(runDir, 'export', 'model.onnx'))).toBe(true);
+      const err = await session.exportModel(join(tmp, 'prepared')).then(() => null, (e) => e);
+      expect(err).toBeInstanceOf(PythonBridgeError);
+      expect(err.kind).toBe('checkpoint');
+      expect(err.message).toMatch(/config\.json of the run is missing/);
+    } finally {
+      await session.close();
+    }
+  }, 180_000);
+
   it('stops cleanly on SIGINT, saves last, and resumes to the end', async () => {
     const runDir = join(tmp, 'runs', 'sigint');
     const cfg = withTrain({ iterations: 400, validateEvery: 1000, checkpointEvery: 1000 });

@@ -124,12 +124,22 @@ describe('llmed commands and usage', () => {
     expectCleanError(o.stderr, /unknown option --fast for 'config check'/);
   });
 
-  it('targets of later issues say they are not built and exit non-zero', () => {
-    for (const cmd of [['evaluate', 'demo'], ['export', 'x']]) {
+  it('export and evaluate of an experiment that was never trained say how to train it', () => {
+    for (const cmd of [['evaluate', 'knee'], ['export', 'knee']]) {
       const r = llmed(cmd);
-      expect(r.status).toBe(3);
-      expect(r.stderr).toMatch(/not built yet/);
+      expect(r.status).toBe(1);
+      expectCleanError(r.stderr, /experiment 'knee' has no trained run yet/);
+      expect(r.stderr).toMatch(/hint: train it first: llmed train knee/);
     }
+    const x = llmed(['export', 'x']);
+    expect(x.status).toBe(2);
+    expectCleanError(x.stderr, /'x' is neither a run folder nor an experiment/);
+  });
+
+  it('register without its inputs says which flags are missing', () => {
+    const r = llmed(['register', '--fixed', 'f.nii.gz']);
+    expect(r.status).toBe(2);
+    expectCleanError(r.stderr, /register needs --moving, --model/);
   });
 
   it('training a paper-scale experiment without its data and checkpoint says what to put where', () => {

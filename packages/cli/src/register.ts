@@ -2,22 +2,25 @@
  * `llmed register --moving m.nii.gz --fixed f.nii.gz --model <export> [--moving-labels l] [--fixed-labels l]`:
  * native registration of one pair with onnxruntime-node and TypeScript warps — no Python.
  */
-import { basename, relative, resolve } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { LlmedError } from '@llmed/core';
 import { registerPair } from '@llmed/runtime';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadContext } from './context.ts';
 import { DEFAULT_METRICS, parseMetricList, resolveMetrics } from './metrics.ts';
+import { resolveRun } from './runs.ts';
 
 const stem = (p: string) => basename(p).replace(/\.nii(\.gz)?$/i, '');
 
 export async function registerCommand(args: ParsedArgs): Promise<number> {
   const moving = flagString(args, 'moving');
   const fixed = flagString(args, 'fixed');
-  const model = flagString(args, 'model');
+  // `llmed register <experiment|run> ...` (what `nx run demo:register` passes) means that run's export.
+  const target = args.positionals[0];
+  const model = flagString(args, 'model') ?? (target ? join((await resolveRun(target)).runDir, 'export') : undefined);
   const missing = [!moving && '--moving', !fixed && '--fixed', !model && '--model'].filter(Boolean);
   if (missing.length) {
-    throw new LlmedError('usage', `register needs ${missing.join(', ')}`, { hint: 'llmed register --moving m.nii.gz --fixed f.nii.gz --model runs/demo/<stamp>/export [--moving-labels ml.nii.gz --fixed-labels fl.nii.gz] [--out DIR]' });
+    throw new LlmedError('usage', `register needs ${missing.join(', ')}`, { hint: 'llmed register [<experiment|run>] --moving m.nii.gz --fixed f.nii.gz --model runs/demo/<stamp>/export [--moving-labels ml.nii.gz --fixed-labels fl.nii.gz] [--out DIR]' });
   }
   const { registry } = await loadContext();
   const asked = parseMetricList(flagString(args, 'metrics'));
