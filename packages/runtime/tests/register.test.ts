@@ -55,7 +55,7 @@ function runCli(args: string[], env: NodeJS.ProcessEnv): { status: number | null
 
 /** The environment with no way to reach the venv's Python. */
 function envWithoutPython(): NodeJS.ProcessEnv {
-  const env = { ...process.env, PYTHON_BIN: join(tmp, 'no-python-here', 'python') };
+  const env: NodeJS.ProcessEnv = { ...process.env, PYTHON_BIN: join(tmp, 'no-python-here', 'python') };
   env.PATH = (env.PATH ?? '').split(':').filter((p) => !p.includes('.venv')).join(':');
   delete env.VIRTUAL_ENV;
   return env;
@@ -74,7 +74,7 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
     metrics = [];
     return registry.then((reg) => {
       for (const id of ['dice', 'hd95', 'jacobian-nonpositive', 'sdlogj']) {
-        metrics.push({ id, runtime: reg.get(id, 'Metric').runtime, needsLabels: metricNeedsLabels(id) });
+        metrics.push({ id, runtime: reg.get(id, 'Metric').runtime as MetricPlugin['runtime'], needsLabels: metricNeedsLabels(id) });
       }
     });
   }, 300_000);
