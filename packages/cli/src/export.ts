@@ -3,7 +3,7 @@
  * bridge (torch.onnx, LoRA merged, parity checked against onnxruntime before anything is renamed into
  * place). An experiment name means its newest trained run.
  */
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { LlmedError, type ModelSpec } from '@llmed/core';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
@@ -14,6 +14,11 @@ export interface ExportResult { exportDir: string; manifest: Record<string, any>
 
 export async function exportRun(runDir: string, opts: { tag?: 'best' | 'last'; outDir?: string; threads?: number } = {}): Promise<ExportResult> {
   const { ws } = await loadContext();
+  // A run stopped (time budget, Ctrl-C) before its first validation has no 'best' yet: export 'last' and say so.
+  if (!opts.tag && !existsSync(join(runDir, 'checkpoints', 'best.json')) && existsSync(join(runDir, 'checkpoints', 'last.json'))) {
+    console.error('no validated "best" checkpoint in this run (it stopped before its first validation): exporting "last"');
+    opts = { ...opts, tag: 'last' };
+  }
   const { PythonSession, specImportPaths } = await import('@llmed/bridge');
   const spec = JSON.parse(readFileSync(join(runDir, 'spec.json'), 'utf8')) as ModelSpec;
   const session = await PythonSession.open({ workspaceRoot: ws.root });
@@ -38,10 +43,10 @@ export function describeExport(r: ExportResult): string[] {
 export async function exportCommand(args: ParsedArgs): Promise<number> {
   const target = args.positionals[0];
   if (!target) throw new LlmedError('usage', 'export needs a run folder or an experiment', { hint: 'llmed export runs/demo/<timestamp>   or   llmed export demo (its newest run)' });
-  const tag = flagString(args, 'tag') ?? 'best';
-  if (tag !== 'best' && tag !== 'last') throw new LlmedError('usage', `--tag must be best or last, not '${tag}'`);
+  const tag = flagString(args, 'tag') as 'best' | 'last' | undefined;
+  if (tag !== undefined && tag !== 'best' && tag !== 'last') throw new LlmedError('usage', `--tag must be best or last, not '${tag}'`);
   const { runDir } = await resolveRun(target);
-  console.error(`exporting ${relative(process.cwd(), runDir) || runDir} (checkpoint ${tag})`);
+  console.error(`exporting ${relative(process.cwd(), runDir) || runDir} (checkpoint ${tag ?? 'best'})`);
   const result = await exportRun(runDir, { tag, outDir: flagString(args, 'out'), threads: flagNumber(args, 'threads') });
   if (args.flags.json) console.log(JSON.stringify(result));
   else for (const line of describeExport(result)) console.log(line);

@@ -27,7 +27,7 @@ export async function resolveRun(target: string): Promise<{ runDir: string; expe
     throw new LlmedError('usage', `'${target}' is neither a run folder nor an experiment`, { hint: `experiments: ${Object.keys(ws.experiments).join(', ')}` });
   }
   const runsDir = join(ws.root, 'runs', target);
-  const stamps = existsSync(runsDir) ? readdirSync(runsDir).filter((d) => isRunFolder(join(runsDir, d)) && existsSync(join(runsDir, d, 'checkpoints', 'best.json'))).sort() : [];
+  const stamps = existsSync(runsDir) ? readdirSync(runsDir).filter((d) => isRunFolder(join(runsDir, d)) && (existsSync(join(runsDir, d, 'checkpoints', 'best.json')) || existsSync(join(runsDir, d, 'checkpoints', 'last.json')))).sort() : [];
   if (stamps.length === 0) throw new LlmedError('checkpoint', `experiment '${target}' has no trained run yet`, { where: runsDir, hint: `train it first: llmed train ${target}` });
   return { runDir: join(runsDir, stamps[stamps.length - 1]), experiment: target };
 }

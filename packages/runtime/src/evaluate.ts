@@ -126,7 +126,8 @@ export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: stri
   mkdirSync(join(staging, 'pictures'), { recursive: true });
   const nPictures = Math.min(opts.pictures ?? 3, pairs.length);
   const labelName = (l: number) => ds.labelNames[String(l)] ?? m.data.labelNames?.[String(l)] ?? String(l);
-  const labels = (ds.labels.length ? ds.labels : m.data.labels ?? []).filter((l) => l !== 0);
+  // The experiment's evaluation subset (e.g. the 30 standard aseg labels) when it names one, else every label.
+  const labels = ((m.evaluate?.labels as number[] | undefined) ?? (ds.labels.length ? ds.labels : m.data.labels ?? [])).filter((l) => l !== 0);
 
   const perPair: EvaluationTable['perPair'] = [];
   const dicePerLabel: Record<string, number[]> = {};

@@ -220,12 +220,13 @@ export async function registerPair(opts: RegisterPairOptions): Promise<RegisterP
   const tWarp = performance.now();
 
   const detJ = jacobianDeterminant(field, dims);
+  const evalLabels = ((m.evaluate?.labels as number[] | undefined) ?? m.data.labels ?? []).filter((l) => l !== 0);
   const scored = scorePair(opts.metrics, {
     fixedLabels: fixedLab, warpedLabels: warpedLab, field, dims, spacing: fixedPre.spacing,
-    labels: m.data.labels?.filter((l) => l !== 0) ?? [],
+    labels: evalLabels,
   }, { explicit: opts.explicitMetrics, where: opts.fixedLabels });
   const initial = movingLab && fixedLab
-    ? scorePair(opts.metrics.filter((x) => x.needsLabels), { fixedLabels: fixedLab, warpedLabels: movingLab, dims, spacing: fixedPre.spacing, labels: m.data.labels?.filter((l) => l !== 0) ?? [] }).metrics
+    ? scorePair(opts.metrics.filter((x) => x.needsLabels), { fixedLabels: fixedLab, warpedLabels: movingLab, dims, spacing: fixedPre.spacing, labels: evalLabels }).metrics
     : {};
   const tMetrics = performance.now();
 
