@@ -10,7 +10,7 @@
  * nothing half-written; a fingerprint of the data config skips work already done.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { dataError, LlmedError, type ExperimentConfig, type Workspace } from '@llmed/core';
 import {
@@ -44,8 +44,18 @@ export interface PreparedPairs {
   scans: number;
 }
 
+/**
+ * What decides whether a prepared folder is still current: the data config, the root, and — for datasets
+ * described by a manifest (a pairs list, a dataset JSON) — the manifest's content and modification time,
+ * so that regenerating or editing a dataset (e.g. `python -m llmed.proxies`) prepares it again.
+ */
 function fingerprintOf(cfg: ExperimentConfig, root: string): string {
-  return createHash('sha256').update(JSON.stringify({ data: cfg.data, root, v: 1 })).digest('hex').slice(0, 16);
+  const manifest = cfg.data.manifest ? join(root, cfg.data.manifest) : undefined;
+  const stamp: Record<string, unknown> = { data: cfg.data, root, v: 1 };
+  if (manifest && existsSync(manifest)) {
+    stamp.manifest = { sha256: createHash('sha256').update(readFileSync(manifest)).digest('hex'), mtimeMs: statSync(manifest).mtimeMs };
+  }
+  return createHash('sha256').update(JSON.stringify(stamp)).digest('hex').slice(0, 16);
 }
 
 export interface PrepareOptions { force?: boolean; onProgress?: (done: number, total: number, what: string) => void; log?: (msg: string) => void }
