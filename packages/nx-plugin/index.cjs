@@ -54,6 +54,22 @@ const createNodesV2 = [
         }
         projects[root] = { name, root, projectType: 'application', tags: ['llmed:experiment'], targets };
       }
+      // The benchmarks, inferred from the files in bench/: `nx run bench:accuracy`, `nx run bench:inference`, ...
+      const BENCH_SCRIPTS = { accuracy: 'bench/accuracy/accuracy.ts', inference: 'bench/inference/inference.ts', imaging: 'bench/imaging/read-reorient-resample.ts', metrics: 'bench/metrics/hd95.ts', training: 'bench/training/bridge-overhead.ts' };
+      if (existsSync(join(context.workspaceRoot, 'bench'))) {
+        const targets = {};
+        for (const [target, script] of Object.entries(BENCH_SCRIPTS)) {
+          if (!existsSync(join(context.workspaceRoot, script))) continue;
+          const install = target === 'accuracy' ? 'node bench/accuracy/install-optional.mjs && ' : '';
+          targets[target] = {
+            executor: 'nx:run-commands',
+            options: { command: `node scripts/setup.mjs --quiet && ${install}node --import tsx ${script}`, cwd: '.', forwardAllArgs: true },
+            metadata: { description: `benchmark: ${script} (results in bench/results/)`, technologies: ['llmed'] },
+            cache: false,
+          };
+        }
+        projects.bench = { name: 'bench', root: 'bench', projectType: 'application', tags: ['llmed:bench'], targets };
+      }
       results.push([file, { projects }]);
     }
     return results;

@@ -168,6 +168,10 @@ describe('Nx integration', () => {
     const project = JSON.parse(show.stdout);
     expect(Object.keys(project.targets)).toEqual(expect.arrayContaining(['train', 'evaluate', 'export', 'register', 'check', 'prepare']));
     expect(project.targets.train.options.command).toContain('llmed.mjs train knee');
+    // the benchmarks are inferred from bench/ as one project
+    const bench = JSON.parse(spawnSync(nx, ['show', 'project', 'bench', '--json'], { cwd: repoRoot, encoding: 'utf8', env: { ...process.env, NX_DAEMON: 'false' } }).stdout);
+    expect(Object.keys(bench.targets)).toEqual(expect.arrayContaining(['accuracy', 'inference']));
+    expect(bench.targets.accuracy.options.command).toContain('bench/accuracy/accuracy.ts');
   });
 
   it('nx run abdomen-mrct:check runs the real check', () => {
