@@ -96,7 +96,7 @@ export function llmBackboneDescriptor(f: LLMFamily): PluginDescriptor<LLMBackbon
       const out = { ...options, checkpointFound: existsSync(cfgFile) };
       // JSON-Schema defaults are not applied inside anyOf branches: fill LoRA's here, so a config may say
       // just {"rank": 8} and the spec (and Python) still get alpha, dropout and the target projections.
-      if (out.lora) out.lora = { rank: 64, alpha: 64, dropout: 0, targets: [...f.loraTargets], ...out.lora };
+      if (out.lora) out.lora = Object.assign({ rank: 64, alpha: 64, dropout: 0, targets: [...f.loraTargets] }, out.lora);
       if (out.checkpointFound) {
         let hf: Record<string, unknown>;
         try { hf = JSON.parse(readFileSync(cfgFile, 'utf8')); } catch (e) { throw configError(cfgFile, `not valid JSON: ${(e as Error).message}`); }
