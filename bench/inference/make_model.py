@@ -29,18 +29,10 @@ import numpy as np
 
 
 def write_prepared_volume(folder: Path, name: str, data: np.ndarray) -> None:
-    """``data`` is (K, J, I); float → .f32, integer → .i32, header as the TypeScript cache writes it."""
-    is_label = np.issubdtype(data.dtype, np.integer)
-    numpy_dtype, ext = ("<i4", "i32") if is_label else ("<f4", "f32")
-    array = np.ascontiguousarray(data.astype(numpy_dtype))[None]
-    (folder / f"{name}.{ext}").write_bytes(array.tobytes())
-    nz, ny, nx = data.shape
-    header = {"format": "llmed-prepared-v1", "name": name, "dataFile": f"{name}.{ext}",
-              "dtype": "int32" if is_label else "float32", "numpyDtype": numpy_dtype, "byteOrder": "little",
-              "shape": [1, nz, ny, nx], "dims": [nx, ny, nz], "components": 1, "spacing": [1, 1, 1],
-              "affine": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], "orientation": "RAS", "bytes": array.nbytes,
-              "source": None, "preprocessing": "bench/inference synthetic volume"}
-    (folder / f"{name}.json").write_text(json.dumps(header))
+    """The cache-format writer of llmed.data, marked as this benchmark's synthetic volume."""
+    from llmed.data import write_prepared_volume as write
+
+    write(folder, name, data, preprocessing="bench/inference synthetic volume")
 
 
 def make_synthetic_prepared(folder: Path, shape_ijk: list[int], scans: int = 4, seed: int = 0) -> None:

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from llmed.data import write_prepared_volume
 import pytest
 import torch
 import torch.nn as nn
@@ -30,18 +32,8 @@ SHAPE_IJK = (16, 12, 8)  # prepared grid (nx, ny, nz); torch (K, J, I) = (8, 12,
 # ---- a tiny prepared dataset in the cache format ---------------------------------------------------
 
 def write_volume(folder: Path, name: str, data: np.ndarray) -> None:
-    """Write ``data`` (K, J, I) as a prepared volume: raw little-endian + JSON header (cache.ts format)."""
-    is_label = np.issubdtype(data.dtype, np.integer)
-    dtype, ext = ("<i4", "i32") if is_label else ("<f4", "f32")
-    arr = np.ascontiguousarray(data.astype(dtype))[None]
-    (folder / f"{name}.{ext}").write_bytes(arr.tobytes())
-    nz, ny, nx = data.shape
-    header = {"format": "llmed-prepared-v1", "name": name, "dataFile": f"{name}.{ext}",
-              "dtype": "int32" if is_label else "float32", "numpyDtype": dtype, "byteOrder": "little",
-              "shape": [1, nz, ny, nx], "dims": [nx, ny, nz], "components": 1, "spacing": [1, 1, 1],
-              "affine": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], "orientation": "RAS", "bytes": arr.nbytes,
-              "source": None, "preprocessing": None}
-    (folder / f"{name}.json").write_text(json.dumps(header))
+    """Write ``data`` (K, J, I) as a prepared volume (cache.ts format)."""
+    write_prepared_volume(folder, name, data)
 
 
 def make_prepared(folder: Path, n_scans: int = 4, shape_ijk=SHAPE_IJK, seed: int = 0, labels: bool = True) -> Path:

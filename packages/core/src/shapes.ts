@@ -52,3 +52,20 @@ export function requireInput<K extends keyof ShapeInputs>(inputs: ShapeInputs, k
   if (!v) throw new ShapeMismatch(`${pluginId} needs a '${key}' input, and none reaches it at this position`, { input: key });
   return v as NonNullable<ShapeInputs[K]>;
 }
+
+/**
+ * The levels of an image pyramid with `channels[i]` channels at scale 2^i (full resolution first): the
+ * shape rule of every pyramid encoder. Each level must divide the input exactly (a shape error naming
+ * the `channels` option otherwise).
+ */
+export function pyramidShape(image: VolumeShape, channels: readonly number[]): PyramidShape {
+  const levels: FeatureLevel[] = channels.map((c, i) => {
+    const scale = 2 ** i;
+    const spatial = image.spatial.map((n) => n / scale) as Vec3;
+    if (spatial.some((n) => !Number.isInteger(n))) {
+      throw new ShapeMismatch(`input ${fmt3(image.spatial)} is not divisible by ${scale}, which level ${i + 1} of ${channels.length} needs`, { option: 'channels', input: 'image' });
+    }
+    return { scale, channels: c, spatial };
+  });
+  return { type: 'pyramid', levels };
+}

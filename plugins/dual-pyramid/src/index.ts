@@ -6,7 +6,7 @@
  *
  *   in  1×D×H×W            out per stream: c0×D×H×W, c1×D/2.., c2×D/4.., c3×D/8.., c4×D/16..
  */
-import { definePlugin, pluginModule, pythonEntry, requireInput, ShapeMismatch, type FeatureLevel, type Vec3 } from '@llmed/core';
+import { definePlugin, pluginModule, pyramidShape, pythonEntry, requireInput } from '@llmed/core';
 
 export interface DualPyramidOptions { channels: number[]; shared: boolean; negativeSlope: number }
 
@@ -25,16 +25,7 @@ export const descriptor = definePlugin<DualPyramidOptions>({
     },
   },
   shape(inputs, o) {
-    const image = requireInput(inputs, 'image', 'dual-pyramid');
-    const levels: FeatureLevel[] = o.channels.map((channels, i) => {
-      const scale = 2 ** i;
-      const spatial = image.spatial.map((n) => n / scale) as Vec3;
-      if (spatial.some((n) => !Number.isInteger(n))) {
-        throw new ShapeMismatch(`input ${image.spatial.join('×')} is not divisible by ${scale}, which level ${i + 1} of ${o.channels.length} needs`, { option: 'channels', input: 'image' });
-      }
-      return { scale, channels, spatial };
-    });
-    return { type: 'pyramid', levels };
+    return pyramidShape(requireInput(inputs, 'image', 'dual-pyramid'), o.channels);
   },
   example: { options: { channels: [2, 4, 4, 8, 8] }, inputs: { image: { type: 'volume', channels: 1, spatial: [16, 16, 16] } } },
 });

@@ -12,7 +12,7 @@
  *
  *   in  C×D×H×W per image        out (both streams)  c0×D×H×W, c1×D/2.., …, c4×D/16..
  */
-import { definePlugin, pluginModule, pythonEntry, requireInput, ShapeMismatch, type FeatureLevel, type Vec3 } from '@llmed/core';
+import { definePlugin, pluginModule, pyramidShape, pythonEntry, requireInput } from '@llmed/core';
 
 export interface VoxelMorphEncoderOptions { channels: number[]; negativeSlope: number }
 
@@ -30,16 +30,7 @@ export const descriptor = definePlugin<VoxelMorphEncoderOptions>({
     },
   },
   shape(inputs, o) {
-    const image = requireInput(inputs, 'image', 'voxelmorph-encoder');
-    const levels: FeatureLevel[] = o.channels.map((channels, i) => {
-      const scale = 2 ** i;
-      const spatial = image.spatial.map((n) => n / scale) as Vec3;
-      if (spatial.some((n) => !Number.isInteger(n))) {
-        throw new ShapeMismatch(`input ${image.spatial.join('×')} is not divisible by ${scale}, which level ${i + 1} of ${o.channels.length} needs`, { option: 'channels', input: 'image' });
-      }
-      return { scale, channels, spatial };
-    });
-    return { type: 'pyramid', levels };
+    return pyramidShape(requireInput(inputs, 'image', 'voxelmorph-encoder'), o.channels);
   },
   example: { options: { channels: [2, 4, 4, 8, 8] }, inputs: { image: { type: 'volume', channels: 1, spatial: [16, 16, 16] } } },
 });
