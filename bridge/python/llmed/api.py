@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import os
 import platform
 import signal
@@ -23,6 +22,8 @@ import threading
 import traceback
 from pathlib import Path
 from typing import Any, Callable
+
+from .files import json_safe
 
 _trainer = None  # the current (or last) Trainer; one training run per Python process at a time
 _trainer_lock = threading.Lock()
@@ -51,15 +52,6 @@ def structured(fn: Callable[..., dict]) -> Callable[..., dict]:
     return wrapper
 
 
-def _json_safe(value: Any) -> Any:
-    """Strict JSON for JavaScript's JSON.parse: non-finite floats become null."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
 
 
 def _read_json(path: str, what: str, kind: str) -> Any:
@@ -242,4 +234,4 @@ def invoke(name: str, args_json: str = "[]") -> str:
             result = fn(**args) if isinstance(args, dict) else fn(*args)
     except Exception as err:  # bad arguments (a TypeError from the call itself)
         result = _error("bridge", f"{type(err).__name__}: {err}", traceback.format_exc())
-    return json.dumps(_json_safe(result))
+    return json.dumps(json_safe(result))

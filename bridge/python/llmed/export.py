@@ -59,6 +59,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .files import json_safe, sha256_file
+
 EXPORT_FORMAT = "llmed-export-v1"
 MIN_OPSET = 20  # 5-D GridSample (the decoder's internal warps) needs opset 20
 FIELD_TOLERANCE_VOXELS = 1e-3
@@ -93,17 +95,6 @@ class FieldPredictor(nn.Module):
 # ----------------------------------------------------------------------------------------------------
 # helpers
 # ----------------------------------------------------------------------------------------------------
-
-def sha256_file(path: str | os.PathLike[str], chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            block = f.read(chunk)
-            if not block:
-                break
-            digest.update(block)
-    return digest.hexdigest()
-
 
 def find_workspace_root(start: Path) -> Path | None:
     """The nearest folder at or above ``start`` holding workspace.json and package.json (an llmed workspace)."""
@@ -477,19 +468,11 @@ def dumps_manifest(manifest: dict) -> str:
     """Indented JSON with lists of plain numbers kept on one line (shapes, label lists stay readable)."""
     import re
 
-    text = json.dumps(_json_clean(manifest), indent=2)
+    text = json.dumps(json_safe(manifest), indent=2)
     return re.sub(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]",
                   lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"
 
 
-def _json_clean(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _json_clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_clean(v) for v in value]
-    return value
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -520,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
         result = {"ok": False, "kind": kind, "message": message, "where": getattr(err, "where", None) or getattr(err, "path", None),
                   "hint": getattr(err, "hint", None), "traceback": traceback.format_exc()}
         if args.json:
-            print(json.dumps(_json_clean(result)), flush=True)
+            print(json.dumps(json_safe(result)), flush=True)
         else:
             print(f"error[{kind}]{' ' + str(result['where']) + ':' if result['where'] else ''} {message}", file=sys.stderr)
             if result["hint"]:
@@ -528,7 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     out = Path(args.out).resolve() if args.out else Path(args.run_dir).resolve() / "export"
     if args.json:
-        print(json.dumps(_json_clean({"ok": True, "exportDir": str(out), "manifest": manifest})), flush=True)
+        print(json.dumps(json_safe({"ok": True, "exportDir": str(out), "manifest": manifest})), flush=True)
     else:
         p = manifest["parity"]
         print(f"{out}: model.onnx ({manifest['model']['bytes'] / 2**20:.1f} MB, opset {manifest['model']['opset']}); "

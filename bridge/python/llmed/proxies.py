@@ -51,7 +51,6 @@ bytes. Each folder is built under a temporary name and renamed into place; an ex
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -64,6 +63,8 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
+
+from .files import sha256_file
 
 GENERATOR_VERSION = 1
 FORMAT = "llmed-proxy-v1"
@@ -206,12 +207,6 @@ def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, *, kind: str, 
     nib.save(img, str(path))
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # ============================================================================ geometry and resampling

@@ -137,4 +137,4 @@ def test_api_results_are_structured_and_never_raise(tmp_path: Path, llama_spec, 
 def test_status_json_is_strict_even_with_non_finite_numbers():
     text = api.invoke("add_import_paths", json.dumps([[]]))
     assert json.loads(text)["ok"]
-    assert json.loads(json.dumps(api._json_safe({"x": float("nan"), "y": [float("inf"), 1.0]}))) == {"x": None, "y": [None, 1.0]}
+    assert json.loads(json.dumps(api.json_safe({"x": float("nan"), "y": [float("inf"), 1.0]}))) == {"x": None, "y": [None, 1.0]}
