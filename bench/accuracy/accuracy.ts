@@ -19,7 +19,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadRegistry, loadWorkspace } from '@llmed/core';
 import { readPreparedVolume, warpNearest, type MetricRuntime } from '@llmed/imaging';
-import { meanStd, metricNeedsLabels, scorePair, type MetricPlugin } from '@llmed/runtime';
+import { meanStd, scorePair, type MetricPlugin } from '@llmed/runtime';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'packages', 'cli', 'bin', 'llmed.mjs');
@@ -198,7 +198,7 @@ async function main(): Promise<void> {
   mkdirSync(WORK, { recursive: true });
   const registry = await loadRegistry(loadWorkspace(ROOT));
   const metricIds = ['dice', 'hd95', 'jacobian-nonpositive', 'sdlogj'];
-  const metrics: MetricPlugin[] = metricIds.map((id) => ({ id, runtime: registry.get(id, 'Metric').runtime as MetricRuntime, needsLabels: metricNeedsLabels(id) }));
+  const metrics: MetricPlugin[] = metricIds.map((id) => ({ id, runtime: registry.get(id, 'Metric').runtime as MetricRuntime }));
 
   // 1. proxies (deterministic; skipped when up to date)
   for (const proxy of ['oasis-proxy', 'abdomen-mrct-proxy']) {

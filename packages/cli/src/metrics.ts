@@ -1,7 +1,7 @@
 /** Metric ids → Metric plugins from the registry (`time` is measured, not a plugin). */
 import { LlmedError, type Registry } from '@llmed/core';
 import type { MetricRuntime } from '@llmed/imaging';
-import { metricNeedsLabels, TIME_METRIC, type MetricPlugin } from '@llmed/runtime';
+import { TIME_METRIC, type MetricPlugin } from '@llmed/runtime';
 
 export const DEFAULT_METRICS = ['dice', 'hd95', 'jacobian-nonpositive', 'sdlogj', TIME_METRIC];
 
@@ -9,13 +9,13 @@ export function resolveMetrics(registry: Registry, ids: readonly string[], where
   const out: MetricPlugin[] = [];
   for (const id of ids) {
     if (id === TIME_METRIC) {
-      out.push({ id, needsLabels: false, runtime: { compute: () => { throw new Error('time is measured by the caller'); } } });
+      out.push({ id, runtime: { compute: () => { throw new Error('time is measured by the caller'); } } });
       continue;
     }
     const d = registry.get(id, 'Metric', where);
     const runtime = d.runtime as MetricRuntime | undefined;
     if (!runtime || typeof runtime.compute !== 'function') throw new LlmedError('plugin', `Metric plugin '${id}' has no runtime.compute`, { where: registry.sourceOf(id) });
-    out.push({ id, runtime, needsLabels: metricNeedsLabels(id) });
+    out.push({ id, runtime });
   }
   return out;
 }

@@ -263,6 +263,9 @@ export interface MetricResult {
 
 /** Runtime part of a Metric plugin descriptor. */
 export interface MetricRuntime<O = Record<string, unknown>> {
+  /** The metric reads label maps (Dice, HD95): callers skip it with a note, or refuse it when asked for by
+   *  name, when a pair has no labels. Field metrics leave it unset. */
+  readonly needsLabels?: boolean;
   compute(input: MetricInput, options?: Partial<O>): MetricResult;
 }
 

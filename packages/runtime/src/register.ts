@@ -20,7 +20,7 @@ import {
 } from '@llmed/imaging';
 import { openExport, type OpenedExport } from './manifest.ts';
 import { FieldPredictor } from './predictor.ts';
-import { scorePair, type MetricPlugin, type ScoredPair } from './score.ts';
+import { metricNeedsLabels, scorePair, type MetricPlugin, type ScoredPair } from './score.ts';
 
 export interface RegisterPairOptions {
   moving: string;
@@ -226,7 +226,7 @@ export async function registerPair(opts: RegisterPairOptions): Promise<RegisterP
     labels: evalLabels,
   }, { explicit: opts.explicitMetrics, where: opts.fixedLabels });
   const initial = movingLab && fixedLab
-    ? scorePair(opts.metrics.filter((x) => x.needsLabels), { fixedLabels: fixedLab, warpedLabels: movingLab, dims, spacing: fixedPre.spacing, labels: evalLabels }).metrics
+    ? scorePair(opts.metrics.filter(metricNeedsLabels), { fixedLabels: fixedLab, warpedLabels: movingLab, dims, spacing: fixedPre.spacing, labels: evalLabels }).metrics
     : {};
   const tMetrics = performance.now();
 

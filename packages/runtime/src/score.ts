@@ -13,17 +13,13 @@ export interface MetricPlugin {
   id: string;
   runtime: MetricRuntime;
   options?: Record<string, unknown>;
-  /** True when the metric reads label maps (dice, hd95, ...): skipped, or refused, without labels. */
-  needsLabels: boolean;
 }
 
 export const TIME_METRIC = 'time';
 
-/** Metric ids that read label maps (the rest read the field). Third-party metrics say so through their own errors. */
-const LABEL_METRICS = new Set(['dice', 'hd95', 'l2r-hd95']);
-
-export function metricNeedsLabels(id: string): boolean {
-  return LABEL_METRICS.has(id);
+/** Whether a Metric plugin reads label maps: its runtime says so (`needsLabels`). */
+export function metricNeedsLabels(m: MetricPlugin): boolean {
+  return m.runtime.needsLabels === true;
 }
 
 export interface ScoredPair {
@@ -40,7 +36,7 @@ export function scorePair(metrics: readonly MetricPlugin[], input: MetricInput, 
   const hasLabels = Boolean(input.fixedLabels && input.warpedLabels);
   const out: ScoredPair = { metrics: {}, skipped: {} };
   for (const m of metrics) {
-    if (m.needsLabels && !hasLabels) {
+    if (metricNeedsLabels(m) && !hasLabels) {
       if (opts.explicit) {
         throw new LlmedError('usage', `metric '${m.id}' needs label maps, and none were given`, {
           where: opts.where,

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLlmedError, loadRegistry, loadWorkspace } from '@llmed/core';
 import { dice, readNifti, readPreparedVolume, warpNearest, writeDisplacementField, writeNifti, type Volume } from '@llmed/imaging';
-import { decodePng, evaluateExport, FieldPredictor, metricNeedsLabels, openExport, registerPair, sha256OfFile, type MetricPlugin } from '../src/index.ts';
+import { decodePng, evaluateExport, FieldPredictor, openExport, registerPair, sha256OfFile, type MetricPlugin } from '../src/index.ts';
 
 const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const VENV_PYTHON = join(WORKSPACE, '.venv', 'bin', 'python');
@@ -74,7 +74,7 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
     metrics = [];
     return registry.then((reg) => {
       for (const id of ['dice', 'hd95', 'jacobian-nonpositive', 'sdlogj']) {
-        metrics.push({ id, runtime: reg.get(id, 'Metric').runtime as MetricPlugin['runtime'], needsLabels: metricNeedsLabels(id) });
+        metrics.push({ id, runtime: reg.get(id, 'Metric').runtime as MetricPlugin['runtime'] });
       }
     });
   }, 300_000);
@@ -148,7 +148,7 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
   it('evaluate writes the table with an Initial row, a box plot, pictures and viewer folders', async () => {
     const predictor = await FieldPredictor.load(await openExport(exportDir), { threads: 1 });
     try {
-      const withTime: MetricPlugin[] = [...metrics, { id: 'time', runtime: { compute: () => { throw new Error('measured'); } }, needsLabels: false }];
+      const withTime: MetricPlugin[] = [...metrics, { id: 'time', runtime: { compute: () => { throw new Error('measured'); } } }];
       const { out, table } = await evaluateExport({ predictor, preparedDir, out: join(tmp, 'eval'), metrics: withTime, pictures: 1, method: 'tiny LLaMA-Reg' });
       expect(table.rows.map((r) => r.method)).toEqual(['Initial (no registration)', 'tiny LLaMA-Reg']);
       expect(table.pairs).toBe(2);

@@ -12,6 +12,7 @@ import { chooseLabels, dice, requireLabelMaps, type AbsentLabelPolicy, type Metr
 export interface DiceOptions { labels?: number[]; absentAs: AbsentLabelPolicy }
 
 export const runtime: MetricRuntime<DiceOptions> = {
+  needsLabels: true,
   compute(input: MetricInput, options: Partial<DiceOptions> = {}): MetricResult {
     const { fixed, warped, labels } = requireLabelMaps('dice', input);
     const r = dice(fixed, warped, chooseLabels(options.labels, labels, fixed, warped), { absentAs: options.absentAs ?? 'nan' });

@@ -13,6 +13,7 @@ import { chooseLabels, hd95, requireLabelMaps, type MetricInput, type MetricResu
 export interface Hd95Options { labels?: number[] }
 
 export const runtime: MetricRuntime<Hd95Options> = {
+  needsLabels: true,
   compute(input: MetricInput, options: Partial<Hd95Options> = {}): MetricResult {
     const { fixed, warped, labels } = requireLabelMaps('hd95', input);
     const r = hd95(fixed, warped, input.dims, input.spacing, chooseLabels(options.labels, labels, fixed, warped));

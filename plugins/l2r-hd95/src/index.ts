@@ -13,6 +13,7 @@ import { chooseLabels, l2rHd95, requireLabelMaps, type MetricInput, type MetricR
 export interface L2rHd95Options { labels?: number[] }
 
 export const runtime: MetricRuntime<L2rHd95Options> = {
+  needsLabels: true,
   compute(input: MetricInput, options: Partial<L2rHd95Options> = {}): MetricResult {
     const { fixed, warped, labels } = requireLabelMaps('l2r-hd95', input);
     const r = l2rHd95(fixed, warped, input.dims, chooseLabels(options.labels, labels, fixed, warped));
