@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { LlmedError } from '@llmed/core';
-import { evaluateExport, FieldPredictor, openExport } from '@llmed/runtime';
+import { evaluateExport, FieldPredictor, openExport, tableMarkdown } from '@llmed/runtime';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadContext } from './context.ts';
 import { describeExport, exportRun } from './export.ts';
@@ -29,7 +29,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateRunOptions = {})
   const exported = await openExport(exportDir);
   const m = exported.manifest;
   const ids = opts.metrics ?? m.evaluate?.metrics ?? DEFAULT_METRICS;
-  const metrics = resolveMetrics(registry, ids.includes('time') ? ids : [...ids, 'time'], opts.metrics ? '--metrics' : `${exported.manifestFile} evaluate.metrics`);
+  const metrics = resolveMetrics(registry, ids, opts.metrics ? '--metrics' : `${exported.manifestFile} evaluate.metrics`);
   const prepared = m.source.preparedDir && existsSync(join(m.source.preparedDir, 'pairs.json')) ? m.source.preparedDir : preparedDir(ws.root, m.experiment);
   if (!existsSync(join(prepared, 'pairs.json'))) {
     throw new LlmedError('data', `the prepared dataset of '${m.experiment}' is not there`, { where: prepared, hint: `run \`llmed data prepare ${m.experiment}\`` });
@@ -43,7 +43,6 @@ export async function evaluateRun(runDir: string, opts: EvaluateRunOptions = {})
       onProgress: (done, total, what) => (progress ??= new Progress('evaluating', total)).update(done, what),
     });
     progress?.done();
-    const { tableMarkdown } = await import('@llmed/runtime');
     return { out, markdown: tableMarkdown(table) };
   } finally {
     await predictor.close();

@@ -8,10 +8,7 @@ export const DEFAULT_METRICS = ['dice', 'hd95', 'jacobian-nonpositive', 'sdlogj'
 export function resolveMetrics(registry: Registry, ids: readonly string[], where: string): MetricPlugin[] {
   const out: MetricPlugin[] = [];
   for (const id of ids) {
-    if (id === TIME_METRIC) {
-      out.push({ id, runtime: { compute: () => { throw new Error('time is measured by the caller'); } } });
-      continue;
-    }
+    if (id === TIME_METRIC) continue; // measured by register / evaluate themselves
     const d = registry.get(id, 'Metric', where);
     const runtime = d.runtime as MetricRuntime | undefined;
     if (!runtime || typeof runtime.compute !== 'function') throw new LlmedError('plugin', `Metric plugin '${id}' has no runtime.compute`, { where: registry.sourceOf(id) });

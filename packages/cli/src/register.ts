@@ -24,7 +24,7 @@ export async function registerCommand(args: ParsedArgs): Promise<number> {
   }
   const { registry } = await loadContext();
   const asked = parseMetricList(flagString(args, 'metrics'));
-  const metrics = resolveMetrics(registry, (asked ?? DEFAULT_METRICS).filter((id) => id !== 'time'), '--metrics');
+  const metrics = resolveMetrics(registry, asked ?? DEFAULT_METRICS, '--metrics');
   const out = resolve(flagString(args, 'out') ?? `registered_${stem(moving!)}_to_${stem(fixed!)}`);
   const r = await registerPair({
     moving: moving!, fixed: fixed!, model: model!, out, metrics, explicitMetrics: asked !== undefined,
