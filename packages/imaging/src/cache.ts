@@ -39,9 +39,10 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dataError } from '@llmed/core/errors';
+import { writeFileAtomic } from './nifti-write.ts';
 import { axisCodes } from './orientation.ts';
 import { isIntegerArray, voxelCount, type Volume, type Vec3 } from './volume.ts';
 import { spacingFromAffine } from './affine.ts';
@@ -95,17 +96,6 @@ export async function sha256File(file: string): Promise<string> {
 function checkName(name: string): void {
   if (!/^[A-Za-z0-9._-]+$/.test(name) || name.startsWith('.')) {
     throw dataError(name, `invalid prepared-volume name '${name}': use letters, digits, '.', '_' and '-' only (no path separators)`);
-  }
-}
-
-async function writeAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
-  const tmp = `${file}.tmp-${process.pid}`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    throw dataError(file, `cannot write file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
 }
 
@@ -165,8 +155,8 @@ export async function writePreparedVolume(dir: string, name: string, vol: Volume
     preprocessing: meta.preprocessing ?? meta.ops ?? [],
   };
   if (meta.meta) header.meta = meta.meta;
-  await writeAtomic(path.join(dir, dataFile), littleEndianBytes(arr));
-  await writeAtomic(path.join(dir, `${name}.json`), JSON.stringify(header, null, 2) + '\n');
+  await writeFileAtomic(path.join(dir, dataFile), littleEndianBytes(arr), dataError);
+  await writeFileAtomic(path.join(dir, `${name}.json`), JSON.stringify(header, null, 2) + '\n', dataError);
   return header;
 }
 

@@ -220,8 +220,11 @@ export async function writeNifti(path: string, vol: Volume, opts: WriteNiftiOpti
   await writeFileAtomic(path, bytes);
 }
 
-/** Write bytes to `<path>.tmp-<pid>`, then rename to `path`; remove the temporary file on failure. */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
+/**
+ * Write bytes to `<path>.tmp-<pid>`, then rename to `path`; remove the temporary file on failure, which is
+ * reported through `fail` (a NIfTI error by default; the prepared cache reports data errors).
+ */
+export async function writeFileAtomic(path: string, bytes: Uint8Array | string, fail: (where: string, message: string) => Error = niftiError): Promise<void> {
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     await writeFile(tmp, bytes);
@@ -229,7 +232,7 @@ export async function writeFileAtomic(path: string, bytes: Uint8Array | string):
   } catch (e) {
     await unlink(tmp).catch(() => undefined);
     const err = e as NodeJS.ErrnoException;
-    throw niftiError(path, `cannot write file: ${err.code ?? err.message}`);
+    throw fail(path, `cannot write file: ${err.code ?? err.message}`);
   }
 }
 
