@@ -8,6 +8,7 @@
  * x_src = (p + u) · (n_src − 1) / (n_field − 1) per axis (so a coarse field can sample a full-resolution
  * image, as LLaMA-Reg's coarse warps do). Outside the source: 0 (grid_sample's zeros padding).
  */
+import { resampleTrilinear } from './resample.ts';
 import type { Vec3, VoxelArray } from './volume.ts';
 
 function axisScale(nSrc: number, nOut: number): number {
@@ -86,14 +87,12 @@ export function warpNearest<T extends VoxelArray>(src: T, srcDims: readonly numb
  * exact doubling of (n − 1). Forgetting the rescale halves the coarse field (LLaMA-Reg's released bug).
  */
 export function upsampleField(field: Float32Array, dims: readonly number[], outDims: readonly number[], rescale = true): Float32Array {
-  const nIn = dims[0] * dims[1] * dims[2];
   const nOut = outDims[0] * outDims[1] * outDims[2];
-  const identity = new Float32Array(3 * nOut);
-  const out = new Float32Array(3 * nOut);
+  const out = resampleTrilinear(field, dims, outDims, 3);
+  if (!rescale) return out;
   for (let c = 0; c < 3; c++) {
-    const comp = warpTrilinear(field.subarray(c * nIn, (c + 1) * nIn), dims, identity, outDims, 1);
-    const s = rescale ? (dims[c] > 1 ? (outDims[c] - 1) / (dims[c] - 1) : 1) : 1;
-    for (let o = 0; o < nOut; o++) out[c * nOut + o] = comp[o] * s;
+    const s = dims[c] > 1 ? (outDims[c] - 1) / (dims[c] - 1) : 1;
+    for (let o = c * nOut; o < (c + 1) * nOut; o++) out[o] *= s;
   }
   return out;
 }

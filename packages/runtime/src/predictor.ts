@@ -6,10 +6,10 @@
  * in and the field comes out without copies or transposes. When the manifest has a `resize` block
  * (LLM-Morph runs at half resolution) both images are resized corner-aligned to the network grid and
  * the field is upsampled back with its displacements rescaled by (N − 1)/(n − 1) — the same operations,
- * in the same order, as training's forward pass (resizeCornerAligned / upsampleField, warp.ts).
+ * in the same order, as training's forward pass (resampleTrilinear, resample.ts / upsampleField, warp.ts).
  */
 import { LlmedError } from '@llmed/core';
-import { upsampleField, warpTrilinear } from '@llmed/imaging';
+import { resampleTrilinear, upsampleField } from '@llmed/imaging';
 import type { OpenedExport } from './manifest.ts';
 
 // onnxruntime-node loads a native addon; import it lazily so that commands which never run a model
@@ -31,13 +31,6 @@ export interface Prediction {
   field: Float32Array;
   /** Wall time of the onnxruntime run alone (resizing excluded). */
   inferenceMs: number;
-}
-
-/** Trilinear, corner-aligned (align_corners=True) resize of a scalar volume: what training's resize_image does. */
-export function resizeCornerAligned(data: Float32Array, dims: readonly number[], outDims: readonly number[]): Float32Array {
-  if (dims.every((d, c) => d === outDims[c])) return data;
-  const identity = new Float32Array(3 * outDims[0] * outDims[1] * outDims[2]);
-  return warpTrilinear(data, dims, identity, outDims, 1);
 }
 
 export class FieldPredictor {
@@ -106,8 +99,10 @@ export class FieldPredictor {
     for (const [role, img] of [['moving', moving], ['fixed', fixed]] as const) {
       if (img.length !== n) throw new LlmedError('shape', `${role} image has ${img.length} voxels; the model's prepared grid [${prep.join(', ')}] needs ${n}`, { where: this.exported.manifestFile });
     }
-    const m = resizeCornerAligned(moving, prep, net);
-    const f = resizeCornerAligned(fixed, prep, net);
+    // Trilinear, corner-aligned (align_corners=True): what training's resize_image does.
+    const same = net.every((d, c) => d === prep[c]);
+    const m = same ? moving : resampleTrilinear(moving, prep, net);
+    const f = same ? fixed : resampleTrilinear(fixed, prep, net);
     const tensorShape = [1, 1, net[2], net[1], net[0]];
     const feeds = { moving: new this.ort.Tensor('float32', m, tensorShape), fixed: new this.ort.Tensor('float32', f, tensorShape) };
     const t0 = performance.now();
