@@ -13,13 +13,13 @@
  * claims replicate here. Everything is written as the run goes, so a cut-short run still leaves a table.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadRegistry, loadWorkspace } from '@llmed/core';
-import { readPreparedVolume, warpNearest, type MetricRuntime } from '@llmed/imaging';
-import { meanStd, scorePair, type MetricPlugin } from '@llmed/runtime';
+import { readPreparedVolume, warpNearest, writeFileAtomic, type MetricRuntime } from '@llmed/imaging';
+import { jsonNumbers, meanStd, scorePair, type MetricPlugin } from '@llmed/runtime';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'packages', 'cli', 'bin', 'llmed.mjs');
@@ -87,10 +87,10 @@ function run(cmd: string, args: string[], what: string, cwd = ROOT): { ok: boole
   return { ok: r.status === 0, stdout: r.stdout ?? '' };
 }
 
-function writeAtomic(file: string, text: string): void {
+/** The imaging package's atomic writer, with the folder created first. */
+async function writeAtomic(file: string, text: string): Promise<void> {
   mkdirSync(dirname(file), { recursive: true });
-  writeFileSync(`${file}.tmp`, text);
-  renameSync(`${file}.tmp`, file);
+  await writeFileAtomic(file, text, (where, message) => new Error(`${where}: ${message}`));
 }
 
 const pct = (s?: { mean: number; std: number; n: number }, scale = 1, d = 2) => (s && s.n ? `${(s.mean * scale).toFixed(d)} ± ${(s.std * scale).toFixed(d)}` : '—');
@@ -183,8 +183,8 @@ async function main(): Promise<void> {
     const saved = JSON.parse(readFileSync(join(RESULTS, 'accuracy.json'), 'utf8')) as { rows: Row[] } & Record<string, unknown>;
     for (const r of saved.rows) if (r.id.startsWith('initial-')) r.paper = PAPER[r.id] ?? r.paper;
     const report = replicationReport(saved.rows.filter((r) => !r.id.startsWith('initial-')));
-    writeAtomic(join(RESULTS, 'accuracy.json'), `${JSON.stringify({ ...saved, report }, null, 2)}\n`);
-    writeAtomic(join(RESULTS, 'accuracy.md'), markdown(saved.rows, saved, report));
+    await writeAtomic(join(RESULTS, 'accuracy.json'), `${JSON.stringify({ ...saved, report }, null, 2)}\n`);
+    await writeAtomic(join(RESULTS, 'accuracy.md'), markdown(saved.rows, saved, report));
     console.log(`[accuracy] report rewritten from bench/results/accuracy.json`);
     return;
   }
@@ -211,10 +211,10 @@ async function main(): Promise<void> {
   const initial: Record<string, Row> = {};
   let c1Steps: number | undefined;
   const meta = () => ({ budgetMinutes: budget, device, machine, started, minutes: ((Date.now() - t0) / 60000).toFixed(1) });
-  const save = (report: string[] = []) => {
+  const save = async (report: string[] = []) => {
     const all = [...Object.values(initial), ...rows];
-    writeAtomic(join(RESULTS, 'accuracy.json'), `${JSON.stringify({ ...meta(), rows: all, report }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 2)}\n`);
-    writeAtomic(join(RESULTS, 'accuracy.md'), markdown(all, meta(), report));
+    await writeAtomic(join(RESULTS, 'accuracy.json'), `${JSON.stringify({ ...meta(), rows: all, report }, jsonNumbers, 2)}\n`);
+    await writeAtomic(join(RESULTS, 'accuracy.md'), markdown(all, meta(), report));
   };
 
   for (const arm of ARMS) {
@@ -226,14 +226,14 @@ async function main(): Promise<void> {
     cfg.description = `${arm.label} — accuracy benchmark arm ${arm.id} (${cfg.description})`;
     const armDir = join(WORK, arm.id);
     const cfgFile = join(armDir, 'config.json');
-    writeAtomic(cfgFile, `${JSON.stringify(cfg, null, 2)}\n`);
+    await writeAtomic(cfgFile, `${JSON.stringify(cfg, null, 2)}\n`);
     const runDir = join(armDir, `run-${Date.now()}`);
     const tTrain = Date.now();
     const trained = run(process.execPath, [CLI, 'train', cfgFile, '--run-dir', runDir, '--device', device], `train ${arm.id} (${budget} min)`);
     const trainSeconds = (Date.now() - tTrain) / 1000;
-    if (!trained.ok) { rows.push({ id: arm.id, label: arm.label, table: arm.table, proxy: cfg.name, metrics: {}, note: 'training failed', paper: PAPER[arm.id] ?? '—' }); save(); continue; }
+    if (!trained.ok) { rows.push({ id: arm.id, label: arm.label, table: arm.table, proxy: cfg.name, metrics: {}, note: 'training failed', paper: PAPER[arm.id] ?? '—' }); await save(); continue; }
     const evaluated = run(process.execPath, [CLI, 'evaluate', runDir, '--out', join(armDir, 'eval'), '--pictures', '1', '--metrics', [...metricIds, 'time'].join(',')], `evaluate ${arm.id}`);
-    if (!evaluated.ok) { rows.push({ id: arm.id, label: arm.label, table: arm.table, proxy: cfg.name, metrics: {}, note: 'evaluation failed', paper: PAPER[arm.id] ?? '—' }); save(); continue; }
+    if (!evaluated.ok) { rows.push({ id: arm.id, label: arm.label, table: arm.table, proxy: cfg.name, metrics: {}, note: 'evaluation failed', paper: PAPER[arm.id] ?? '—' }); await save(); continue; }
     const table = JSON.parse(readFileSync(join(armDir, 'eval', 'table.json'), 'utf8'));
     const last = JSON.parse(readFileSync(join(runDir, 'checkpoints', 'last.json'), 'utf8')) as { step: number };
     if (arm.id === 'llama-reg-c1') c1Steps = last.step;
@@ -241,7 +241,7 @@ async function main(): Promise<void> {
     preparedOf[proxyTable] ??= join(ROOT, '.cache', 'prepared', arm.id);
     initial[proxyTable] ??= { id: `initial-${proxyTable}`, label: 'Initial (no registration)', table: proxyTable, proxy: cfg.name, metrics: table.rows[0].metrics, paper: PAPER[`initial-${proxyTable}`] };
     rows.push({ id: arm.id, label: arm.label, table: arm.table, proxy: cfg.name, steps: last.step, trainSeconds, metrics: table.rows[1].metrics, paper: PAPER[arm.id] ?? '—' });
-    save();
+    await save();
   }
 
   if (withSyn) {
@@ -250,20 +250,20 @@ async function main(): Promise<void> {
       const prepared = preparedOf[table] ?? join(ROOT, '.cache', 'prepared', proxy);
       if (!existsSync(join(prepared, 'pairs.json'))) {
         const r = run(process.execPath, [CLI, 'data', 'prepare', proxy], `prepare ${proxy} for SyN`);
-        if (!r.ok) { rows.push({ id, label: 'ANTs SyN', table, proxy, metrics: {}, note: 'data not prepared', paper: '—' }); save(); continue; }
+        if (!r.ok) { rows.push({ id, label: 'ANTs SyN', table, proxy, metrics: {}, note: 'data not prepared', paper: '—' }); await save(); continue; }
       }
       const out = join(WORK, id);
       const r = spawnSync(PYTHON, [join(ROOT, 'bench', 'accuracy', 'syn.py'), prepared, out], { cwd: ROOT, stdio: 'inherit' });
-      if (r.status === 3) { rows.push({ id, label: 'ANTs SyN', table, proxy, metrics: {}, note: 'skipped: antspyx not installed', paper: '—' }); save(); continue; }
-      if (r.status !== 0) { rows.push({ id, label: 'ANTs SyN', table, proxy, metrics: {}, note: 'failed', paper: '—' }); save(); continue; }
+      if (r.status === 3) { rows.push({ id, label: 'ANTs SyN', table, proxy, metrics: {}, note: 'skipped: antspyx not installed', paper: '—' }); await save(); continue; }
+      if (r.status !== 0) { rows.push({ id, label: 'ANTs SyN', table, proxy, metrics: {}, note: 'failed', paper: '—' }); await save(); continue; }
       const cfg = JSON.parse(readFileSync(join(ROOT, 'configs', proxy, 'config.json'), 'utf8')) as Config;
       rows.push({ id, label: 'ANTs SyN (antspyx, SyNOnly)', table, proxy, metrics: await scoreSyn(prepared, out, metrics, cfg.evaluate.labels ?? []), paper: '—' });
-      save();
+      await save();
     }
   }
 
   const report = replicationReport(rows);
-  save(report);
+  await save(report);
   console.log(`\n[accuracy] written bench/results/accuracy.md and .json in ${((Date.now() - t0) / 60000).toFixed(1)} min`);
 }
 
