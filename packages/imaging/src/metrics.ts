@@ -298,6 +298,11 @@ export function requireField(metric: string, input: MetricInput): { field: Float
   return { field: input.field, dims: [d[0], d[1], d[2]] };
 }
 
+/** The `labels` option of every label metric's schema; `chooseLabels` gives it its meaning. */
+export const LABELS_OPTION_SCHEMA = Object.freeze({
+  type: 'array', items: { type: 'integer' }, description: 'labels to score (default: the experiment list, else all non-zero labels present)',
+});
+
 /** Labels a metric scores: the options' list, else the input's, else every non-zero label present. */
 export function chooseLabels(optionLabels: readonly number[] | undefined, inputLabels: readonly number[], ...maps: ArrayLike<number>[]): number[] {
   if (optionLabels && optionLabels.length) return [...optionLabels];

@@ -7,7 +7,7 @@
  * every non-zero label present in either map.
  */
 import { definePlugin, pluginModule } from '@llmed/core';
-import { chooseLabels, dice, requireLabelMaps, type AbsentLabelPolicy, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { chooseLabels, LABELS_OPTION_SCHEMA, dice, requireLabelMaps, type AbsentLabelPolicy, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
 
 export interface DiceOptions { labels?: number[]; absentAs: AbsentLabelPolicy }
 
@@ -28,7 +28,7 @@ export const descriptor = definePlugin<DiceOptions>({
   options: {
     type: 'object',
     properties: {
-      labels: { type: 'array', items: { type: 'integer' }, description: 'labels to score (default: the experiment list, else all non-zero labels present)' },
+      labels: LABELS_OPTION_SCHEMA,
       absentAs: { enum: ['nan', 'zero'], default: 'nan', description: "a label absent from both maps: 'nan' (left out of the mean) or 'zero' (LLaMA-Reg)" },
     },
   },

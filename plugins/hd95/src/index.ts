@@ -8,7 +8,7 @@
  * For Learn2Reg's voxel-unit variant use `l2r-hd95`.
  */
 import { definePlugin, pluginModule } from '@llmed/core';
-import { chooseLabels, hd95, requireLabelMaps, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { chooseLabels, LABELS_OPTION_SCHEMA, hd95, requireLabelMaps, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
 
 export interface Hd95Options { labels?: number[] }
 
@@ -29,7 +29,7 @@ export const descriptor = definePlugin<Hd95Options>({
   options: {
     type: 'object',
     properties: {
-      labels: { type: 'array', items: { type: 'integer' }, description: 'labels to score (default: the experiment list, else all non-zero labels present)' },
+      labels: LABELS_OPTION_SCHEMA,
     },
   },
   runtime,

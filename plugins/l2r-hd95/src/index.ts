@@ -8,7 +8,7 @@
  * see `l2rHd95` in @llmed/imaging). Empty label in either map → NaN, left out of the mean.
  */
 import { definePlugin, pluginModule } from '@llmed/core';
-import { chooseLabels, l2rHd95, requireLabelMaps, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { chooseLabels, LABELS_OPTION_SCHEMA, l2rHd95, requireLabelMaps, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
 
 export interface L2rHd95Options { labels?: number[] }
 
@@ -29,7 +29,7 @@ export const descriptor = definePlugin<L2rHd95Options>({
   options: {
     type: 'object',
     properties: {
-      labels: { type: 'array', items: { type: 'integer' }, description: 'labels to score (default: the experiment list, else all non-zero labels present)' },
+      labels: LABELS_OPTION_SCHEMA,
     },
   },
   runtime,
