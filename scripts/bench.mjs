@@ -13,6 +13,7 @@ const BENCHES = {
   imaging: 'bench/imaging/read-reorient-resample.ts',
   metrics: 'bench/metrics/hd95.ts',
   training: 'bench/training/bridge-overhead.ts',
+  'training-conv': 'bench/training/cpu-conv.ts',
   inference: 'bench/inference/inference.ts',
 };
 const asked = process.argv.slice(2);

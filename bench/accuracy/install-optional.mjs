@@ -1,12 +1,15 @@
-// The accuracy benchmark's optional Python dependency: antspyx (ANTs SyN baseline), pinned. Installed into
-// the project's .venv when missing; when it cannot be installed the benchmark runs without SyN and says so.
+// The accuracy benchmark's optional Python dependencies, pinned in bridge/python/requirements-bench.txt:
+// SimpleITK (the proxies' affine pre-alignment) and antspyx (the ANTs SyN baseline). Installed into the
+// project's .venv when missing; when they cannot be installed the benchmark still runs and says what it
+// fell back to (moments pre-alignment in the proxies' titles, "skipped" SyN rows).
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 
 const python = join(process.cwd(), '.venv', 'bin', 'python');
-const have = spawnSync(python, ['-c', 'import ants'], { stdio: 'ignore' }).status === 0;
+const requirements = join(process.cwd(), 'bridge', 'python', 'requirements-bench.txt');
+const have = spawnSync(python, ['-c', 'import ants, SimpleITK'], { stdio: 'ignore' }).status === 0;
 if (!have) {
-  console.log('[bench:accuracy] installing the optional ANTs baseline (antspyx==0.6.3) into .venv');
-  const r = spawnSync(python, ['-m', 'pip', 'install', '--quiet', 'antspyx==0.6.3'], { stdio: 'inherit' });
-  if (r.status !== 0) console.log('[bench:accuracy] antspyx could not be installed: the SyN rows will say "skipped"');
+  console.log('[bench:accuracy] installing the optional benchmark dependencies (bridge/python/requirements-bench.txt: SimpleITK, antspyx) into .venv');
+  const r = spawnSync(python, ['-m', 'pip', 'install', '--quiet', '-r', requirements], { stdio: 'inherit' });
+  if (r.status !== 0) console.log('[bench:accuracy] they could not all be installed: the proxies fall back to moments pre-alignment and/or the SyN rows say "skipped"');
 }

@@ -171,6 +171,15 @@ def jacobian_stats(field: np.ndarray, spacing=None) -> dict:
     }
 
 
+# ------------------------------------------------------------------------------------- endpoint error
+def endpoint_error(field: np.ndarray, truth: np.ndarray, spacing, mask: np.ndarray | None = None) -> float:
+    """Mean over the mask (or every voxel) of the Euclidean norm, in mm, of the field error per voxel."""
+    scale = np.asarray(spacing, dtype=np.float64).reshape(3, 1, 1, 1)  # channel c is NIfTI axis c
+    norm = np.linalg.norm((field.astype(np.float64) - truth.astype(np.float64)) * scale, axis=0)
+    values = norm[mask != 0] if mask is not None else norm.ravel()
+    return float(values.mean()) if values.size else float("nan")
+
+
 # ----------------------------------------------------------------------------------------------- CLI
 def _nan_to_none(d: dict) -> dict:
     return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
@@ -204,6 +213,11 @@ def handle(req: dict) -> dict:
             ours = read_volume(req["compareDet"], dims, "f4").astype(np.float64)
             out["maxAbsDiff"] = float(np.abs(ours - det).max())
         return out
+    if op == "endpoint_error":
+        field = read_volume(req["field"], dims, "f4", components=3)
+        truth = read_volume(req["truth"], dims, "f4", components=3)
+        mask = read_volume(req["mask"], dims, "i4") if req.get("mask") else None
+        return {"epe": endpoint_error(field, truth, req["spacing"], mask)}
     raise ValueError(f"unknown op {op!r}")
 
 

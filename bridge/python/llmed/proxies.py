@@ -613,6 +613,7 @@ def generate(name: str, ctx: Context) -> tuple[Path, bool, float]:
     sources = ctx.require(name, *spec.sources(ctx))
     params = {
         "generator": GENERATOR_VERSION,
+        **({"proxyVersion": spec.version} if spec.version != 1 else {}),
         "downsample": ctx.downsample,
         "aligner": ("simpleitk" if ctx.use_simpleitk() else "moments") if spec.aligns else None,
         "sources": {str(p.relative_to(ctx.source)): sha256_file(p) for p in sources},
@@ -648,7 +649,7 @@ def generate(name: str, ctx: Context) -> tuple[Path, bool, float]:
             "split": "pairs.json feeds llmed's 'pairs' protocol, which holds out the last max(1, round(n/5)) pairs; "
                      "'split' marks them",
         }
-        plain = [{k: p[k] for k in ("moving", "fixed", "movingLabels", "fixedLabels") if p.get(k)} for p in pairs]
+        plain = [{k: p[k] for k in ("moving", "fixed", "movingLabels", "fixedLabels", "groundTruthField") if p.get(k)} for p in pairs]
         (tmp / "pairs.json").write_text(json.dumps(plain, indent=2) + "\n")
         (tmp / "dataset.json").write_text(json.dumps(dataset, indent=2) + "\n")
         if final.exists():
@@ -854,7 +855,7 @@ def build_synthetic_warps(ctx: Context, folder: Path) -> Built:
     b = load_brains(sub)
     aff = np.array(b["grid"]["affine"])
     dims = b["grid"]["dims"]
-    copies, max_disp, smooth = 2, 4.0, 12.0
+    copies, max_disp, smooth = 5, 4.0, 12.0
     if ctx.downsample != 1:  # keep the deformation the same in millimetres
         max_disp, smooth = max_disp / ctx.downsample, max(smooth / ctx.downsample, 2.0)
     scans, pairs, fields = [], [], []
@@ -886,8 +887,11 @@ def build_synthetic_warps(ctx: Context, folder: Path) -> Built:
             mag = np.sqrt((u.astype(np.float64) ** 2).sum(axis=0)) * b["grid"]["spacing"][0]
             fields.append({"field": f"{warped}_field.nii.gz", "seed": seed, "maxMm": round(float(mag.max()), 3),
                            "meanMm": round(float(mag.mean()), 3), "nonpositiveJacobianPercent": round(jacobian_nonpositive_percent(u), 4)})
-    # hold out the last copy of the two aseg brains
-    test = [p for p in pairs if p.get("movingLabels") and p["fixed"].endswith(f"_warp{copies - 1}.nii.gz")]
+    # hold out the last two copies of the two aseg brains (4 pairs: the 'pairs' protocol's last round(20/5));
+    # training sees the same subjects under other fields only
+    held = tuple(f"_warp{c}.nii.gz" for c in range(copies - 2, copies))
+    test = [p for p in pairs if p.get("movingLabels") and p["fixed"].endswith(held)]
+    assert len(test) == protocol_test_count(len(pairs)), "the held-out pairs must be exactly the protocol's test pairs"
     pairs = [p for p in pairs if p not in test] + test
     title = (f"Synthetic warps: 4 real brains of the OASIS proxy ({b['grid']['spacing'][0]:g} mm) under known smooth random "
              f"deformations, ground-truth fields saved (synthetic deformations; not a paper dataset)")
@@ -1211,6 +1215,8 @@ class ProxySpec:
     build: Callable[[Context, Path], Built]
     sources: Callable[[Context], list[str]]
     aligns: bool = False
+    #: Bumped when one proxy's output changes, so only that proxy is generated again.
+    version: int = 1
 
 
 PROXIES: dict[str, ProxySpec] = {
@@ -1218,7 +1224,7 @@ PROXIES: dict[str, ProxySpec] = {
     "abdomen-mrct-proxy": ProxySpec(build_abdomen, lambda ctx: list(ABDOMEN_FILES)),
     "knee-synthetic": ProxySpec(build_knee, _knee_sources),
     "prostate-mr-us": ProxySpec(build_prostate, lambda ctx: list(PROSTATE_FILES)),
-    "synthetic-warps": ProxySpec(build_synthetic_warps, _brain_sources, aligns=True),
+    "synthetic-warps": ProxySpec(build_synthetic_warps, _brain_sources, aligns=True, version=2),  # v2: 5 copies, 4 test pairs
 }
 
 

@@ -59,6 +59,7 @@ import torch.nn as nn
 
 from .checkpoint import (CheckpointError, base_fingerprint, load_checkpoint, read_checkpoint_record, save_checkpoint)
 from .data import DataError, Pair, PairSampler, PreparedDataset
+from .nn import use_onednn_conv3d
 
 ModelFactory = Callable[[dict], nn.Module]
 LossFactory = Callable[[dict], Callable[[dict, dict], tuple[torch.Tensor, dict]]]
@@ -330,6 +331,9 @@ class Trainer:
             else:
                 self.amp_dtype = torch.float16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16) if self.device.type == "cuda" else None
+        # CPU training: batch-1 3-D convolutions onto oneDNN (see llmed.nn.use_onednn_conv3d); the option
+        # cpuConv "native" keeps PyTorch's own choice (bench/training compares the two).
+        self.onednn_conv = self.device.type == "cpu" and use_onednn_conv3d(str(opts.get("cpuConv", "onednn")) != "native")
 
         self.best: dict | None = None
         self.step = 0
@@ -347,7 +351,7 @@ class Trainer:
                      phases=len(self.phases), best=self.best,
                      amp=None if self.amp_dtype is None else str(self.amp_dtype).replace("torch.", ""))
         self._event("resume" if record else "start", step=self.step, total=self.total, device=str(self.device),
-                    amp=self._status["amp"], phases=len(self.phases), seed=self.seed,
+                    amp=self._status["amp"], onednnConv3d=self.onednn_conv, phases=len(self.phases), seed=self.seed,
                     trainable=sum(p.numel() for p in self.model.parameters() if p.requires_grad),
                     baseWeights=len(self.base_names), resized=self.resized)
         self._resume_record = record
@@ -495,7 +499,7 @@ class Trainer:
             self._save("last", with_optimizer=True)
         self._update(state="stopped", reason=reason, message=message, elapsed_s=round(time.time() - self._started, 3),
                      eta_s=None)
-        self._event("stopped", reason=reason, message=message, step=self.step)
+        self._event("stopped", reason=reason, message=message, step=self.step, **peak_memory(self.device))
 
     def _loop(self) -> None:
         resuming = self._resume_record is not None

@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from llmed.nn import (ConvBlock, DownConv, MultiscaleDecoder, SpatialTransformer, TokenInstanceNorm, identity_grid,
-                      resize_image, tokens_from_volume, torch_spatial, unshuffle_tokens, upsample_field, volume_from_tokens,
-                      warp)
+                      resize_image, tokens_from_volume, torch_spatial, unshuffle_tokens, upsample_field, use_onednn_conv3d,
+                      volume_from_tokens, warp)
 
 
 def ramp_volume(k=5, j=6, i=7):
@@ -164,3 +164,36 @@ def test_decoder_rejects_stage_scales_that_do_not_halve():
     levels, stages, *_ = _decoder_inputs()
     with pytest.raises(ValueError, match="halve"):
         MultiscaleDecoder(levels, [stages[0], stages[2], stages[3]])
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
+def test_onednn_conv3d_matches_the_stock_path_in_values_gradients_and_export():
+    torch.manual_seed(0)
+    block = torch.nn.Sequential(ConvBlock(2, 16), DownConv(16, 8))
+    x = torch.randn(1, 2, 16, 12, 10)
+
+    def run():
+        block.zero_grad()
+        xi = x.clone().requires_grad_()
+        y = block(xi)
+        (y ** 2).sum().backward()
+        return y.detach(), xi.grad.clone(), [p.grad.clone() for p in block.parameters()]
+
+    try:
+        assert use_onednn_conv3d(False) is False
+        y0, gx0, gp0 = run()
+        assert use_onednn_conv3d(True) is True
+        y1, gx1, gp1 = run()
+        assert torch.allclose(y0, y1, atol=1e-4, rtol=1e-4)
+        assert torch.allclose(gx0, gx1, atol=1e-3, rtol=1e-3)
+        for a, b in zip(gp0, gp1):
+            assert torch.allclose(a, b, atol=1e-3, rtol=1e-3)
+        # exported graphs keep plain Conv nodes (the oneDNN route is skipped under ONNX export)
+        import io
+        import onnx
+        buf = io.BytesIO()
+        torch.onnx.export(block.eval(), (x,), buf, opset_version=20, dynamo=False)
+        ops = {n.op_type for n in onnx.load_from_string(buf.getvalue()).graph.node}
+        assert "Conv" in ops and not any("mkldnn" in o.lower() for o in ops)
+    finally:
+        use_onednn_conv3d(False)

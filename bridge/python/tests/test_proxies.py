@@ -141,7 +141,7 @@ def test_dataset_json_describes_pairs_honestly(generated, name):
     assert "proxy" in title or "synthetic" in title or "as is" in title
     assert "not the " in title or "not a paper dataset" in title, "a proxy's title says which paper dataset it is not"
     # pairs.json is dataset.json's pair list without the extra keys, in the same order
-    assert plain == [{k: p[k] for k in ("moving", "fixed", "movingLabels", "fixedLabels") if k in p} for p in ds["pairs"]]
+    assert plain == [{k: p[k] for k in ("moving", "fixed", "movingLabels", "fixedLabels", "groundTruthField") if k in p} for p in ds["pairs"]]
     for p in ds["pairs"]:
         for key in ("moving", "fixed", "movingLabels", "fixedLabels", "groundTruthField"):
             if key in p:
@@ -172,7 +172,10 @@ def test_llmed_pairs_protocol_reads_the_folders_as_dataset_json_says(generated):
     stem = lambda f: f.replace(".nii.gz", "")  # noqa: E731
     for name in NAMES:
         ds = json.loads((generated[0] / name / "dataset.json").read_text())
-        want = [{"moving": stem(p["moving"]), "fixed": stem(p["fixed"])} for p in ds["pairs"] if p["split"] == "test"]
+        folder = generated[0] / name
+        want = [{"moving": stem(p["moving"]), "fixed": stem(p["fixed"]),
+                 **({"groundTruthField": str(folder / p["groundTruthField"])} if p.get("groundTruthField") else {})}
+                for p in ds["pairs"] if p["split"] == "test"]
         assert got[name]["test"] == want, name
         assert got[name]["train"] == len(ds["pairs"]) - len(want)
         assert sorted(got[name]["labelled"]) == sorted(s["name"] for s in ds["scans"] if s.get("labels")), name
@@ -283,6 +286,20 @@ def test_ground_truth_field_round_trip(generated):
     fl = np.asarray(load(folder, pair["fixedLabels"]).dataobj)
     assert np.array_equal(P.warp_volume(ml, expect, labels=True), fl)
     assert info["nonpositiveJacobianPercent"] == 0.0
+
+
+@needs_data
+def test_synthetic_warps_hold_out_labelled_deformations_with_their_true_fields(generated):
+    folder = generated[0] / "synthetic-warps"
+    plain = json.loads((folder / "pairs.json").read_text())
+    ds = json.loads((folder / "dataset.json").read_text())
+    assert len(plain) == 20 and all((folder / p["groundTruthField"]).is_file() for p in plain)
+    test = [p for p in ds["pairs"] if p["split"] == "test"]
+    # the 'pairs' protocol holds out the last round(20/5) = 4: the last two deformations of the two aseg brains
+    assert plain[-4:] == [{k: p[k] for k in ("moving", "fixed", "movingLabels", "fixedLabels", "groundTruthField")} for p in test]
+    assert sorted(p["fixed"].split("_warp")[1] for p in test) == ["3.nii.gz", "3.nii.gz", "4.nii.gz", "4.nii.gz"]
+    train_fixed = {p["fixed"] for p in plain[:-4]}
+    assert not train_fixed & {p["fixed"] for p in test}
 
 
 def test_field_mm_voxel_conversion_round_trip():

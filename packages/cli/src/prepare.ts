@@ -14,7 +14,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, s
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import { dataError, LlmedError, type ExperimentConfig, type Workspace } from '@llmed/core';
 import {
-  assertSameGeometry, preprocessImage, preprocessLabels, readNifti, readLabelMap, reorientToCanonical, resampleToShape,
+  assertSameGeometry, preprocessField, preprocessImage, preprocessLabels, readNifti, readLabelMap, reorientToCanonical, resampleToShape,
   smoothRandomField, uniqueLabels, warpNearest, warpTrilinear, writeNifti, writePreparedVolume, toLabelMap,
   type Volume,
 } from '@llmed/imaging';
@@ -101,10 +101,27 @@ export async function prepareExperiment(ws: Workspace, name: string, cfg: Experi
       done++;
       opts.onProgress?.(done, todo.length, scan.name);
     }
+    // A pair's true field (pairs made by a known deformation) goes onto the prepared grid, in its voxels.
+    const truths = new Map<Pair, string>();
+    for (const p of [...train, ...val, ...test]) {
+      if (!p.groundTruthField || truths.has(p)) continue;
+      const name = `${p.moving}_to_${p.fixed}_truefield`;
+      if (![...truths.values()].includes(name)) {
+        const fixedScan = todo.find((s) => s.name === p.fixed)!;
+        const f = await readNifti(p.groundTruthField);
+        assertSameGeometry(await readNifti(fixedScan.image), f, [fixedScan.image, p.groundTruthField]);
+        await writePreparedVolume(tmp, name, preprocessField(f, cfg.data.preprocess, p.groundTruthField), { source: p.groundTruthField, preprocessing: { orientation: cfg.data.preprocess.orientation, shape: cfg.data.preprocess.shape, field: 'voxels of this grid' } });
+      }
+      truths.set(p, name);
+    }
     const withLabels = (p: Pair): Pair => {
       const m = todo.find((s) => s.name === p.moving)!;
       const f = todo.find((s) => s.name === p.fixed)!;
-      return { moving: p.moving, fixed: p.fixed, ...(m.labels && f.labels ? { movingLabels: `${p.moving}_labels`, fixedLabels: `${p.fixed}_labels` } : {}) };
+      return {
+        moving: p.moving, fixed: p.fixed,
+        ...(m.labels && f.labels ? { movingLabels: `${p.moving}_labels`, fixedLabels: `${p.fixed}_labels` } : {}),
+        ...(truths.has(p) ? { groundTruthField: truths.get(p) } : {}),
+      };
     };
     const wanted = cfg.data.preprocess.labels?.values ?? cfg.evaluate.labels;
     const pairs: PreparedPairs = {

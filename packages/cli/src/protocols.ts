@@ -9,7 +9,7 @@ import { dataError, type ExperimentConfig } from '@llmed/core';
 import * as imaging from '@llmed/imaging';
 
 export interface Scan { name: string; image: string; labels?: string; role: 'moving' | 'fixed' }
-export interface Pair { moving: string; fixed: string; movingLabels?: string; fixedLabels?: string }
+export interface Pair { moving: string; fixed: string; movingLabels?: string; fixedLabels?: string; groundTruthField?: string }
 export interface ProtocolResult { scans: Scan[]; train: Pair[]; val: Pair[]; test: Pair[] }
 
 const stem = (f: string) => basename(f).replace(/\.nii(\.gz)?$/, '');
@@ -82,7 +82,10 @@ export async function pairsForProtocol(cfg: ExperimentConfig, root: string): Pro
         if (!scans.has(name)) scans.set(name, { name, image, labels, role });
         return name;
       };
-      const pairs = list.map((p) => ({ moving: add(p.moving, p.movingLabels, 'moving'), fixed: add(p.fixed, p.fixedLabels, 'fixed') }));
+      const pairs: Pair[] = list.map((p) => ({
+        moving: add(p.moving, p.movingLabels, 'moving'), fixed: add(p.fixed, p.fixedLabels, 'fixed'),
+        ...(p.groundTruthField ? { groundTruthField: p.groundTruthField } : {}),
+      }));
       const nTest = Math.max(1, Math.round(pairs.length / 5));
       return { scans: [...scans.values()], train: pairs.slice(0, pairs.length - nTest), val: pairs.slice(-nTest).slice(0, 2), test: pairs.slice(-nTest) };
     }

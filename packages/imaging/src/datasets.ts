@@ -11,7 +11,7 @@
  * entries with the same image.
  *
  * A pairs file is either JSON — `[{ "moving": ..., "fixed": ..., "movingLabels"?: ..., "fixedLabels"?: ... }]`
- * — or CSV with a header `moving,fixed[,moving_labels,fixed_labels]`; paths are relative to the
+ * — or CSV with a header `moving,fixed[,moving_labels,fixed_labels,ground_truth_field]`; paths are relative to the
  * pairs file's folder.
  */
 import { existsSync, readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
@@ -24,6 +24,9 @@ export interface Pair {
   fixed: string;
   movingLabels?: string;
   fixedLabels?: string;
+  /** The true displacement moving → fixed when the pair was made by a known deformation: NIfTI DISPVECT
+   *  in mm on the fixed image's grid, fixed(p) = moving(p + u(p)). Scored by `endpoint-error`. */
+  groundTruthField?: string;
 }
 
 /** One scan of a dataset: image, and its label map and mask where the dataset has them. */
@@ -183,7 +186,7 @@ function splitCsvLine(line: string): string[] {
   return out;
 }
 
-const PAIR_KEYS = ['moving', 'fixed', 'movingLabels', 'fixedLabels'] as const;
+const PAIR_KEYS = ['moving', 'fixed', 'movingLabels', 'fixedLabels', 'groundTruthField'] as const;
 
 /**
  * Read a pairs file (JSON array or CSV, see module doc); synchronous. Paths are resolved against the file's folder
@@ -214,7 +217,7 @@ export function readPairsFile(pairsFile: string, opts: DatasetReadOptions = {}):
     } catch (e) {
       throw dataError(file, `invalid JSON: ${(e as Error).message}`);
     }
-    if (!Array.isArray(j)) throw dataError(file, 'a JSON pairs file must be an array of {"moving", "fixed", "movingLabels"?, "fixedLabels"?}');
+    if (!Array.isArray(j)) throw dataError(file, 'a JSON pairs file must be an array of {"moving", "fixed", "movingLabels"?, "fixedLabels"?, "groundTruthField"?}');
     return j.map((e, i) => {
       const entry = `[${i}]`;
       if (typeof e !== 'object' || e === null) throw dataError(file, `${entry}: expected an object with "moving" and "fixed"`);
@@ -225,6 +228,7 @@ export function readPairsFile(pairsFile: string, opts: DatasetReadOptions = {}):
       const p: Pair = { moving: resolve(o.moving, `${entry}.moving`), fixed: resolve(o.fixed, `${entry}.fixed`) };
       if (o.movingLabels !== undefined) p.movingLabels = resolve(o.movingLabels, `${entry}.movingLabels`);
       if (o.fixedLabels !== undefined) p.fixedLabels = resolve(o.fixedLabels, `${entry}.fixedLabels`);
+      if (o.groundTruthField !== undefined) p.groundTruthField = resolve(o.groundTruthField, `${entry}.groundTruthField`);
       return p;
     });
   }
@@ -234,8 +238,8 @@ export function readPairsFile(pairsFile: string, opts: DatasetReadOptions = {}):
   if (headerIdx < 0) throw dataError(file, 'empty pairs file');
   const header = splitCsvLine(lines[headerIdx]).map((h) => h.toLowerCase());
   const col = (name: string) => header.indexOf(name);
-  const known = ['moving', 'fixed', 'moving_labels', 'fixed_labels'];
-  for (const h of header) if (!known.includes(h)) throw dataError(file, `line ${headerIdx + 1}: unknown column "${h}" (expected moving,fixed[,moving_labels,fixed_labels])`);
+  const known = ['moving', 'fixed', 'moving_labels', 'fixed_labels', 'ground_truth_field'];
+  for (const h of header) if (!known.includes(h)) throw dataError(file, `line ${headerIdx + 1}: unknown column "${h}" (expected moving,fixed[,moving_labels,fixed_labels,ground_truth_field])`);
   if (col('moving') < 0 || col('fixed') < 0) throw dataError(file, `line ${headerIdx + 1}: the header must name columns moving and fixed, got "${lines[headerIdx]}"`);
   const pairs: Pair[] = [];
   for (let li = headerIdx + 1; li < lines.length; li++) {
@@ -247,6 +251,7 @@ export function readPairsFile(pairsFile: string, opts: DatasetReadOptions = {}):
     const p: Pair = { moving: resolve(cells[col('moving')], `${entry} moving`), fixed: resolve(cells[col('fixed')], `${entry} fixed`) };
     if (col('moving_labels') >= 0 && cells[col('moving_labels')]) p.movingLabels = resolve(cells[col('moving_labels')], `${entry} moving_labels`);
     if (col('fixed_labels') >= 0 && cells[col('fixed_labels')]) p.fixedLabels = resolve(cells[col('fixed_labels')], `${entry} fixed_labels`);
+    if (col('ground_truth_field') >= 0 && cells[col('ground_truth_field')]) p.groundTruthField = resolve(cells[col('ground_truth_field')], `${entry} ground_truth_field`);
     pairs.push(p);
   }
   return pairs;

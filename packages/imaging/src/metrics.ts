@@ -236,6 +236,30 @@ export function l2rSdLogJacobian(detJ: ArrayLike<number>, dims: readonly number[
   }).std;
 }
 
+/**
+ * Endpoint error (mm) of a displacement field against the true one, on the same grid:
+ *
+ *   EPE = mean over p ∈ R of ‖S (u(p) − u*(p))‖₂,   S = diag(spacing)
+ *
+ * `field` and `truth` are in voxels of that grid, component-major (3 × nvox). R is the set of voxels where
+ * `mask` is non-zero when a mask is given, else the whole grid. Returns NaN when R is empty.
+ */
+export function endpointError(field: ArrayLike<number>, truth: ArrayLike<number>, dims: readonly number[], spacing: readonly number[], mask?: ArrayLike<number>): number {
+  const n = dims[0] * dims[1] * dims[2];
+  if (field.length !== 3 * n || truth.length !== 3 * n) throw new Error(`endpointError: fields of ${field.length} and ${truth.length} values do not match dims [${dims.join(', ')}] (3 × ${n})`);
+  if (mask && mask.length !== n) throw new Error(`endpointError: mask of ${mask.length} voxels does not match dims [${dims.join(', ')}]`);
+  const [sx, sy, sz] = spacing;
+  let sum = 0;
+  let count = 0;
+  for (let q = 0; q < n; q++) {
+    if (mask && !mask[q]) continue;
+    const dx = (field[q] - truth[q]) * sx, dy = (field[n + q] - truth[n + q]) * sy, dz = (field[2 * n + q] - truth[2 * n + q]) * sz;
+    sum += Math.sqrt(dx * dx + dy * dy + dz * dz);
+    count++;
+  }
+  return count ? sum / count : NaN;
+}
+
 // ---------------------------------------------------------------------------------------------------
 // The input/output contract of Metric plugins (plugins/<id>/src/index.ts), shared so every metric checks
 // its input the same way.
@@ -247,6 +271,8 @@ export interface MetricInput {
   warpedLabels?: Int32Array;
   /** Displacement field, 3 components, component-major, voxels of the fixed grid. */
   field?: Float32Array;
+  /** The true displacement field when it is known (synthetic warps), same layout and units as `field`. */
+  groundTruthField?: Float32Array;
   dims: Vec3 | readonly number[];
   /** Voxel size in mm of the fixed grid. */
   spacing: Vec3 | readonly number[];
@@ -266,6 +292,9 @@ export interface MetricRuntime<O = Record<string, unknown>> {
   /** The metric reads label maps (Dice, HD95): callers skip it with a note, or refuse it when asked for by
    *  name, when a pair has no labels. Field metrics leave it unset. */
   readonly needsLabels?: boolean;
+  /** The metric compares with the true field (endpoint error): callers skip it with a note when a pair has
+   *  none, and refuse it when asked for by name. */
+  readonly needsGroundTruth?: boolean;
   compute(input: MetricInput, options?: Partial<O>): MetricResult;
 }
 
@@ -299,6 +328,14 @@ export function requireField(metric: string, input: MetricInput): { field: Float
 }
 
 /** The `labels` option of every label metric's schema; `chooseLabels` gives it its meaning. */
+/** The predicted and the true field, checked; throws a `data` error when the truth is missing or the wrong size. */
+export function requireGroundTruth(metric: string, input: MetricInput): { field: Float32Array; truth: Float32Array; dims: Vec3 } {
+  const { field, dims } = requireField(metric, input);
+  if (!input.groundTruthField) throw dataError(metric, `${metric} needs the true displacement field of the pair`, 'only pairs made by known deformations have one (a pairs file entry\'s "groundTruthField")');
+  if (input.groundTruthField.length !== field.length) throw dataError(metric, `true field has ${input.groundTruthField.length} values, the predicted one ${field.length}`);
+  return { field, truth: input.groundTruthField, dims };
+}
+
 export const LABELS_OPTION_SCHEMA = Object.freeze({
   type: 'array', items: { type: 'integer' }, description: 'labels to score (default: the experiment list, else all non-zero labels present)',
 });

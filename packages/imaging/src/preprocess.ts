@@ -1,12 +1,15 @@
 /**
  * Per-volume preprocessing, the one implementation shared by dataset preparation (training) and native
  * inference (`llmed register`): reorientation → resampling to the prepared grid → intensity ops for the
- * volume's role. Labels: reorientation → nearest resampling → relabel / left-right merge.
+ * volume's role. Labels: reorientation → nearest resampling → relabel / left-right merge. Displacement
+ * fields (a pair's true field): reorientation → trilinear resampling → voxels of the prepared grid.
  * The settings are an experiment's `data.preprocess` section (and are copied into export manifests).
  */
 import type { IntensityOp } from './intensity.ts';
 import { applyIntensityOps } from './intensity.ts';
 import { mergeLeftRight, relabel, toLabelMap } from './labels.ts';
+import { dataError } from '@llmed/core/errors';
+import { fieldMmToVoxels } from './nifti-write.ts';
 import { reorientToCanonical } from './orientation.ts';
 import { resampleToShape } from './resample.ts';
 import type { Vec3, Volume } from './volume.ts';
@@ -36,4 +39,16 @@ export function preprocessLabels(vol: Volume, p: PreprocessSettings, where: stri
   if (p.labels?.table) lab = relabel(lab, p.labels.table, { unmapped: 'zero' });
   if (p.labels?.mergeLeftRight) lab = mergeLeftRight(lab) as Volume<Int32Array>;
   return lab;
+}
+
+/**
+ * A displacement field saved in world millimetres (NIfTI DISPVECT on the fixed image's grid) → the same
+ * field on the prepared grid, in voxels of that grid (the unit networks predict in). The vectors are
+ * physical, so resampling interpolates them unchanged and only the final unit conversion uses the grid.
+ */
+export function preprocessField(vol: Volume, p: PreprocessSettings, where: string): Volume<Float32Array> {
+  if (vol.components !== 3) throw dataError(where, `not a displacement field: ${vol.components} component(s), expected a [nx,ny,nz,1,3] vector image in mm`);
+  let v: Volume = p.orientation ? reorientToCanonical(vol, p.orientation, { vectors: 'world' }) : vol;
+  v = resampleToShape(v, p.shape, 'linear');
+  return { ...v, data: fieldMmToVoxels(v.data, v), datatype: 'float32', intent: 'VECTOR' } as Volume<Float32Array>;
 }

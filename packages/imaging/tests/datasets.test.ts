@@ -106,6 +106,11 @@ describe.skipIf(!hasShared)('Learn2Reg dataset JSON on real files', () => {
     expect(b).toHaveLength(2);
     expect(b[0].fixedLabels).toBe(path.join(root, 'labelsTr/AbdomenMRCT_0001_0001.nii.gz'));
     expect(b[1].movingLabels).toBeUndefined();
+    // a pair made by a known deformation names its true field (JSON key / CSV column)
+    writeJson(pj, [{ moving: 'imagesTr/AbdomenMRCT_0001_0000.nii.gz', fixed: 'imagesTr/AbdomenMRCT_0001_0001.nii.gz', groundTruthField: 'labelsTr/AbdomenMRCT_0001_0000.nii.gz' }]);
+    expect(readPairsFile(pj)[0].groundTruthField).toBe(path.join(root, 'labelsTr/AbdomenMRCT_0001_0000.nii.gz'));
+    writeFileSync(pc, 'moving,fixed,ground_truth_field\nimagesTr/AbdomenMRCT_0001_0000.nii.gz,imagesTr/AbdomenMRCT_0001_0001.nii.gz,labelsTr/AbdomenMRCT_0001_0000.nii.gz\n');
+    expect(readPairsFile(pc)[0].groundTruthField).toBe(path.join(root, 'labelsTr/AbdomenMRCT_0001_0000.nii.gz'));
   });
 
   it('pairs files: missing files, bad headers and unknown keys name the file and line', async () => {

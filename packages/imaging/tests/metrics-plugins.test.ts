@@ -1,5 +1,5 @@
 /**
- * The seven Metric plugins: each computes what its @llmed/imaging function computes, reports its unit and
+ * The eight Metric plugins: each computes what its @llmed/imaging function computes, reports its unit and
  * direction, honours its options, and refuses a missing input with one clear `data` error.
  */
 import { describe, expect, it } from 'vitest';
@@ -11,7 +11,8 @@ import { descriptor as nonpositiveDescriptor } from '@llmed/plugin-jacobian-nonp
 import { descriptor as negativeDescriptor } from '@llmed/plugin-jacobian-negative';
 import { descriptor as sdlogjDescriptor } from '@llmed/plugin-sdlogj';
 import { descriptor as l2rSdlogjDescriptor } from '@llmed/plugin-l2r-sdlogj';
-import { dice, foldingPercent, hd95, jacobianDeterminant, l2rHd95, l2rSdLogJacobian, sdLogJacobian, type MetricInput, type MetricResult, type MetricRuntime, type Vec3 } from '../src/index.ts';
+import { descriptor as epeDescriptor } from '@llmed/plugin-endpoint-error';
+import { dice, endpointError, foldingPercent, hd95, jacobianDeterminant, l2rHd95, l2rSdLogJacobian, sdLogJacobian, type MetricInput, type MetricResult, type MetricRuntime, type Vec3 } from '../src/index.ts';
 import { expectLlmedError } from './helpers.ts';
 
 const dims: Vec3 = [12, 10, 8];
@@ -35,7 +36,7 @@ const compute = (d: PluginDescriptor<any>, inp: MetricInput, options: Record<str
 
 describe('Metric plugins', () => {
   it('are Metric plugins with a runtime.compute', () => {
-    for (const d of [diceDescriptor, hd95Descriptor, l2rHd95Descriptor, nonpositiveDescriptor, negativeDescriptor, sdlogjDescriptor, l2rSdlogjDescriptor]) {
+    for (const d of [diceDescriptor, hd95Descriptor, l2rHd95Descriptor, nonpositiveDescriptor, negativeDescriptor, sdlogjDescriptor, l2rSdlogjDescriptor, epeDescriptor]) {
       expect(d.kind).toBe('Metric');
       expect(typeof (d.runtime as MetricRuntime).compute).toBe('function');
     }
@@ -62,6 +63,17 @@ describe('Metric plugins', () => {
     const vox = compute(l2rHd95Descriptor, input);
     expect(vox.value).toBe(l2rHd95(fixedLabels, warpedLabels, dims, [1, 2]).mean);
     expect(vox.unit).toBe('voxel');
+  });
+
+  it('endpoint-error: mm against the true field, inside the fixed labels by default; refuses a pair without one', async () => {
+    const truth = new Float32Array(3 * n);
+    const r = compute(epeDescriptor, { ...input, groundTruthField: truth });
+    expect(r).toEqual({ value: endpointError(field, truth, dims, spacing, fixedLabels), unit: 'mm', higherIsBetter: false });
+    expect(compute(epeDescriptor, { ...input, groundTruthField: truth }, { region: 'all' }).value).toBe(endpointError(field, truth, dims, spacing));
+    // Off by −2 voxels along i at i = 6 (0.8 mm voxels): 1.6 mm there.
+    expect(compute(epeDescriptor, { ...input, fixedLabels: undefined, groundTruthField: truth }).value).toBeCloseTo(((1.6 + 3.2 * 5) * dims[1] * dims[2]) / n, 6);
+    expect((epeDescriptor.runtime as MetricRuntime).needsGroundTruth).toBe(true);
+    await expectLlmedError(() => compute(epeDescriptor, input), 'data', ['endpoint-error needs the true displacement field']);
   });
 
   it('Jacobian metrics on a field that folds', () => {

@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   dice,
   distanceTransform,
+  endpointError,
   foldingPercent,
   hd95,
   jacobianDeterminant,
@@ -331,6 +332,25 @@ describe.skipIf(!hasPython)('cross-check against numpy/scipy: synthetic', () => 
     const field = randomField(dims, 2.5, 11);
     const { ref } = crossCheckJacobian('folding field', field, dims);
     expect(ref.nonpositive_percent).toBeGreaterThan(0); // the case is meant to fold
+  });
+
+  it('endpoint error against a true field, whole grid and inside a label mask, anisotropic spacing', () => {
+    const dims: Vec3 = [40, 36, 24];
+    const spacing = [0.7, 1.3, 2.9];
+    const truth = randomField(dims, 2, 5);
+    const predicted = randomField(dims, 2, 6);
+    const mask = ball(dims, [20, 18, 12], 9, 3);
+    const ref = reference<{ epe: number }[]>([
+      { op: 'endpoint_error', dims, spacing, field: rawFile(predicted), truth: rawFile(truth) },
+      { op: 'endpoint_error', dims, spacing, field: rawFile(predicted), truth: rawFile(truth), mask: rawFile(mask) },
+    ]);
+    const all = endpointError(predicted, truth, dims, spacing);
+    const inside = endpointError(predicted, truth, dims, spacing, mask);
+    agreement['endpoint error (mm)'] = Math.max(Math.abs(all - ref[0].epe), Math.abs(inside - ref[1].epe));
+    expect(agreement['endpoint error (mm)']).toBeLessThan(1e-9);
+    expect(all).toBeGreaterThan(0.1);
+    expect(inside).not.toBe(all);
+    expect(endpointError(truth, truth, dims, spacing)).toBe(0);
   });
 });
 

@@ -6,6 +6,7 @@ import {
   makeVolume,
   multiplyAffine,
   parseAxisCodes,
+  preprocessField,
   readLabelMap,
   readNifti,
   reorient,
@@ -51,6 +52,27 @@ describe('axis codes', () => {
   it('rejects malformed target codes', async () => {
     await expectLlmedError(() => parseAxisCodes('RRS'), 'data', [/invalid orientation code 'RRS'/]);
     await expectLlmedError(() => parseAxisCodes('RA'), 'data', [/invalid orientation code/]);
+  });
+});
+
+describe('preprocessField: a true field in mm onto the prepared grid, in its voxels', () => {
+  it('keeps the physical vectors through reorientation and resampling, then divides by the new spacing', () => {
+    // A constant field (3, −2, 1.5) mm in world RAS on a 2 mm LIA grid 4×3×5 → RAS, resampled to 7×9×5.
+    const dims: [number, number, number] = [4, 3, 5];
+    const n = 60;
+    const lia = [-2, 0, 0, 10, 0, 0, 2, -20, 0, -2, 0, 30, 0, 0, 0, 1];
+    const mm = new Float32Array(3 * n);
+    mm.fill(3, 0, n); mm.fill(-2, n, 2 * n); mm.fill(1.5, 2 * n);
+    const field = makeVolume(mm, dims, { components: 3, affine: lia, intent: 'DISPVECT' });
+    const out = preprocessField(field, { shape: [7, 9, 5], orientation: 'RAS', moving: [], fixed: [] }, 'truth.nii.gz');
+    expect(out.dims).toEqual([7, 9, 5]);
+    expect(axisCodes(out.affine)).toBe('RAS');
+    const m = out.dims[0] * out.dims[1] * out.dims[2];
+    const spacing = [Math.hypot(out.affine[0], out.affine[4], out.affine[8]), Math.hypot(out.affine[1], out.affine[5], out.affine[9]), Math.hypot(out.affine[2], out.affine[6], out.affine[10])];
+    for (const [c, v] of [[0, 3], [1, -2], [2, 1.5]] as const) {
+      for (const q of [0, 17, m - 1]) expect(out.data[c * m + q]).toBeCloseTo(v / spacing[c], 5);
+    }
+    expect(() => preprocessField(makeVolume(new Float32Array(n), dims), { shape: [4, 3, 5], moving: [], fixed: [] }, 'one.nii.gz')).toThrow(/not a displacement field/);
   });
 });
 

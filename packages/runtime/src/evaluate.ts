@@ -1,9 +1,11 @@
 /**
  * Batch evaluation of an export on a prepared dataset's test pairs — `llmed evaluate` — natively in Node.
  *
- * For each pair: the prepared (already preprocessed) images go through the exported field predictor, the
- * moving labels are warped (nearest), and every Metric plugin scores both the registration and the
- * identity ("Initial", the unregistered pair, as the papers' tables start with). Outputs, in `out`:
+ * For each pair: the prepared (already preprocessed) images go through the exported field predictor (or
+ * another `FieldSource`: the accuracy benchmark scores ANTs SyN's fields this way), the moving labels are
+ * warped (nearest), and every Metric plugin scores both the registration and the identity ("Initial", the
+ * unregistered pair, as the papers' tables start with). Pairs made by a known deformation carry their true
+ * field, so `endpoint-error` is scored on them. Outputs, in `out`:
  *
  *   table.md, table.json      the papers' Table 1 shape: Dice mean ± std, |J|≤0 %, HD95, SDlogJ, time
  *   dice_per_label.png        a per-label box plot of Dice over the pairs (registered)
@@ -22,10 +24,50 @@ import { boxPlot, gridPicture, jacobianPicture, savePicture, slicePanel, type Ax
 import { replaceFolder, writePairVolumes, jsonNumbers } from './register.ts';
 import { meanStd, scorePair, type MetricPlugin } from './score.ts';
 
-export interface PreparedPair { moving: string; fixed: string; movingLabels?: string; fixedLabels?: string }
+export interface PreparedPair { moving: string; fixed: string; movingLabels?: string; fixedLabels?: string; groundTruthField?: string }
+
+/**
+ * Where evaluation gets each pair's field (voxels of the prepared fixed grid, component-major) and what the
+ * table says about the model. `seconds` is the time the field took; evaluation adds the warp time.
+ */
+export interface FieldSource {
+  experiment: string;
+  /** Prepared grid the fields are on. */
+  shape: readonly number[];
+  /** Evaluation label subset and names from the model's experiment, when it has them. */
+  labels?: number[];
+  labelNames?: Record<string, string>;
+  dataTitle?: string;
+  /** Where the fields come from (an export folder, a baseline's output folder), its run, checkpoint and step. */
+  origin: { export: string; sourceRun: string; checkpoint: string; step: number };
+  /** What `shape` mismatches should be fixed by. */
+  where: string;
+  field(pair: PreparedPair, moving: Float32Array, fixed: Float32Array): Promise<{ field: Float32Array; seconds: number }>;
+}
+
+/** An exported model as a field source: onnxruntime-node predicts each field. */
+export function exportFieldSource(predictor: FieldPredictor): FieldSource {
+  const m = predictor.exported.manifest;
+  return {
+    experiment: m.experiment,
+    shape: m.prepared.shape,
+    labels: m.evaluate?.labels as number[] | undefined,
+    labelNames: m.data.labelNames,
+    dataTitle: m.data.title,
+    origin: { export: predictor.exported.dir, sourceRun: m.source.runName ?? m.source.run, checkpoint: m.source.checkpoint, step: m.source.step },
+    where: predictor.exported.manifestFile,
+    async field(_pair, moving, fixed) {
+      const t0 = performance.now();
+      const { field } = await predictor.predict(moving, fixed);
+      return { field, seconds: (performance.now() - t0) / 1000 };
+    },
+  };
+}
 
 export interface EvaluateOptions {
-  predictor: FieldPredictor;
+  /** The exported model to evaluate, or `fields` for fields from elsewhere. */
+  predictor?: FieldPredictor;
+  fields?: FieldSource;
   /** Prepared dataset folder (pairs.json + volumes). */
   preparedDir: string;
   split?: 'test' | 'val' | 'train';
@@ -72,6 +114,7 @@ const COLUMNS: { id: string; heading: string; scale: number; decimals: number }[
   { id: 'l2r-hd95', heading: 'HD95 L2R (mm)', scale: 1, decimals: 2 },
   { id: 'sdlogj', heading: 'SDlogJ', scale: 1, decimals: 3 },
   { id: 'l2r-sdlogj', heading: 'SDlogJ L2R', scale: 1, decimals: 3 },
+  { id: 'endpoint-error', heading: 'EPE (mm)', scale: 1, decimals: 2 },
   { id: 'time', heading: 'Time (s)', scale: 1, decimals: 3 },
 ];
 
@@ -117,7 +160,8 @@ export function tableMarkdown(t: EvaluationTable): string {
 
 export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: string; table: EvaluationTable }> {
   const log = opts.log ?? (() => undefined);
-  const m = opts.predictor.exported.manifest;
+  const source = opts.fields ?? (opts.predictor ? exportFieldSource(opts.predictor) : undefined);
+  if (!source) throw new LlmedError('usage', 'evaluate needs an exported model (predictor) or a field source (fields)');
   const split = opts.split ?? 'test';
   const ds = readPairs(resolve(opts.preparedDir), split);
   const pairs = ds.pairs.slice(0, opts.maxPairs && opts.maxPairs > 0 ? opts.maxPairs : undefined);
@@ -126,9 +170,9 @@ export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: stri
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(join(staging, 'pictures'), { recursive: true });
   const nPictures = Math.min(opts.pictures ?? 3, pairs.length);
-  const labelName = (l: number) => ds.labelNames[String(l)] ?? m.data.labelNames?.[String(l)] ?? String(l);
+  const labelName = (l: number) => ds.labelNames[String(l)] ?? source.labelNames?.[String(l)] ?? String(l);
   // The experiment's evaluation subset (e.g. the 30 standard aseg labels) when it names one, else every label.
-  const labels = ((m.evaluate?.labels as number[] | undefined) ?? (ds.labels.length ? ds.labels : m.data.labels ?? [])).filter((l) => l !== 0);
+  const labels = (source.labels ?? ds.labels).filter((l) => l !== 0);
 
   const perPair: EvaluationTable['perPair'] = [];
   const dicePerLabel: Record<string, number[]> = {};
@@ -146,18 +190,19 @@ export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: stri
       const fixed = (await readPreparedVolume(opts.preparedDir, pair.fixed)).volume;
       const movingLabels = pair.movingLabels ? ((await readPreparedVolume(opts.preparedDir, pair.movingLabels)).volume.data as Int32Array) : undefined;
       const fixedLabels = pair.fixedLabels ? ((await readPreparedVolume(opts.preparedDir, pair.fixedLabels)).volume.data as Int32Array) : undefined;
+      const groundTruthField = pair.groundTruthField ? ((await readPreparedVolume(opts.preparedDir, pair.groundTruthField)).volume.data as Float32Array) : undefined;
       const dims = fixed.dims;
-      if (dims.some((d, c) => d !== m.prepared.shape[c])) {
-        throw new LlmedError('checkpoint', `prepared pair ${name} is ${dims.join('×')}, the export expects ${m.prepared.shape.join('×')}`, { where: opts.predictor.exported.manifestFile, hint: 'the export was made for another preparation of the data: prepare again or export again' });
+      if (dims.some((d, c) => d !== source.shape[c])) {
+        throw new LlmedError('checkpoint', `prepared pair ${name} is ${dims.join('×')}, the model expects ${source.shape.join('×')}`, { where: source.where, hint: 'the export was made for another preparation of the data: prepare again or export again' });
       }
 
+      const { field, seconds: fieldSeconds } = await source.field(pair, moving.data as Float32Array, fixed.data as Float32Array);
       const t0 = performance.now();
-      const { field } = await opts.predictor.predict(moving.data as Float32Array, fixed.data as Float32Array);
       const warped = warpTrilinear(moving.data, dims, field, dims, 1);
       const warpedLabels = movingLabels ? warpNearest(movingLabels, dims, field, dims) : undefined;
-      const seconds = (performance.now() - t0) / 1000;
+      const seconds = fieldSeconds + (performance.now() - t0) / 1000;
 
-      const base = { dims, spacing: fixed.spacing, labels };
+      const base = { dims, spacing: fixed.spacing, labels, groundTruthField };
       const initial = scorePair(opts.metrics, { ...base, fixedLabels, warpedLabels: movingLabels, field: new Float32Array(3 * moving.data.length) });
       const registered = scorePair(opts.metrics, { ...base, fixedLabels, warpedLabels, field });
       const row = { pair: name, moving: pair.moving, fixed: pair.fixed, initial: {} as Record<string, number>, registered: {} as Record<string, number> };
@@ -194,21 +239,18 @@ export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: stri
 
     if (Object.keys(dicePerLabel).length) {
       const order = labels.map(labelName).filter((n) => n in dicePerLabel);
-      await savePicture(join(staging, 'dice_per_label.png'), boxPlot(dicePerLabel, { title: `${m.experiment}: Dice per label over ${pairs.length} ${split} pairs (${opts.method})`, yLabel: 'DICE', order, yRange: [0, 1] }));
+      await savePicture(join(staging, 'dice_per_label.png'), boxPlot(dicePerLabel, { title: `${source.experiment}: Dice per label over ${pairs.length} ${split} pairs (${opts.method})`, yLabel: 'DICE', order, yRange: [0, 1] }));
       pictures.unshift('dice_per_label.png');
     }
     const summarize = (values: Record<string, number[]>) => Object.fromEntries(Object.entries(values).map(([id, v]) => [id, meanStd(v)]));
     const table: EvaluationTable = {
       tool: 'llmed evaluate',
       createdAt: new Date().toISOString(),
-      experiment: m.experiment,
-      data: ds.title || m.data.title || '',
+      experiment: source.experiment,
+      data: ds.title || source.dataTitle || '',
       split,
       pairs: pairs.length,
-      export: opts.predictor.exported.dir,
-      sourceRun: m.source.runName ?? m.source.run,
-      checkpoint: m.source.checkpoint,
-      step: m.source.step,
+      ...source.origin,
       rows: [
         { method: 'Initial (no registration)', metrics: summarize(initialValues) },
         { method: opts.method, metrics: summarize(registeredValues) },
@@ -223,7 +265,8 @@ export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: stri
         'l2r-hd95': "Learn2Reg's HD95 variant",
         sdlogj: 'standard deviation of log det J',
         'l2r-sdlogj': "Learn2Reg's SDlogJ (clipped, cropped)",
-        time: 'seconds per pair for field prediction and warping (onnxruntime-node + TypeScript warp)',
+        'endpoint-error': 'mean ‖u − u*‖ in mm against the true field (pairs made by known deformations; fixed-label foreground)',
+        time: opts.fields ? 'seconds per pair for the field and the warp' : 'seconds per pair for field prediction and warping (onnxruntime-node + TypeScript warp)',
       },
       pictures,
     };

@@ -22,15 +22,21 @@ export function metricNeedsLabels(m: MetricPlugin): boolean {
   return m.runtime.needsLabels === true;
 }
 
+/** Whether a Metric plugin compares with the true field (`needsGroundTruth`). */
+export function metricNeedsGroundTruth(m: MetricPlugin): boolean {
+  return m.runtime.needsGroundTruth === true;
+}
+
 export interface ScoredPair {
   metrics: Record<string, MetricResult>;
-  /** Metrics asked for but not computed, with why (no labels). */
+  /** Metrics asked for but not computed, with why (no labels, no true field). */
   skipped: Record<string, string>;
 }
 
 /**
- * Run each metric on one pair. A label metric without label maps is skipped with a note when it came
- * from the defaults, and refused (one clear error) when the user asked for it by name (`explicit`).
+ * Run each metric on one pair. A label metric without label maps, or a ground-truth metric without a true
+ * field, is skipped with a note when it came from the defaults, and refused (one clear error) when the user
+ * asked for it by name (`explicit`).
  */
 export function scorePair(metrics: readonly MetricPlugin[], input: MetricInput, opts: { explicit?: boolean; where?: string } = {}): ScoredPair {
   const hasLabels = Boolean(input.fixedLabels && input.warpedLabels);
@@ -44,6 +50,16 @@ export function scorePair(metrics: readonly MetricPlugin[], input: MetricInput, 
         });
       }
       out.skipped[m.id] = 'no label maps given (--moving-labels / --fixed-labels)';
+      continue;
+    }
+    if (metricNeedsGroundTruth(m) && !input.groundTruthField) {
+      if (opts.explicit) {
+        throw new LlmedError('usage', `metric '${m.id}' needs the true displacement field of the pair, and there is none`, {
+          where: opts.where,
+          hint: 'only pairs made by a known deformation have one (a pairs-file entry\'s "groundTruthField", e.g. the synthetic-warps proxy); leave the metric out',
+        });
+      }
+      out.skipped[m.id] = 'no true field for this pair';
       continue;
     }
     out.metrics[m.id] = m.runtime.compute(input, m.options ?? {});

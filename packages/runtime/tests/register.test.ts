@@ -16,8 +16,8 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLlmedError, loadRegistry, loadWorkspace } from '@llmed/core';
-import { dice, readNifti, readPreparedVolume, warpNearest, writeDisplacementField, writeNifti, type Volume } from '@llmed/imaging';
-import { decodePng, evaluateExport, FieldPredictor, openExport, registerPair, sha256OfFile, type MetricPlugin } from '../src/index.ts';
+import { dice, readNifti, readPreparedVolume, smoothRandomField, warpNearest, writeDisplacementField, writeNifti, writePreparedVolume, type Volume } from '@llmed/imaging';
+import { decodePng, evaluateExport, FieldPredictor, openExport, registerPair, sha256OfFile, type FieldSource, type MetricPlugin } from '../src/index.ts';
 
 const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const VENV_PYTHON = join(WORKSPACE, '.venv', 'bin', 'python');
@@ -73,7 +73,7 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
     const registry = loadRegistry(loadWorkspace(WORKSPACE));
     metrics = [];
     return registry.then((reg) => {
-      for (const id of ['dice', 'hd95', 'jacobian-nonpositive', 'sdlogj']) {
+      for (const id of ['dice', 'hd95', 'jacobian-nonpositive', 'sdlogj', 'endpoint-error']) {
         metrics.push({ id, runtime: reg.get(id, 'Metric').runtime as MetricPlugin['runtime'] });
       }
     });
@@ -169,6 +169,42 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
     }
   });
 
+  it('evaluate scores fields from any source, and endpoint error where a pair carries its true field', async () => {
+    // The prepared test pairs with a known true field each; a source that returns exactly that field.
+    const withTruth = join(tmp, 'prepared-truth');
+    cpSync(preparedDir, withTruth, { recursive: true });
+    const pairsFile = join(withTruth, 'pairs.json');
+    const pairs = JSON.parse(readFileSync(pairsFile, 'utf8'));
+    const truths = new Map<string, Float32Array>();
+    for (const [i, p] of (pairs.test as { moving: string; fixed: string; groundTruthField?: string }[]).entries()) {
+      const fixed = (await readPreparedVolume(withTruth, p.fixed)).volume;
+      const u = smoothRandomField(fixed.dims, { maxDisplacement: 1.5, smoothness: 4, seed: 40 + i });
+      p.groundTruthField = `truth_${i}`;
+      await writePreparedVolume(withTruth, p.groundTruthField, { ...fixed, data: u, components: 3 } as Volume);
+      truths.set(`${p.moving}>${p.fixed}`, u);
+    }
+    writeFileSync(pairsFile, JSON.stringify(pairs));
+    const exported = await openExport(exportDir);
+    const source: FieldSource = {
+      experiment: 'truth', shape: exported.manifest.prepared.shape, origin: { export: 'the true fields', sourceRun: '—', checkpoint: '—', step: 0 }, where: pairsFile,
+      async field(pair) { return { field: truths.get(`${pair.moving}>${pair.fixed}`)!, seconds: 0.25 }; },
+    };
+    const { out, table } = await evaluateExport({ fields: source, preparedDir: withTruth, out: join(tmp, 'eval-truth'), metrics, pictures: 0, method: 'true field' });
+    expect(table.rows[1].metrics['endpoint-error'].mean).toBe(0);
+    expect(table.rows[0].metrics['endpoint-error'].mean).toBeGreaterThan(0.1);
+    expect(table.rows[1].metrics.time.mean).toBeGreaterThanOrEqual(0.25);
+    expect(table.export).toBe('the true fields');
+    expect(readFileSync(join(out, 'table.md'), 'utf8')).toContain('EPE (mm)');
+    // the prepared pairs without a true field skip the metric instead of failing
+    const predictor = await FieldPredictor.load(exported, { threads: 1 });
+    try {
+      const plain = await evaluateExport({ predictor, preparedDir, out: join(tmp, 'eval-plain'), metrics, pictures: 0, method: 'tiny' });
+      expect(plain.table.rows[1].metrics['endpoint-error']).toBeUndefined();
+    } finally {
+      await predictor.close();
+    }
+  });
+
   describe('bad input', () => {
     const copyExport = (name: string) => {
       const dir = join(tmp, name);
@@ -224,7 +260,7 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
       await expectError(registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), movingLabels: join(inputs, 'moving_seg.nii.gz'), model: exportDir, out, metrics }), 'usage', /--moving-labels was given without --fixed-labels/);
       // defaults skip them, and say so
       const r = await registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out, metrics });
-      expect(Object.keys(r.report.skipped).sort()).toEqual(['dice', 'hd95']);
+      expect(Object.keys(r.report.skipped).sort()).toEqual(['dice', 'endpoint-error', 'hd95']);
       expect(r.report.metrics['jacobian-nonpositive']).toBeDefined();
     });
 
