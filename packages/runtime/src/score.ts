@@ -34,32 +34,38 @@ export interface ScoredPair {
 }
 
 /**
+ * What a metric may need beyond the field, and what a pair without it gets: the metric is skipped with
+ * `note` when it came from the defaults, refused with `error` + `hint` when asked for by name.
+ */
+const INPUT_NEEDS: { needs: (m: MetricPlugin) => boolean; has: (input: MetricInput) => boolean; error: string; hint: string; note: string }[] = [
+  {
+    needs: metricNeedsLabels,
+    has: (input) => Boolean(input.fixedLabels && input.warpedLabels),
+    error: 'needs label maps, and none were given',
+    hint: 'pass --moving-labels and --fixed-labels (NIfTI segmentations of the two images), or leave the metric out',
+    note: 'no label maps given (--moving-labels / --fixed-labels)',
+  },
+  {
+    needs: metricNeedsGroundTruth,
+    has: (input) => Boolean(input.groundTruthField),
+    error: 'needs the true displacement field of the pair, and there is none',
+    hint: 'only pairs made by a known deformation have one (a pairs-file entry\'s "groundTruthField", e.g. the synthetic-warps proxy); leave the metric out',
+    note: 'no true field for this pair',
+  },
+];
+
+/**
  * Run each metric on one pair. A label metric without label maps, or a ground-truth metric without a true
  * field, is skipped with a note when it came from the defaults, and refused (one clear error) when the user
  * asked for it by name (`explicit`).
  */
 export function scorePair(metrics: readonly MetricPlugin[], input: MetricInput, opts: { explicit?: boolean; where?: string } = {}): ScoredPair {
-  const hasLabels = Boolean(input.fixedLabels && input.warpedLabels);
   const out: ScoredPair = { metrics: {}, skipped: {} };
   for (const m of metrics) {
-    if (metricNeedsLabels(m) && !hasLabels) {
-      if (opts.explicit) {
-        throw new LlmedError('usage', `metric '${m.id}' needs label maps, and none were given`, {
-          where: opts.where,
-          hint: 'pass --moving-labels and --fixed-labels (NIfTI segmentations of the two images), or leave the metric out',
-        });
-      }
-      out.skipped[m.id] = 'no label maps given (--moving-labels / --fixed-labels)';
-      continue;
-    }
-    if (metricNeedsGroundTruth(m) && !input.groundTruthField) {
-      if (opts.explicit) {
-        throw new LlmedError('usage', `metric '${m.id}' needs the true displacement field of the pair, and there is none`, {
-          where: opts.where,
-          hint: 'only pairs made by a known deformation have one (a pairs-file entry\'s "groundTruthField", e.g. the synthetic-warps proxy); leave the metric out',
-        });
-      }
-      out.skipped[m.id] = 'no true field for this pair';
+    const missing = INPUT_NEEDS.find((r) => r.needs(m) && !r.has(input));
+    if (missing) {
+      if (opts.explicit) throw new LlmedError('usage', `metric '${m.id}' ${missing.error}`, { where: opts.where, hint: missing.hint });
+      out.skipped[m.id] = missing.note;
       continue;
     }
     out.metrics[m.id] = m.runtime.compute(input, m.options ?? {});
