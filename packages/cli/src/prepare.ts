@@ -84,11 +84,14 @@ export async function prepareExperiment(ws: Workspace, name: string, cfg: Experi
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   const labelValues = new Set<number>();
+  // Each scan's raw grid, kept so a pair's true field can be checked against its fixed image without reading it again.
+  const rawGrids = new Map<string, Pick<Volume, 'dims' | 'affine' | 'spacing'>>();
   try {
     let done = 0;
     for (const scan of todo) {
       opts.onProgress?.(done, todo.length, scan.name);
       const image = await readNifti(scan.image);
+      rawGrids.set(scan.name, { dims: image.dims, affine: image.affine, spacing: image.spacing });
       const pre = preprocessImage(image, cfg.data.preprocess, scan.role, scan.image);
       await writePreparedVolume(tmp, scan.name, pre, { source: scan.image, preprocessing: { orientation: cfg.data.preprocess.orientation, shape: cfg.data.preprocess.shape, ops: scan.role === 'moving' ? cfg.data.preprocess.moving : cfg.data.preprocess.fixed } });
       if (scan.labels) {
@@ -102,17 +105,15 @@ export async function prepareExperiment(ws: Workspace, name: string, cfg: Experi
       opts.onProgress?.(done, todo.length, scan.name);
     }
     // A pair's true field (pairs made by a known deformation) goes onto the prepared grid, in its voxels.
-    const truths = new Map<Pair, string>();
+    // Keyed by pair name: the val pairs are some of the test pairs, prepared once.
+    const truthName = (p: Pair) => `${p.moving}_to_${p.fixed}_truefield`;
+    const truths = new Set<string>();
     for (const p of [...train, ...val, ...test]) {
-      if (!p.groundTruthField || truths.has(p)) continue;
-      const name = `${p.moving}_to_${p.fixed}_truefield`;
-      if (![...truths.values()].includes(name)) {
-        const fixedScan = todo.find((s) => s.name === p.fixed)!;
-        const f = await readNifti(p.groundTruthField);
-        assertSameGeometry(await readNifti(fixedScan.image), f, [fixedScan.image, p.groundTruthField]);
-        await writePreparedVolume(tmp, name, preprocessField(f, cfg.data.preprocess, p.groundTruthField), { source: p.groundTruthField, preprocessing: { orientation: cfg.data.preprocess.orientation, shape: cfg.data.preprocess.shape, field: 'voxels of this grid' } });
-      }
-      truths.set(p, name);
+      if (!p.groundTruthField || truths.has(truthName(p))) continue;
+      const f = await readNifti(p.groundTruthField);
+      assertSameGeometry(rawGrids.get(p.fixed)!, f, [todo.find((s) => s.name === p.fixed)!.image, p.groundTruthField]);
+      await writePreparedVolume(tmp, truthName(p), preprocessField(f, cfg.data.preprocess, p.groundTruthField), { source: p.groundTruthField, preprocessing: { orientation: cfg.data.preprocess.orientation, shape: cfg.data.preprocess.shape, field: 'voxels of this grid' } });
+      truths.add(truthName(p));
     }
     const withLabels = (p: Pair): Pair => {
       const m = todo.find((s) => s.name === p.moving)!;
@@ -120,7 +121,7 @@ export async function prepareExperiment(ws: Workspace, name: string, cfg: Experi
       return {
         moving: p.moving, fixed: p.fixed,
         ...(m.labels && f.labels ? { movingLabels: `${p.moving}_labels`, fixedLabels: `${p.fixed}_labels` } : {}),
-        ...(truths.has(p) ? { groundTruthField: truths.get(p) } : {}),
+        ...(p.groundTruthField ? { groundTruthField: truthName(p) } : {}),
       };
     };
     const wanted = cfg.data.preprocess.labels?.values ?? cfg.evaluate.labels;
