@@ -186,7 +186,9 @@ function splitCsvLine(line: string): string[] {
   return out;
 }
 
-const PAIR_KEYS = ['moving', 'fixed', 'movingLabels', 'fixedLabels', 'groundTruthField'] as const;
+/** A pair's optional files: JSON key and CSV column. */
+const OPTIONAL_PAIR_FILES = [['movingLabels', 'moving_labels'], ['fixedLabels', 'fixed_labels'], ['groundTruthField', 'ground_truth_field']] as const;
+const PAIR_KEYS = ['moving', 'fixed', ...OPTIONAL_PAIR_FILES.map(([key]) => key)];
 
 /**
  * Read a pairs file (JSON array or CSV, see module doc); synchronous. Paths are resolved against the file's folder
@@ -223,12 +225,10 @@ export function readPairsFile(pairsFile: string, opts: DatasetReadOptions = {}):
       if (typeof e !== 'object' || e === null) throw dataError(file, `${entry}: expected an object with "moving" and "fixed"`);
       const o = e as Record<string, unknown>;
       for (const k of Object.keys(o)) {
-        if (!(PAIR_KEYS as readonly string[]).includes(k)) throw dataError(file, `${entry}: unknown key "${k}" (allowed: ${PAIR_KEYS.join(', ')})`);
+        if (!PAIR_KEYS.includes(k)) throw dataError(file, `${entry}: unknown key "${k}" (allowed: ${PAIR_KEYS.join(', ')})`);
       }
       const p: Pair = { moving: resolve(o.moving, `${entry}.moving`), fixed: resolve(o.fixed, `${entry}.fixed`) };
-      if (o.movingLabels !== undefined) p.movingLabels = resolve(o.movingLabels, `${entry}.movingLabels`);
-      if (o.fixedLabels !== undefined) p.fixedLabels = resolve(o.fixedLabels, `${entry}.fixedLabels`);
-      if (o.groundTruthField !== undefined) p.groundTruthField = resolve(o.groundTruthField, `${entry}.groundTruthField`);
+      for (const [key] of OPTIONAL_PAIR_FILES) if (o[key] !== undefined) p[key] = resolve(o[key], `${entry}.${key}`);
       return p;
     });
   }
@@ -238,8 +238,8 @@ export function readPairsFile(pairsFile: string, opts: DatasetReadOptions = {}):
   if (headerIdx < 0) throw dataError(file, 'empty pairs file');
   const header = splitCsvLine(lines[headerIdx]).map((h) => h.toLowerCase());
   const col = (name: string) => header.indexOf(name);
-  const known = ['moving', 'fixed', 'moving_labels', 'fixed_labels', 'ground_truth_field'];
-  for (const h of header) if (!known.includes(h)) throw dataError(file, `line ${headerIdx + 1}: unknown column "${h}" (expected moving,fixed[,moving_labels,fixed_labels,ground_truth_field])`);
+  const known = ['moving', 'fixed', ...OPTIONAL_PAIR_FILES.map(([, column]) => column)];
+  for (const h of header) if (!known.includes(h)) throw dataError(file, `line ${headerIdx + 1}: unknown column "${h}" (expected moving,fixed[,${known.slice(2).join(',')}])`);
   if (col('moving') < 0 || col('fixed') < 0) throw dataError(file, `line ${headerIdx + 1}: the header must name columns moving and fixed, got "${lines[headerIdx]}"`);
   const pairs: Pair[] = [];
   for (let li = headerIdx + 1; li < lines.length; li++) {
@@ -249,9 +249,7 @@ export function readPairsFile(pairsFile: string, opts: DatasetReadOptions = {}):
     const entry = `line ${li + 1}`;
     if (cells.length !== header.length) throw dataError(file, `${entry}: ${cells.length} columns, the header has ${header.length}`);
     const p: Pair = { moving: resolve(cells[col('moving')], `${entry} moving`), fixed: resolve(cells[col('fixed')], `${entry} fixed`) };
-    if (col('moving_labels') >= 0 && cells[col('moving_labels')]) p.movingLabels = resolve(cells[col('moving_labels')], `${entry} moving_labels`);
-    if (col('fixed_labels') >= 0 && cells[col('fixed_labels')]) p.fixedLabels = resolve(cells[col('fixed_labels')], `${entry} fixed_labels`);
-    if (col('ground_truth_field') >= 0 && cells[col('ground_truth_field')]) p.groundTruthField = resolve(cells[col('ground_truth_field')], `${entry} ground_truth_field`);
+    for (const [key, column] of OPTIONAL_PAIR_FILES) if (col(column) >= 0 && cells[col(column)]) p[key] = resolve(cells[col(column)], `${entry} ${column}`);
     pairs.push(p);
   }
   return pairs;
