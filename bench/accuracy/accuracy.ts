@@ -24,7 +24,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { loadRegistry, loadWorkspace } from '@llmed/core';
 import { writeFileAtomic, type MetricRuntime } from '@llmed/imaging';
-import { evaluateExport, jsonNumbers, type EvaluationTable, type FieldSource, type MetricPlugin } from '@llmed/runtime';
+import { evaluateExport, jsonNumbers, summaryCell, type EvaluationTable, type FieldSource, type MetricPlugin } from '@llmed/runtime';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'packages', 'cli', 'bin', 'llmed.mjs');
@@ -52,7 +52,8 @@ const TABLES: Record<'warps' | 'oasis' | 'abdomen', { config: string; proxy: str
   },
 };
 
-const llmNodes = (c: Config) => (c.model.block as Config[]).filter((b) => ['llama2', 'llama3', 'phi3', 'qwen2'].includes(b.use) && !b.share);
+const LLM_FAMILIES = ['llama2', 'llama3', 'phi3', 'qwen2'];
+const llmNodes = (c: Config) => (c.model.block as Config[]).filter((b) => LLM_FAMILIES.includes(b.use) && !b.share);
 
 /** Another experiment's model and loss on this arm's data and grid (the token grid follows the input size). */
 function modelFrom(name: string): (c: Config) => void {
@@ -88,7 +89,7 @@ const ARMS: Arm[] = [
     },
   },
   { id: 'voxelmorph', label: 'VoxelMorph-style U-Net', table: 'warps', base: 'synthetic-warps', patch: modelFrom('oasis-proxy-voxelmorph') },
-  { id: 'llm-free', label: 'w/o LLM (LLM-free)', table: 'warps', base: 'synthetic-warps', patch: (c) => { c.model.block = c.model.block.filter((b: Config) => !['llama2', 'llama3', 'phi3', 'qwen2'].includes(b.use)); } },
+  { id: 'llm-free', label: 'w/o LLM (LLM-free)', table: 'warps', base: 'synthetic-warps', patch: (c) => { c.model.block = c.model.block.filter((b: Config) => !LLM_FAMILIES.includes(b.use)); } },
   {
     id: 'vit', label: 'ViT stand-in (2 blocks, 4 heads)', table: 'warps', base: 'synthetic-warps',
     patch: (c) => { c.model.block = [c.model.block[0], { use: 'vit', with: { width: c.model.block[0].with.out, depth: 2, heads: 4 } }]; },
@@ -166,24 +167,30 @@ async function writeAtomic(file: string, text: string): Promise<void> {
   await writeFileAtomic(file, text, (where, message) => new Error(`${where}: ${message}`));
 }
 
-const fmt = (s?: Summary, scale = 1, d = 2) => (s && s.n ? `${(s.mean * scale).toFixed(d)} ± ${(s.std * scale).toFixed(d)}` : '—');
+const fmt = (s: Summary | undefined, scale = 1, d = 2) => summaryCell(s, scale, d);
+type Primary = (typeof TABLES)[keyof typeof TABLES]['primary'];
+/** How much better `a` is than `b` on the table's primary metric, in display units (Dice points, mm); positive = better. */
+const betterBy = (metric: Primary, a: number, b: number) => (metric === 'dice' ? 100 * (a - b) : b - a);
+/** Gains over the unregistered pairs that count: a table whose best model gains less has not moved at all ... */
+const TABLE_MOVED: Record<Primary, number> = { dice: 1, 'endpoint-error': 0.1 };
+/** ... and a model that gains no more than this has not left identity (claims about it are not called). */
+const LEFT_IDENTITY: Record<Primary, number> = { dice: 0.5, 'endpoint-error': 0.05 };
 
 function markdown(rows: Row[], meta: Record<string, unknown>, report: string[]): string {
   const head = '| method | Dice (%) | EPE (mm) | HD95 (mm) | \\|J\\|≤0 (%) | SDlogJ | time (s/pair) | steps | paper (Dice %, their data) |\n|---|---|---|---|---|---|---|---|---|';
   const line = (r: Row) => `| ${r.label}${r.note ? ` (${r.note})` : ''} | ${fmt(r.metrics.dice, 100, 1)} | ${fmt(r.metrics['endpoint-error'])} | ${fmt(r.metrics.hd95)} | ${fmt(r.metrics['jacobian-nonpositive'], 1, 3)} | ${fmt(r.metrics.sdlogj, 1, 3)} | ${fmt(r.metrics.time, 1, 3)} | ${r.steps ?? '—'} | ${r.paper} |`;
   // Say it when a table's learned models did not move away from identity: the comparison is then empty.
   const stalled = (t: string): string[] => {
-    const primary = t === 'warps' ? 'endpoint-error' : 'dice';
-    const scale = primary === 'dice' ? 100 : 1;
-    const init = rows.find((r) => r.id === `initial-${t}`)?.metrics[primary];
+    const primary = TABLES[t as keyof typeof TABLES]?.primary;
+    const init = primary && rows.find((r) => r.id === `initial-${t}`)?.metrics[primary];
     const learned = rows.filter((r) => (r.table === t || (t === 'warps' && r.table === 'ablation')) && r.steps !== undefined && r.metrics[primary]?.n);
     if (!init?.n || learned.length === 0) return [];
-    const sign = primary === 'dice' ? 1 : -1;
-    const gain = Math.max(...learned.map((r) => sign * (r.metrics[primary].mean - init.mean) * scale));
+    const gainOf = (r: Row) => betterBy(primary, r.metrics[primary]?.mean, init.mean);
+    const gain = Math.max(...learned.map(gainOf));
     const unit = primary === 'dice' ? 'Dice points' : 'mm of endpoint error';
     const steps = `${Math.min(...learned.map((r) => r.steps!))}–${Math.max(...learned.map((r) => r.steps!))} training steps`;
-    return gain < (primary === 'dice' ? 1 : 0.1)
-      ? [`At this budget no trained model improves on the unregistered pairs by more than ${Math.max(0, gain).toFixed(2)} ${unit} (${steps}; the best changes by ${gain.toFixed(2)}): the learned rows say nothing about the methods yet${rows.some((r) => r.table === t && r.id.startsWith('syn') && sign * (r.metrics[primary]?.mean - init.mean) * scale >= (primary === 'dice' ? 1 : 0.1)) ? ', while ANTs SyN shows the pairs can be registered' : ''}.`, '']
+    return gain < TABLE_MOVED[primary]
+      ? [`At this budget no trained model improves on the unregistered pairs by more than ${Math.max(0, gain).toFixed(2)} ${unit} (${steps}; the best changes by ${gain.toFixed(2)}): the learned rows say nothing about the methods yet${rows.some((r) => r.table === t && r.id.startsWith('syn') && gainOf(r) >= TABLE_MOVED[primary]) ? ', while ANTs SyN shows the pairs can be registered' : ''}.`, '']
       : [];
   };
   const section = (t: string, title: string, extra: string[] = []) => {
@@ -230,20 +237,19 @@ function replicationReport(rows: Row[]): string[] {
   const compare = (a: string, b: string, claim: string): string => {
     const x = find(a), y = find(b);
     const table = (x?.table === 'ablation' ? 'warps' : x?.table) as keyof typeof TABLES | undefined;
-    const metric = table && TABLES[table] ? TABLES[table].primary : 'dice';
+    const metric: Primary = table && TABLES[table] ? TABLES[table].primary : 'dice';
     const xs = x?.perPair?.[metric], ys = y?.perPair?.[metric];
     if (!xs?.length || !ys?.length || xs.length !== ys.length) return `${claim}: not measured (an arm is missing or failed).`;
-    const better = metric === 'dice' ? 1 : -1; // positive d = a better than b
-    const d = xs.map((v, i) => better * (v - ys[i])).filter(Number.isFinite);
+    const d = xs.map((v, i) => betterBy(metric, v, ys[i])).filter(Number.isFinite); // positive: a better than b
     const n = d.length;
     const mean = d.reduce((s, v) => s + v, 0) / n;
     const sd = n > 1 ? Math.sqrt(d.reduce((s, v) => s + (v - mean) ** 2, 0) / (n - 1)) : 0;
     const scale = metric === 'dice' ? 100 : 1;
     const unit = metric === 'dice' ? 'Dice %' : 'mm EPE';
     const mx = x!.metrics[metric].mean * scale, my = y!.metrics[metric].mean * scale;
-    const numbers = `${mx.toFixed(2)} vs ${my.toFixed(2)} ${unit} (${n} test pair(s), paired difference ${(mean * scale).toFixed(2)} ± ${(sd * scale).toFixed(2)} in the claim's favour)`;
+    const numbers = `${mx.toFixed(2)} vs ${my.toFixed(2)} ${unit} (${n} test pair(s), paired difference ${mean.toFixed(2)} ± ${sd.toFixed(2)} in the claim's favour)`;
     const init = find(`initial-${table}`)?.metrics[metric];
-    const improves = (v: number) => init?.n ? (metric === 'dice' ? v - init.mean > 0.005 : init.mean - v > 0.05) : true;
+    const improves = (v: number) => init?.n ? betterBy(metric, v, init.mean) > LEFT_IDENTITY[metric] : true;
     if (!improves(x!.metrics[metric].mean) && !improves(y!.metrics[metric].mean)) {
       return `${claim}: ${numbers} — not called: neither model improves on the unregistered pairs (${(init!.mean * scale).toFixed(2)} ${unit}) at this budget.`;
     }

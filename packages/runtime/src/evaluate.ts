@@ -135,7 +135,7 @@ function readPairs(preparedDir: string, split: string): { pairs: PreparedPair[];
 }
 
 /** "mean ± std" of a metric summary in the column's unit. */
-function cell(s: MetricSummary | undefined, scale: number, decimals: number): string {
+export function summaryCell(s: MetricSummary | undefined, scale: number, decimals: number): string {
   if (!s || s.n === 0) return '—';
   return `${(s.mean * scale).toFixed(decimals)} ± ${(s.std * scale).toFixed(decimals)}`;
 }
@@ -150,7 +150,7 @@ export function tableMarkdown(t: EvaluationTable): string {
     '',
     `| Method | ${cols.map((c) => c.heading).join(' | ')} |`,
     `|---|${cols.map(() => '---').join('|')}|`,
-    ...t.rows.map((r) => `| ${r.method} | ${cols.map((c) => cell(r.metrics[c.id], c.scale, c.decimals)).join(' | ')} |`),
+    ...t.rows.map((r) => `| ${r.method} | ${cols.map((c) => summaryCell(r.metrics[c.id], c.scale, c.decimals)).join(' | ')} |`),
     '',
     'Mean ± sample standard deviation over pairs. ' + cols.map((c) => `${c.heading}: ${t.definitions[c.id] ?? c.id}.`).join(' '),
     '',
