@@ -6,40 +6,28 @@
  *
  *   npx tsx bench/training/bridge-overhead.ts [steps=40]
  */
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { composeModel, loadExperimentConfig, loadRegistry, loadWorkspace } from '@llmed/core';
-import { BRIDGE_PYTHON_ROOT, specImportPaths, trainRun } from '@llmed/bridge';
-import { prepareExperiment } from '../../packages/cli/src/prepare.ts';
+import { loadRegistry, loadWorkspace } from '@llmed/core';
+import { trainRun } from '@llmed/bridge';
+import { runPurePython, timedExperiment } from './pure-python.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const steps = Number(process.argv[2] ?? 40);
 const ws = loadWorkspace(root);
 const registry = await loadRegistry(ws);
-const configFile = join(root, 'configs/demo/config.json');
-const config = loadExperimentConfig(configFile);
-// Long enough to measure, no validation or checkpoint inside the timed steps (both paths skip them alike).
-config.train = { ...config.train, iterations: steps, validateEvery: 10 * steps, checkpointEvery: 10 * steps, timeBudgetMinutes: 0 };
-const spec = composeModel(config, configFile, registry, { workspaceRoot: root });
-const prepared = await prepareExperiment(ws, 'demo', config);
 const tmp = mkdtempSync(join(tmpdir(), 'llmed-bench-'));
-const specPath = join(tmp, 'spec.json');
-const configPath = join(tmp, 'config.json');
-writeFileSync(specPath, JSON.stringify(spec));
-writeFileSync(configPath, JSON.stringify(config));
+// Long enough to measure, no validation or checkpoint inside the timed steps (both paths skip them alike).
+const demo = await timedExperiment(ws, registry, 'demo', steps, tmp);
+const { configFile, config, spec } = demo;
 
-function pythonRun(tag: string) {
-  const r = spawnSync(join(root, '.venv/bin/python'), [join(root, 'bench/training/pure_python.py'), join(tmp, tag), specPath, configPath, prepared.dir, BRIDGE_PYTHON_ROOT, JSON.stringify(specImportPaths(spec)), root], { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(r.stderr);
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as { steps: number; wall_s: number; train_s: number; peak_rss_mb: number };
-}
+const pythonRun = (tag: string) => runPurePython(root, demo, join(tmp, tag));
 
 async function bridgeRun(tag: string) {
   const t0 = Date.now();
-  const res = await trainRun({ workspaceRoot: root, experiment: 'demo', configFile, config, spec, preparedDir: prepared.dir, runDir: join(tmp, tag), device: 'cpu', onProgress: () => {} });
+  const res = await trainRun({ workspaceRoot: root, experiment: 'demo', configFile, config, spec, preparedDir: demo.preparedDir, runDir: join(tmp, tag), device: 'cpu', onProgress: () => {} });
   const log = readFileSync(join(tmp, tag, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   const done = log.find((e) => e.event === 'done');
   return { steps: res.step, wall_s: (Date.now() - t0) / 1000, train_s: res.elapsed_s, peak_rss_mb: done?.peak_rss_mb ?? null };

@@ -8,14 +8,12 @@
  *
  *   npx tsx bench/training/cpu-conv.ts [steps=20]
  */
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { composeModel, loadExperimentConfig, loadRegistry, loadWorkspace } from '@llmed/core';
-import { BRIDGE_PYTHON_ROOT, specImportPaths } from '@llmed/bridge';
-import { prepareExperiment } from '../../packages/cli/src/prepare.ts';
+import { loadExperimentConfig, loadRegistry, loadWorkspace } from '@llmed/core';
+import { runPurePython, timedExperiment, type PythonRun } from './pure-python.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const steps = Number(process.argv[2] ?? 20);
@@ -23,31 +21,20 @@ const ws = loadWorkspace(root);
 const registry = await loadRegistry(ws);
 const tmp = mkdtempSync(join(tmpdir(), 'llmed-bench-conv-'));
 
-interface Run { steps: number; train_s: number }
 const results: Record<string, unknown>[] = [];
 for (const experiment of ['demo', 'oasis-proxy']) {
-  const configFile = join(root, 'configs', experiment, 'config.json');
-  const config = loadExperimentConfig(configFile);
-  const dataRoot = join(root, config.data.root);
-  if (config.data.protocol !== 'synthetic-deformation' && !existsSync(dataRoot)) {
-    console.log(`[bench] ${experiment}: ${dataRoot} is missing (${config.data.howToGet}); skipped`);
+  const data = loadExperimentConfig(join(root, 'configs', experiment, 'config.json')).data;
+  if (data.protocol !== 'synthetic-deformation' && !existsSync(join(root, data.root))) {
+    console.log(`[bench] ${experiment}: ${join(root, data.root)} is missing (${data.howToGet}); skipped`);
     continue;
   }
-  config.train = { ...config.train, iterations: steps, validateEvery: 10 * steps, checkpointEvery: 10 * steps, timeBudgetMinutes: 0 };
-  const spec = composeModel(config, configFile, registry, { workspaceRoot: root });
-  const prepared = await prepareExperiment(ws, experiment, config);
-  writeFileSync(join(tmp, 'spec.json'), JSON.stringify(spec));
-  writeFileSync(join(tmp, 'config.json'), JSON.stringify(config));
-  const once = (cpuConv: string, tag: string): Run => {
-    const r = spawnSync(join(root, '.venv/bin/python'), [join(root, 'bench/training/pure_python.py'), join(tmp, `${experiment}-${tag}`), join(tmp, 'spec.json'), join(tmp, 'config.json'), prepared.dir, BRIDGE_PYTHON_ROOT, JSON.stringify(specImportPaths(spec)), root, JSON.stringify({ cpuConv })], { encoding: 'utf8' });
-    if (r.status !== 0) throw new Error(r.stderr);
-    return JSON.parse(r.stdout.trim().split('\n').pop()!) as Run;
-  };
+  const e = await timedExperiment(ws, registry, experiment, steps, tmp);
+  const once = (cpuConv: string, tag: string) => runPurePython(root, e, join(tmp, `${experiment}-${tag}`), { cpuConv });
   const native = [once('native', 'n1')], onednn = [once('onednn', 'o1')];
   native.push(once('native', 'n2'));
   onednn.push(once('onednn', 'o2'));
-  const mean = (rs: Run[]) => rs.reduce((s, r) => s + r.train_s, 0) / rs.length;
-  results.push({ experiment, input: spec.input.spatial, steps, native: { runs: native, it_s: steps / mean(native) }, onednn: { runs: onednn, it_s: steps / mean(onednn) }, speedup: mean(native) / mean(onednn) });
+  const mean = (rs: PythonRun[]) => rs.reduce((s, r) => s + r.train_s, 0) / rs.length;
+  results.push({ experiment, input: e.spec.input.spatial, steps, native: { runs: native, it_s: steps / mean(native) }, onednn: { runs: onednn, it_s: steps / mean(onednn) }, speedup: mean(native) / mean(onednn) });
   console.log(JSON.stringify(results[results.length - 1]));
 }
 const out = join(root, 'bench/results/training-cpu-conv');
