@@ -54,13 +54,23 @@ def structured(fn: Callable[..., dict]) -> Callable[..., dict]:
 
 
 
+def _require_plugins(plugins: Any, spec_path: str) -> None:
+    """A spec read from a file is built only with the caller's table of registered plugins (id -> entry)."""
+    if not isinstance(plugins, dict) or not all(isinstance(v, dict) for v in plugins.values()):
+        err = ValueError("the registered plugins (id -> python entry) must be passed with a spec read from a file; "
+                         "its own python paths are never imported from")
+        err.kind = "bridge"  # type: ignore[attr-defined]
+        err.where = spec_path  # type: ignore[attr-defined]
+        raise err
+
+
 def _read_json(path: str, what: str, kind: str) -> Any:
     try:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         err = FileNotFoundError(f"{what} {path} does not exist")
-    except json.JSONDecodeError as e:
-        err = ValueError(f"{what} {path} is not valid JSON: {e}")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        err = ValueError(f"{what} {path} is not valid JSON: {type(e).__name__}: {e}")
     err.kind = kind  # type: ignore[attr-defined]
     err.where = path  # type: ignore[attr-defined]
     raise err
@@ -78,6 +88,22 @@ def add_import_paths(paths: list[str]) -> dict:
             sys.path.insert(0, p)
             added.append(p)
     return {"added": added}
+
+
+@structured
+def exit_with_parent() -> dict:
+    """Have the kernel kill this process when its parent (Node) dies, even by SIGKILL: an export or a
+    training run must never outlive the command that started it (Linux; elsewhere nothing happens)."""
+    if sys.platform != "linux":
+        return {"armed": False}
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    armed = libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    if armed and os.getppid() == 1:  # the parent died before the call
+        os.kill(os.getpid(), signal.SIGKILL)
+    return {"armed": bool(armed)}
 
 
 @structured
@@ -131,6 +157,8 @@ def start_training(run_dir: str, spec_path: str, config_path: str, prepared_dir:
         if _trainer is not None and _trainer.alive:
             err = RuntimeError(f"a training run is already going on in this Python process ({_trainer.run_dir})")
             raise err
+        # The spec file lives in the run folder: its python paths are never imported from (llmed.assemble).
+        _require_plugins(options.get("plugins"), spec_path)
         trainer = Trainer(run_dir, spec, config, prepared_dir, options)
         _trainer = trainer
         trainer.start()
@@ -171,15 +199,17 @@ def wait(timeout_s: float = 10.0) -> dict:
 
 
 @structured
-def describe_model(spec_path: str, workspace_root: str | None = None) -> dict:
+def describe_model(spec_path: str, workspace_root: str | None = None, plugins: dict | None = None) -> dict:
     """Build the model of a spec and count its parameters, in total and per top-level part.
-    ``workspace_root`` resolves relative LLM checkpoint folders (default: the current directory)."""
+    ``workspace_root`` resolves relative LLM checkpoint folders (default: the current directory);
+    ``plugins`` is the table of registered plugins (id -> python entry) the nodes are built from."""
     import torch
     from .assemble import build_model
 
     spec = _read_json(spec_path, "model spec", "config")
+    _require_plugins(plugins, spec_path)
     torch.manual_seed(0)
-    model = build_model(spec, workspace_root)
+    model = build_model(spec, workspace_root, plugins)
 
     def count(module: torch.nn.Module) -> dict:
         seen, total, trainable = set(), 0, 0
@@ -200,11 +230,13 @@ def describe_model(spec_path: str, workspace_root: str | None = None) -> dict:
 
 @structured
 def export_model(run_dir: str, tag: str = "best", out_dir: str | None = None, workspace_root: str | None = None,
-                 threads: int | None = None) -> dict:
-    """ONNX export of a run's field predictor with its manifest and parity check (llmed.export)."""
+                 threads: int | None = None, plugins: dict | None = None) -> dict:
+    """ONNX export of a run's field predictor with its manifest and parity check (llmed.export); the
+    model is built from ``plugins`` (the registered plugins by id), never from paths in the run folder."""
     from .export import export_run
 
-    manifest = export_run(run_dir, tag, out_dir, workspace_root=workspace_root, threads=threads)
+    _require_plugins(plugins, str(Path(run_dir) / "spec.json"))
+    manifest = export_run(run_dir, tag, out_dir, workspace_root=workspace_root, threads=threads, plugins=plugins)
     out = Path(out_dir).resolve() if out_dir else Path(run_dir).resolve() / "export"
     return {"exportDir": str(out), "manifest": manifest}
 
@@ -212,6 +244,7 @@ def export_model(run_dir: str, tag: str = "best", out_dir: str | None = None, wo
 API: dict[str, Callable[..., dict]] = {
     "add_import_paths": add_import_paths,
     "ignore_interrupts": ignore_interrupts,
+    "exit_with_parent": exit_with_parent,
     "check_environment": check_environment,
     "start_training": start_training,
     "status": status,

@@ -1,7 +1,8 @@
 """ModelSpec (JSON from the TypeScript composer) → a torch registration model and its loss.
 
-``build_model(spec)`` builds every node through its plugin's python factory (``python.root`` goes on
-``sys.path``, ``module.factory(options, inputs)`` returns an ``nn.Module``) and wires them:
+``build_model(spec, plugins=...)`` builds every node through its plugin's python factory (the entry
+``{root, module, factory}`` of the *registered* plugin with the node's id: ``root`` goes on ``sys.path``,
+``module.factory(options, inputs)`` returns an ``nn.Module``) and wires them:
 
     moving, fixed ─ encoder ─→ moving/fixed pyramids
     for each cascade step k:  tokens_k(pyramids) → block items → stageAdapters_k → stage maps_k
@@ -32,6 +33,13 @@ Step-wise training (``freeze_for_step``), after the released LLaMA-Reg code (spe
   the LLM frozen and every step's tokens/adapters/decoder (all decoding branches) training together.
 
 A group never unfreezes a parameter its node built frozen (a frozen LLM base stays frozen).
+
+Where plugin code comes from. ``plugins`` maps plugin ids to python entries; the caller takes it from the
+workspace's plugin registry (workspace.json + descriptors; the TypeScript side passes it), never from a
+spec it read from disk. With ``plugins`` given, a node's own ``python`` entry is ignored and a node whose id
+is not in the table is refused, so a spec.json in a run folder names plugins but never runs code from a
+path it names. Without ``plugins`` (a spec built in memory by the caller, as tests do) the nodes' entries
+are used as they are; building a run folder's model always passes the table (train.load_run_model).
 """
 from __future__ import annotations
 
@@ -47,13 +55,46 @@ import torch.nn as nn
 
 from .nn import count_parameters, torch_spatial
 
-__all__ = ["SpecError", "load_factory", "build_node", "RegistrationModel", "build_model", "LossFunction", "build_loss"]
+__all__ = ["SpecError", "PluginTable", "spec_plugins", "load_factory", "build_node", "RegistrationModel", "build_model", "LossFunction", "build_loss"]
 
 
 class SpecError(ValueError):
     """A ModelSpec the Python side cannot build (missing section, bad sharing, plugin not importable)."""
 
     kind = "shape"
+
+    def __init__(self, message: str, kind: str | None = None, where: str | None = None, hint: str | None = None):
+        super().__init__(message)
+        if kind:
+            self.kind = kind
+        self.where = where
+        self.hint = hint
+
+
+PluginTable = dict  # plugin id -> {"root", "module", "factory"}
+
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def spec_plugins(spec: dict) -> PluginTable:
+    """The plugin table of a spec the caller composed itself (in memory, trusted): id -> python entry."""
+    nodes = [spec.get("encoder"), spec.get("tokens"), *(spec.get("block") or []), spec.get("stageAdapters"),
+             spec.get("decoder"), *(spec.get("losses") or [])]
+    return {n["id"]: n["python"] for n in nodes if isinstance(n, dict) and n.get("python")}
+
+
+def python_entry(node: dict, plugins: PluginTable | None) -> dict:
+    """The python entry to build ``node`` with: the registered plugin's (``plugins``), else the node's own."""
+    if plugins is None:
+        return node.get("python") or {}
+    pid = node.get("id")
+    entry = plugins.get(pid) if isinstance(pid, str) else None
+    if entry is None:
+        known = ", ".join(sorted(plugins)) or "(none)"
+        raise SpecError(f"{node.get('path', 'a node')} names plugin {pid!r}, which is not registered in this workspace; "
+                        f"registered plugins with python code: {known}", kind="plugin",
+                        hint="a third-party plugin must be listed under \"plugins\" in workspace.json")
+    return entry
 
 
 def _workspace_root(spec: dict, workspace_root: str | os.PathLike | None) -> Path:
@@ -65,6 +106,8 @@ def load_factory(python: dict, workspace_root: str | os.PathLike | None = None) 
     """Import ``python.module`` from ``python.root`` (put on ``sys.path``) and return ``python.factory``."""
     if not python or not python.get("module"):
         raise SpecError(f"node has no python entry ({python!r})")
+    if not isinstance(python["module"], str) or not _MODULE_NAME.match(python["module"]):
+        raise SpecError(f"python module {python['module']!r} is not a dotted module name")
     root = Path(python.get("root") or ".")
     if not root.is_absolute():
         root = Path(workspace_root or os.getcwd()) / root
@@ -82,14 +125,15 @@ def load_factory(python: dict, workspace_root: str | os.PathLike | None = None) 
     return factory
 
 
-def build_node(node: dict, workspace_root: str | os.PathLike | None = None) -> nn.Module:
-    """Build one spec node's module. A relative LLM checkpoint path is resolved against the workspace root."""
+def build_node(node: dict, workspace_root: str | os.PathLike | None = None, plugins: PluginTable | None = None) -> nn.Module:
+    """Build one spec node's module (its code from ``plugins`` by id, see the module doc). A relative LLM
+    checkpoint path is resolved against the workspace root."""
     options = dict(node.get("options") or {})
     if node.get("kind") == "LLMBackbone" and isinstance(options.get("checkpoint"), str):
         ckpt = Path(os.path.expanduser(options["checkpoint"]))
         if not ckpt.is_absolute():
             options["checkpoint"] = str(Path(workspace_root or os.getcwd()) / ckpt)
-    factory = load_factory(node.get("python") or {}, workspace_root)
+    factory = load_factory(python_entry(node, plugins), workspace_root)
     module = factory(options, node.get("inputs") or {})
     if not isinstance(module, nn.Module):
         raise SpecError(f"{node.get('path')} ({node.get('id')}): factory returned {type(module).__name__}, not a torch.nn.Module")
@@ -108,7 +152,7 @@ class RegistrationModel(nn.Module):
     full-resolution moving image sampled by each; ``steps``: how many cascade steps ran.
     """
 
-    def __init__(self, spec: dict, workspace_root: str | os.PathLike | None = None):
+    def __init__(self, spec: dict, workspace_root: str | os.PathLike | None = None, plugins: PluginTable | None = None):
         super().__init__()
         for section in ("input", "encoder", "tokens", "block", "stageAdapters", "decoder"):
             if section not in spec:
@@ -118,8 +162,8 @@ class RegistrationModel(nn.Module):
         self.input_kji = torch_spatial(spec["input"]["spatial"])
         self.input_channels = int(spec["input"].get("channels", 1))
 
-        self.encoder = build_node(spec["encoder"], root)
-        self.decoder = build_node(spec["decoder"], root)
+        self.encoder = build_node(spec["encoder"], root, plugins)
+        self.decoder = build_node(spec["decoder"], root, plugins)
         self.multi_step = bool(getattr(self.decoder, "multi_step", False))
         self.n_steps = int(getattr(self.decoder, "steps", 1)) if self.multi_step else 1
         self.active_steps = self.n_steps
@@ -143,7 +187,7 @@ class RegistrationModel(nn.Module):
                 key = _key(node.get("name") or f"block{i}")
                 if key in self.llm:
                     key = f"{key}_{i}"
-                self.llm[key] = build_node(node, root)
+                self.llm[key] = build_node(node, root, plugins)
                 entry = ("llm", key)
             else:
                 key = f"block{i}"
@@ -156,9 +200,9 @@ class RegistrationModel(nn.Module):
         self.branches = nn.ModuleList()
         for _ in range(self.n_steps):
             branch = nn.ModuleDict()
-            branch["tokens"] = build_node(spec["tokens"], root)
-            branch["block"] = nn.ModuleDict({key: build_node(node, root) for key, node in branch_nodes.items()})
-            branch["stages"] = build_node(spec["stageAdapters"], root)
+            branch["tokens"] = build_node(spec["tokens"], root, plugins)
+            branch["block"] = nn.ModuleDict({key: build_node(node, root, plugins) for key, node in branch_nodes.items()})
+            branch["stages"] = build_node(spec["stageAdapters"], root, plugins)
             self.branches.append(branch)
 
         # what each parameter was built as: freezing policies never unfreeze a parameter built frozen
@@ -275,13 +319,13 @@ class RegistrationModel(nn.Module):
         return {"nodes": rows, **count_parameters(self)}
 
 
-def build_model(spec: dict, workspace_root: str | os.PathLike | None = None) -> RegistrationModel:
+def build_model(spec: dict, workspace_root: str | os.PathLike | None = None, plugins: PluginTable | None = None) -> RegistrationModel:
     """Build the :class:`RegistrationModel` of a ModelSpec dict (``json.load`` of the composer's output).
 
     Relative plugin roots and LLM checkpoint paths are resolved against ``workspace_root``, else
     ``spec['workspaceRoot']``, else ``$LLMED_WORKSPACE_ROOT``, else the current directory.
     """
-    return RegistrationModel(spec, workspace_root)
+    return RegistrationModel(spec, workspace_root, plugins)
 
 
 class LossFunction(nn.Module):
@@ -312,7 +356,7 @@ class LossFunction(nn.Module):
         return total, values
 
 
-def build_loss(spec: dict, workspace_root: str | os.PathLike | None = None) -> LossFunction:
+def build_loss(spec: dict, workspace_root: str | os.PathLike | None = None, plugins: PluginTable | None = None) -> LossFunction:
     """The weighted sum of the spec's ``losses`` (each built by its plugin factory)."""
     root = _workspace_root(spec, workspace_root)
     nodes = spec.get("losses") or []
@@ -322,5 +366,5 @@ def build_loss(spec: dict, workspace_root: str | os.PathLike | None = None) -> L
     terms = []
     for i, node in enumerate(nodes):
         name = node["id"] if ids.count(node["id"]) == 1 else f"{node['id']}[{i}]"
-        terms.append((name, float(node.get("weight", 1.0)), build_node(node, root)))
+        terms.append((name, float(node.get("weight", 1.0)), build_node(node, root, plugins)))
     return LossFunction(terms)

@@ -1,10 +1,14 @@
-"""Training checkpoints: model tensors (safetensors), optimizer state (torch.save), JSON state.
+"""Training checkpoints: model tensors and optimizer state (safetensors, no pickle), JSON state.
 
 A checkpoint called ``<tag>`` (``last`` or ``best``) in ``<run>/checkpoints/`` is three files:
 
 * ``<tag>.safetensors`` - the model tensors that are not *base weights* (below), plus every persistent
   buffer. Metadata: ``{"llmed.step": ..., "llmed.tag": ...}``.
-* ``<tag>.optim.pt`` - ``torch.save`` of ``{"step", "optimizer", "scaler"}``.
+* ``<tag>.optim.safetensors`` - the optimizer's (and GradScaler's) state: its tensors, and the rest of
+  ``{"step", "optimizer", "scaler"}`` as JSON in the metadata (``llmed.optimizer``, see :func:`pack_state`).
+  Nothing in a checkpoint is a pickle, so loading a crafted run folder cannot run code. Run folders
+  written before this format have ``<tag>.optim.pt``; it is read with ``torch.load(weights_only=True)``,
+  which refuses anything but tensors and plain containers.
 * ``<tag>.json`` - step, cascade phase, best metric, RNG states (python, numpy, torch, cuda) and the names
   of the two files above. Written last: it is the commit record of the checkpoint.
 
@@ -27,6 +31,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
 import random
 from pathlib import Path
@@ -37,6 +42,7 @@ import torch
 import torch.nn as nn
 
 CHECKPOINT_FORMAT = "llmed-checkpoint-v1"
+OPTIMIZER_METADATA_KEY = "llmed.optimizer"
 
 
 class CheckpointError(Exception):
@@ -211,7 +217,96 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 
 def checkpoint_paths(checkpoint_dir: str | os.PathLike[str], tag: str) -> dict[str, Path]:
     d = Path(checkpoint_dir)
-    return {"tensors": d / f"{tag}.safetensors", "optim": d / f"{tag}.optim.pt", "json": d / f"{tag}.json"}
+    return {"tensors": d / f"{tag}.safetensors", "optim": d / f"{tag}.optim.safetensors", "json": d / f"{tag}.json"}
+
+
+# ----------------------------------------------------------------------------------------------------
+# Optimizer state <-> safetensors + JSON
+# ----------------------------------------------------------------------------------------------------
+
+def pack_state(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """``value`` (an optimizer/scaler state dict) as JSON, its tensors moved into ``tensors`` under ``t<n>``.
+    Dicts become ``{"$dict": [[key, value], ...]}`` (optimizer state is keyed by int), tuples
+    ``{"$tuple": [...]}``, non-finite floats ``{"$float": "inf"}``, tensors ``{"$tensor": "t<n>"}``."""
+    if isinstance(value, torch.Tensor):
+        name = f"t{len(tensors)}"
+        tensors[name] = value.detach().cpu().clone().contiguous()
+        return {"$tensor": name}
+    if isinstance(value, dict):
+        return {"$dict": [[k, pack_state(v, tensors)] for k, v in value.items()]}
+    if isinstance(value, tuple):
+        return {"$tuple": [pack_state(v, tensors) for v in value]}
+    if isinstance(value, list):
+        return [pack_state(v, tensors) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"$float": repr(value)}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise CheckpointError(f"optimizer state holds a {type(value).__name__}, which a checkpoint cannot store")
+
+
+def unpack_state(value: Any, tensors: dict[str, torch.Tensor], where: str) -> Any:
+    """Inverse of :func:`pack_state`; anything it would not have written is a CheckpointError naming ``where``."""
+    if isinstance(value, list):
+        return [unpack_state(v, tensors, where) for v in value]
+    if isinstance(value, dict):
+        if len(value) == 1 and "$tensor" in value and value["$tensor"] in tensors:
+            return tensors[value["$tensor"]]
+        if len(value) == 1 and isinstance(value.get("$dict"), list) and all(
+                isinstance(kv, list) and len(kv) == 2 and isinstance(kv[0], (int, str)) for kv in value["$dict"]):
+            return {k: unpack_state(v, tensors, where) for k, v in value["$dict"]}
+        if len(value) == 1 and isinstance(value.get("$tuple"), list):
+            return tuple(unpack_state(v, tensors, where) for v in value["$tuple"])
+        if len(value) == 1 and value.get("$float") in ("inf", "-inf", "nan"):
+            return float(value["$float"])
+        raise CheckpointError(f"optimizer state has an entry this format does not write ({str(value)[:80]})", where=where)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise CheckpointError(f"optimizer state has a {type(value).__name__}", where=where)
+
+
+def _save_optimizer_file(tmp: str, blob: dict, step: int) -> None:
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    structure = pack_state(blob, tensors)
+    save_file(tensors, tmp, metadata={"llmed.step": str(step), OPTIMIZER_METADATA_KEY: json.dumps(structure)})
+
+
+def read_optimizer_state(path: Path, map_location: str | torch.device) -> dict:
+    """The ``{"step", "optimizer", "scaler"}`` blob of a checkpoint; ``.pt`` files (older runs) load weights-only."""
+    if path.suffix == ".pt":
+        try:
+            blob = torch.load(path, map_location=map_location, weights_only=True)
+        except Exception as err:  # an UnpicklingError for anything but tensors and plain containers
+            raise CheckpointError(f"cannot read optimizer state {path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+                                  where=str(path), hint="restart the run; a checkpoint llmed wrote never holds anything else") from None
+    else:
+        tensors, metadata = _read_safetensors(path, map_location)
+        try:
+            structure = json.loads(metadata.get(OPTIMIZER_METADATA_KEY, ""))
+        except json.JSONDecodeError:
+            raise CheckpointError(f"{path.name} has no readable optimizer state in its metadata", where=str(path)) from None
+        blob = unpack_state(structure, tensors, str(path))
+    if not isinstance(blob, dict):
+        raise CheckpointError(f"{path.name} does not hold an optimizer state", where=str(path))
+    return blob
+
+
+def _read_safetensors(path: Path, map_location: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """Tensors and metadata of a safetensors file; a damaged file is a CheckpointError naming it."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device=str(map_location)) as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {name: f.get_tensor(name) for name in f.keys()}
+    except FileNotFoundError:
+        raise CheckpointError(f"{path.name} is missing", where=str(path)) from None
+    except Exception as err:  # SafetensorError, OSError: a truncated or foreign file
+        raise CheckpointError(f"{path.name} is not a readable safetensors file ({type(err).__name__}: {err})", where=str(path),
+                              hint="the file is damaged; use the other checkpoint (best/last) or restart the run") from None
+    return tensors, metadata
 
 
 def save_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: nn.Module, base_names: Iterable[str],
@@ -239,7 +334,7 @@ def save_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: 
     writes: list[tuple[Path, Callable[[str], None]]] = [(paths["tensors"], lambda tmp: save_file(tensors, tmp, metadata=meta))]
     if optimizer is not None:
         blob = {"step": step, "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None}
-        writes.append((paths["optim"], lambda tmp: torch.save(blob, tmp)))
+        writes.append((paths["optim"], lambda tmp: _save_optimizer_file(tmp, blob, step)))
 
     def write_record(tmp: str) -> None:
         with open(tmp, "w") as f:
@@ -260,10 +355,17 @@ def read_checkpoint_record(checkpoint_dir: str | os.PathLike[str], tag: str) -> 
     except FileNotFoundError:
         raise CheckpointError(f"no '{tag}' checkpoint", where=str(paths["json"]),
                               hint="the run stopped before its first checkpoint; start a new run instead of resuming") from None
-    except json.JSONDecodeError as err:
-        raise CheckpointError(f"checkpoint record is not valid JSON ({err})", where=str(paths["json"])) from None
-    if record.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"not an llmed checkpoint record (format {record.get('format')!r})", where=str(paths["json"]))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise CheckpointError(f"checkpoint record is not valid JSON ({type(err).__name__}: {err})", where=str(paths["json"])) from None
+    if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"not an llmed checkpoint record (format {record.get('format') if isinstance(record, dict) else None!r})", where=str(paths["json"]))
+    # The record names the files of the checkpoint: plain names inside checkpoints/, never paths elsewhere.
+    for key in ("tensors", "optimizer"):
+        name = record.get(key)
+        if name is not None and (not isinstance(name, str) or not name or os.path.basename(name) != name or name in (".", "..")):
+            raise CheckpointError(f"{key} must be a plain file name inside checkpoints/, not {name!r}", where=str(paths["json"]))
+    if not isinstance(record.get("step"), int) or record["step"] < 0:
+        raise CheckpointError(f"step must be a non-negative integer, not {record.get('step')!r}", where=str(paths["json"]))
     return record
 
 
@@ -273,17 +375,17 @@ def load_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: 
     """Load checkpoint ``tag`` into ``model`` (and ``optimizer``/``scaler`` when given); returns the JSON
     record. ``base_sha256`` (the model's current base-weight fingerprint) is checked against the record
     when given."""
-    from safetensors import safe_open
-    from safetensors.torch import load_file
-
     record = read_checkpoint_record(checkpoint_dir, tag)
     paths = checkpoint_paths(checkpoint_dir, tag)
+    paths["tensors"] = Path(checkpoint_dir) / (record.get("tensors") or paths["tensors"].name)
+    if record.get("optimizer"):
+        paths["optim"] = Path(checkpoint_dir) / record["optimizer"]
     step = int(record["step"])
     if not paths["tensors"].exists():
         raise CheckpointError(f"'{tag}' record exists but {paths['tensors'].name} is missing", where=str(paths["tensors"]))
-    with safe_open(str(paths["tensors"]), framework="pt") as f:
-        file_step = (f.metadata() or {}).get("llmed.step")
-    if file_step is not None and int(file_step) != step:
+    tensors, tensor_meta = _read_safetensors(paths["tensors"], map_location)
+    file_step = tensor_meta.get("llmed.step")
+    if file_step is not None and file_step != str(step):
         raise CheckpointError(f"{paths['tensors'].name} is from step {file_step} but {paths['json'].name} says step {step}: "
                               "the process was killed between the two renames of a checkpoint write",
                               where=str(paths["tensors"]), hint="use the other checkpoint (best/last) or restart the run")
@@ -292,7 +394,6 @@ def load_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: 
         raise CheckpointError("the model's frozen base weights (LLM layers) differ from those the checkpoint was trained with",
                               where=str(paths["json"]),
                               hint="build the model from the run's own spec.json with the run's seed, and keep the LLM checkpoint folder unchanged")
-    tensors = load_file(str(paths["tensors"]), device=str(map_location))
     expected = _expected_names(model, base_names)
     missing = sorted(expected - set(tensors))
     unexpected = sorted(set(tensors) - expected)
@@ -316,17 +417,20 @@ def load_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: 
     if optimizer is not None or scaler is not None:
         if not paths["optim"].exists():
             raise CheckpointError(f"optimizer state {paths['optim'].name} is missing", where=str(paths["optim"]))
-        blob = torch.load(paths["optim"], map_location=map_location, weights_only=False)
-        if int(blob.get("step", -1)) != step:
+        blob = read_optimizer_state(paths["optim"], map_location)
+        if blob.get("step") != step:
             raise CheckpointError(f"{paths['optim'].name} is from step {blob.get('step')} but the record says step {step}",
                                   where=str(paths["optim"]), hint="restart the run; the checkpoint write was interrupted")
         if optimizer is not None:
             try:
                 optimizer.load_state_dict(blob["optimizer"])
-            except (ValueError, KeyError) as err:
+            except (ValueError, KeyError, TypeError) as err:
                 raise CheckpointError(f"optimizer state does not fit: {err}", where=str(paths["optim"])) from None
         if scaler is not None and blob.get("scaler"):
-            scaler.load_state_dict(blob["scaler"])
+            try:
+                scaler.load_state_dict(blob["scaler"])
+            except (ValueError, KeyError, TypeError, RuntimeError) as err:
+                raise CheckpointError(f"GradScaler state does not fit: {err}", where=str(paths["optim"])) from None
     if restore_rng and "rng" in record:
         restore_rng_state(record["rng"])
     return record

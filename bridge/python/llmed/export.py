@@ -37,7 +37,14 @@ difference is below 1e-3 voxels and the two Dice agree to 4 decimals. The number
 Atomicity
 ---------
 Everything is written into ``<out>.tmp-<pid>/`` first; only a complete, checked export is renamed to
-``<out>`` (a previous export is moved aside first and deleted after the rename).
+``<out>`` (a previous export is moved aside first and deleted after the rename). An existing ``<out>`` is
+replaced only when it is an export (it holds manifest.json) or empty: a user's folder is never deleted.
+Staging folders of exports that were killed (their process is gone) are removed at the next export.
+
+Plugin code
+-----------
+The model is rebuilt from the run's spec.json with the code of the *registered* plugins (``plugins``:
+id -> python entry, from the workspace's registry): the paths a run folder names are never imported.
 """
 from __future__ import annotations
 
@@ -59,7 +66,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .files import json_safe, sha256_file
+from .files import json_safe, remove_stale_temporaries, sha256_file
 
 EXPORT_FORMAT = "llmed-export-v1"
 MIN_OPSET = 20  # 5-D GridSample (the decoder's internal warps) needs opset 20
@@ -110,8 +117,8 @@ def _read_json(path: Path, what: str, kind: str = "checkpoint") -> Any:
     except FileNotFoundError:
         raise ExportError(f"{what} is missing", kind=kind, where=str(path),
                           hint="name a run folder written by `llmed train` (runs/<experiment>/<timestamp>)") from None
-    except json.JSONDecodeError as err:
-        raise ExportError(f"{what} is not valid JSON ({err})", kind=kind, where=str(path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise ExportError(f"{what} is not valid JSON ({type(err).__name__}: {err})", kind=kind, where=str(path)) from None
 
 
 def _kji(ijk) -> tuple[int, int, int]:
@@ -163,6 +170,18 @@ def _onnx_summary(path: Path) -> dict:
             "initializers": sorted(init_names), "externalFiles": external}
 
 
+def check_output_folder(target: Path) -> None:
+    """Refuse to replace ``target`` unless it is missing, an empty folder or an earlier export (manifest.json)."""
+    if not target.exists() and not target.is_symlink():
+        return
+    if target.is_symlink() or not target.is_dir():
+        raise ExportError("output path exists and is not a folder", kind="usage", where=str(target))
+    entries = os.listdir(target)
+    if entries and "manifest.json" not in entries:
+        raise ExportError("output folder exists, is not empty and is not an llmed export; refusing to replace it",
+                          kind="usage", where=str(target), hint="choose another --out")
+
+
 def _replace_dir(staging: Path, target: Path) -> None:
     """Move ``staging`` to ``target``; an existing ``target`` is moved aside first and removed after."""
     old = None
@@ -188,10 +207,11 @@ def _replace_dir(staging: Path, target: Path) -> None:
 def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str | os.PathLike[str] | None = None, *,
                workspace_root: str | os.PathLike[str] | None = None, prepared_dir: str | os.PathLike[str] | None = None,
                opset: int | None = None, external_data: str = "auto", threads: int | None = None,
-               log: Callable[[str], None] | None = None) -> dict:
+               log: Callable[[str], None] | None = None, plugins: dict | None = None) -> dict:
     """Export run ``run_dir``'s checkpoint ``tag`` (module doc); returns the manifest written.
 
     ``external_data``: ``'auto'`` (only above ~1.8 GB of weights), ``'always'`` or ``'never'``.
+    ``plugins``: the registered plugins (id -> python entry) the model is built from (required).
     """
     from .checkpoint import read_checkpoint_record
     from .data import PreparedDataset
@@ -208,6 +228,9 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
         raise ExportError(f"checkpoint tag must be 'best' or 'last', not {tag!r}", kind="usage")
     if external_data not in ("auto", "always", "never"):
         raise ExportError(f"external_data must be 'auto', 'always' or 'never', not {external_data!r}", kind="usage")
+    if plugins is None:
+        raise ExportError("an export needs the registered plugins (plugins=..., id -> python entry); the paths in the "
+                          "run's spec.json are never imported from", kind="bridge", where=str(run / "spec.json"))
     config = _read_json(run / "config.json", "config.json of the run")
     spec = _read_json(run / "spec.json", "spec.json of the run")
     record = read_checkpoint_record(run / "checkpoints", tag)
@@ -236,13 +259,15 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
         torch.set_num_threads(int(threads))
 
     target = Path(out_dir).resolve() if out_dir else run / "export"
+    check_output_folder(target)
+    remove_stale_temporaries(target.parent, f"{target.name}.")
     staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
     try:
         say(f"loading {run.name} checkpoint '{tag}' (step {record.get('step')})")
-        model, record = load_run_model(run, tag, "cpu", workspace_root=str(ws) if ws else None)
+        model, record = load_run_model(run, tag, "cpu", workspace_root=str(ws) if ws else None, plugins=plugins)
         model = model.float().eval()
         merged = merge_lora(model)
         left = [name for name, _ in model.named_parameters() if "lora_" in name]
@@ -489,11 +514,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--opset", type=int, default=None, help=f"ONNX opset (default: the config's export.opset, else {MIN_OPSET})")
     ap.add_argument("--external-data", default="auto", choices=["auto", "always", "never"])
     ap.add_argument("--threads", type=int, default=None, help="torch / onnxruntime threads")
+    ap.add_argument("--plugins", required=True,
+                    help="JSON file: the registered plugins, id -> {root, module, factory} (what `llmed export` passes)")
     ap.add_argument("--json", action="store_true", help="print one JSON result line on stdout (for the llmed CLI)")
     args = ap.parse_args(argv)
     try:
+        plugins = _read_json(Path(args.plugins), "plugin table", kind="usage")
         manifest = export_run(args.run_dir, args.tag, args.out, workspace_root=args.workspace, prepared_dir=args.prepared,
-                              opset=args.opset, external_data=args.external_data, threads=args.threads)
+                              opset=args.opset, external_data=args.external_data, threads=args.threads, plugins=plugins)
     except Exception as err:
         kind = getattr(err, "kind", None)
         kind = kind if isinstance(kind, str) else "bridge"

@@ -59,6 +59,7 @@ import torch.nn as nn
 
 from .checkpoint import (CheckpointError, base_fingerprint, load_checkpoint, read_checkpoint_record, save_checkpoint)
 from .data import DataError, Pair, PairSampler, PreparedDataset
+from .files import remove_stale_temporaries
 from .nn import use_onednn_conv3d
 
 ModelFactory = Callable[[dict], nn.Module]
@@ -130,14 +131,14 @@ def resolve_device(choice: str | None) -> torch.device:
     return torch.device(choice)
 
 
-def default_model_factory(spec: dict, workspace_root: str | None = None) -> nn.Module:
+def default_model_factory(spec: dict, workspace_root: str | None = None, plugins: dict | None = None) -> nn.Module:
     from .assemble import build_model
-    return build_model(spec, workspace_root)
+    return build_model(spec, workspace_root, plugins)
 
 
-def default_loss_factory(spec: dict, workspace_root: str | None = None):
+def default_loss_factory(spec: dict, workspace_root: str | None = None, plugins: dict | None = None):
     from .assemble import build_loss
-    return build_loss(spec, workspace_root)
+    return build_loss(spec, workspace_root, plugins)
 
 
 def base_weight_names(model: nn.Module, schedule: str | None, phases: list[Phase]) -> list[str]:
@@ -188,10 +189,12 @@ class Trainer:
         self.config = config
         self.prepared_dir = Path(prepared_dir)
         self.options = dict(options or {})
-        # Relative paths in the spec (LLM checkpoint folders) resolve against the workspace root.
+        # Relative paths in the spec (LLM checkpoint folders) resolve against the workspace root. Plugin code
+        # comes from ``options.plugins`` (the registered plugins by id) when given; see llmed.assemble.
         root = self.options.get("workspaceRoot")
-        self.model_factory = model_factory or (lambda s: default_model_factory(s, root))
-        self.loss_factory = loss_factory or (lambda s: default_loss_factory(s, root))
+        plugins = self.options.get("plugins")
+        self.model_factory = model_factory or (lambda s: default_model_factory(s, root, plugins))
+        self.loss_factory = loss_factory or (lambda s: default_loss_factory(s, root, plugins))
         self.train_cfg = dict(config.get("train", {}))
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -277,6 +280,8 @@ class Trainer:
         resume = bool(opts.get("resume"))
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir = self.run_dir / "checkpoints"
+        # What a kill during a checkpoint write left behind (<file>.tmp-<pid> of a process that is gone).
+        stale = remove_stale_temporaries(self.ckpt_dir)
         record = read_checkpoint_record(self.ckpt_dir, "last") if resume else None
         if not resume and (self.ckpt_dir / "last.json").exists():
             raise CheckpointError("run folder already has checkpoints", where=str(self.run_dir),
@@ -285,6 +290,9 @@ class Trainer:
             if not (self.run_dir / name).exists():
                 (self.run_dir / name).write_text(json.dumps(value, indent=2) + "\n")
         self._log_file = open(self.run_dir / "log.jsonl", "a", buffering=1)
+        if stale:
+            self._event("cleaned", message=f"removed {len(stale)} temporary checkpoint file(s) left by an interrupted write",
+                        files=stale)
 
         t = self.train_cfg
         self.seed = int(t.get("seed", 0))
@@ -342,6 +350,10 @@ class Trainer:
         self._last_saved_step = -1
         if record is not None:
             self.step = int(record["step"])
+            if self.step > self.total:
+                raise CheckpointError(f"checkpoint 'last' is at step {self.step}, beyond the {self.total} iterations of the run's "
+                                      "config.json (train.iterations)", where=str(self.ckpt_dir / "last.json"),
+                                      hint="the run's config.json was edited after training; restore train.iterations, or train a new run")
             self.best = record.get("best")
             if record.get("dataset") and record["dataset"] != self.data.fingerprint():
                 self._event("warning", message="the prepared dataset's pairs changed since this run's checkpoint")
@@ -567,19 +579,39 @@ class Trainer:
         self._event("done", step=self.step, best=self.best, elapsed_s=round(elapsed, 3), **peak_memory(self.device))
 
 
-def load_run_model(run_dir: str | os.PathLike[str], tag: str = "best", device: str | torch.device = "cpu",
-                   model_factory: ModelFactory | None = None, workspace_root: str | None = None) -> tuple[nn.Module, dict]:
-    """Rebuild a run's model from its own spec.json/config.json (seeded as in training) and load
-    checkpoint ``tag``; for export and evaluation. Returns ``(model in eval mode, checkpoint record)``."""
-    run_dir = Path(run_dir)
+def read_run_json(run_dir: str | os.PathLike[str], name: str) -> dict:
+    """``spec.json`` / ``config.json`` of a run folder as a dict; a missing or unreadable one is a CheckpointError naming it."""
+    path = Path(run_dir) / name
     try:
-        spec = json.loads((run_dir / "spec.json").read_text())
-        config = json.loads((run_dir / "config.json").read_text())
-    except FileNotFoundError as err:
-        raise CheckpointError(f"run folder lacks {Path(err.filename).name}", where=str(run_dir)) from None
+        value = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"run folder lacks {name}", where=str(run_dir),
+                              hint="name a run folder written by `llmed train` (runs/<experiment>/<timestamp>)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
+        raise CheckpointError(f"{name} of the run is not valid JSON ({type(err).__name__}: {err})", where=str(path)) from None
+    if not isinstance(value, dict):
+        raise CheckpointError(f"{name} of the run is not a JSON object", where=str(path))
+    return value
+
+
+def load_run_model(run_dir: str | os.PathLike[str], tag: str = "best", device: str | torch.device = "cpu",
+                   model_factory: ModelFactory | None = None, workspace_root: str | None = None,
+                   plugins: dict | None = None) -> tuple[nn.Module, dict]:
+    """Rebuild a run's model from its own spec.json/config.json (seeded as in training) and load
+    checkpoint ``tag``; for export and evaluation. Returns ``(model in eval mode, checkpoint record)``.
+
+    ``plugins`` (plugin id -> python entry, from the workspace's registry) says where each node's code is;
+    the spec.json of a run folder only names plugins by id and its paths are never imported from, so
+    without a ``model_factory`` the table is required."""
+    run_dir = Path(run_dir)
+    spec = read_run_json(run_dir, "spec.json")
+    config = read_run_json(run_dir, "config.json")
+    if model_factory is None and plugins is None:
+        raise CheckpointError("building a run folder's model needs the registered plugins (plugins=..., id -> python entry); "
+                              "the paths in its spec.json are never imported from", where=str(run_dir / "spec.json"))
     record = read_checkpoint_record(run_dir / "checkpoints", tag)
     seed_everything(int(config.get("train", {}).get("seed", 0)))
-    model = (model_factory or (lambda s: default_model_factory(s, workspace_root)))(spec).to(device)
+    model = (model_factory or (lambda s: default_model_factory(s, workspace_root, plugins)))(spec).to(device)
     schedule, phases = plan_phases(config["train"])
     names = base_weight_names(model, schedule, phases)
     if schedule is not None and hasattr(model, "freeze_for_step"):

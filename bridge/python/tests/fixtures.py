@@ -81,6 +81,17 @@ def build_tiny_checkpoint(family: str, out_dir: str | Path, sharded: bool = Fals
 # Tiny ModelSpecs, shaped like the TypeScript composer's output (docs/example-model-spec.json)
 # --------------------------------------------------------------------------------------------------
 
+def registered_plugins(plugins_dir) -> dict:
+    """The first-party plugins' python entries by id, as the registry gives them (plugins/<id>/python/llmed_<id>):
+    the table a run folder's model is built from (its spec.json's own paths are never imported)."""
+    table = {}
+    for folder in sorted(Path(plugins_dir).iterdir()):
+        module = "llmed_" + folder.name.replace("-", "_")
+        if (folder / "python" / module).is_dir():
+            table[folder.name] = {"root": str(folder / "python"), "module": module, "factory": "build"}
+    return table
+
+
 def _node(plugins_dir, path: str, pid: str, kind: str, options: dict, inputs: dict, output: dict | None = None, **extra) -> dict:
     module = "llmed_" + pid.replace("-", "_")
     node = {"path": path, "id": pid, "kind": kind, "options": options,

@@ -19,11 +19,13 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from fixtures import make_spec
+from fixtures import make_spec, registered_plugins
 from llmed.data import PreparedDataset
 from llmed.export import ExportError, FIELD_TOLERANCE_VOXELS, export_run, main as export_main, sha256_file
 from llmed.nn import resize_image, upsample_field, warp
 from llmed.train import Trainer, load_run_model
+
+PLUGINS = registered_plugins(Path(__file__).resolve().parents[3] / "plugins")
 
 try:
     from test_train_engine import make_prepared
@@ -81,7 +83,7 @@ def prepared16(tmp_path_factory) -> Path:
 def test_export_matches_torch_and_the_manifest_says_what_inference_needs(tmp_path: Path, plugins_dir, tiny_checkpoint, prepared16: Path):
     spec = make_spec(plugins_dir, tiny_checkpoint("llama3"), spatial=SPATIAL, channels=CHANNELS, base=16)
     run = train_tiny_run(tmp_path / "runs" / "tiny" / "20260101-000000", spec, prepared16, iterations=2)
-    manifest = export_run(run, "best", workspace_root=tmp_path, log=lambda _m: None)
+    manifest = export_run(run, "best", workspace_root=tmp_path, plugins=PLUGINS, log=lambda _m: None)
     out = run / "export"
     assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "model.onnx"]
     assert not list(run.glob("export.tmp-*")), "staging folder left behind"
@@ -98,7 +100,7 @@ def test_export_matches_torch_and_the_manifest_says_what_inference_needs(tmp_pat
     pair = data.splits["test"][0]
     assert parity["pair"]["moving"] == pair.moving and parity["pair"]["split"] == "test"
     batch = data.load_batch([pair], labels="map")
-    model, _ = load_run_model(run, "best", workspace_root=str(tmp_path))
+    model, _ = load_run_model(run, "best", plugins=PLUGINS, workspace_root=str(tmp_path))
     with torch.no_grad():
         reference = model.forward_field(batch["moving"], batch["fixed"])
     field = ort_field(out, batch["moving"], batch["fixed"])
@@ -151,7 +153,7 @@ def test_lora_is_merged_into_the_exported_weights(tmp_path: Path, plugins_dir, t
         tensors[k] = torch.randn(tensors[k].shape, generator=generator)
     save_file(tensors, str(ckpt), metadata=meta)
 
-    manifest = export_run(run, "best", log=lambda _m: None)
+    manifest = export_run(run, "best", plugins=PLUGINS, log=lambda _m: None)
     assert manifest["model"]["loraLayersMerged"] == 2 * 3  # two LLM layers × q, k, v
     assert manifest["parity"]["passed"] and manifest["parity"]["maxAbsFieldDiffVoxels"] < FIELD_TOLERANCE_VOXELS
     graph = onnx.load(str(run / "export" / "model.onnx"))
@@ -161,7 +163,7 @@ def test_lora_is_merged_into_the_exported_weights(tmp_path: Path, plugins_dir, t
     # The export equals the unmerged (adapter-carrying) model, and the adapters matter.
     data = PreparedDataset(prepared)
     batch = data.load_batch([data.splits["test"][0]], labels="none")
-    model, _ = load_run_model(run, "best")
+    model, _ = load_run_model(run, "best", plugins=PLUGINS)
     with torch.no_grad():
         with_lora = model.forward_field(batch["moving"], batch["fixed"])
         for name, p in model.named_parameters():
@@ -180,7 +182,7 @@ def test_half_resolution_export_with_external_data(tmp_path: Path, plugins_dir, 
     spec = make_spec(plugins_dir, tiny_checkpoint("llama3"), spatial=SPATIAL, channels=CHANNELS, base=16)
     run = train_tiny_run(tmp_path / "run", spec, prepared, iterations=1)
     out = tmp_path / "elsewhere" / "export"
-    manifest = export_run(run, "last", out, external_data="always", log=lambda _m: None)
+    manifest = export_run(run, "last", out, external_data="always", plugins=PLUGINS, log=lambda _m: None)
     assert manifest["input"]["shape"] == [16, 16, 16] and manifest["prepared"]["shape"] == [32, 32, 32]
     resize = manifest["resize"]
     assert resize["images"] == {**resize["images"], "from": [32, 32, 32], "to": [16, 16, 16]}
@@ -195,7 +197,7 @@ def test_half_resolution_export_with_external_data(tmp_path: Path, plugins_dir, 
     batch = data.load_batch([data.splits["test"][0]], labels="none")
     small = [resize_image(batch[k], (16, 16, 16)) for k in ("moving", "fixed")]
     field = upsample_field(ort_field(out, *small), rescale=True, size=(32, 32, 32))
-    model, _ = load_run_model(run, "last")
+    model, _ = load_run_model(run, "last", plugins=PLUGINS)
     with torch.no_grad():
         reference = upsample_field(model.forward_field(*small), rescale=True, size=(32, 32, 32))
     assert field.shape == (1, 3, 32, 32, 32)
@@ -209,12 +211,13 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path: Path, plugins_dir, tiny
     (run / "config.json").write_text(json.dumps(run_config(1)))
     (run / "spec.json").write_text(json.dumps(spec))
     with pytest.raises(Exception) as err:
-        export_run(run, "best", log=lambda _m: None)
+        export_run(run, "best", plugins=PLUGINS, log=lambda _m: None)
     assert getattr(err.value, "kind", None) == "checkpoint"
     assert not (run / "export").exists() and not list(run.glob("export.tmp-*"))
 
     # the command line reports it as one JSON line with the llmed error kind
-    assert export_main([str(run), "--json"]) == 1
+    (tmp_path / "plugins.json").write_text(json.dumps(PLUGINS))
+    assert export_main([str(run), "--json", "--plugins", str(tmp_path / "plugins.json")]) == 1
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["ok"] is False and result["kind"] == "checkpoint" and "checkpoints" in result["message"]
 
@@ -229,6 +232,6 @@ def test_an_opset_below_20_is_refused_before_any_work(tmp_path: Path):
                                                                "tensors": "best.safetensors"}))
     (run / "checkpoints" / "best.safetensors").write_bytes(b"")
     with pytest.raises(ExportError) as err:
-        export_run(run, "best", opset=16, log=lambda _m: None)
+        export_run(run, "best", opset=16, plugins=PLUGINS, log=lambda _m: None)
     assert err.value.kind == "config" and "GridSample" in str(err.value)
     assert not (run / "export").exists()

@@ -15,10 +15,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from fixtures import make_spec
+from fixtures import make_spec, registered_plugins
 from llmed import api
 from llmed.checkpoint import read_checkpoint_record
 from llmed.train import Trainer, load_run_model
+
+PLUGINS = registered_plugins(Path(__file__).resolve().parents[3] / "plugins")
 
 try:
     from test_train_engine import events, make_config, make_prepared, step_losses
@@ -69,7 +71,7 @@ def test_real_model_resume_is_identical_and_base_weights_are_not_saved(tmp_path:
     assert record["baseWeights"]["count"] > 0
 
     # export-style reload: rebuilds from the run folder and loads best
-    model, best = load_run_model(straight, "best")
+    model, best = load_run_model(straight, "best", plugins=PLUGINS)
     assert best["tag"] == "best" and not model.training
     with torch.no_grad():
         field = model.forward_field(torch.zeros(1, 1, 16, 16, 16), torch.zeros(1, 1, 16, 16, 16))
@@ -111,14 +113,14 @@ def test_api_results_are_structured_and_never_raise(tmp_path: Path, llama_spec, 
     spec_path = write_json(tmp_path / "spec.json", llama_spec)
     config_path = write_json(tmp_path / "config.json", make_config(2, lr=1e-3, validateEvery=2, checkpointEvery=2))
 
-    described = json.loads(api.invoke("describe_model", json.dumps([spec_path])))
+    described = json.loads(api.invoke("describe_model", json.dumps([spec_path, None, PLUGINS])))
     assert described["ok"] and described["parameters"]["frozen"] > 0 and "encoder" in described["parts"]
 
     missing = api.start_training(str(tmp_path / "r0"), str(tmp_path / "absent.json"), config_path, str(prepared16))
     assert missing["ok"] is False and missing["kind"] == "config" and "does not exist" in missing["message"]
 
     started = json.loads(api.invoke("start_training", json.dumps([str(tmp_path / "r1"), spec_path, config_path, str(prepared16),
-                                                                   json.dumps({"device": "cpu"})])))
+                                                                   json.dumps({"device": "cpu", "plugins": PLUGINS})])))
     assert started["ok"], started
     again = api.start_training(str(tmp_path / "r2"), spec_path, config_path, str(prepared16), "{}")
     assert again["ok"] is False and "already going on" in again["message"]
@@ -129,7 +131,7 @@ def test_api_results_are_structured_and_never_raise(tmp_path: Path, llama_spec, 
     assert final["ok"] and final["state"] == "done" and final["step"] == 2
 
     # resume of a folder without checkpoints: a checkpoint error, delivered through status
-    assert api.start_training(str(tmp_path / "r3"), spec_path, config_path, str(prepared16), json.dumps({"resume": True}))["ok"]
+    assert api.start_training(str(tmp_path / "r3"), spec_path, config_path, str(prepared16), json.dumps({"resume": True, "plugins": PLUGINS}))["ok"]
     failed = api.wait(60)
     assert failed["state"] == "error" and failed["kind"] == "checkpoint" and "Traceback" in failed["traceback"]
 

@@ -141,7 +141,7 @@ def test_an_exception_during_a_write_leaves_the_previous_checkpoint(tmp_path: Pa
     if failing == "tensors":
         monkeypatch.setattr(st, "save_file", interrupted(st.save_file))
     elif failing == "optimizer":
-        monkeypatch.setattr(torch, "save", interrupted(torch.save))
+        monkeypatch.setattr(ckpt, "_save_optimizer_file", interrupted(ckpt._save_optimizer_file))
     else:
         monkeypatch.setattr(ckpt, "capture_rng_state", lambda: {"bad": object()})  # not JSON-serialisable
     with pytest.raises((KeyboardInterrupt, TypeError)):

@@ -160,7 +160,7 @@ def test_a_run_trains_validates_checkpoints_and_logs(tmp_path: Path, prepared: P
     assert baseline["step"] == 0 and baseline["identity"] is True and 0 <= baseline["dice"] <= 1
     assert status["initial_dice"] == baseline["dice"]
     assert {e["step"] for e in events(run) if e["event"] == "checkpoint" and e["which"] == "last"} == {2, 4, 6}
-    for name in ("spec.json", "config.json", "checkpoints/last.safetensors", "checkpoints/last.optim.pt",
+    for name in ("spec.json", "config.json", "checkpoints/last.safetensors", "checkpoints/last.optim.safetensors",
                  "checkpoints/last.json", "checkpoints/best.safetensors", "checkpoints/best.json"):
         assert (run / name).exists(), name
     record = read_checkpoint_record(run / "checkpoints", "last")
@@ -422,7 +422,8 @@ def test_cuda_amp_trains_and_resumes(tmp_path: Path, prepared: Path, amp_dtype: 
     losses = step_losses(tmp_path / "straight")
     assert all(math.isfinite(v) for v in losses.values())
     if amp_dtype == "fp16":  # the GradScaler state is part of the checkpoint
-        blob = torch.load(tmp_path / "straight" / "checkpoints" / "last.optim.pt", weights_only=False)
+        from llmed.checkpoint import read_optimizer_state
+        blob = read_optimizer_state(tmp_path / "straight" / "checkpoints" / "last.optim.safetensors", "cpu")
         assert blob["scaler"] and blob["scaler"]["scale"] > 0
     run = tmp_path / "run"
     first = trainer_for(run, prepared, make_config(6, validateEvery=3, checkpointEvery=3, timeBudgetMinutes=1e-9),

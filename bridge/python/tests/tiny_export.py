@@ -19,7 +19,7 @@ import torch
 # The test modules import each other as top-level modules (pytest puts tests/ on sys.path); do the same.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fixtures import build_tiny_checkpoint, make_spec  # noqa: E402
+from fixtures import build_tiny_checkpoint, make_spec, registered_plugins  # noqa: E402
 from llmed.data import PreparedDataset
 from llmed.export import export_run, mean_dice
 from llmed.nn import warp
@@ -29,6 +29,7 @@ from test_export import CHANNELS, SPATIAL, run_config  # noqa: E402
 from test_train_engine import make_prepared  # noqa: E402
 
 PLUGINS_DIR = Path(__file__).resolve().parents[3] / "plugins"
+PLUGINS = registered_plugins(PLUGINS_DIR)
 
 
 def build(out: Path) -> dict:
@@ -43,12 +44,12 @@ def build(out: Path) -> dict:
     status = Trainer(run, spec, run_config(2), prepared, {"device": "cpu", "valPairs": 1}).run()
     if status["state"] != "done":
         raise SystemExit(f"training failed: {status.get('message')}\n{status.get('traceback')}")
-    manifest = export_run(run, "best", workspace_root=out, log=lambda _m: None)
+    manifest = export_run(run, "best", workspace_root=out, plugins=PLUGINS, log=lambda _m: None)
 
     data = PreparedDataset(prepared)
     pair = data.splits["test"][0]
     batch = data.load_batch([pair], labels="map")
-    model, _ = load_run_model(run, "best", workspace_root=str(out))
+    model, _ = load_run_model(run, "best", plugins=PLUGINS, workspace_root=str(out))
     with torch.no_grad():
         field = model.forward_field(batch["moving"], batch["fixed"]).float()
     warped = warp(batch["moving_label_map"].float(), field, mode="nearest").round().to(torch.int32)
