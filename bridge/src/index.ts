@@ -6,5 +6,5 @@
  * - the Python package itself lives in `bridge/python/llmed` (trainer, checkpoints, data, GGUF import).
  */
 export { BRIDGE_PYTHON_ROOT, describePythoniaError, PythonBridgeError, PythonSession, resolvePythonBin, type CallOptions, type SessionOptions } from './session.ts';
-export { runTimestamp, specImportPaths, trainRun, type TrainResult, type TrainRunOptions } from './train.ts';
+export { pluginImportPaths, runTimestamp, specImportPaths, specPlugins, trainRun, type TrainResult, type TrainRunOptions } from './train.ts';
 export type { BestMetric, DescribeModelResult, EnvironmentInfo, ParameterCounts, PythonFailure, StartTrainingResult, TrainState, TrainStatus } from './types.ts';

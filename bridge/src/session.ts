@@ -16,7 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LlmedError, type ErrorKind } from '@llmed/core';
+import { LlmedError, type ErrorKind, type PythonEntry } from '@llmed/core';
 import type { DescribeModelResult, EnvironmentInfo, PythonFailure, StartTrainingResult, TrainStatus } from './types.ts';
 
 /** `bridge/python`: the folder holding the `llmed` Python package. */
@@ -143,6 +143,7 @@ export class PythonSession {
       for (const path of [BRIDGE_PYTHON_ROOT]) await session.race(sys.path.insert$(0, path, { $timeout: startMs }), startMs, 'setting sys.path');
       session.api = await session.race(py.python('llmed.api'), startMs, 'importing llmed.api');
       await session.call('ignore_interrupts', [], { timeoutMs: startMs });
+      await session.call('exit_with_parent', [], { timeoutMs: startMs });
       if (opts.importPaths?.length) await session.addImportPaths(opts.importPaths);
     } catch (e) {
       session.close();
@@ -223,13 +224,17 @@ export class PythonSession {
     return this.call('wait', [timeoutS], { timeoutMs: timeoutS * 1000 + 15_000 });
   }
 
-  describeModel(specPath: string, workspaceRoot?: string): Promise<DescribeModelResult> {
-    return this.call('describe_model', workspaceRoot ? [specPath, workspaceRoot] : [specPath], { timeoutMs: 300_000 });
+  /** Build the spec's model (its code from `plugins`, the registered plugins by id) and count its parameters. */
+  describeModel(specPath: string, workspaceRoot: string | null, plugins: Record<string, PythonEntry>): Promise<DescribeModelResult> {
+    return this.call('describe_model', [specPath, workspaceRoot, plugins], { timeoutMs: 300_000 });
   }
 
-  /** ONNX export of a run (llmed.export): writes <run>/export (or `outDir`) and returns the manifest. */
-  exportModel(runDir: string, opts: { tag?: 'best' | 'last'; outDir?: string; workspaceRoot?: string; threads?: number; timeoutMs?: number } = {}): Promise<{ exportDir: string; manifest: Record<string, any> }> {
-    return this.call('export_model', { run_dir: runDir, tag: opts.tag ?? 'best', out_dir: opts.outDir ?? null, workspace_root: opts.workspaceRoot ?? null, threads: opts.threads ?? null }, { timeoutMs: opts.timeoutMs ?? 3_600_000 });
+  /**
+   * ONNX export of a run (llmed.export): writes <run>/export (or `outDir`) and returns the manifest. The
+   * model is built with `plugins` (the registered plugins by id), never with paths from the run folder.
+   */
+  exportModel(runDir: string, opts: { tag?: 'best' | 'last'; outDir?: string; workspaceRoot?: string; threads?: number; timeoutMs?: number; plugins: Record<string, PythonEntry> }): Promise<{ exportDir: string; manifest: Record<string, any> }> {
+    return this.call('export_model', { run_dir: runDir, tag: opts.tag ?? 'best', out_dir: opts.outDir ?? null, workspace_root: opts.workspaceRoot ?? null, threads: opts.threads ?? null, plugins: opts.plugins }, { timeoutMs: opts.timeoutMs ?? 3_600_000 });
   }
 
   /** End the Python process (always call it: Node does not exit while the child lives). Idempotent. */

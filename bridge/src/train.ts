@@ -10,7 +10,7 @@
  */
 import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { LlmedError, type ExperimentConfig, type ModelSpec, type SpecNode } from '@llmed/core';
+import { LlmedError, runFolderSpec, specNodes, type ExperimentConfig, type ModelSpec, type PythonEntry } from '@llmed/core';
 import { BRIDGE_PYTHON_ROOT, PythonBridgeError, PythonSession } from './session.ts';
 import type { BestMetric, TrainStatus } from './types.ts';
 
@@ -21,8 +21,14 @@ export interface TrainRunOptions {
   configFile: string;
   /** The resolved experiment config; written to `<run>/config.json` for a new run. */
   config: ExperimentConfig;
-  /** The composed model; written to `<run>/spec.json` for a new run. */
+  /** The composed model; written to `<run>/spec.json` for a new run (plugins by id, without python paths). */
   spec: ModelSpec;
+  /**
+   * The registered plugins' python entries by id (`registry.pythonEntries()`): where Python takes each
+   * node's code from. Default: the entries of `spec` (composed in memory, so trusted). A resumed run's
+   * spec.json is never a source of code.
+   */
+  plugins?: Record<string, PythonEntry>;
   /** Prepared dataset folder (`llmed data prepare`). */
   preparedDir: string;
   /** Run folder; default `runs/<experiment>/<timestamp>/` under the workspace. */
@@ -76,11 +82,19 @@ export function runTimestamp(date = new Date()): string {
   return date.toISOString().replace(/[-:]/g, '').replace(/\..+/, '').replace('T', '-');
 }
 
-/** Folders to put on sys.path: the bridge package and every spec node's python root. */
+/** The python entries of a spec composed in memory (trusted), by plugin id. */
+export function specPlugins(spec: ModelSpec): Record<string, PythonEntry> {
+  return Object.fromEntries(specNodes(spec).filter((n) => n?.python).map((n) => [n.id, n.python!]));
+}
+
+/** sys.path folders for a spec composed in memory (the bridge package and its plugins' roots). */
 export function specImportPaths(spec: ModelSpec): string[] {
-  const nodes: SpecNode[] = [spec.encoder, spec.tokens, ...spec.block, spec.stageAdapters, spec.decoder, ...spec.losses];
-  const roots = nodes.map((n) => n?.python?.root).filter((r): r is string => typeof r === 'string');
-  return [...new Set([BRIDGE_PYTHON_ROOT, ...roots])];
+  return pluginImportPaths(specPlugins(spec));
+}
+
+/** Folders to put on sys.path: the bridge package and the python root of every plugin in the table. */
+export function pluginImportPaths(plugins: Record<string, PythonEntry>): string[] {
+  return [...new Set([BRIDGE_PYTHON_ROOT, ...Object.values(plugins).map((e) => e.root)])];
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {
@@ -108,7 +122,7 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainResult> {
   } else {
     mkdirSync(runDir, { recursive: true });
     writeJsonAtomic(configPath, opts.config);
-    writeJsonAtomic(specPath, opts.spec);
+    writeJsonAtomic(specPath, runFolderSpec(opts.spec));
   }
 
   const session = opts.session ?? (await PythonSession.open({ workspaceRoot: opts.workspaceRoot }));
@@ -135,8 +149,9 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainResult> {
     process.on('SIGTERM', onSignal);
   }
   try {
-    await session.addImportPaths(specImportPaths(opts.spec));
-    const trainerOptions = { ...opts.trainerOptions, device: opts.device ?? 'auto', resume, workspaceRoot: opts.workspaceRoot };
+    const plugins = opts.plugins ?? specPlugins(opts.spec);
+    await session.addImportPaths(pluginImportPaths(plugins));
+    const trainerOptions = { ...opts.trainerOptions, device: opts.device ?? 'auto', resume, workspaceRoot: opts.workspaceRoot, plugins };
     const started = await session.startTraining(runDir, specPath, configPath, resolve(opts.preparedDir), trainerOptions);
     opts.onStart?.({ runDir, pid: started.pid });
 

@@ -11,7 +11,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composeModel, isLlmedError, LlmedError, loadRegistry, loadWorkspace, validateExperiment, type ExperimentConfig, type ModelSpec } from '@llmed/core';
-import { describePythoniaError, PythonBridgeError, PythonSession, resolvePythonBin, trainRun, type TrainStatus } from '../src/index.ts';
+import { describePythoniaError, PythonBridgeError, PythonSession, resolvePythonBin, specPlugins, trainRun, type TrainStatus } from '../src/index.ts';
 
 const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const VENV_PYTHON = join(WORKSPACE, '.venv', 'bin', 'python');
@@ -141,7 +141,7 @@ describe('PythonSession', () => {
 
       const specPath = join(tmp, 'describe-spec.json');
       writeFileSync(specPath, JSON.stringify(spec));
-      const d = await session.describeModel(specPath, WORKSPACE);
+      const d = await session.describeModel(specPath, WORKSPACE, specPlugins(spec));
       expect(d.parameters.total).toBeGreaterThan(d.parameters.trainable);
       expect(d.parameters.frozen).toBeGreaterThan(0); // the tiny LLaMA layer
       expect(Object.keys(d.parts)).toContain('encoder');
@@ -200,6 +200,10 @@ describe('trainRun', () => {
     expect(events.at(-1)?.event).toBe('done');
     const last = JSON.parse(readFileSync(join(runDir, 'checkpoints', 'last.json'), 'utf8'));
     expect(last.step).toBe(2);
+    // the run folder names plugins by id; no python paths (code is taken from the registry when resumed or exported)
+    const stored = JSON.parse(readFileSync(join(runDir, 'spec.json'), 'utf8')) as ModelSpec;
+    expect(stored.encoder.id).toBe(spec.encoder.id);
+    expect(JSON.stringify(stored)).not.toMatch(/"python"/);
     expect(last.baseWeights.count).toBeGreaterThan(0); // the frozen LLaMA layer is fingerprinted, not re-saved
   });
 
@@ -207,13 +211,13 @@ describe('trainRun', () => {
     const runDir = join(tmp, 'runs', 'e2e');
     const session = await PythonSession.open({ workspaceRoot: WORKSPACE });
     try {
-      const r = await session.exportModel(runDir, { workspaceRoot: WORKSPACE, threads: 1 });
+      const r = await session.exportModel(runDir, { workspaceRoot: WORKSPACE, threads: 1, plugins: specPlugins(spec) });
       expect(r.exportDir).toBe(join(runDir, 'export'));
       expect(r.manifest.parity.passed).toBe(true);
       expect(r.manifest.parity.maxAbsFieldDiffVoxels).toBeLessThan(1e-3);
       expect(r.manifest.model.opset).toBeGreaterThanOrEqual(20);
       expect(existsSync(join(runDir, 'export', 'model.onnx'))).toBe(true);
-      const err = await session.exportModel(join(tmp, 'prepared')).then(() => null, (e) => e);
+      const err = await session.exportModel(join(tmp, 'prepared'), { plugins: specPlugins(spec) }).then(() => null, (e) => e);
       expect(err).toBeInstanceOf(PythonBridgeError);
       expect(err.kind).toBe('checkpoint');
       expect(err.message).toMatch(/config\.json of the run is missing/);

@@ -3,30 +3,82 @@
  * bridge (torch.onnx, LoRA merged, parity checked against onnxruntime before anything is renamed into
  * place). An experiment name means its newest trained run.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { LlmedError, type ModelSpec } from '@llmed/core';
+import { existsSync, renameSync, rmSync } from 'node:fs';
+import { join, relative, resolve } from 'node:path';
+import { acquireWriteLock, checkSpecPlugins, LlmedError, readJsonFile, type ModelSpec } from '@llmed/core';
+import { checkOutputFolder } from '@llmed/runtime';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadContext } from './context.ts';
 import { resolveRun } from './runs.ts';
 
 export interface ExportResult { exportDir: string; manifest: Record<string, any> }
 
+/** Exit status of a command stopped by a signal (the shell's 128 + signal number). */
+export const SIGNAL_EXIT: Partial<Record<NodeJS.Signals, number>> = { SIGINT: 130, SIGTERM: 143 };
+
 export async function exportRun(runDir: string, opts: { tag?: 'best' | 'last'; outDir?: string; threads?: number } = {}): Promise<ExportResult> {
-  const { ws } = await loadContext();
+  const { ws, registry } = await loadContext();
   // A run stopped (time budget, Ctrl-C) before its first validation has no 'best' yet: export 'last' and say so.
   if (!opts.tag && !existsSync(join(runDir, 'checkpoints', 'best.json')) && existsSync(join(runDir, 'checkpoints', 'last.json'))) {
     console.error('no validated "best" checkpoint in this run (it stopped before its first validation): exporting "last"');
     opts = { ...opts, tag: 'last' };
   }
-  const { PythonSession, specImportPaths } = await import('@llmed/bridge');
-  const spec = JSON.parse(readFileSync(join(runDir, 'spec.json'), 'utf8')) as ModelSpec;
-  const session = await PythonSession.open({ workspaceRoot: ws.root });
+  // The run folder names its plugins by id; their code comes from this workspace's registry, never from
+  // paths in spec.json (a run folder is data).
+  const specFile = join(runDir, 'spec.json');
+  checkSpecPlugins(readJsonFile(specFile) as ModelSpec, registry, specFile);
+  const plugins = registry.pythonEntries();
+  const target = resolve(opts.outDir ?? join(runDir, 'export'));
+  checkOutputFolder(target, 'export');
+  const release = acquireWriteLock(target);
+  const { PythonSession, pluginImportPaths } = await import('@llmed/bridge');
+  let session: import('@llmed/bridge').PythonSession | undefined;
+  // Ctrl-C / kill: stop Python at once (it would otherwise finish and install the export after the
+  // command "was cancelled"), remove its staging folder, exit 130 / 143.
+  let signalled: LlmedError | null = null;
+  let cancel: (e: LlmedError) => void = () => undefined;
+  const cancelled = new Promise<never>((_, reject) => { cancel = reject; });
+  cancelled.catch(() => undefined);
+  const onSignal = (signal: NodeJS.Signals) => {
+    signalled ??= new LlmedError('cancelled', `export cancelled by ${signal}: Python was stopped and nothing was written`, { where: target, exitCode: SIGNAL_EXIT[signal] ?? 130 });
+    cancel(signalled);
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    await session.addImportPaths(specImportPaths(spec));
-    return await Promise.race([session.exportModel(runDir, { ...opts, workspaceRoot: ws.root }), session.exited]);
+    session = await PythonSession.open({ workspaceRoot: ws.root });
+    if (signalled) throw signalled;
+    await Promise.race([session.addImportPaths(pluginImportPaths(plugins)), cancelled]);
+    return await Promise.race([session.exportModel(runDir, { ...opts, workspaceRoot: ws.root, plugins }), session.exited, cancelled]);
+  } catch (e) {
+    if (session && isCancellation(e)) await stopExport(session, target);
+    throw e;
   } finally {
-    await session.close();
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await session?.close();
+    release();
+  }
+}
+
+function isCancellation(e: unknown): boolean {
+  return e instanceof LlmedError && e.kind === 'cancelled';
+}
+
+/** Kill the exporting Python child and undo what it had staged (llmed/export.py writes `<target>.tmp-<pid>`). */
+async function stopExport(session: { proc: import('node:child_process').ChildProcess; pid: number }, target: string): Promise<void> {
+  const { proc, pid } = session;
+  if (proc.exitCode === null && proc.signalCode === null) {
+    const gone = new Promise<void>((r) => proc.once('exit', () => r()));
+    proc.kill('SIGKILL');
+    await gone;
+  }
+  rmSync(`${target}.tmp-${pid}`, { recursive: true, force: true });
+  // Killed between its two renames: the previous export was moved aside; put it back.
+  const old = `${target}.old-${pid}`;
+  if (existsSync(old)) {
+    if (existsSync(target)) rmSync(old, { recursive: true, force: true });
+    else renameSync(old, target);
   }
 }
 

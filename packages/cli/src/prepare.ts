@@ -12,7 +12,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
-import { dataError, LlmedError, type ExperimentConfig, type Workspace } from '@llmed/core';
+import { acquireWriteLock, checkExperimentName, dataError, LlmedError, type ExperimentConfig, type Workspace } from '@llmed/core';
 import {
   assertSameGeometry, preprocessField, preprocessImage, preprocessLabels, readNifti, readLabelMap, reorientToCanonical, resampleToShape,
   smoothRandomField, uniqueLabels, warpNearest, warpTrilinear, writeNifti, writePreparedVolume, toLabelMap,
@@ -28,7 +28,7 @@ export function dataRoot(workspaceRoot: string, cfg: ExperimentConfig): string {
 }
 
 export function preparedDir(workspaceRoot: string, experiment: string): string {
-  return join(workspaceRoot, '.cache', 'prepared', experiment);
+  return join(workspaceRoot, '.cache', 'prepared', checkExperimentName(experiment, `experiment ${JSON.stringify(experiment)}`));
 }
 
 export interface PreparedPairs {
@@ -60,7 +60,17 @@ function fingerprintOf(cfg: ExperimentConfig, root: string): string {
 
 export interface PrepareOptions { force?: boolean; onProgress?: (done: number, total: number, what: string) => void; log?: (msg: string) => void }
 
+/** Prepare an experiment's data, holding the write lock of its prepared folder (one writer at a time). */
 export async function prepareExperiment(ws: Workspace, name: string, cfg: ExperimentConfig, opts: PrepareOptions = {}): Promise<{ dir: string; pairs: PreparedPairs; skipped: boolean }> {
+  const release = acquireWriteLock(preparedDir(ws.root, name));
+  try {
+    return await prepareUnlocked(ws, name, cfg, opts);
+  } finally {
+    release();
+  }
+}
+
+async function prepareUnlocked(ws: Workspace, name: string, cfg: ExperimentConfig, opts: PrepareOptions): Promise<{ dir: string; pairs: PreparedPairs; skipped: boolean }> {
   const log = opts.log ?? (() => {});
   const root = dataRoot(ws.root, cfg);
   const out = preparedDir(ws.root, name);

@@ -16,7 +16,8 @@ export class Progress {
     const elapsed = (now - this.start) / 1000;
     const rate = done / Math.max(elapsed, 1e-9);
     const eta = done > 0 ? (this.total - done) / rate : NaN;
-    const pct = this.total > 0 ? Math.floor((100 * done) / this.total) : 100;
+    // Clamped: a resumed run can report more steps than a stale total.
+    const pct = this.total > 0 ? Math.min(100, Math.max(0, Math.floor((100 * done) / this.total))) : 100;
     const width = 24;
     const filled = Math.round((width * pct) / 100);
     const bar = `${'█'.repeat(filled)}${'░'.repeat(width - filled)}`;

@@ -1,13 +1,14 @@
 /** `llmed train <experiment>`: prepare data, check what the model needs on disk, train through the bridge. */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { join, relative } from 'node:path';
-import { LlmedError, type ModelSpec, type SpecNode } from '@llmed/core';
+import { join, relative, resolve } from 'node:path';
+import { acquireWriteLock, checkSpecPlugins, LlmedError, readJsonFile, runFolderSpec, type ExperimentConfig, type ModelSpec, type SpecNode } from '@llmed/core';
 import type { TrainStatus } from '@llmed/bridge';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadExperiment, type Experiment, type Loaded } from './context.ts';
 import { runPrepare } from './data.ts';
 import { dataRoot } from './prepare.ts';
 import { formatSeconds, Progress } from './progress.ts';
+import { isRunFolder } from './runs.ts';
 
 /**
  * Everything the experiment needs on disk before training: each plugin's `missing` check (LLM checkpoint
@@ -58,42 +59,76 @@ export interface TrainOptions { device?: 'auto' | 'cpu' | 'cuda'; resume?: strin
 
 export async function trainExperiment(ex: Loaded & Experiment, opts: TrainOptions): Promise<string> {
   if (opts.device && !['auto', 'cpu', 'cuda'].includes(opts.device)) throw new LlmedError('usage', `--device must be auto, cpu or cuda, not '${opts.device}'`);
+  // A resumed run continues its own config.json and spec.json: check it before anything is created or prepared.
+  const resumed = opts.resume ? resumedRun(ex, opts) : undefined;
   checkRequirements(ex);
   const prepared = await runPrepare(ex.ws.root, ex.name, ex.config);
-  const config = structuredClone(ex.config);
-  if (opts.iterations) config.train.iterations = opts.iterations;
-  const runDir = opts.resume ?? opts.runDir ?? join(ex.ws.root, 'runs', ex.name, timestamp());
-  mkdirSync(runDir, { recursive: true });
-  if (!opts.resume) {
-    writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-    writeFileSync(join(runDir, 'spec.json'), `${JSON.stringify(ex.spec satisfies ModelSpec, null, 2)}\n`);
-  }
-  let bridge: typeof import('@llmed/bridge');
+  const config = resumed?.config ?? structuredClone(ex.config);
+  if (opts.iterations && !resumed) config.train.iterations = opts.iterations;
+  const runDir = resolve(opts.resume ?? opts.runDir ?? join(ex.ws.root, 'runs', ex.name, timestamp()));
+  const release = acquireWriteLock(runDir);
   try {
-    bridge = await import('@llmed/bridge');
-  } catch (e) {
-    throw new LlmedError('not-built', `the Python bridge is not available: ${(e as Error).message}`, { exitCode: 3 });
+    mkdirSync(runDir, { recursive: true });
+    if (!opts.resume) {
+      writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+      writeFileSync(join(runDir, 'spec.json'), `${JSON.stringify(runFolderSpec(ex.spec satisfies ModelSpec), null, 2)}\n`);
+    }
+    let bridge: typeof import('@llmed/bridge');
+    try {
+      bridge = await import('@llmed/bridge');
+    } catch (e) {
+      throw new LlmedError('not-built', `the Python bridge is not available: ${(e as Error).message}`, { exitCode: 3 });
+    }
+    const bar = new Progress(`training ${ex.name}`, config.train.iterations);
+    const result = await bridge.trainRun({
+      workspaceRoot: ex.ws.root,
+      experiment: ex.name,
+      configFile: ex.configFile,
+      config,
+      spec: ex.spec,
+      plugins: ex.registry.pythonEntries(),
+      preparedDir: prepared.dir,
+      runDir,
+      resume: Boolean(opts.resume),
+      device: opts.device ?? 'auto',
+      onProgress: (s: TrainStatus) => {
+        const terms = Object.entries(s.terms ?? {}).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+        const detail = [s.loss != null ? `loss ${s.loss.toFixed(4)}${terms ? ` (${terms})` : ''}` : '', s.val_dice != null ? `val Dice ${s.val_dice.toFixed(3)}` : '', s.phases > 1 ? `cascade step ${s.phase}/${s.phases}` : ''].filter(Boolean).join('  ');
+        bar.update(s.step, detail);
+      },
+    });
+    bar.done();
+    const best = result.best ? `; best validation ${result.best.metric} ${result.best.value.toFixed(3)} at step ${result.best.step}` : '';
+    const dice = result.val_dice != null ? `; validation Dice ${result.val_dice.toFixed(3)}${result.initial_dice != null ? ` (unregistered ${result.initial_dice.toFixed(3)})` : ''}` : '';
+    console.log(`training ${result.state} at step ${result.step}/${result.total} after ${formatSeconds(result.elapsed_s)}${dice}${best}${result.message ? ` — ${result.message}` : ''}`);
+    if (result.interrupted) {
+      // A stopped run must not look finished to a script (or to `demo`, which would go on to export it).
+      throw new LlmedError('cancelled', `training was interrupted at step ${result.step}/${result.total}; checkpoints/last is saved`, {
+        where: relative(process.cwd(), runDir) || runDir, hint: `continue it with: llmed train ${ex.name} --resume ${relative(process.cwd(), runDir) || runDir}`, exitCode: 130,
+      });
+    }
+    return runDir;
+  } finally {
+    release();
   }
-  const bar = new Progress(`training ${ex.name}`, config.train.iterations);
-  const result = await bridge.trainRun({
-    workspaceRoot: ex.ws.root,
-    experiment: ex.name,
-    configFile: ex.configFile,
-    config,
-    spec: ex.spec,
-    preparedDir: prepared.dir,
-    runDir,
-    resume: Boolean(opts.resume),
-    device: opts.device ?? 'auto',
-    onProgress: (s: TrainStatus) => {
-      const terms = Object.entries(s.terms ?? {}).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
-      const detail = [s.loss != null ? `loss ${s.loss.toFixed(4)}${terms ? ` (${terms})` : ''}` : '', s.val_dice != null ? `val Dice ${s.val_dice.toFixed(3)}` : '', s.phases > 1 ? `cascade step ${s.phase}/${s.phases}` : ''].filter(Boolean).join('  ');
-      bar.update(s.step, detail);
-    },
-  });
-  bar.done();
-  const best = result.best ? `; best validation ${result.best.metric} ${result.best.value.toFixed(3)} at step ${result.best.step}` : '';
-  const dice = result.val_dice != null ? `; validation Dice ${result.val_dice.toFixed(3)}${result.initial_dice != null ? ` (unregistered ${result.initial_dice.toFixed(3)})` : ''}` : '';
-  console.log(`training ${result.state} at step ${result.step}/${result.total} after ${formatSeconds(result.elapsed_s)}${dice}${best}${result.message ? ` — ${result.message}` : ''}`);
-  return runDir;
+}
+
+/** The run `--resume` names, checked: a run folder of a registered plugin set, and no flag it would ignore. */
+function resumedRun(ex: Loaded & Experiment, opts: TrainOptions): { config: ExperimentConfig } {
+  const runDir = resolve(opts.resume!);
+  if (!isRunFolder(runDir)) {
+    throw new LlmedError('checkpoint', 'cannot resume: not a run folder (needs spec.json, config.json and checkpoints/)', { where: runDir, hint: 'name a folder written by `llmed train` (runs/<experiment>/<timestamp>)' });
+  }
+  if (opts.iterations) {
+    throw new LlmedError('usage', '--iterations cannot be combined with --resume: a resumed run continues the iterations of its own config.json', {
+      where: join(runDir, 'config.json'), hint: 'drop --iterations to finish the run as it was planned, or start a new run with --iterations',
+    });
+  }
+  if (opts.runDir && resolve(opts.runDir) !== runDir) throw new LlmedError('usage', '--run-dir cannot be combined with --resume (the run folder is the one resumed)');
+  const specFile = join(runDir, 'spec.json');
+  checkSpecPlugins(readJsonFile(specFile) as ModelSpec, ex.registry, specFile);
+  const configFile = join(runDir, 'config.json');
+  const config = readJsonFile(configFile) as ExperimentConfig;
+  if (!Number.isInteger(config?.train?.iterations) || config.train.iterations < 1) throw new LlmedError('config', 'train.iterations must be a positive integer', { where: configFile });
+  return { config };
 }

@@ -175,6 +175,32 @@ export function composeModel(cfg: ExperimentConfig, configFile: string, registry
   };
 }
 
+/** Every node of a spec, in build order. */
+export function specNodes(spec: ModelSpec): SpecNode[] {
+  const list = (x: unknown) => (Array.isArray(x) ? x : []);
+  return [spec.encoder, spec.tokens, ...list(spec.block), spec.stageAdapters, spec.decoder, ...list(spec.losses)];
+}
+
+/**
+ * The spec as a run folder stores it: plugins named by id only, without the python entries (absolute paths
+ * of this machine), which are taken from the registry whenever the run is resumed or exported.
+ */
+export function runFolderSpec(spec: ModelSpec): ModelSpec {
+  const out = structuredClone(spec);
+  for (const node of specNodes(out)) delete node.python;
+  return out;
+}
+
+/**
+ * A spec read from a run folder may only name registered plugins (its code is taken from the registry by
+ * id): an unknown id is a plugin error naming the spec file and the node, before Python starts.
+ */
+export function checkSpecPlugins(spec: ModelSpec, registry: Registry, specFile: string): void {
+  const nodes = specNodes(spec).filter((n): n is SpecNode => typeof n === 'object' && n !== null);
+  if (nodes.length === 0) throw configError(specFile, 'is not a ModelSpec (no encoder, block, decoder or losses)');
+  for (const node of nodes) registry.get(String(node.id), undefined, `${specFile} ${String(node.path ?? 'a node')}`);
+}
+
 /** A short human summary of a spec, one line per node. */
 export function describeSpec(spec: ModelSpec): string[] {
   const line = (n: SpecNode) => `${n.path.padEnd(20)} ${n.id.padEnd(14)} → ${describeShape(n.output)}${n.sharesWith ? ` (shares ${n.sharesWith})` : ''}`;

@@ -3,7 +3,7 @@
  * shapes do not fit, a missing checkpoint, a bridge failure) is one of these. The CLI prints
  * `error[<kind>] <where>: <message>` plus the hint, exits non-zero, and shows the stack only with --debug.
  */
-export type ErrorKind = 'config' | 'nifti' | 'shape' | 'bridge' | 'checkpoint' | 'data' | 'plugin' | 'usage' | 'not-built';
+export type ErrorKind = 'config' | 'nifti' | 'shape' | 'bridge' | 'checkpoint' | 'data' | 'plugin' | 'usage' | 'not-built' | 'busy' | 'cancelled';
 
 export class LlmedError extends Error {
   readonly kind: ErrorKind;

@@ -1,4 +1,5 @@
 export * from './errors.ts';
+export * from './lock.ts';
 export * from './shapes.ts';
 export * from './plugin.ts';
 export * from './workspace.ts';

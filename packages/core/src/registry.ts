@@ -8,7 +8,7 @@ import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Container, ContainerModule } from 'inversify';
 import { LlmedError, pluginError } from './errors.ts';
-import { moduleDescriptors, PLUGIN, pluginKey, type PluginDescriptor, type PluginKind, PLUGIN_KINDS } from './plugin.ts';
+import { moduleDescriptors, PLUGIN, pluginKey, type PluginDescriptor, type PluginKind, type PythonEntry, PLUGIN_KINDS } from './plugin.ts';
 import type { Workspace } from './workspace.ts';
 
 export interface LoadedPlugin { descriptor: PluginDescriptor<any>; source: string }
@@ -57,6 +57,14 @@ export class Registry {
   }
 
   sourceOf(id: string): string | undefined { return this.sources.get(id); }
+
+  /**
+   * The python entry of every registered plugin that has one, by id: the only place the Python side takes
+   * plugin code from. A spec read from a run folder names plugins by id; its paths are never imported.
+   */
+  pythonEntries(): Record<string, PythonEntry> {
+    return Object.fromEntries(this.list().filter((d) => d.python).map((d) => [d.id, { ...d.python! }]));
+  }
 }
 
 function validateDescriptor(d: PluginDescriptor<any>, source: string): void {

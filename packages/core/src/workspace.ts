@@ -16,6 +16,17 @@ export interface WorkspaceFile {
 
 export interface Workspace extends WorkspaceFile { root: string; file: string }
 
+/** What an experiment name may be (it names folders: runs/<name>/, .cache/prepared/<name>/). */
+export const EXPERIMENT_NAME = /^[a-z0-9][a-z0-9-]*$/;
+
+/** Throw a config error at `where` unless `name` is a valid experiment name. */
+export function checkExperimentName(name: string, where: string, hint?: string): string {
+  if (!EXPERIMENT_NAME.test(name)) {
+    throw configError(where, `experiment name ${JSON.stringify(name)} is not valid: experiment names are lower-case letters, digits and dashes`, hint);
+  }
+  return name;
+}
+
 /** Walk up from `start` to the folder holding workspace.json (or $LLMED_WORKSPACE). */
 export function findWorkspaceRoot(start = process.cwd()): string {
   const fromEnv = process.env.LLMED_WORKSPACE;
@@ -50,7 +61,7 @@ export function loadWorkspace(root = findWorkspaceRoot()): Workspace {
   const plugins = raw.plugins ?? [];
   if (typeof experiments !== 'object' || Array.isArray(experiments)) throw configError(`${file} experiments`, 'must map experiment names to config files');
   for (const [name, cfg] of Object.entries(experiments)) {
-    if (!/^[a-z0-9][a-z0-9-]*$/.test(name)) throw configError(`${file} experiments.${name}`, 'experiment names are lower-case letters, digits and dashes');
+    checkExperimentName(name, `${file} experiments.${name}`);
     if (typeof cfg !== 'string') throw configError(`${file} experiments.${name}`, 'must be a path to a config.json');
   }
   if (!Array.isArray(plugins) || plugins.some((p) => typeof p !== 'string')) throw configError(`${file} plugins`, 'must be a list of package names or folders');
@@ -68,7 +79,10 @@ export function resolveExperiment(ws: Workspace, nameOrPath: string): { name: st
     const file = statSync(asPath).isDirectory() ? join(asPath, 'config.json') : asPath;
     if (!existsSync(file)) throw configError(asPath, 'folder has no config.json');
     const known = Object.entries(ws.experiments).find(([, f]) => resolve(ws.root, f) === file);
-    const name = known ? known[0] : relative(ws.root, dirname(file)).split(/[\\/]/).pop() || 'experiment';
+    if (known) return { name: known[0], configFile: file };
+    // Named after its folder: a config outside the workspace (`..`, `/`) must not name folders like `..`.
+    const name = relative(ws.root, dirname(file)).split(/[\\/]/).pop() || 'experiment';
+    checkExperimentName(name, file, 'put the config in a folder named like an experiment (configs/<name>/config.json), or list it under "experiments" in workspace.json');
     return { name, configFile: file };
   }
   throw configError(nameOrPath, `no experiment or config file by this name; experiments: ${Object.keys(ws.experiments).join(', ') || '(none)'}`);

@@ -17,11 +17,11 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { LlmedError } from '@llmed/core';
+import { acquireWriteLock, LlmedError } from '@llmed/core';
 import { jacobianDeterminant, readPreparedVolume, warpNearest, warpTrilinear, writeFileAtomic, type Volume } from '@llmed/imaging';
 import { FieldPredictor } from './predictor.ts';
 import { boxPlot, gridPicture, jacobianPicture, savePicture, slicePanel, type Axis } from './pictures/index.ts';
-import { replaceFolder, writePairVolumes, jsonNumbers } from './register.ts';
+import { checkOutputFolder, replaceFolder, writePairVolumes, jsonNumbers } from './register.ts';
 import { meanStd, scorePair, type MetricPlugin } from './score.ts';
 
 export interface PreparedPair { moving: string; fixed: string; movingLabels?: string; fixedLabels?: string; groundTruthField?: string }
@@ -166,6 +166,19 @@ export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: stri
   const ds = readPairs(resolve(opts.preparedDir), split);
   const pairs = ds.pairs.slice(0, opts.maxPairs && opts.maxPairs > 0 ? opts.maxPairs : undefined);
   const out = resolve(opts.out);
+  checkOutputFolder(out, 'evaluate');
+  const release = acquireWriteLock(out);
+  try {
+    return await evaluateInto(opts, { source, split, ds, pairs, out, log });
+  } finally {
+    release();
+  }
+}
+
+interface EvaluationInputs { source: FieldSource; split: string; ds: ReturnType<typeof readPairs>; pairs: PreparedPair[]; out: string; log: (line: string) => void }
+
+/** evaluateExport's work, with the output folder checked and locked. */
+async function evaluateInto(opts: EvaluateOptions, { source, split, ds, pairs, out, log }: EvaluationInputs): Promise<{ out: string; table: EvaluationTable }> {
   const staging = join(dirname(out), `.${basename(out)}.tmp-${process.pid}`);
   rmSync(staging, { recursive: true, force: true });
   mkdirSync(join(staging, 'pictures'), { recursive: true });

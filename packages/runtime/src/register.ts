@@ -11,9 +11,9 @@
  * fixed, moving, warped, [fixed_labels, moving_labels, warped_labels], jacobian, field (DISPVECT, mm),
  * metrics.json. It is built under a temporary name and renamed into place when complete.
  */
-import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { LlmedError } from '@llmed/core';
+import { acquireWriteLock, LlmedError } from '@llmed/core';
 import {
   axisCodes, fieldMmToVoxels, geometryDifferences, jacobianDeterminant, preprocessImage, preprocessLabels, readNifti,
   warpNearest, warpTrilinear, writeDisplacementField, writeFileAtomic, writeNifti, type NiftiVolume, type Volume,
@@ -79,13 +79,26 @@ async function readImage(file: string, role: string): Promise<NiftiVolume> {
   return vol;
 }
 
-/** The folder that will receive the outputs: refuse to replace a folder that is not an llmed output. */
-export function checkOutputFolder(out: string): void {
-  if (!existsSync(out)) return;
-  if (!statSync(out).isDirectory()) throw new LlmedError('usage', 'output path exists and is not a folder', { where: out });
+/** The kinds of output folder llmed replaces, and the file that marks each one. */
+const OUTPUT_KINDS = {
+  register: { marker: 'metrics.json', what: 'an llmed register output' },
+  evaluate: { marker: 'table.json', what: 'an llmed evaluate output' },
+  export: { marker: 'manifest.json', what: 'an llmed export' },
+} as const;
+export type OutputKind = keyof typeof OUTPUT_KINDS;
+
+/**
+ * The folder that will receive the outputs of `kind`: refuse to replace a folder that is not an llmed output
+ * of that kind (`--out .` would otherwise replace the workspace). Missing or empty folders are fine.
+ */
+export function checkOutputFolder(out: string, kind: OutputKind = 'register'): void {
+  let st;
+  try { st = lstatSync(out); } catch { return; }
+  if (!st.isDirectory()) throw new LlmedError('usage', 'output path exists and is not a folder', { where: out });
   const entries = readdirSync(out);
-  if (entries.length > 0 && !entries.includes('metrics.json')) {
-    throw new LlmedError('usage', 'output folder exists, is not empty and is not an llmed register output; refusing to replace it', { where: out, hint: 'choose another --out' });
+  const { marker, what } = OUTPUT_KINDS[kind];
+  if (entries.length > 0 && !entries.includes(marker)) {
+    throw new LlmedError('usage', `output folder exists, is not empty and is not ${what}; refusing to replace it`, { where: out, hint: 'choose another --out' });
   }
 }
 
@@ -134,10 +147,19 @@ export async function writePairVolumes(dir: string, v: PairVolumes): Promise<voi
 }
 
 export async function registerPair(opts: RegisterPairOptions): Promise<RegisterPairResult> {
+  const out = resolve(opts.out);
+  checkOutputFolder(out, 'register');
+  const release = acquireWriteLock(out);
+  try {
+    return await registerPairLocked(opts, out);
+  } finally {
+    release();
+  }
+}
+
+async function registerPairLocked(opts: RegisterPairOptions, out: string): Promise<RegisterPairResult> {
   const log = opts.log ?? (() => undefined);
   const t0 = performance.now();
-  const out = resolve(opts.out);
-  checkOutputFolder(out);
   if (Boolean(opts.movingLabels) !== Boolean(opts.fixedLabels)) {
     throw new LlmedError('usage', `${opts.movingLabels ? '--moving-labels' : '--fixed-labels'} was given without ${opts.movingLabels ? '--fixed-labels' : '--moving-labels'}`, {
       hint: 'label metrics compare the warped moving labels with the fixed labels: pass both',
