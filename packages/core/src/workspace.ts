@@ -43,14 +43,39 @@ export function findWorkspaceRoot(start = process.cwd()): string {
   }
 }
 
+/** How deeply llmed's JSON files may nest (the deepest real config is 6 levels). */
+export const MAX_JSON_DEPTH = 64;
+
+/**
+ * Why a parsed JSON value cannot be a file llmed reads, or undefined: nesting deeper than `maxDepth` (the
+ * recursive code behind it would overflow the stack) or a number JSON.parse turned into ±Infinity (`1e999`).
+ * Iterative, so a hostile file cannot overflow the stack here either.
+ */
+export function jsonProblem(value: unknown, maxDepth = MAX_JSON_DEPTH): { path: string; message: string } | undefined {
+  const stack: [unknown, string, number][] = [[value, '', 0]];
+  while (stack.length) {
+    const [v, path, depth] = stack.pop()!;
+    if (typeof v === 'number' && !Number.isFinite(v)) return { path: path || '(top level)', message: 'is not a finite number (a literal too large for a double, such as 1e999, reads as Infinity)' };
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= maxDepth) return { path: path.length > 60 ? `${path.slice(0, 60)}…` : path || '(top level)', message: `nests more than ${maxDepth} levels deep` };
+    if (Array.isArray(v)) v.forEach((x, i) => stack.push([x, `${path}[${i}]`, depth + 1]));
+    else for (const [k, x] of Object.entries(v)) stack.push([x, path ? `${path}.${k}` : k, depth + 1]);
+  }
+  return undefined;
+}
+
 export function readJsonFile(file: string): unknown {
   let text: string;
   try { text = readFileSync(file, 'utf8'); } catch (e) {
     throw configError(file, `cannot read file (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
   }
-  try { return JSON.parse(text); } catch (e) {
+  let value: unknown;
+  try { value = JSON.parse(text); } catch (e) {
     throw configError(file, `not valid JSON: ${(e as Error).message}`);
   }
+  const problem = jsonProblem(value);
+  if (problem) throw configError(`${file} ${problem.path}`, problem.message);
+  return value;
 }
 
 export function loadWorkspace(root = findWorkspaceRoot()): Workspace {

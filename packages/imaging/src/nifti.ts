@@ -4,9 +4,12 @@
  * nifti-reader-js parses the header fields; everything that can go wrong with a real or hostile file
  * is checked here before any large allocation:
  *
- * - gzip is detected by its magic bytes (not the file name) and inflated with Node's zlib; a
- *   truncated or corrupt stream becomes `niftiError(file, 'truncated or corrupt gzip stream ...')`;
- *   the inflated size is capped (`maxBytes`, default 2 GiB) so a gzip bomb cannot exhaust memory;
+ * - gzip is detected by its magic bytes (not the file name) and inflated with Node's zlib *as a
+ *   stream*: once the header has arrived, inflating stops at `vox_offset + voxels × bytes` (what the
+ *   image needs), so trailing data (a 16³ image followed by gigabytes of zeros) is never inflated, and
+ *   a header needing more than `maxBytes` (default 2 GiB) is refused before its data is inflated; memory
+ *   is bounded by what the header needs, never by what the stream holds (a gzip bomb). A truncated or
+ *   corrupt stream becomes `niftiError(file, 'truncated or corrupt gzip stream ...')`;
  * - `sizeof_hdr` (348 or 540, either byte order) and the magic string are checked; two-file
  *   `.hdr/.img` pairs and plain Analyze 7.5 files are refused with a clear message;
  * - dim[] and the datatype are validated, and `dims x bytes-per-voxel` is compared with the bytes the
@@ -26,16 +29,13 @@
  * 4..7 are folded into `components` (a 5-D vector image [nx,ny,nz,1,3] has 3 components; a 4-D
  * series of T frames has T), which matches the NIfTI storage order: component-major, i fastest.
  */
-import { readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
-import { gunzip, gunzipSync } from 'node:zlib';
-import { promisify } from 'node:util';
+import { open, readFile } from 'node:fs/promises';
+import { createReadStream, readFileSync } from 'node:fs';
+import { constants as zlibConstants, createGunzip, gunzipSync } from 'node:zlib';
 import * as nifti from 'nifti-reader-js';
-import { niftiError } from '@llmed/core/errors';
+import { isLlmedError, niftiError } from '@llmed/core/errors';
 import { quaternionToAffine, spacingFromAffine, type Vec3 } from './affine.ts';
 import type { Volume } from './volume.ts';
-
-const gunzipAsync = promisify(gunzip);
 
 /** NIfTI datatype codes this reader accepts, with their names and sizes in bytes. */
 export const NIFTI_DATATYPES: Readonly<Record<number, { name: string; bytes: number }>> = Object.freeze({
@@ -158,14 +158,27 @@ export function countNonFinite(data: ArrayLike<number>): number {
 
 /** Read a NIfTI-1/NIfTI-2 file (.nii or .nii.gz). All failures are `niftiError(file, ...)`. */
 export async function readNifti(file: string, opts: ReadNiftiOptions = {}): Promise<NiftiVolume> {
+  const maxBytes = opts.maxBytes ?? DEFAULT_MAX_BYTES;
+  let magic: Buffer;
+  try {
+    const fh = await open(file, 'r');
+    try {
+      magic = Buffer.alloc(2);
+      await fh.read(magic, 0, 2, 0);
+    } finally {
+      await fh.close();
+    }
+  } catch (e) {
+    throw niftiError(file, `cannot read file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  if (isGzip(magic)) return parseNifti(await inflateStream(file, maxBytes), file);
   let raw: Buffer;
   try {
     raw = await readFile(file);
   } catch (e) {
     throw niftiError(file, `cannot read file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const bytes = isGzip(raw) ? await inflate(raw, file, opts.maxBytes ?? DEFAULT_MAX_BYTES) : raw;
-  return parseNifti(bytes, file);
+  return parseNifti(raw, file);
 }
 
 /** Synchronous `readNifti`. */
@@ -176,7 +189,7 @@ export function readNiftiSync(file: string, opts: ReadNiftiOptions = {}): NiftiV
   } catch (e) {
     throw niftiError(file, `cannot read file: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
   }
-  const bytes = isGzip(raw) ? inflateSync(raw, file, opts.maxBytes ?? DEFAULT_MAX_BYTES) : raw;
+  const bytes = isGzip(raw) ? inflateSyncBounded(raw, file, opts.maxBytes ?? DEFAULT_MAX_BYTES) : raw;
   return parseNifti(bytes, file);
 }
 
@@ -186,6 +199,7 @@ function isGzip(b: Uint8Array): boolean {
 
 function gzipFailure(file: string, e: unknown, maxBytes: number) {
   const err = e as NodeJS.ErrnoException;
+  if (isLlmedError(e)) return e;
   if (err.code === 'ERR_BUFFER_TOO_LARGE' || e instanceof RangeError) {
     return niftiError(file, `gzip stream inflates to more than ${formatBytes(maxBytes)} (limit); refusing to decompress`);
   }
@@ -194,28 +208,154 @@ function gzipFailure(file: string, e: unknown, maxBytes: number) {
 }
 
 /**
- * zlib output chunk size: the inflated size announced by the gzip trailer (ISIZE), so zlib fills one
- * buffer instead of thousands of 16 KiB chunks it then concatenates (3-4x faster on large volumes).
- * ISIZE is untrusted input, so it is capped by what deflate can possibly produce from this many
- * bytes (at most ~1032:1) and by `maxBytes`; it is only a buffer-size hint, never a promise.
+ * The header facts of a NIfTI file from its first inflated bytes, or undefined until the header is complete
+ * (a bad header throws its niftiError).
  */
-function chunkSizeFor(raw: Buffer, maxBytes: number): number {
-  const isize = raw.length >= 18 ? raw.readUInt32LE(raw.length - 4) : 0;
-  const bound = Math.min(raw.length * 1032 + 1024, maxBytes, 2 ** 30);
-  return Math.max(64 * 1024, Math.min(isize + 64, bound));
+function headerOf(head: Uint8Array, file: string): NiftiHeaderFacts | undefined {
+  if (head.length < 4) return undefined;
+  const det = detectHeader(head);
+  const hdrSize = 'format' in det ? (det.format === 'NIfTI-1' ? 352 : 540) : 348;
+  if (head.length < hdrSize) return undefined;
+  return parseNiftiHeader(head, file);
 }
 
-async function inflate(raw: Buffer, file: string, maxBytes: number): Promise<Buffer> {
-  try {
-    return await gunzipAsync(raw, { maxOutputLength: maxBytes, chunkSize: chunkSizeFor(raw, maxBytes) });
-  } catch (e) {
-    throw gzipFailure(file, e, maxBytes);
+function overLimit(file: string, facts: NiftiHeaderFacts, maxBytes: number) {
+  return niftiError(file, `header declares ${facts.sizes.slice(0, facts.ndim).join('x')} ${facts.dt.name} voxels (${formatBytes(facts.needed - facts.voxOffset)}): the gzip stream inflates to more than ${formatBytes(maxBytes)} (limit); refusing to decompress`);
+}
+
+/** The error for a file shorter than its header says (`length`: bytes the file holds, header included). */
+function shortFile(file: string, facts: NiftiHeaderFacts, length: number) {
+  const available = length - facts.voxOffset;
+  return niftiError(
+    file,
+    `header declares ${facts.sizes.slice(0, facts.ndim).join('x')} ${facts.dt.name} voxels (${formatBytes(facts.needed - facts.voxOffset)}) but the file holds only ${formatBytes(Math.max(0, available))} after vox_offset ${facts.voxOffset}: truncated file or corrupt header`,
+  );
+}
+
+/**
+ * Inflated chunks, kept until the header says how many bytes the image needs. A header needing more than
+ * `maxBytes` switches to counting: chunks are dropped as they come, so the answer ("the file holds only
+ * ..." or "inflates to more than the limit") costs no memory.
+ */
+class BoundedInflate {
+  private chunks: Buffer[] = [];
+  private total = 0;
+  private facts: NiftiHeaderFacts | undefined;
+  private counting = false;
+
+  constructor(private readonly file: string, private readonly maxBytes: number) {}
+
+  /** Add a chunk; true once everything the image needs has arrived (stop inflating). */
+  add(chunk: Buffer): boolean {
+    this.total += chunk.length;
+    if (this.counting) {
+      if (this.total > this.maxBytes) throw overLimit(this.file, this.facts!, this.maxBytes);
+      return false;
+    }
+    this.chunks.push(chunk);
+    if (this.facts === undefined) {
+      if (this.chunks.length > 1) this.chunks = [Buffer.concat(this.chunks)];
+      this.facts = headerOf(this.chunks[0], this.file);
+      if (this.facts && this.facts.needed > this.maxBytes) {
+        this.counting = true;
+        this.chunks = [];
+        if (this.total > this.maxBytes) throw overLimit(this.file, this.facts, this.maxBytes);
+      }
+    }
+    return this.done;
+  }
+
+  get done(): boolean {
+    return !this.counting && this.facts !== undefined && this.total >= this.facts.needed;
+  }
+
+  /** The bytes up to what the image needs (parseNifti reports a short one as truncated). */
+  bytes(): Buffer {
+    if (this.counting) throw shortFile(this.file, this.facts!, this.total);
+    const all = this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks, this.total);
+    this.chunks = [];
+    return this.facts !== undefined && all.length > this.facts.needed ? all.subarray(0, this.facts.needed) : all;
   }
 }
 
-function inflateSync(raw: Buffer, file: string, maxBytes: number): Buffer {
+const STREAM_CHUNK = 64 * 1024;
+
+/** Inflate a .nii.gz as a stream (file → gunzip), stopping as soon as the image is complete. */
+function inflateStream(file: string, maxBytes: number): Promise<Buffer> {
+  const out = new BoundedInflate(file, maxBytes);
+  return new Promise<Buffer>((resolvePromise, reject) => {
+    const input = createReadStream(file, { highWaterMark: STREAM_CHUNK });
+    const gunzip = createGunzip({ chunkSize: STREAM_CHUNK });
+    let settled = false;
+    const finish = (err?: unknown) => {
+      if (settled) return;
+      settled = true;
+      input.destroy();
+      gunzip.destroy();
+      if (err) reject(err);
+      else {
+        try {
+          resolvePromise(out.bytes());
+        } catch (e) {
+          reject(e);
+        }
+      }
+    };
+    gunzip.on('data', (chunk: Buffer) => {
+      try {
+        if (out.add(chunk)) finish();
+      } catch (e) {
+        finish(e);
+      }
+    });
+    gunzip.on('end', () => finish());
+    gunzip.on('error', (e) => finish(out.done ? undefined : gzipFailure(file, e, maxBytes)));
+    input.on('error', (e: NodeJS.ErrnoException) => finish(niftiError(file, `cannot read file: ${e.code ?? e.message}`)));
+    input.pipe(gunzip);
+  });
+}
+
+/**
+ * The synchronous twin of `inflateStream`. Node has no synchronous streaming inflate, so: the header comes
+ * from a short prefix of the stream (flushed, not finished), then the stream is inflated with the output
+ * capped at what the header needs; a stream holding more than that (trailing data) is inflated only up to
+ * the compressed prefix that yields the image, found by bisection, so memory never exceeds the need.
+ */
+function inflateSyncBounded(raw: Buffer, file: string, maxBytes: number): Buffer {
+  const partial = (length: number, maxOutputLength: number): Buffer =>
+    gunzipSync(raw.subarray(0, length), { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength, chunkSize: STREAM_CHUNK });
   try {
-    return gunzipSync(raw, { maxOutputLength: maxBytes, chunkSize: chunkSizeFor(raw, maxBytes) });
+    let facts: NiftiHeaderFacts | undefined;
+    for (let length = 64; facts === undefined; length *= 2) {
+      // 1032 is deflate's largest expansion per input byte: the prefix's output is bounded.
+      const head = partial(Math.min(length, raw.length), Math.min(length, raw.length) * 1032 + 1024);
+      facts = headerOf(head, file);
+      if (facts === undefined && length >= raw.length) return head; // the stream ends inside the header
+    }
+    if (facts.needed > maxBytes) throw overLimit(file, facts, maxBytes);
+    const needed = facts.needed;
+    try {
+      // One output buffer of the image's size (capped by what this many compressed bytes can hold).
+      return gunzipSync(raw, { maxOutputLength: Math.max(needed, 1), chunkSize: Math.max(STREAM_CHUNK, Math.min(needed, raw.length * 1032 + 1024, 2 ** 30)) });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') throw e;
+    }
+    // More data than the image needs: the shortest prefix whose inflated output reaches `needed`.
+    let lo = 0; // output(lo) < needed
+    let hi = raw.length; // output(hi) >= needed
+    while (hi - lo > 1) {
+      const mid = (lo + hi) >>> 1;
+      let enough: boolean;
+      try {
+        enough = partial(mid, needed).length >= needed;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ERR_BUFFER_TOO_LARGE') throw e;
+        enough = true;
+      }
+      if (enough) hi = mid;
+      else lo = mid;
+    }
+    return partial(hi, needed + 64 * 1032).subarray(0, needed);
   } catch (e) {
     throw gzipFailure(file, e, maxBytes);
   }
@@ -246,11 +386,28 @@ function supportedDatatypesList(): string {
     .join(', ');
 }
 
+/** The header facts of a NIfTI file and the bytes its image needs (`vox_offset + voxels × bytes`). */
+interface NiftiHeaderFacts {
+  format: 'NIfTI-1' | 'NIfTI-2';
+  littleEndian: boolean;
+  h: nifti.NIFTI1 | nifti.NIFTI2;
+  dim: number[];
+  ndim: number;
+  sizes: number[];
+  components: number;
+  typeCode: number;
+  dt: { name: string; bytes: number };
+  voxOffset: number;
+  nvals: number;
+  /** Bytes from the start of the file to the end of the image: everything the reader uses. */
+  needed: number;
+}
+
 /**
- * Parse an already-inflated NIfTI byte buffer. `file` is only used in error messages and the result.
- * Exposed so callers holding bytes (tests, uploads) get the same checks as `readNifti`.
+ * Parse and check the header at the start of `bytes` (only the header is needed); every problem is a
+ * niftiError naming `file`. Nothing here allocates what the header asks for.
  */
-export function parseNifti(bytes: Uint8Array, file: string): NiftiVolume {
+function parseNiftiHeader(bytes: Uint8Array, file: string): NiftiHeaderFacts {
   const det = detectHeader(bytes);
   if (!('format' in det)) {
     const s = det.sizeofHdr;
@@ -337,14 +494,21 @@ export function parseNifti(bytes: Uint8Array, file: string): NiftiVolume {
   const nvox = nx * ny * nz;
   const nvals = nvox * components;
   const needed = nvals * dt.bytes;
+  return { format, littleEndian, h, dim, ndim, sizes, components, typeCode, dt, voxOffset, nvals, needed: voxOffset + needed };
+}
+
+/**
+ * Parse an already-inflated NIfTI byte buffer. `file` is only used in error messages and the result.
+ * Exposed so callers holding bytes (tests, uploads) get the same checks as `readNifti`.
+ */
+export function parseNifti(bytes: Uint8Array, file: string): NiftiVolume {
+  const facts = parseNiftiHeader(bytes, file);
+  const { format, littleEndian, h, dim, sizes, components, typeCode, dt, voxOffset, nvals, needed: end } = facts;
+  const [nx, ny, nz] = sizes;
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const needed = end - voxOffset;
   const available = bytes.length - voxOffset;
-  const shape = sizes.slice(0, ndim).join('x');
-  if (!(needed <= available)) {
-    throw niftiError(
-      file,
-      `header declares ${shape} ${dt.name} voxels (${formatBytes(needed)}) but the file holds only ${formatBytes(Math.max(0, available))} after vox_offset ${voxOffset}: truncated file or corrupt header`,
-    );
-  }
+  if (!(needed <= available)) throw shortFile(file, facts, bytes.length);
   if (nvals > 2 ** 31 - 1) {
     throw niftiError(file, `image of ${nvals} values is too large for one typed array`);
   }
@@ -389,6 +553,12 @@ export function parseNifti(bytes: Uint8Array, file: string): NiftiVolume {
   const spacing: Vec3 = spacingFromAffine(affine);
   if (spacing.some((v) => v === 0)) {
     throw niftiError(file, `the ${affineSource} affine is singular (a voxel axis has zero length)`);
+  }
+  // Columns of non-zero length can still be linearly dependent (a rank-2 sform): no orientation, no inverse.
+  const [m00, m01, m02, , m10, m11, m12, , m20, m21, m22] = affine;
+  const det = m00 * (m11 * m22 - m12 * m21) - m01 * (m10 * m22 - m12 * m20) + m02 * (m10 * m21 - m11 * m20);
+  if (!(Math.abs(det) > 1e-6 * spacing[0] * spacing[1] * spacing[2])) {
+    throw niftiError(file, `the ${affineSource} affine is singular: its voxel axes are linearly dependent (determinant ${det.toPrecision(3)}), so it gives no orientation`, 'fix the header (e.g. with nibabel or fslorient), or clear sform_code to use the qform');
   }
 
   const header: NiftiHeaderInfo = {
