@@ -103,7 +103,7 @@ export function composeModel(cfg: ExperimentConfig, configFile: string, registry
     } else {
       d = registry.get(ref.use, kinds.length === 1 ? kinds[0] : undefined, at(`${path}.use`));
       if (!kinds.includes(d.kind)) throw configError(at(`${path}.use`), `'${d.id}' is a ${d.kind}; here a ${kinds.join(' or ')} is needed`);
-      options = pluginOptions(d, ref.with, `${path}.with`);
+      options = pluginOptions(d, ref.with, at(`${path}.with`));
       try {
         if (d.resolve) options = d.resolve(options, ctx);
       } catch (e) {

@@ -15,7 +15,7 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } fro
 import { basename, dirname, join, resolve } from 'node:path';
 import { acquireWriteLock, LlmedError } from '@llmed/core';
 import {
-  axisCodes, fieldMmToVoxels, geometryDifferences, jacobianDeterminant, preprocessImage, preprocessLabels, readNifti,
+  axisCodes, countNonFinite, fieldMmToVoxels, geometryDifferences, jacobianDeterminant, preprocessImage, preprocessLabels, readNifti,
   warpNearest, warpTrilinear, writeDisplacementField, writeFileAtomic, writeNifti, type NiftiVolume, type Volume,
 } from '@llmed/imaging';
 import { openExport, type OpenedExport } from './manifest.ts';
@@ -236,6 +236,14 @@ async function registerPairLocked(opts: RegisterPairOptions, out: string): Promi
     inferenceMs = p.inferenceMs;
   }
   const tPredict = performance.now();
+  // A NaN field warps to NaN and scores "0 % folding": refuse it, whether read or predicted.
+  const nonFinite = countNonFinite(field);
+  if (nonFinite > 0) {
+    throw new LlmedError('data', `${nonFinite} of the field's ${field.length} values are NaN or infinite`, {
+      where: opts.field ? resolve(opts.field) : exported.modelFile,
+      hint: opts.field ? 'pass a field written by `llmed register` (field.nii.gz)' : 'the model predicted a non-finite field for these inputs; check them with `llmed data inspect`',
+    });
+  }
 
   const warped = warpTrilinear(movingPre.data, dims, field, dims, 1);
   const warpedLab = movingLab ? warpNearest(movingLab, dims, field, dims) : undefined;
