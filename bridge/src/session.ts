@@ -183,7 +183,9 @@ export class PythonSession {
     if (this.closed) throw new LlmedError('bridge', `cannot call ${name}: the Python session is closed`);
     const timeoutMs = opts.timeoutMs ?? 30_000;
     // pythonia: a trailing `$` takes keyword arguments; `$timeout` replaces its 100 s default per call.
-    const text = await this.race<string>(this.api.invoke$(name, JSON.stringify(args), { $timeout: timeoutMs + 1000 }), timeoutMs, `Python call ${name}`);
+    // Infinity: pythonia sets no timer of its own (`race` times the call and clears its timer), so a call
+    // left unanswered by a killed Python (a cancelled export) cannot keep Node alive for the timeout.
+    const text = await this.race<string>(this.api.invoke$(name, JSON.stringify(args), { $timeout: Infinity }), timeoutMs, `Python call ${name}`);
     try {
       return JSON.parse(text);
     } catch {
