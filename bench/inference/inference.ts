@@ -159,6 +159,7 @@ async function buildModel(c: SizeCase, ws: ReturnType<typeof loadWorkspace>, reg
   const job = {
     bridgePythonRoot: BRIDGE_PYTHON_ROOT, workspaceRoot: root, runDir: join(dir, 'run'), specFile: join(dir, 'spec.json'),
     configFile: join(dir, 'run-config.json'), preparedDir: prepared, synthetic: c.synthetic ? c.shape : null, steps: 1, threads: 2, rebuild: REBUILD,
+    plugins: registry.pythonEntries(),
   };
   writeFileSync(join(dir, 'job.json'), JSON.stringify(job, null, 2));
   console.log(`[${c.label}] building the model (train 1 step + export) — or reusing the last build`);
@@ -231,7 +232,7 @@ async function measure(c: SizeCase, ws: ReturnType<typeof loadWorkspace>, regist
   const runNode = async (n: number) => (await sessions.get(n)!.run(feeds())).field.data as Float32Array;
 
   const load = {
-    cmd: 'load', bridgePythonRoot: BRIDGE_PYTHON_ROOT, workspaceRoot: root, runDir: join(dir, 'run'), onnxFile,
+    cmd: 'load', bridgePythonRoot: BRIDGE_PYTHON_ROOT, workspaceRoot: root, runDir: join(dir, 'run'), onnxFile, plugins: registry.pythonEntries(),
     moving: join(prepared, moving.header.dataFile), fixed: join(prepared, fixed.header.dataFile), shapeKji: [nz, ny, nx], threads: THREADS,
   };
   const py = new PythonSide();

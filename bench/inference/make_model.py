@@ -124,7 +124,8 @@ def main() -> int:
         print(json.dumps({"ok": False, "stage": "train", "message": status.get("message"), "traceback": status.get("traceback")}), flush=True)
         return 1
     t0 = time.time()
-    manifest = export_run(run, "last", workspace_root=job["workspaceRoot"], prepared_dir=prepared, threads=threads)
+    manifest = export_run(run, "last", workspace_root=job["workspaceRoot"], prepared_dir=prepared, threads=threads,
+                          plugins=job["plugins"])
     export_s = time.time() - t0
     stamp_file.write_text(stamp + "\n")
     print(json.dumps({"ok": True, "reused": False, "exportDir": str(run / "export"), "fingerprint": stamp,

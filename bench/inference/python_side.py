@@ -66,7 +66,7 @@ class Contenders:
             torch.set_num_interop_threads(1)
             self.moving, self.fixed = torch.from_numpy(self.moving_np), torch.from_numpy(self.fixed_np)
             t0 = time.perf_counter()
-            model, _ = load_run_model(job["runDir"], "last", "cpu", workspace_root=job["workspaceRoot"])
+            model, _ = load_run_model(job["runDir"], "last", "cpu", workspace_root=job["workspaceRoot"], plugins=job["plugins"])
             model = model.float().eval()
             self.lora_merged = merge_lora(model)
             for p in model.parameters():

@@ -255,3 +255,32 @@ def test_a_checkpoint_beyond_the_runs_iterations_is_a_checkpoint_error(tmp_path:
     status = trainer_for(run, prepared, make_config(2), resume=True).run()
     assert status["state"] == "error" and status["kind"] == "checkpoint"
     assert "step 4" in status["message"] and "2 iterations" in status["message"] and status["where"].endswith("last.json")
+
+
+def test_an_export_never_replaces_a_folder_that_is_not_an_export(tmp_path: Path):
+    from llmed.export import ExportError, check_output_folder
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    with pytest.raises(ExportError, match="not an llmed export") as err:
+        check_output_folder(mine)
+    assert err.value.kind == "usage" and err.value.where == str(mine)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ExportError, match="not a folder"):
+        check_output_folder(tmp_path / "file")
+    (tmp_path / "empty").mkdir()
+    check_output_folder(tmp_path / "empty")
+    (tmp_path / "old-export").mkdir()
+    (tmp_path / "old-export" / "manifest.json").write_text("{}")
+    check_output_folder(tmp_path / "old-export")
+    check_output_folder(tmp_path / "missing")
+    assert (mine / "thesis.tex").read_text() == "years of work"
+
+
+def test_start_training_from_a_spec_file_needs_the_plugin_table(tmp_path: Path):
+    (tmp_path / "spec.json").write_text(json.dumps({"version": 1}))
+    (tmp_path / "config.json").write_text(json.dumps(make_config(1)))
+    result = api.start_training(str(tmp_path / "run"), str(tmp_path / "spec.json"), str(tmp_path / "config.json"), str(tmp_path), "{}")
+    assert result["ok"] is False and "never imported" in result["message"] and result["where"] == str(tmp_path / "spec.json")
+    assert not (tmp_path / "run").exists()
