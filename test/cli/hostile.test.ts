@@ -146,11 +146,17 @@ describe.skipIf(!haveVenv)('hostile inputs to the llmed command', () => {
 
     it('a config in an ancestor folder does not become experiment `..`', () => {
       const outside = join(dirname(ws.root), 'config.json');
-      writeFileSync(outside, JSON.stringify({ ...tinyConfig(), data: { ...tinyConfig().data, root: join(ws.root, 'data', 'tiny') } }));
+      const config = { ...tinyConfig(), data: { ...tinyConfig().data, root: join(ws.root, 'data', 'tiny') } };
       writeFileSync(join(ws.root, '.cache', 'keep.txt'), 'the LLM checkpoints live here');
+      // The folder name `..` is not an experiment name: the config's own "name" is used, or refused.
+      writeFileSync(outside, JSON.stringify({ ...config, name: '..' }));
       for (const args of [['data', 'prepare', '../config.json'], ['train', '../config.json']]) {
-        expectTypedError(cli(args), 'config', /experiment name "\.\." is not valid/);
+        expectTypedError(cli(args), 'config', /config\.json: experiment name "\.\." is not valid/);
       }
+      writeFileSync(outside, JSON.stringify({ ...config, name: 'outside' }));
+      const r = cli(['data', 'prepare', '../config.json']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout).toMatch(/prepared: \.cache\/prepared\/outside/);
       expect(readFileSync(join(ws.root, '.cache', 'keep.txt'), 'utf8')).toBe('the LLM checkpoints live here');
       expect(readdirSync(join(ws.root, 'runs')).sort()).toEqual(['copies', 'tiny']);
     });

@@ -105,9 +105,13 @@ export function resolveExperiment(ws: Workspace, nameOrPath: string): { name: st
     if (!existsSync(file)) throw configError(asPath, 'folder has no config.json');
     const known = Object.entries(ws.experiments).find(([, f]) => resolve(ws.root, f) === file);
     if (known) return { name: known[0], configFile: file };
-    // Named after its folder: a config outside the workspace (`..`, `/`) must not name folders like `..`.
-    const name = relative(ws.root, dirname(file)).split(/[\\/]/).pop() || 'experiment';
-    checkExperimentName(name, file, 'put the config in a folder named like an experiment (configs/<name>/config.json), or list it under "experiments" in workspace.json');
+    // Named after its folder, else after its "name": the name makes folders (runs/<name>, .cache/prepared/<name>),
+    // so a config outside the workspace must never be called `..`.
+    const folder = relative(ws.root, dirname(file)).split(/[\\/]/).pop() ?? '';
+    if (EXPERIMENT_NAME.test(folder)) return { name: folder, configFile: file };
+    const own = (readJsonFile(file) as { name?: unknown } | null)?.name;
+    const name = typeof own === 'string' ? own : folder;
+    checkExperimentName(name, file, 'put the config in a folder named like an experiment (configs/<name>/config.json), give it a valid "name", or list it under "experiments" in workspace.json');
     return { name, configFile: file };
   }
   throw configError(nameOrPath, `no experiment or config file by this name; experiments: ${Object.keys(ws.experiments).join(', ') || '(none)'}`);
