@@ -1,7 +1,7 @@
 /** `llmed train <experiment>`: prepare data, check what the model needs on disk, train through the bridge. */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { acquireWriteLock, checkSpecPlugins, LlmedError, readJsonFile, runFolderSpec, type ExperimentConfig, type ModelSpec, type SpecNode } from '@llmed/core';
+import { checkSpecPlugins, LlmedError, readJsonFile, runFolderSpec, withWriteLock, type ExperimentConfig, type ModelSpec, type SpecNode } from '@llmed/core';
 import type { TrainStatus } from '@llmed/bridge';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadExperiment, type Experiment, type Loaded } from './context.ts';
@@ -66,51 +66,50 @@ export async function trainExperiment(ex: Loaded & Experiment, opts: TrainOption
   const config = resumed?.config ?? structuredClone(ex.config);
   if (opts.iterations && !resumed) config.train.iterations = opts.iterations;
   const runDir = resolve(opts.resume ?? opts.runDir ?? join(ex.ws.root, 'runs', ex.name, timestamp()));
-  const release = acquireWriteLock(runDir);
-  try {
-    mkdirSync(runDir, { recursive: true });
-    if (!opts.resume) {
-      writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-      writeFileSync(join(runDir, 'spec.json'), `${JSON.stringify(runFolderSpec(ex.spec satisfies ModelSpec), null, 2)}\n`);
-    }
-    let bridge: typeof import('@llmed/bridge');
-    try {
-      bridge = await import('@llmed/bridge');
-    } catch (e) {
-      throw new LlmedError('not-built', `the Python bridge is not available: ${(e as Error).message}`, { exitCode: 3 });
-    }
-    const bar = new Progress(`training ${ex.name}`, config.train.iterations);
-    const result = await bridge.trainRun({
-      workspaceRoot: ex.ws.root,
-      experiment: ex.name,
-      configFile: ex.configFile,
-      config,
-      spec: ex.spec,
-      plugins: ex.registry.pythonEntries(),
-      preparedDir: prepared.dir,
-      runDir,
-      resume: Boolean(opts.resume),
-      device: opts.device ?? 'auto',
-      onProgress: (s: TrainStatus) => {
-        const terms = Object.entries(s.terms ?? {}).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
-        const detail = [s.loss != null ? `loss ${s.loss.toFixed(4)}${terms ? ` (${terms})` : ''}` : '', s.val_dice != null ? `val Dice ${s.val_dice.toFixed(3)}` : '', s.phases > 1 ? `cascade step ${s.phase}/${s.phases}` : ''].filter(Boolean).join('  ');
-        bar.update(s.step, detail);
-      },
-    });
-    bar.done();
-    const best = result.best ? `; best validation ${result.best.metric} ${result.best.value.toFixed(3)} at step ${result.best.step}` : '';
-    const dice = result.val_dice != null ? `; validation Dice ${result.val_dice.toFixed(3)}${result.initial_dice != null ? ` (unregistered ${result.initial_dice.toFixed(3)})` : ''}` : '';
-    console.log(`training ${result.state} at step ${result.step}/${result.total} after ${formatSeconds(result.elapsed_s)}${dice}${best}${result.message ? ` — ${result.message}` : ''}`);
-    if (result.interrupted) {
-      // A stopped run must not look finished to a script (or to `demo`, which would go on to export it).
-      throw new LlmedError('cancelled', `training was interrupted at step ${result.step}/${result.total}; checkpoints/last is saved`, {
-        where: relative(process.cwd(), runDir) || runDir, hint: `continue it with: llmed train ${ex.name} --resume ${relative(process.cwd(), runDir) || runDir}`, exitCode: 130,
-      });
-    }
-    return runDir;
-  } finally {
-    release();
+  return withWriteLock(runDir, () => trainInto(ex, opts, config, prepared, runDir));
+}
+
+/** The run itself, holding the run folder's write lock (one writer per run folder). */
+async function trainInto(ex: Loaded & Experiment, opts: TrainOptions, config: ExperimentConfig, prepared: { dir: string }, runDir: string): Promise<string> {
+  mkdirSync(runDir, { recursive: true });
+  if (!opts.resume) {
+    writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    writeFileSync(join(runDir, 'spec.json'), `${JSON.stringify(runFolderSpec(ex.spec satisfies ModelSpec), null, 2)}\n`);
   }
+  let bridge: typeof import('@llmed/bridge');
+  try {
+    bridge = await import('@llmed/bridge');
+  } catch (e) {
+    throw new LlmedError('not-built', `the Python bridge is not available: ${(e as Error).message}`, { exitCode: 3 });
+  }
+  const bar = new Progress(`training ${ex.name}`, config.train.iterations);
+  const result = await bridge.trainRun({
+    workspaceRoot: ex.ws.root,
+    experiment: ex.name,
+    configFile: ex.configFile,
+    config,
+    spec: ex.spec,
+    plugins: ex.registry.pythonEntries(),
+    preparedDir: prepared.dir,
+    runDir,
+    resume: Boolean(opts.resume),
+    device: opts.device ?? 'auto',
+    onProgress: (s: TrainStatus) => {
+      const terms = Object.entries(s.terms ?? {}).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
+      const detail = [s.loss != null ? `loss ${s.loss.toFixed(4)}${terms ? ` (${terms})` : ''}` : '', s.val_dice != null ? `val Dice ${s.val_dice.toFixed(3)}` : '', s.phases > 1 ? `cascade step ${s.phase}/${s.phases}` : ''].filter(Boolean).join('  ');
+      bar.update(s.step, detail);
+    },
+  });
+  bar.done();
+  const best = result.best ? `; best validation ${result.best.metric} ${result.best.value.toFixed(3)} at step ${result.best.step}` : '';
+  const dice = result.val_dice != null ? `; validation Dice ${result.val_dice.toFixed(3)}${result.initial_dice != null ? ` (unregistered ${result.initial_dice.toFixed(3)})` : ''}` : '';
+  console.log(`training ${result.state} at step ${result.step}/${result.total} after ${formatSeconds(result.elapsed_s)}${dice}${best}${result.message ? ` — ${result.message}` : ''}`);
+  if (result.interrupted) {
+    // A stopped run must not look finished to a script (or to `demo`, which would go on to export it).
+    const rel = relative(process.cwd(), runDir) || runDir;
+    throw new LlmedError('cancelled', `training was interrupted at step ${result.step}/${result.total}; checkpoints/last is saved`, { where: rel, hint: `continue it with: llmed train ${ex.name} --resume ${rel}`, exitCode: 130 });
+  }
+  return runDir;
 }
 
 /** The run `--resume` names, checked: a run folder of a registered plugin set, and no flag it would ignore. */
