@@ -269,6 +269,8 @@ export interface MetricInput {
   fixedLabels?: Int32Array;
   /** Moving labels warped onto the fixed grid (nearest neighbour). */
   warpedLabels?: Int32Array;
+  /** The moving labels before warping, on their own grid: which labels the moving scan has (Learn2Reg's NaN rule). */
+  movingLabels?: Int32Array;
   /** Displacement field, 3 components, component-major, voxels of the fixed grid. */
   field?: Float32Array;
   /** The true displacement field when it is known (synthetic warps), same layout and units as `field`. */
