@@ -111,7 +111,7 @@ const COLUMNS: { id: string; heading: string; scale: number; decimals: number }[
   { id: 'jacobian-nonpositive', heading: '\\|J\\|≤0 (%)', scale: 1, decimals: 3 },
   { id: 'jacobian-negative', heading: '\\|J\\|<0 (%)', scale: 1, decimals: 3 },
   { id: 'hd95', heading: 'HD95 (mm)', scale: 1, decimals: 2 },
-  { id: 'l2r-hd95', heading: 'HD95 L2R (mm)', scale: 1, decimals: 2 },
+  { id: 'l2r-hd95', heading: 'HD95 L2R (vox)', scale: 1, decimals: 2 },
   { id: 'sdlogj', heading: 'SDlogJ', scale: 1, decimals: 3 },
   { id: 'l2r-sdlogj', heading: 'SDlogJ L2R', scale: 1, decimals: 3 },
   { id: 'endpoint-error', heading: 'EPE (mm)', scale: 1, decimals: 2 },
