@@ -202,7 +202,7 @@ export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: stri
       const warpedLabels = movingLabels ? warpNearest(movingLabels, dims, field, dims) : undefined;
       const seconds = fieldSeconds + (performance.now() - t0) / 1000;
 
-      const base = { dims, spacing: fixed.spacing, labels, groundTruthField };
+      const base = { dims, spacing: fixed.spacing, labels, groundTruthField, movingLabels };
       const initial = scorePair(opts.metrics, { ...base, fixedLabels, warpedLabels: movingLabels, field: new Float32Array(3 * moving.data.length) });
       const registered = scorePair(opts.metrics, { ...base, fixedLabels, warpedLabels, field });
       const row = { pair: name, moving: pair.moving, fixed: pair.fixed, initial: {} as Record<string, number>, registered: {} as Record<string, number> };
