@@ -31,6 +31,7 @@ usage: llmed <command> [options]
                                        labels, field (DISPVECT, mm), det J, metrics.json
                                        on the fixed scan's grid; the scans are related through their affines
                                        (world space) [--box-to-box: stretch box onto box, for dummy headers]
+                                       [--affine: affine pre-alignment with elastix (WebAssembly) first]
                                        [--moving-labels l --fixed-labels l] [--labels 2,3,4 | lut.txt]
                                        [--out D] [--metrics ids] [--field field.nii.gz (apply a saved field)]
                                        [--threads N] [--json]
@@ -53,7 +54,7 @@ const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
   train: { flags: ['device', 'resume', 'iterations', 'run-dir'], run: train },
   evaluate: { flags: ['pairs', 'pictures', 'metrics', 'split', 'threads', 'out'], run: evaluateCommand },
   export: { flags: ['tag', 'out', 'threads', 'json'], run: exportCommand },
-  register: { flags: ['moving', 'fixed', 'model', 'moving-labels', 'fixed-labels', 'labels', 'box-to-box', 'out', 'metrics', 'field', 'threads', 'json'], run: registerCommand },
+  register: { flags: ['moving', 'fixed', 'model', 'moving-labels', 'fixed-labels', 'labels', 'box-to-box', 'affine', 'out', 'metrics', 'field', 'threads', 'json'], run: registerCommand },
   view: { flags: ['port'], run: view },
   demo: { flags: ['device'], run: demo },
 };
@@ -71,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!cmd) throw new LlmedError('usage', `unknown command '${argv.filter((a) => !a.startsWith('--')).slice(0, 2).join(' ')}'`, { hint: `commands: ${Object.keys(COMMANDS).join(', ')}` });
     const rest = argv.slice(name.split(' ').length);
     if (rest.includes('--help')) { console.log(HELP); return 0; }
-    const args = parseArgs(rest, ['json', 'force', 'debug', 'box-to-box']);
+    const args = parseArgs(rest, ['json', 'force', 'debug', 'box-to-box', 'affine']);
     allowFlags(args, cmd.flags, name);
     return await cmd.run(args);
   } catch (e) {

@@ -30,7 +30,7 @@ export async function registerCommand(args: ParsedArgs): Promise<number> {
   const r = await registerPair({
     moving: moving!, fixed: fixed!, model: model!, out, metrics, explicitMetrics: asked !== undefined,
     movingLabels: flagString(args, 'moving-labels'), fixedLabels: flagString(args, 'fixed-labels'), field: flagString(args, 'field'),
-    labels: parseLabelChoice(flagString(args, 'labels')), boxToBox: args.flags['box-to-box'] === true,
+    labels: parseLabelChoice(flagString(args, 'labels')), boxToBox: args.flags['box-to-box'] === true, affine: args.flags.affine === true,
     threads: flagNumber(args, 'threads'), log: (line) => console.error(line),
   });
   if (args.flags.json) {
@@ -42,7 +42,8 @@ export async function registerCommand(args: ParsedArgs): Promise<number> {
   console.log(`registered ${basename(rep.inputs.moving)} → ${basename(rep.inputs.fixed)} with ${rep.model.experiment} (${rep.model.sourceRun}, step ${rep.model.step}) in ${rep.timePerPairSeconds.toFixed(3)} s (model + warp)`);
   const show = (v: number | undefined) => (v !== undefined && Number.isFinite(v) ? v.toFixed(4) : 'n/a');
   for (const [id, m] of Object.entries(rep.metrics)) {
-    const before = rep.initial[id] ? ` (before registration ${show(rep.initial[id].value)})` : '';
+    const afterAffine = rep.affine?.metrics[id] ? `, after the affine step ${show(rep.affine.metrics[id].value)}` : '';
+    const before = rep.initial[id] ? ` (before registration ${show(rep.initial[id].value)}${afterAffine})` : '';
     console.log(`  ${id.padEnd(22)} ${show(m.value)} ${m.unit}${before}`);
   }
   for (const [id, why] of Object.entries(rep.skipped)) console.log(`  ${id.padEnd(22)} skipped: ${why}`);

@@ -21,11 +21,12 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from
 import { basename, dirname, join, resolve } from 'node:path';
 import { LlmedError } from '@llmed/core';
 import {
-  asFloat32, axisCodes, boxAlignedAffine, fieldMmToVoxels, fieldVoxelsToMm, geometryDifferences, jacobianDeterminant, preprocessImage,
+  asFloat32, axisCodes, boxAlignedAffine, fieldMmToVoxels, foldingPercent, invertAffine, multiplyAffine, voxelToWorld, fieldVoxelsToMm, geometryDifferences, jacobianDeterminant, preprocessImage,
   preprocessImageOnGrid, readNifti, resampleOntoGrid, spacingFromAffine, toLabelMap, writeDisplacementField, writeFileAtomic, writeNifti,
   type NiftiVolume, type Volume,
 } from '@llmed/imaging';
 import { openExport, type OpenedExport } from './manifest.ts';
+import { affinePrealign, type AffinePrealignment } from './prealign.ts';
 import { FieldPredictor } from './predictor.ts';
 import { describeLabels, metricNeedsLabels, scorePair, type LabelChoice, type LabelReport, type MetricPlugin, type ScoredPair } from './score.ts';
 
@@ -49,6 +50,8 @@ export interface RegisterPairOptions {
   boxToBox?: boolean;
   /** The label ids to score (`--labels 2,3,4` or a lookup table); default: every label in the two maps. */
   labels?: LabelChoice;
+  /** Affine pre-alignment (elastix, WebAssembly) before the deformable step (`--affine`). */
+  affine?: boolean;
   threads?: number;
   log?: (line: string) => void;
   /** Reuse a loaded predictor (batch callers). */
@@ -76,6 +79,8 @@ export interface RegistrationReport {
   labels: LabelReport | null;
   /** Metrics asked for whose value is not a number, with why. */
   missing: Record<string, string>;
+  /** The affine pre-alignment (`--affine`): fixed → moving world transform, and the label metrics after it alone. */
+  affine: null | { fixedToMoving: number[]; library: string; seconds: number; metrics: ScoredPair['metrics']; elastix: AffinePrealignment['elastix'] };
   /** What was done to the inputs to bring them to the model's grid (resampling, reorientation). */
   notes: string[];
   metrics: ScoredPair['metrics'];
@@ -165,6 +170,9 @@ export async function registerPair(opts: RegisterPairOptions): Promise<RegisterP
       hint: 'label metrics compare the warped moving labels with the fixed labels: pass both',
     });
   }
+  if (opts.affine && opts.field) {
+    throw new LlmedError('usage', '--affine and --field together: a saved field already holds the whole displacement, affine step included', { hint: 'drop --affine when applying a field written by `llmed register --affine`' });
+  }
   const exported: OpenedExport = opts.predictor?.exported ?? (await openExport(opts.model));
   const m = exported.manifest;
   const pre = m.data.preprocess;
@@ -204,6 +212,18 @@ export async function registerPair(opts: RegisterPairOptions): Promise<RegisterP
   } else if (pairDiffs.length) {
     notes.push(`moving and fixed differ (${pairDiffs.join('; ')}): the moving scan was resampled into the fixed scan's world frame through both affines`);
   }
+  // --affine: elastix finds T (fixed world → moving world); the moving scan is then seen through
+  // A' = T⁻¹·A_m, and the field written at the end is the whole displacement, affine included.
+  const movingAffine = [...moving.affine];
+  let prealign: AffinePrealignment | undefined;
+  if (opts.affine) {
+    log('affine pre-alignment (elastix, WebAssembly)');
+    prealign = await affinePrealign(moving, fixed, { where: moving.file });
+    const seen = multiplyAffine(invertAffine(prealign.fixedToMoving), movingAffine);
+    moving.affine = seen;
+    if (movingLabelsRaw) movingLabelsRaw.affine = [...seen];
+    notes.push(`affine pre-alignment with ${prealign.library} (rigid, then affine; mutual information) in ${prealign.seconds.toFixed(1)} s: ${describeAffine(prealign.fixedToMoving)}`);
+  }
 
   // preprocess — the model grid is the fixed scan's, prepared as the manifest says; the moving scan is
   // sampled onto it in world space (one interpolation), so their relation in the world is kept.
@@ -224,6 +244,11 @@ export async function registerPair(opts: RegisterPairOptions): Promise<RegisterP
   }
   const fieldOfView = coveredPercent(moving, fixedPre);
   if (fieldOfView < 50) notes.push(`warning: only ${fieldOfView.toFixed(0)} % of the fixed scan's box lies inside the moving scan's field of view (world space): the scans hardly overlap; check their headers, or pass --box-to-box if the headers are dummies`);
+  const apart = centreOfMassDistance(movingPre, fixedPre);
+  const diagonal = Math.hypot(...fixedPre.dims.map((d, c) => (d - 1) * fixedPre.spacing[c]));
+  if (apart > 0.1 * diagonal) {
+    notes.push(`warning: the pair looks unaligned${opts.affine ? ' even after the affine pre-alignment' : ''}: the intensity centres of mass lie ${apart.toFixed(1)} mm apart (${((100 * apart) / diagonal).toFixed(0)} % of the fixed box's diagonal); deformable models assume roughly aligned inputs${opts.affine ? '' : ' — pass --affine'}`);
+  }
   const tPre = performance.now();
 
   // field, in world mm on the fixed scan's grid
@@ -250,6 +275,14 @@ export async function registerPair(opts: RegisterPairOptions): Promise<RegisterP
     const onModel: Volume = { data: fieldVoxelsToMm(p.field, fixedPre), dims: fixedPre.dims, components: 3, spacing: fixedPre.spacing, affine: fixedPre.affine };
     fieldMm = resampleOntoGrid(onModel, fixed, 'linear', { clamp: true }).data as Float32Array;
   }
+  if (prealign) {
+    // the whole displacement: p ↦ T(p + u(p)) − p, so the saved field alone maps the original moving scan
+    fieldMm = composeAffineField(prealign.fixedToMoving, fieldMm, fixed);
+  }
+  if (prealign) {
+    moving.affine = movingAffine;
+    if (movingLabelsRaw) movingLabelsRaw.affine = [...movingAffine];
+  }
   const field = fieldMmToVoxels(fieldMm, fixed);
   const tPredict = performance.now();
 
@@ -275,6 +308,21 @@ export async function registerPair(opts: RegisterPairOptions): Promise<RegisterP
     ? scorePair(opts.metrics.filter(metricNeedsLabels), { fixedLabels: fixedLab, warpedLabels: movingLabOnFixed, movingLabels: movingLabelMap?.data as Int32Array | undefined, dims, spacing, labels: evalLabels }).metrics
     : {};
   const missing = missingReasons(scored.metrics, labelReport);
+  const diceBefore = initial.dice?.value;
+  if (!opts.affine && !(apart > 0.1 * diagonal) && diceBefore !== undefined && diceBefore < 0.3) {
+    notes.push(`warning: the pair looks unaligned: Dice before registration is ${diceBefore.toFixed(3)}; deformable models assume roughly aligned inputs — pass --affine`);
+  }
+  let affineReport: RegistrationReport['affine'] = null;
+  if (prealign) {
+    const affineOnly = composeAffineField(prealign.fixedToMoving, new Float32Array(3 * dims[0] * dims[1] * dims[2]), fixed);
+    const labelsAfterAffine = movingLabelMap ? resampleOntoGrid(movingLabelMap, fixed, 'nearest', { displacementMm: affineOnly }).data as Int32Array : undefined;
+    const metricsAfterAffine = labelsAfterAffine && fixedLab
+      ? scorePair(opts.metrics.filter(metricNeedsLabels), { fixedLabels: fixedLab, warpedLabels: labelsAfterAffine, movingLabels: movingLabelMap?.data as Int32Array | undefined, dims, spacing, labels: evalLabels }).metrics
+      : {};
+    affineReport = { fixedToMoving: prealign.fixedToMoving.map((x) => round(x, 6)), library: prealign.library, seconds: round(prealign.seconds, 2), metrics: metricsAfterAffine, elastix: prealign.elastix };
+  }
+  const folded = foldingPercent(detJ);
+  if (folded > 1) notes.push(`warning: ${folded.toFixed(2)} % of the voxels fold (det J ≤ 0): the field is not a plausible deformation there; the pair may be outside what the model was trained on${opts.affine ? '' : ', or unaligned (try --affine)'}`);
   const tMetrics = performance.now();
 
   // write
@@ -303,6 +351,7 @@ export async function registerPair(opts: RegisterPairOptions): Promise<RegisterP
       initial,
       skipped: scored.skipped,
       missing,
+      affine: affineReport,
       timeMs: {
         read: round(tRead - t0, 1), preprocess: round(tPre - tRead, 1), predict: round(tPredict - tPre, 1), inference: round(inferenceMs, 1),
         warp: round(tWarp - tPredict, 1), metrics: round(tMetrics - tWarp, 1), write: round(tWrite - tMetrics, 1), total: round(tWrite - t0, 1),
@@ -318,6 +367,45 @@ export async function registerPair(opts: RegisterPairOptions): Promise<RegisterP
     if (predictor && !opts.predictor) await predictor.close();
   }
   return { out, metricsFile: join(out, 'metrics.json'), report };
+}
+
+/** A world transform in words: translation and the linear part's scales. */
+function describeAffine(T: readonly number[]): string {
+  const cols = [0, 1, 2].map((c) => Math.hypot(T[c], T[4 + c], T[8 + c]));
+  return `translation ${fmtVec([T[3], T[7], T[11]], 1).replace(/×/g, ', ')} mm, axis scales ${fmtVec(cols, 3).replace(/×/g, ', ')}`;
+}
+
+/** The displacement (world mm, on `grid`) of p ↦ T(p + u(p)) − p: a world transform after a field. */
+function composeAffineField(T: readonly number[], fieldMm: Float32Array, grid: Volume): Float32Array {
+  const [nx, ny, nz] = grid.dims;
+  const n = nx * ny * nz;
+  const out = new Float32Array(3 * n);
+  for (let k = 0, o = 0; k < nz; k++) for (let j = 0; j < ny; j++) for (let i = 0; i < nx; i++, o++) {
+    const p = voxelToWorld(grid.affine, i, j, k);
+    const x = p[0] + fieldMm[o], y = p[1] + fieldMm[n + o], z = p[2] + fieldMm[2 * n + o];
+    out[o] = T[0] * x + T[1] * y + T[2] * z + T[3] - p[0];
+    out[n + o] = T[4] * x + T[5] * y + T[6] * z + T[7] - p[1];
+    out[2 * n + o] = T[8] * x + T[9] * y + T[10] * z + T[11] - p[2];
+  }
+  return out;
+}
+
+/** World distance (mm) between the intensity centres of mass of two images on one grid (weights: value − minimum). */
+function centreOfMassDistance(a: Volume, b: Volume): number {
+  const centre = (v: Volume): number[] => {
+    let min = Infinity;
+    for (let q = 0; q < v.data.length; q++) if (v.data[q] < min) min = v.data[q];
+    const [nx, ny] = v.dims;
+    let w = 0, ci = 0, cj = 0, ck = 0;
+    for (let q = 0; q < v.data.length; q++) {
+      const x = v.data[q] - min;
+      if (!(x > 0)) continue;
+      w += x; ci += x * (q % nx); cj += x * (Math.floor(q / nx) % ny); ck += x * Math.floor(q / (nx * ny));
+    }
+    return w > 0 ? voxelToWorld(v.affine, ci / w, cj / w, ck / w) : voxelToWorld(v.affine, ...(v.dims.map((d) => (d - 1) / 2) as [number, number, number]));
+  };
+  const ca = centre(a), cb = centre(b);
+  return Math.hypot(ca[0] - cb[0], ca[1] - cb[1], ca[2] - cb[2]);
 }
 
 /** Percentage of the model grid's voxels whose world position lies inside the moving scan's box. */

@@ -16,7 +16,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLlmedError, loadRegistry, loadWorkspace } from '@llmed/core';
-import { dice, readNifti, readPreparedVolume, smoothRandomField, warpNearest, writeDisplacementField, writeNifti, writePreparedVolume, type Volume } from '@llmed/imaging';
+import { dice, multiplyAffine, readNifti, readPreparedVolume, resampleToSpacing, smoothRandomField, warpNearest, writeDisplacementField, writeNifti, writePreparedVolume, type Volume } from '@llmed/imaging';
 import { decodePng, evaluateExport, FieldPredictor, openExport, registerPair, sha256OfFile, type FieldSource, type MetricPlugin } from '../src/index.ts';
 
 const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -254,6 +254,51 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
     const bad = runCli(['register', '--moving', base.moving, '--fixed', base.fixed, '--model', exportDir, '--labels', '2,x'], envWithoutPython());
     expect(bad.status).toBe(2);
     expect(bad.stderr).toMatch(/error\[usage\] --labels: '2,x' is neither a list of label ids/);
+  });
+
+  const colin = '/usr/share/mricron/templates/ch2bet.nii.gz';
+  it.skipIf(!existsSync(colin))('--affine: elastix (WebAssembly, offline) recovers a known misalignment of real anatomy before the deformable step', async () => {
+    const dir = join(tmp, 'affine');
+    mkdirSync(dir, { recursive: true });
+    // Colin27 at 2 mm with the AAL atlas; the moving copy's header is moved by a known rotation, scaling
+    // and translation W — in world space the two are misaligned by exactly W.
+    const image = resampleToSpacing(await readNifti(colin), [2, 2, 2], 'linear');
+    const labels = resampleToSpacing(await readNifti('/usr/share/mricron/templates/aal.nii.gz'), [2, 2, 2], 'nearest');
+    const a = 0.2, c = Math.cos(a), s = Math.sin(a);
+    const W = multiplyAffine([c, -s, 0, 30, s, c, 0, -20, 0, 0, 1, 10, 0, 0, 0, 1], [1.08, 0, 0, 0, 0, 0.95, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+    const files = { fixed: join(dir, 'f.nii.gz'), fixedSeg: join(dir, 'f_seg.nii.gz'), moving: join(dir, 'm.nii.gz'), movingSeg: join(dir, 'm_seg.nii.gz') };
+    await writeNifti(files.fixed, image);
+    await writeNifti(files.fixedSeg, { ...labels, datatype: 'int16' });
+    await writeNifti(files.moving, { ...image, affine: multiplyAffine(W, image.affine) });
+    await writeNifti(files.movingSeg, { ...labels, affine: multiplyAffine(W, labels.affine), datatype: 'int16' });
+    const args = { moving: files.moving, fixed: files.fixed, movingLabels: files.movingSeg, fixedLabels: files.fixedSeg, model: exportDir, metrics: metrics.filter((m) => m.id === 'dice' || m.id === 'jacobian-nonpositive') };
+    const plain = await registerPair({ ...args, out: join(dir, 'plain') });
+    expect(plain.report.notes.join('\n')).toMatch(/warning: the pair looks unaligned: .* pass --affine/);
+    const r = await registerPair({ ...args, out: join(dir, 'affine'), affine: true });
+    // fixed → moving world transform = W, within a few tenths of a mm / per cent
+    const T = r.report.affine!.fixedToMoving;
+    for (let q = 0; q < 12; q++) expect(Math.abs(T[q] - W[q]), `element ${q}: ${T[q]} vs ${W[q]}`).toBeLessThan(q % 4 === 3 ? 1.0 : 0.02);
+    const before = r.report.initial.dice.value, afterAffine = r.report.affine!.metrics.dice.value;
+    expect(before).toBeLessThan(0.5);
+    expect(afterAffine).toBeGreaterThan(0.85);
+    expect(r.report.notes.join('\n')).toMatch(/affine pre-alignment with @itk-wasm\/elastix/);
+    // the saved field holds the whole displacement: applied again without --affine it warps the same way
+    const again = await registerPair({ ...args, out: join(dir, 'again'), field: join(r.out, 'field.nii.gz') });
+    expect(again.report.metrics.dice.value).toBeCloseTo(r.report.metrics.dice.value, 3);
+    await expect(registerPair({ ...args, out: join(dir, 'both'), field: join(r.out, 'field.nii.gz'), affine: true })).rejects.toThrow(/--affine and --field together/);
+  }, 180_000);
+
+  it('warns when more than 1 % of the voxels fold', async () => {
+    const inputs = join(tmp, 'inputs');
+    const fixed = await readNifti(join(inputs, 'fixed.nii.gz'));
+    const n = fixed.dims[0] * fixed.dims[1] * fixed.dims[2];
+    const folding = new Float32Array(3 * n);
+    for (let q = 0; q < n; q++) folding[q] = -2 * (q % fixed.dims[0]); // x ↦ −x along i: det J = −1
+    const file = join(tmp, 'folding.nii.gz');
+    await writeDisplacementField(file, folding, fixed);
+    const r = await registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out: join(tmp, 'folding-out'), metrics, field: file });
+    expect(r.report.metrics['jacobian-nonpositive'].value).toBeGreaterThan(1);
+    expect(r.report.notes.join('\n')).toMatch(/warning: \d+\.\d+ % of the voxels fold \(det J ≤ 0\)/);
   });
 
   it('evaluate writes the table with an Initial row, a box plot, pictures and viewer folders', async () => {
