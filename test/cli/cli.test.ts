@@ -158,6 +158,15 @@ describe('llmed commands and usage', () => {
   });
 });
 
+describe('npm and the project config', () => {
+  it('npm reads the project .npmrc without an "Unknown project config" warning, and skips install scripts', () => {
+    const r = spawnSync('npm', ['config', 'get', 'ignore-scripts'], { cwd: repoRoot, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('true');
+    expect(r.stderr).not.toMatch(/Unknown project config/);
+  });
+});
+
 describe('Nx integration', () => {
   it('infers one project per experiment from workspace.json, with llmed targets', () => {
     const nx = join(repoRoot, 'node_modules', '.bin', 'nx');

@@ -7,7 +7,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Container, ContainerModule } from 'inversify';
-import { LlmedError, pluginError } from './errors.ts';
+import { didYouMean, LlmedError, pluginError } from './errors.ts';
 import { moduleDescriptors, PLUGIN, pluginKey, type PluginDescriptor, type PluginKind, PLUGIN_KINDS } from './plugin.ts';
 import type { Workspace } from './workspace.ts';
 
@@ -40,7 +40,7 @@ export class Registry {
   get(id: string, kind?: PluginKind, where = 'plugin'): PluginDescriptor<any> {
     if (!this.has(id)) {
       const known = this.list(kind).map((d) => d.id);
-      throw pluginError(where, `unknown plugin '${id}'${kind ? ` (kind ${kind})` : ''}; known: ${known.join(', ') || '(none)'}`,
+      throw pluginError(where, `unknown plugin '${id}'${kind ? ` (kind ${kind})` : ''}${didYouMean(id, known)}; known: ${known.join(', ') || '(none)'}`,
         'a third-party plugin must be listed under "plugins" in workspace.json');
     }
     const d = this.container.get<PluginDescriptor<any>>(pluginKey(id));
