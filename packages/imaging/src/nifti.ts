@@ -246,6 +246,25 @@ function supportedDatatypesList(): string {
     .join(', ');
 }
 
+const SITK_CONVERT = `SimpleITK: python -c "import SimpleITK as s; s.WriteImage(s.ReadImage('IN'), 'out.nii.gz')"` ;
+
+/** Another medical image format, recognised by its magic bytes or name, and how to convert it to NIfTI. */
+function otherImageFormat(bytes: Uint8Array, file: string): { what: string; convert: string } | null {
+  const text = (from: number, n: number) => String.fromCharCode(...bytes.subarray(from, from + n));
+  const name = file.toLowerCase();
+  const sitk = SITK_CONVERT.replace('IN', file);
+  if (/\.mg[hz]$/.test(name)) {
+    return { what: 'a FreeSurfer MGH/MGZ volume', convert: `mri_convert ${file} out.nii.gz (FreeSurfer), or nibabel: python -c "import nibabel as n; n.save(n.load('${file}'), 'out.nii.gz')"` };
+  }
+  if (text(0, 4) === 'NRRD') return { what: 'an NRRD volume', convert: sitk };
+  if (/^(ObjectType|NDims)\s*=/.test(text(0, 16)) || /\.(mha|mhd)$/.test(name)) return { what: 'an ITK MetaImage (.mha/.mhd)', convert: sitk };
+  if (bytes.length >= 132 && text(128, 4) === 'DICM') return { what: 'a DICOM file', convert: `dcm2niix -o OUTDIR <folder of the series' DICOM files>` };
+  if (text(0, 6) === '\x93NUMPY' || /\.np[yz]$/.test(name) || (text(0, 4) === 'PK\x03\x04' && /\.npz$/.test(name))) {
+    return { what: 'a NumPy array (no voxel geometry)', convert: `nibabel: python -c "import numpy as np, nibabel as n; n.save(n.Nifti1Image(np.load('${file}'), np.eye(4)), 'out.nii.gz')" — and give it the scan's real affine` };
+  }
+  return null;
+}
+
 /**
  * Parse an already-inflated NIfTI byte buffer. `file` is only used in error messages and the result.
  * Exposed so callers holding bytes (tests, uploads) get the same checks as `readNifti`.
@@ -253,6 +272,8 @@ function supportedDatatypesList(): string {
 export function parseNifti(bytes: Uint8Array, file: string): NiftiVolume {
   const det = detectHeader(bytes);
   if (!('format' in det)) {
+    const other = otherImageFormat(bytes, file);
+    if (other) throw niftiError(file, `not a NIfTI file: this is ${other.what}`, `convert it to NIfTI first: ${other.convert}`);
     const s = det.sizeofHdr;
     throw niftiError(
       file,

@@ -300,3 +300,21 @@ describe('NaN / Inf voxels are counted, not thrown on', () => {
     );
   });
 });
+
+describe('other image formats are named, with how to convert them to NIfTI', () => {
+  const bytesOf = (head: string, at = 0, size = 600) => {
+    const b = new Uint8Array(size);
+    for (let q = 0; q < head.length; q++) b[at + q] = head.charCodeAt(q);
+    return b;
+  };
+  const cases: Array<[string, Uint8Array, RegExp, RegExp]> = [
+    ['brain.mgz', bytesOf('\x00\x00\x00\x01'), /a FreeSurfer MGH\/MGZ volume/, /mri_convert brain\.mgz out\.nii\.gz/],
+    ['scan.nrrd', bytesOf('NRRD0004\n'), /an NRRD volume/, /SimpleITK/],
+    ['scan.mha', bytesOf('ObjectType = Image\n'), /an ITK MetaImage/, /SimpleITK/],
+    ['IM0001', bytesOf('DICM', 128), /a DICOM file/, /dcm2niix/],
+    ['scan.npy', bytesOf('\x93NUMPY'), /a NumPy array/, /real affine/],
+  ];
+  it.each(cases)('%s', async (name, bytes, what, how) => {
+    await expectLlmedError(() => parseNifti(bytes, name), 'nifti', [what, how, /not a NIfTI file: this is/]);
+  });
+});
