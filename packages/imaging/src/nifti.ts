@@ -63,6 +63,24 @@ const UNSUPPORTED_DATATYPE_NAMES: Readonly<Record<number, string>> = {
   2304: 'rgba32',
 };
 
+/**
+ * What the values beyond the three spatial axes are: `frames` for a 4-D series (dim[4] > 1: time points,
+ * echoes, separate label maps stacked), `components` for vector or multi-channel images (dim[5..7]).
+ * Both are stored as `components` in a Volume; this is how to name them to a person.
+ */
+export function describeExtraDimensions(vol: { components: number; header?: { dim: number[] } }): { kind: 'none' | 'frames' | 'components'; count: number; text: string } {
+  if (vol.components === 1) return { kind: 'none', count: 1, text: '' };
+  const dim = vol.header?.dim;
+  const frames = dim && dim[0] >= 4 ? dim[4] : 1;
+  if (frames > 1 && frames === vol.components) return { kind: 'frames', count: frames, text: `${frames} frames (a 4-D series)` };
+  return { kind: 'components', count: vol.components, text: `${vol.components} components${frames > 1 ? ` (${frames} frames × ${vol.components / frames} components)` : ''}` };
+}
+
+/** CIFTI-2 intents (NIFTI_INTENT_CONNECTIVITY_*, 3000–3099): matrices over brainordinates, not voxel grids. */
+export function isCiftiIntent(code: number): boolean {
+  return code >= 3000 && code < 3100;
+}
+
 /** NIfTI intent codes that llmed names (others are reported as `INTENT_<code>`). */
 export const NIFTI_INTENTS: Readonly<Record<number, string>> = Object.freeze({
   0: 'NONE',
@@ -341,6 +359,9 @@ export function parseNifti(bytes: Uint8Array, file: string): NiftiVolume {
   }
   const [nx, ny, nz] = sizes;
   const components = sizes[3] * sizes[4] * sizes[5] * sizes[6];
+  if (isCiftiIntent(h.intent_code)) {
+    throw niftiError(file, `a CIFTI-2 file (intent ${h.intent_code}): its axes are brainordinates and parcels held in a NIfTI-2 container, not a voxel grid (dims ${dim.slice(1, ndim + 1).join('×')})`, 'llmed registers volumes; read CIFTI with nibabel or the Connectome Workbench (wb_command -cifti-separate to get volume parts)');
+  }
 
   const typeCode = h.datatypeCode;
   const dt = NIFTI_DATATYPES[typeCode];

@@ -21,7 +21,7 @@ import { existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync } from
 import { basename, dirname, join, resolve } from 'node:path';
 import { LlmedError } from '@llmed/core';
 import {
-  asFloat32, axisCodes, boxAlignedAffine, fieldMmToVoxels, foldingPercent, invertAffine, multiplyAffine, voxelToWorld, fieldVoxelsToMm, geometryDifferences, jacobianDeterminant, preprocessImage,
+  asFloat32, axisCodes, boxAlignedAffine, describeExtraDimensions, fieldMmToVoxels, foldingPercent, invertAffine, multiplyAffine, voxelToWorld, fieldVoxelsToMm, geometryDifferences, jacobianDeterminant, preprocessImage,
   preprocessImageOnGrid, readNifti, resampleOntoGrid, spacingFromAffine, toLabelMap, writeDisplacementField, writeFileAtomic, writeNifti,
   type NiftiVolume, type Volume,
 } from '@llmed/imaging';
@@ -102,7 +102,13 @@ function describeGrid(v: Volume): string {
 async function readImage(file: string, role: string): Promise<NiftiVolume> {
   if (!existsSync(file)) throw new LlmedError('data', `${role} file does not exist`, { where: file });
   const vol = await readNifti(file);
-  if (vol.components !== 1) throw new LlmedError('data', `${role} has ${vol.components} components; a scalar image is needed`, { where: file });
+  if (vol.components !== 1) {
+    const extra = describeExtraDimensions(vol);
+    throw new LlmedError('data', `${role} has ${extra.text}; a single 3-D volume is needed`, {
+      where: file,
+      hint: `pick one ${extra.kind === 'frames' ? 'frame' : 'component'} first, e.g. with nibabel: python -c "import nibabel as n; i = n.load('${file}'); n.save(i.slicer[..., 0], 'one.nii.gz')" (index 0 = the first), or FSL: fslroi ${file} one.nii.gz 0 1`,
+    });
+  }
   return vol;
 }
 

@@ -433,6 +433,16 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
       await expectError(registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out, metrics, field: scalar }), 'data', /not a displacement field: 1 component/);
     });
 
+    it('a 4-D input says it has frames and how to pick one', async () => {
+      const inputs = join(tmp, 'inputs');
+      const file = join(tmp, 'series.nii.gz');
+      await writeNifti(file, { data: new Float32Array(16 * 16 * 16 * 2), dims: [16, 16, 16], components: 2, spacing: [1, 1, 1], affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], datatype: 'float32' });
+      const err = await registerPair({ moving: file, fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out: join(tmp, 'series-out'), metrics }).then(() => null, (e) => e);
+      expect(isLlmedError(err)).toBe(true);
+      expect(err.format()).toMatch(/moving image has 2 (frames \(a 4-D series\)|components); a single 3-D volume is needed/);
+      expect(err.format()).toMatch(/pick one (frame|component) first, e\.g\. with nibabel: .*slicer\[\.\.\., 0\]/);
+    });
+
     it('the CLI prints one error line and exits non-zero for a missing export', () => {
       const r = runCli(['register', '--moving', 'a.nii.gz', '--fixed', 'b.nii.gz', '--model', join(tmp, 'nowhere')], envWithoutPython());
       expect(r.status).toBe(1);
