@@ -19,7 +19,7 @@ const HELP = `llmed — medical image registration with LLM backbones
 usage: llmed <command> [options]
 
   plugins list [--json] [--kind K]     the plugin registry (Encoder, LLMBackbone, Adapter, Decoder, Loss, Metric)
-  config check <experiment|config>     validate a config and compose its model with shape checks [--json]
+  config check <experiment|config>     validate a config and compose its model with shape checks [--json [--portable]]
   data inspect <file.nii[.gz]>         header, dims, spacing, orientation, intensities, labels [--json]
   data prepare <experiment>            prepare the dataset into the training cache [--force]
   train <experiment>                   train (PyTorch through the Python bridge) [--device auto|cpu|cuda]
@@ -48,7 +48,7 @@ type Handler = (args: ParsedArgs) => Promise<number>;
 
 const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
   'plugins list': { flags: ['json', 'kind'], run: pluginsList },
-  'config check': { flags: ['json'], run: configCheck },
+  'config check': { flags: ['json', 'portable'], run: configCheck },
   'data inspect': { flags: ['json'], run: dataInspect },
   'data prepare': { flags: ['force'], run: dataPrepare },
   train: { flags: ['device', 'resume', 'iterations', 'run-dir'], run: train },
@@ -72,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!cmd) throw new LlmedError('usage', `unknown command '${argv.filter((a) => !a.startsWith('--')).slice(0, 2).join(' ')}'`, { hint: `commands: ${Object.keys(COMMANDS).join(', ')}` });
     const rest = argv.slice(name.split(' ').length);
     if (rest.includes('--help')) { console.log(HELP); return 0; }
-    const args = parseArgs(rest, ['json', 'force', 'debug', 'box-to-box', 'affine']);
+    const args = parseArgs(rest, ['json', 'force', 'debug', 'box-to-box', 'affine', 'portable']);
     allowFlags(args, cmd.flags, name);
     return await cmd.run(args);
   } catch (e) {
