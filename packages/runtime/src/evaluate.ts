@@ -16,7 +16,7 @@
  * The folder is assembled under a temporary name and renamed into place when complete.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { LlmedError } from '@llmed/core';
 import { jacobianDeterminant, readPreparedVolume, warpNearest, warpTrilinear, writeFileAtomic, type Volume } from '@llmed/imaging';
 import { FieldPredictor } from './predictor.ts';
@@ -251,6 +251,9 @@ export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: stri
       split,
       pairs: pairs.length,
       ...source.origin,
+      // a path is written relative to the table's folder (../export), never as this machine's absolute path
+      export: isAbsolute(source.origin.export) ? relative(out, source.origin.export) || '.' : source.origin.export,
+      sourceRun: isAbsolute(source.origin.sourceRun) ? relative(out, source.origin.sourceRun) || '.' : source.origin.sourceRun,
       rows: [
         { method: 'Initial (no registration)', metrics: summarize(initialValues) },
         { method: opts.method, metrics: summarize(registeredValues) },
@@ -262,7 +265,7 @@ export async function evaluateExport(opts: EvaluateOptions): Promise<{ out: stri
         'jacobian-nonpositive': '% of voxels with det J ≤ 0',
         'jacobian-negative': '% of voxels with det J < 0',
         hd95: '95th percentile of symmetric surface distances in mm, mean over labels',
-        'l2r-hd95': "Learn2Reg's HD95 variant",
+        'l2r-hd95': "Learn2Reg's HD95 in voxels (its official surface-distance formula: area-weighted corner surfels)",
         sdlogj: 'standard deviation of log det J',
         'l2r-sdlogj': "Learn2Reg's SDlogJ (clipped, cropped)",
         'endpoint-error': 'mean ‖u − u*‖ in mm against the true field (pairs made by known deformations; fixed-label foreground)',

@@ -12,7 +12,7 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLlmedError, loadRegistry, loadWorkspace } from '@llmed/core';
@@ -311,6 +311,10 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
       expect(table.rows[1].metrics.time.mean).toBeGreaterThan(0);
       expect(table.rows[0].metrics['jacobian-nonpositive'].mean).toBe(0);
       const md = readFileSync(join(out, 'table.md'), 'utf8');
+      // no absolute path of this machine in the outputs: the export is named relative to the table's folder
+      expect(md).not.toContain(tmp);
+      expect(readFileSync(join(out, 'table.json'), 'utf8')).not.toContain(tmp);
+      expect(table.export).toBe(relative(out, exportDir));
       expect(md).toMatch(/\| Initial \(no registration\) \| \d+\.\d ± \d+\.\d \|/);
       expect(md).toContain('Dice (%)');
       const png = decodePng(readFileSync(join(out, 'dice_per_label.png')));
