@@ -140,6 +140,25 @@ export function summaryCell(s: MetricSummary | undefined, scale: number, decimal
   return `${(s.mean * scale).toFixed(decimals)} ± ${(s.std * scale).toFixed(decimals)}`;
 }
 
+/**
+ * Whether the model did better than leaving the pairs unregistered, on the table's primary metric (Dice when
+ * there are labels, else endpoint error): one sentence that says so either way, so nobody reads a model that
+ * did not move away from identity as a result. Null when the table has neither metric.
+ */
+export function identityVerdict(t: EvaluationTable): string | null {
+  const [initial, model] = t.rows;
+  const dice = initial?.metrics.dice?.n && model?.metrics.dice?.n;
+  const id = dice ? 'dice' : initial?.metrics['endpoint-error']?.n && model?.metrics['endpoint-error']?.n ? 'endpoint-error' : null;
+  if (!id || !initial || !model) return null;
+  const a = initial.metrics[id].mean, b = model.metrics[id].mean;
+  const show = (v: number) => (id === 'dice' ? `${(100 * v).toFixed(1)} %` : `${v.toFixed(2)} mm`);
+  const gain = id === 'dice' ? b - a : a - b;
+  const what = id === 'dice' ? 'Dice' : 'endpoint error';
+  return gain > 0
+    ? `The model beat identity: ${what} ${show(a)} unregistered → ${show(b)} registered.`
+    : `The model did NOT beat identity: ${what} ${show(a)} unregistered, ${show(b)} registered — it has not learned to register these pairs (train longer, or on more data).`;
+}
+
 export function tableMarkdown(t: EvaluationTable): string {
   const cols = COLUMNS.filter((c) => t.rows.some((r) => r.metrics[c.id]?.n));
   const lines = [
@@ -155,6 +174,8 @@ export function tableMarkdown(t: EvaluationTable): string {
     'Mean ± sample standard deviation over pairs. ' + cols.map((c) => `${c.heading}: ${t.definitions[c.id] ?? c.id}.`).join(' '),
     '',
   ];
+  const verdict = identityVerdict(t);
+  if (verdict) lines.push(verdict, '');
   return lines.join('\n');
 }
 
