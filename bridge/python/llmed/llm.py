@@ -13,7 +13,8 @@ mask, the SDPA path is causal):
 
 - ``attention: 'bidirectional'`` passes an all-zero additive mask ``(1, 1, L, L)`` — every token
   attends to every token, the papers' set-encoder use (spec §1.2, §2.4);
-  ``'causal'`` passes the usual additive causal mask (``finfo.min`` above the diagonal).
+  ``'causal'`` passes the usual additive causal mask (``finfo.min`` above the diagonal), narrowed to
+  the family's sliding window on the layers that have one (Mistral, Qwen2 with ``use_sliding_window``).
 - ``rope: False`` passes the identity rotation (cos = 1, sin = 0; LLaMA-Reg applies none);
   ``True`` the family's rotary embedding at positions ``0 … L−1`` along the token raster.
 - ``finalNorm``: ``'none'``; ``'ones'`` an RMSNorm whose weight stays 1 (LLaMA-Reg's never-loaded
@@ -235,9 +236,30 @@ class _nullcontext:
         return False
 
 
-def _causal_mask(length: int, like: torch.Tensor) -> torch.Tensor:
-    mask = torch.full((length, length), torch.finfo(like.dtype).min, dtype=like.dtype, device=like.device)
-    return mask.triu(1).view(1, 1, length, length)
+def _causal_mask(length: int, like: torch.Tensor, window: int | None = None) -> torch.Tensor:
+    """Additive causal mask; with ``window`` also hiding keys ``window`` or more tokens back (token i sees
+    j when 0 <= i - j < window, transformers' ``create_sliding_window_causal_mask``)."""
+    blocked = torch.ones(length, length, dtype=torch.bool, device=like.device).triu(1)
+    if window is not None:
+        blocked |= torch.ones(length, length, dtype=torch.bool, device=like.device).tril(-window)
+    mask = torch.zeros(length, length, dtype=like.dtype, device=like.device).masked_fill(blocked, torch.finfo(like.dtype).min)
+    return mask.view(1, 1, length, length)
+
+
+def sliding_window_of(config, layer_idx: int) -> int | None:
+    """The sliding attention window of decoder layer ``layer_idx`` as the family's own model applies it:
+    ``config.layer_types[i] == 'sliding_attention'`` (Qwen2 with ``use_sliding_window``, from
+    ``max_window_layers`` on; Gemma-style alternation), else every layer when the config has a
+    ``sliding_window`` and no ``layer_types`` (Mistral); None for full attention."""
+    window = getattr(config, "sliding_window", None)
+    if not window:
+        return None
+    types = getattr(config, "layer_types", None)
+    if types is not None:
+        return int(window) if layer_idx < len(types) and types[layer_idx] == "sliding_attention" else None
+    if getattr(config, "use_sliding_window", True) is False:
+        return None
+    return int(window)
 
 
 class DecoderStack(nn.Module):
@@ -256,6 +278,9 @@ class DecoderStack(nn.Module):
         self.layer_indices = list(layer_indices)
         self.attention = attention
         self.use_rope = bool(rope)
+        # Each layer's sliding window, honoured with causal attention (the family's model masks by it; the
+        # layers themselves only pass it to flash kernels). A bidirectional set encoder has no window.
+        self.windows = [sliding_window_of(config, int(i)) for i in layer_indices]
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         # layer_device='meta' skips the random init of weights that are about to be overwritten by the
         # checkpoint (seconds and a second copy in memory for an 8B model's layer)
@@ -280,21 +305,21 @@ class DecoderStack(nn.Module):
         position_ids = torch.arange(length, device=tokens.device).unsqueeze(0)
         return self.rotary(tokens, position_ids)
 
-    def attention_mask(self, tokens: torch.Tensor) -> torch.Tensor:
+    def attention_mask(self, tokens: torch.Tensor, window: int | None = None) -> torch.Tensor:
         length = tokens.shape[1]
         if self.attention == "causal":
-            return _causal_mask(length, tokens)
+            return _causal_mask(length, tokens, window)
         return tokens.new_zeros(1, 1, length, length)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.shape[-1] != self.hidden_size:
             raise ValueError(f"{self.family} layers take {self.hidden_size}-wide tokens, got {tuple(tokens.shape)}")
-        mask = self.attention_mask(tokens)
+        masks = {w: self.attention_mask(tokens, w) for w in set(self.windows)}
         cos_sin = self.position_embeddings(tokens)
         position_ids = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0)
         x = tokens
-        for layer in self.layers:
-            out = layer(x, attention_mask=mask, position_ids=position_ids, position_embeddings=cos_sin)
+        for layer, window in zip(self.layers, self.windows):
+            out = layer(x, attention_mask=masks[window], position_ids=position_ids, position_embeddings=cos_sin)
             x = out[0] if isinstance(out, tuple) else out
         if self.final_norm is not None:
             x = self.final_norm(x)
