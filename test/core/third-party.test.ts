@@ -3,7 +3,9 @@
  * to accept it. The test builds a throw-away workspace with one of each, registers a new LLM family and a
  * new loss, and composes a config that uses them.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { composeModel, isLlmedError, loadExperimentConfig, loadRegistry, loadWorkspace } from '@llmed/core';
@@ -67,6 +69,30 @@ describe('third-party plugins', () => {
       throw new Error('expected a duplicate-id error');
     } catch (e) {
       expect(isLlmedError(e) && e.message).toMatch(/plugin id 'ssim' is already registered by \.\/my-plugins\/ssim/);
+    }
+  });
+});
+
+describe('third-party plugins outside the llmed checkout', () => {
+  it('resolve @llmed/core and @llmed/imaging with no node_modules of their own (llmed serves its packages)', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'llmed-outside-'));
+    try {
+      write(join(outside, 'plugins/ssim/package.json'), JSON.stringify({ name: 'ssim-loss', type: 'module', main: 'index.ts' }));
+      write(join(outside, 'plugins/ssim/index.ts'), `
+import { definePlugin, pluginModule } from '@llmed/core';
+import { dice } from '@llmed/imaging';
+export default pluginModule(definePlugin({ id: 'ssim', kind: 'Loss', summary: 'outside the checkout, dice ' + dice(Int32Array.of(1), Int32Array.of(1), [1]).mean, options: { type: 'object', properties: {} }, example: { options: {}, inputs: {} } }));
+`);
+      write(join(outside, 'ws/workspace.json'), JSON.stringify({ experiments: {}, plugins: [join(repoRoot, 'plugins') + '/*', join(outside, 'plugins/ssim')] }));
+      const r = spawnSync(process.execPath, [join(repoRoot, 'packages/cli/bin/llmed.mjs'), 'plugins', 'list', '--kind', 'Loss'], {
+        cwd: join(outside, 'ws'), env: { ...process.env, LLMED_WORKSPACE: join(outside, 'ws') }, encoding: 'utf8', timeout: 60_000,
+      });
+      expect(r.stderr).not.toMatch(/error\[/);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/ssim .*outside the checkout, dice 1/);
+      expect(r.stdout).toMatch(/mse .*plugins\/mse/);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
     }
   });
 });
