@@ -106,6 +106,51 @@ FAMILIES: dict[str, Family] = {
                     layer_class="Qwen2DecoderLayer", rotary_class="Qwen2RotaryEmbedding", norm_class="Qwen2RMSNorm"),
 }
 
+def register_family(family: Family) -> None:
+    """Make a family known under ``family.id`` (a third-party LLM plugin's Python package calls this at
+    import when its classes do not follow transformers' usual names)."""
+    FAMILIES[family.id] = family
+
+
+def family_from_model_type(family_id: str, model_type: str) -> Family:
+    """A family for any transformers decoder whose classes have the usual names (``<Name>Config``,
+    ``<Name>DecoderLayer``, ``<Name>RotaryEmbedding``, ``<Name>RMSNorm`` in ``models.<type>.modeling_<type>``):
+    Mistral, Gemma, ... — so a third-party family plugin needs no Python of its own beyond naming its id."""
+    from transformers import CONFIG_MAPPING
+
+    try:
+        config_cls = CONFIG_MAPPING[model_type]
+    except KeyError:
+        raise LLMOptionsError(f"unknown LLM family {family_id!r}: transformers has no model type {model_type!r}; "
+                              f"known families: {', '.join(FAMILIES)}") from None
+    name = config_cls.__name__[: -len("Config")]
+    family = Family(family_id, name, (model_type,), f"(the Hugging Face repo of your {name} model)",
+                    module=f"transformers.models.{model_type}.modeling_{model_type}", config_class=config_cls.__name__,
+                    layer_class=f"{name}DecoderLayer", rotary_class=f"{name}RotaryEmbedding", norm_class=f"{name}RMSNorm")
+    try:
+        family.classes()
+    except (ImportError, AttributeError) as e:
+        raise LLMOptionsError(f"LLM family {family_id!r} (model type {model_type!r}) cannot be built from transformers: {e}; "
+                              f"its Python package must call llmed.llm.register_family(Family(...)) with its classes") from None
+    return family
+
+
+def resolve_family(family_id: str, folder: Path | None = None) -> Family:
+    """The family ``family_id``: a registered one, else derived from the checkpoint's model type."""
+    if family_id in FAMILIES:
+        return FAMILIES[family_id]
+    cfg = (folder / "config.json") if folder is not None else None
+    if cfg is None or not cfg.is_file():
+        raise LLMOptionsError(f"unknown LLM family {family_id!r}; known: {', '.join(FAMILIES)} (or a checkpoint whose "
+                              f"config.json names a transformers model type)")
+    try:
+        raw = json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{cfg} is not valid JSON: {e}", cfg) from e
+    text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
+    return family_from_model_type(family_id, str(text.get("model_type") or raw.get("model_type")))
+
+
 # Where decoder layers live in the safetensors key space, most common first (text-only models, then
 # the language half of multimodal ones).
 _LAYER_PREFIXES = ("model.layers.", "model.language_model.layers.", "language_model.model.layers.", "model.model.layers.")
@@ -360,17 +405,16 @@ def _load_strict(module: nn.Module, state: dict, what: str, folder: Path) -> Non
 
 def build_decoder_stack(family: str, options: dict, inputs: dict | None = None, workspace_root: str | None = None,
                         attn_implementation: str = "sdpa") -> DecoderStack:
-    """Build the LLM backbone node of ``family`` (``llama2``/``llama3``/``phi3``/``qwen2``).
+    """Build the LLM backbone node of ``family`` (``llama2``/``llama3``/``phi3``/``qwen2``, a registered one, or
+    any transformers decoder with the usual class names, found from the checkpoint's model type).
 
     ``options`` are the ModelSpec node options (``checkpoint``, ``layers``, ``hiddenSize``, ``init``,
     ``trainable``, ``attention``, ``rope``, ``finalNorm``, ``lora``); ``inputs['tokens']['width']``, when
     given, must equal the hidden size. Raises :class:`CheckpointError` for a missing folder / shard /
     tensor and :class:`LLMOptionsError` for options that do not fit the checkpoint.
     """
-    if family not in FAMILIES:
-        raise LLMOptionsError(f"unknown LLM family {family!r}; known: {', '.join(FAMILIES)}")
-    fam = FAMILIES[family]
     opts = {**_DEFAULTS, **(options or {})}
+    fam = resolve_family(family, resolve_checkpoint_dir(opts["checkpoint"], workspace_root) if opts.get("checkpoint") else None)
     if opts.get("attention") not in ("bidirectional", "causal"):
         raise LLMOptionsError(f"attention must be 'bidirectional' or 'causal', got {opts.get('attention')!r}")
     if opts.get("finalNorm") not in ("none", "ones", "checkpoint"):

@@ -263,3 +263,22 @@ def test_fixture_cli_writes_a_loadable_checkpoint(tmp_path):
     assert info["family"] == "phi3" and info["hidden_size"] == 64 and "model.safetensors.index.json" in info["files"]
     stack = build_decoder_stack("phi3", dict(checkpoint=str(out), layers=[1], hiddenSize=64))
     assert stack.layers[0].self_attn.qkv_proj.weight.shape == (64 + 2 * 32, 64)
+
+
+def test_third_party_families_resolve_from_the_model_type_or_say_why_not(tmp_path):
+    from fixtures import UnknownFamily, build_tiny_checkpoint, tiny_config
+
+    # a family named after its transformers model type gets a tiny checkpoint and builds with no Python of its own
+    build_tiny_checkpoint("mistral", tmp_path / "mistral")
+    fam = llm_mod.resolve_family("mistral", tmp_path / "mistral")
+    assert (fam.layer_class, fam.model_types) == ("MistralDecoderLayer", ("mistral",))
+    stack = build_decoder_stack("mistral", dict(checkpoint=str(tmp_path / "mistral"), layers=[0], hiddenSize=64))
+    assert stack(torch.randn(1, 5, 64)).shape == (1, 5, 64)
+    assert "mistral" not in llm_mod.FAMILIES  # derived, not registered behind the caller's back
+    # one transformers does not know: the plugin walk skips it, building it says what to do
+    with pytest.raises(UnknownFamily):
+        tiny_config("notatransformer")
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text(json.dumps({"model_type": "notatransformer"}))
+    with pytest.raises(LLMOptionsError, match="transformers has no model type 'notatransformer'"):
+        llm_mod.resolve_family("odd", tmp_path / "odd")
