@@ -3,7 +3,7 @@
  * or config path, stack traces only with --debug, and the Nx projects inferred from workspace.json.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -155,6 +155,25 @@ describe('llmed commands and usage', () => {
     expect(r.status).toBe(1);
     expectCleanError(r.stderr, /dataset folder .*no-data\/OASIS does not exist/);
     expect(r.stderr).toMatch(/hint: Download the Learn2Reg 2021 OASIS task/);
+  });
+});
+
+describe('portable outputs', () => {
+  it.skipIf(!existsSync(join(repoRoot, '.cache', 'checkpoints', 'SmolLM2-135M-Instruct')))('docs/example-model-spec.json is the demo\'s spec as composed now, with no absolute path of the machine', () => {
+    const r = llmed(['config', 'check', 'demo', '--json', '--portable']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).not.toMatch(/"\/|[A-Z]:\\\\/);
+    expect(r.stdout).toContain('"<workspace>/plugins/');
+    expect(readFileSync(join(repoRoot, 'docs', 'example-model-spec.json'), 'utf8')).toBe(r.stdout);
+  });
+});
+
+describe('npm and the project config', () => {
+  it('npm reads the project .npmrc without an "Unknown project config" warning, and skips install scripts', () => {
+    const r = spawnSync('npm', ['config', 'get', 'ignore-scripts'], { cwd: repoRoot, encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout.trim()).toBe('true');
+    expect(r.stderr).not.toMatch(/Unknown project config/);
   });
 });
 

@@ -6,7 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { type LlmedError, loadRegistry, loadWorkspace, PLUGIN, pluginKey, pluginOptions, PLUGIN_KINDS, type PluginDescriptor } from '@llmed/core';
+import { didYouMean, type LlmedError, loadRegistry, resolveExperiment, loadWorkspace, PLUGIN, pluginKey, pluginOptions, PLUGIN_KINDS, type PluginDescriptor } from '@llmed/core';
 import { repoRoot } from '../helpers/workspace.ts';
 
 const ws = loadWorkspace(repoRoot);
@@ -26,6 +26,22 @@ describe('plugin registry', () => {
     const multi = registry.container.getAll<PluginDescriptor>(PLUGIN);
     expect(multi.length).toBe(all.length);
     for (const d of all) expect(registry.container.get(pluginKey(d.id))).toBe(d);
+  });
+});
+
+describe('mistyped names: did you mean', () => {
+  const message = (f: () => unknown) => { try { f(); } catch (e) { return (e as LlmedError).message; } return ''; };
+  it('suggests the closest plugin of the kind needed, and nothing from another kind', () => {
+    expect(message(() => registry.get('lama3', 'LLMBackbone'))).toMatch(/unknown plugin 'lama3' \(kind LLMBackbone\) — did you mean 'llama3'\?/);
+    expect(message(() => registry.get('qwen', 'LLMBackbone'))).toMatch(/did you mean 'qwen2'\?/);
+    // 'dicee' is one edit from the Metric 'dice', but an LLM backbone is needed here
+    expect(message(() => registry.get('dicee', 'LLMBackbone'))).not.toMatch(/did you mean/);
+    expect(message(() => registry.get('dicee', 'Metric'))).toMatch(/did you mean 'dice'\?/);
+  });
+  it('suggests the closest experiment', () => {
+    expect(message(() => resolveExperiment(ws, 'abdomen-mcrt'))).toMatch(/did you mean 'abdomen-mrct'\?/);
+    expect(message(() => resolveExperiment(ws, 'zzzzzz'))).not.toMatch(/did you mean/);
+    expect(didYouMean('knie', ['knee', 'demo'])).toBe(" — did you mean 'knee'?");
   });
 });
 

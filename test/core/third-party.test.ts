@@ -3,7 +3,9 @@
  * to accept it. The test builds a throw-away workspace with one of each, registers a new LLM family and a
  * new loss, and composes a config that uses them.
  */
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { composeModel, isLlmedError, loadExperimentConfig, loadRegistry, loadWorkspace } from '@llmed/core';
@@ -69,4 +71,77 @@ describe('third-party plugins', () => {
       expect(isLlmedError(e) && e.message).toMatch(/plugin id 'ssim' is already registered by \.\/my-plugins\/ssim/);
     }
   });
+});
+
+describe('third-party plugins outside the llmed checkout', () => {
+  it('resolve @llmed/core and @llmed/imaging with no node_modules of their own (llmed serves its packages)', () => {
+    const outside = mkdtempSync(join(tmpdir(), 'llmed-outside-'));
+    try {
+      write(join(outside, 'plugins/ssim/package.json'), JSON.stringify({ name: 'ssim-loss', type: 'module', main: 'index.ts' }));
+      write(join(outside, 'plugins/ssim/index.ts'), `
+import { definePlugin, pluginModule } from '@llmed/core';
+import { dice } from '@llmed/imaging';
+export default pluginModule(definePlugin({ id: 'ssim', kind: 'Loss', summary: 'outside the checkout, dice ' + dice(Int32Array.of(1), Int32Array.of(1), [1]).mean, options: { type: 'object', properties: {} }, example: { options: {}, inputs: {} } }));
+`);
+      write(join(outside, 'ws/workspace.json'), JSON.stringify({ experiments: {}, plugins: [join(repoRoot, 'plugins') + '/*', join(outside, 'plugins/ssim')] }));
+      const r = spawnSync(process.execPath, [join(repoRoot, 'packages/cli/bin/llmed.mjs'), 'plugins', 'list', '--kind', 'Loss'], {
+        cwd: join(outside, 'ws'), env: { ...process.env, LLMED_WORKSPACE: join(outside, 'ws') }, encoding: 'utf8', timeout: 60_000,
+      });
+      expect(r.stderr).not.toMatch(/error\[/);
+      expect(r.status).toBe(0);
+      expect(r.stdout).toMatch(/ssim .*outside the checkout, dice 1/);
+      expect(r.stdout).toMatch(/mse .*plugins\/mse/);
+    } finally {
+      rmSync(outside, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('config check builds the Python side of a third-party LLM family', () => {
+  const venvPython = join(repoRoot, '.venv', 'bin', 'python');
+  it.skipIf(!existsSync(venvPython))('passes for a transformers family with the usual class names (Mistral), fails naming the config when it cannot be built', () => {
+    const dir = join(repoRoot, '.cache', `third-party-family-${process.pid}`);
+    try {
+      // a tiny Mistral checkpoint in the real format, and a checkpoint of a model type transformers does not know
+      const built = spawnSync(venvPython, ['-c', [
+        'import sys, json, transformers',
+        'c = transformers.MistralConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=128, vocab_size=96, sliding_window=16)',
+        'transformers.MistralForCausalLM(c).save_pretrained(sys.argv[1] + "/mistral")',
+        'json.dump({"model_type": "notatransformer", "hidden_size": 64, "num_hidden_layers": 2}, open(sys.argv[1] + "/broken.json", "w"))',
+      ].join('\n'), join(dir, 'ckpt')], { encoding: 'utf8' });
+      expect(built.status, built.stderr).toBe(0);
+      mkdirSync(join(dir, 'ckpt', 'broken'), { recursive: true });
+      writeFileSync(join(dir, 'ckpt', 'broken', 'config.json'), readFileSync(join(dir, 'ckpt', 'broken.json')));
+      for (const [id, modelType] of [['mistral', 'mistral'], ['brokenfam', 'notatransformer']] as const) {
+        write(join(dir, `plugins/${id}/package.json`), JSON.stringify({ name: `llmed-plugin-${id}`, type: 'module', main: 'index.ts' }));
+        write(join(dir, `plugins/${id}/index.ts`), `
+import { llmBackboneDescriptor, pluginModule } from '@llmed/core';
+export const descriptor = llmBackboneDescriptor({
+  id: '${id}', title: '${id}', modelTypes: ['${modelType}'], huggingFaceRepo: 'someone/${id}',
+  defaults: { checkpoint: 'ckpt/${id === 'mistral' ? 'mistral' : 'broken'}', layers: [1], hiddenSize: 64, numLayers: 2 },
+  loraTargets: ['q_proj', 'v_proj'],
+  python: { root: ${JSON.stringify(join(dir, `plugins/${id}/python`))}, module: 'llmed_${id}', factory: 'build' },
+});
+export default pluginModule(descriptor);
+`);
+        write(join(dir, `plugins/${id}/python/llmed_${id}/__init__.py`), `from llmed.llm import build_decoder_stack\nFAMILY = "${id}"\n\ndef build(options, inputs, workspace_root=None):\n    return build_decoder_stack(FAMILY, options, inputs, workspace_root=workspace_root)\n`);
+        const cfg = loadExperimentConfig(join(repoRoot, 'configs/demo/config.json'));
+        cfg.model.block = [{ use: 'adapter0', with: { out: 64, hidden: 32 } }, { use: id, with: { checkpoint: `ckpt/${id === 'mistral' ? 'mistral' : 'broken'}`, layers: [1], hiddenSize: 64, numLayers: 2 } }];
+        write(join(dir, `configs/${id}/config.json`), JSON.stringify(cfg));
+      }
+      write(join(dir, 'workspace.json'), JSON.stringify({ experiments: { mistral: 'configs/mistral/config.json', brokenfam: 'configs/brokenfam/config.json' }, plugins: [join(repoRoot, 'plugins') + '/*', './plugins/mistral', './plugins/brokenfam'] }));
+      const check = (name: string) => spawnSync(process.execPath, [join(repoRoot, 'packages/cli/bin/llmed.mjs'), 'config', 'check', name], {
+        cwd: dir, env: { ...process.env, LLMED_WORKSPACE: dir }, encoding: 'utf8', timeout: 120_000,
+      });
+      const ok = check('mistral');
+      expect(ok.stderr).not.toMatch(/error\[/);
+      expect(ok.status).toBe(0);
+      expect(ok.stdout).toMatch(/Python side of model\.block\[1\] builds/);
+      const bad = check('brokenfam');
+      expect(bad.status).toBe(1);
+      expect(bad.stderr).toMatch(/^error\[plugin\] configs\/brokenfam\/config\.json: model\.block\[1\] \(brokenfam\): the Python side cannot be built: .*notatransformer/);
+    } finally {
+      if (!process.env.KEEP) rmSync(dir, { recursive: true, force: true });
+    }
+  }, 180_000);
 });

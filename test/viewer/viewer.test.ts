@@ -15,6 +15,7 @@ import { PNG } from 'pngjs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlmedError } from '@llmed/core';
+import { readNifti, writeNifti } from '@llmed/imaging';
 import { scanViewerFolder, serveViewer, type ViewerServer } from '@llmed/viewer';
 import { hasMricron, mricron, repoRoot, tempDir } from '../helpers/workspace.ts';
 import { writeBrainOutput, writeTinyOutput } from './output-folder.ts';
@@ -301,6 +302,28 @@ describe.skipIf(!hasChromium || !hasMricron)('the viewer page in headless Chromi
       await server.close();
     }
   }, 240_000);
+
+  it('a label layer colours only its labels, not the whole volume box (one label, float data, as a gland mask is often saved)', async () => {
+    const dir = join(tmp.dir, 'one-label-output');
+    cpSync(outDir, dir, { recursive: true });
+    for (const name of ['fixed_labels', 'moving_labels', 'warped_labels']) {
+      const v = await readNifti(join(dir, `${name}.nii.gz`));
+      await writeNifti(join(dir, `${name}.nii.gz`), { ...v, data: Float32Array.from(v.data, (x) => (x > 0 ? 1 : 0)), datatype: 'float32', intent: undefined });
+    }
+    const server = await serveViewer({ folder: dir });
+    try {
+      const page = await openViewer(browser, server.url);
+      const png = PNG.sync.read(await page.screenshot());
+      for (const key of ['fixed', 'moving', 'warped']) {
+        const s = regionStats(png, (await page.locator(`[data-panel="${key}"] canvas`).boundingBox())!);
+        expect(s.coloured, `${key}: ${JSON.stringify(s)}`).toBeGreaterThan(0.02);
+        // the mask covers the brain only: far less than the panel, and no more than the anatomy does
+        expect(s.coloured, `${key}: ${JSON.stringify(s)}`).toBeLessThan(Math.max(0.5, s.foreground * 1.5));
+      }
+    } finally {
+      await server.close();
+    }
+  });
 
   it('offers a pair selector for a run folder and switches pairs', async () => {
     const run = join(tmp.dir, 'run-colin27');

@@ -199,6 +199,39 @@ def wait(timeout_s: float = 10.0) -> dict:
 
 
 @structured
+def check_llm_nodes(spec_path: str, workspace_root: str | None = None, plugins: dict | None = None) -> dict:
+    """Whether the Python side of each LLM backbone node can be built, without reading weights: its plugin
+    module imports, its family resolves to transformers classes that import, and the checkpoint's config
+    loads as that family (its code from ``plugins`` by id when given, as everywhere). Nodes whose checkpoint folder is not there yet are left to training to report."""
+    from pathlib import Path as _Path
+
+    from .assemble import load_factory, python_entry
+    from .llm import load_text_config, resolve_checkpoint_dir, resolve_family
+
+    spec = _read_json(spec_path, "model spec", "config")
+    checked, skipped = [], []
+    for node in spec.get("block") or []:
+        if node.get("kind") != "LLMBackbone" or node.get("sharesWith"):
+            continue
+        where = f"{node.get('path')} ({node.get('id')})"
+        options = node.get("options") or {}
+        folder = resolve_checkpoint_dir(options["checkpoint"], workspace_root) if options.get("checkpoint") else None
+        if folder is None or not _Path(folder, "config.json").is_file():
+            skipped.append(node.get("path"))
+            continue
+        try:
+            factory = load_factory(python_entry(node, plugins), workspace_root)
+            module = sys.modules.get(getattr(factory, "__module__", "") or "")
+            family_id = getattr(module, "FAMILY", node.get("id"))
+            family = resolve_family(family_id, _Path(folder))
+            load_text_config(family, _Path(folder))
+        except Exception as e:  # noqa: BLE001 — every reason is reported as the node's
+            return _error("plugin", f"{where}: the Python side cannot be built: {e}", where=node.get("path"))
+        checked.append(node.get("path"))
+    return {"ok": True, "checked": checked, "skipped": skipped}
+
+
+@structured
 def describe_model(spec_path: str, workspace_root: str | None = None, plugins: dict | None = None) -> dict:
     """Build the model of a spec and count its parameters, in total and per top-level part.
     ``workspace_root`` resolves relative LLM checkpoint folders (default: the current directory);

@@ -13,7 +13,8 @@ mask, the SDPA path is causal):
 
 - ``attention: 'bidirectional'`` passes an all-zero additive mask ``(1, 1, L, L)`` — every token
   attends to every token, the papers' set-encoder use (spec §1.2, §2.4);
-  ``'causal'`` passes the usual additive causal mask (``finfo.min`` above the diagonal).
+  ``'causal'`` passes the usual additive causal mask (``finfo.min`` above the diagonal), narrowed to
+  the family's sliding window on the layers that have one (Mistral, Qwen2 with ``use_sliding_window``).
 - ``rope: False`` passes the identity rotation (cos = 1, sin = 0; LLaMA-Reg applies none);
   ``True`` the family's rotary embedding at positions ``0 … L−1`` along the token raster.
 - ``finalNorm``: ``'none'``; ``'ones'`` an RMSNorm whose weight stays 1 (LLaMA-Reg's never-loaded
@@ -104,6 +105,51 @@ FAMILIES: dict[str, Family] = {
                     module="transformers.models.qwen2.modeling_qwen2", config_class="Qwen2Config",
                     layer_class="Qwen2DecoderLayer", rotary_class="Qwen2RotaryEmbedding", norm_class="Qwen2RMSNorm"),
 }
+
+def register_family(family: Family) -> None:
+    """Make a family known under ``family.id`` (a third-party LLM plugin's Python package calls this at
+    import when its classes do not follow transformers' usual names)."""
+    FAMILIES[family.id] = family
+
+
+def family_from_model_type(family_id: str, model_type: str) -> Family:
+    """A family for any transformers decoder whose classes have the usual names (``<Name>Config``,
+    ``<Name>DecoderLayer``, ``<Name>RotaryEmbedding``, ``<Name>RMSNorm`` in ``models.<type>.modeling_<type>``):
+    Mistral, Gemma, ... — so a third-party family plugin needs no Python of its own beyond naming its id."""
+    from transformers import CONFIG_MAPPING
+
+    try:
+        config_cls = CONFIG_MAPPING[model_type]
+    except KeyError:
+        raise LLMOptionsError(f"unknown LLM family {family_id!r}: transformers has no model type {model_type!r}; "
+                              f"known families: {', '.join(FAMILIES)}") from None
+    name = config_cls.__name__[: -len("Config")]
+    family = Family(family_id, name, (model_type,), f"(the Hugging Face repo of your {name} model)",
+                    module=f"transformers.models.{model_type}.modeling_{model_type}", config_class=config_cls.__name__,
+                    layer_class=f"{name}DecoderLayer", rotary_class=f"{name}RotaryEmbedding", norm_class=f"{name}RMSNorm")
+    try:
+        family.classes()
+    except (ImportError, AttributeError) as e:
+        raise LLMOptionsError(f"LLM family {family_id!r} (model type {model_type!r}) cannot be built from transformers: {e}; "
+                              f"its Python package must call llmed.llm.register_family(Family(...)) with its classes") from None
+    return family
+
+
+def resolve_family(family_id: str, folder: Path | None = None) -> Family:
+    """The family ``family_id``: a registered one, else derived from the checkpoint's model type."""
+    if family_id in FAMILIES:
+        return FAMILIES[family_id]
+    cfg = (folder / "config.json") if folder is not None else None
+    if cfg is None or not cfg.is_file():
+        raise LLMOptionsError(f"unknown LLM family {family_id!r}; known: {', '.join(FAMILIES)} (or a checkpoint whose "
+                              f"config.json names a transformers model type)")
+    try:
+        raw = json.loads(cfg.read_text())
+    except json.JSONDecodeError as e:
+        raise CheckpointError(f"{cfg} is not valid JSON: {e}", cfg) from e
+    text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
+    return family_from_model_type(family_id, str(text.get("model_type") or raw.get("model_type")))
+
 
 # Where decoder layers live in the safetensors key space, most common first (text-only models, then
 # the language half of multimodal ones).
@@ -235,9 +281,30 @@ class _nullcontext:
         return False
 
 
-def _causal_mask(length: int, like: torch.Tensor) -> torch.Tensor:
-    mask = torch.full((length, length), torch.finfo(like.dtype).min, dtype=like.dtype, device=like.device)
-    return mask.triu(1).view(1, 1, length, length)
+def _causal_mask(length: int, like: torch.Tensor, window: int | None = None) -> torch.Tensor:
+    """Additive causal mask; with ``window`` also hiding keys ``window`` or more tokens back (token i sees
+    j when 0 <= i - j < window, transformers' ``create_sliding_window_causal_mask``)."""
+    blocked = torch.ones(length, length, dtype=torch.bool, device=like.device).triu(1)
+    if window is not None:
+        blocked |= torch.ones(length, length, dtype=torch.bool, device=like.device).tril(-window)
+    mask = torch.zeros(length, length, dtype=like.dtype, device=like.device).masked_fill(blocked, torch.finfo(like.dtype).min)
+    return mask.view(1, 1, length, length)
+
+
+def sliding_window_of(config, layer_idx: int) -> int | None:
+    """The sliding attention window of decoder layer ``layer_idx`` as the family's own model applies it:
+    ``config.layer_types[i] == 'sliding_attention'`` (Qwen2 with ``use_sliding_window``, from
+    ``max_window_layers`` on; Gemma-style alternation), else every layer when the config has a
+    ``sliding_window`` and no ``layer_types`` (Mistral); None for full attention."""
+    window = getattr(config, "sliding_window", None)
+    if not window:
+        return None
+    types = getattr(config, "layer_types", None)
+    if types is not None:
+        return int(window) if layer_idx < len(types) and types[layer_idx] == "sliding_attention" else None
+    if getattr(config, "use_sliding_window", True) is False:
+        return None
+    return int(window)
 
 
 class DecoderStack(nn.Module):
@@ -256,6 +323,9 @@ class DecoderStack(nn.Module):
         self.layer_indices = list(layer_indices)
         self.attention = attention
         self.use_rope = bool(rope)
+        # Each layer's sliding window, honoured with causal attention (the family's model masks by it; the
+        # layers themselves only pass it to flash kernels). A bidirectional set encoder has no window.
+        self.windows = [sliding_window_of(config, int(i)) for i in layer_indices]
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
         # layer_device='meta' skips the random init of weights that are about to be overwritten by the
         # checkpoint (seconds and a second copy in memory for an 8B model's layer)
@@ -280,21 +350,21 @@ class DecoderStack(nn.Module):
         position_ids = torch.arange(length, device=tokens.device).unsqueeze(0)
         return self.rotary(tokens, position_ids)
 
-    def attention_mask(self, tokens: torch.Tensor) -> torch.Tensor:
+    def attention_mask(self, tokens: torch.Tensor, window: int | None = None) -> torch.Tensor:
         length = tokens.shape[1]
         if self.attention == "causal":
-            return _causal_mask(length, tokens)
+            return _causal_mask(length, tokens, window)
         return tokens.new_zeros(1, 1, length, length)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         if tokens.shape[-1] != self.hidden_size:
             raise ValueError(f"{self.family} layers take {self.hidden_size}-wide tokens, got {tuple(tokens.shape)}")
-        mask = self.attention_mask(tokens)
+        masks = {w: self.attention_mask(tokens, w) for w in set(self.windows)}
         cos_sin = self.position_embeddings(tokens)
         position_ids = torch.arange(tokens.shape[1], device=tokens.device).unsqueeze(0)
         x = tokens
-        for layer in self.layers:
-            out = layer(x, attention_mask=mask, position_ids=position_ids, position_embeddings=cos_sin)
+        for layer, window in zip(self.layers, self.windows):
+            out = layer(x, attention_mask=masks[window], position_ids=position_ids, position_embeddings=cos_sin)
             x = out[0] if isinstance(out, tuple) else out
         if self.final_norm is not None:
             x = self.final_norm(x)
@@ -335,17 +405,16 @@ def _load_strict(module: nn.Module, state: dict, what: str, folder: Path) -> Non
 
 def build_decoder_stack(family: str, options: dict, inputs: dict | None = None, workspace_root: str | None = None,
                         attn_implementation: str = "sdpa") -> DecoderStack:
-    """Build the LLM backbone node of ``family`` (``llama2``/``llama3``/``phi3``/``qwen2``).
+    """Build the LLM backbone node of ``family`` (``llama2``/``llama3``/``phi3``/``qwen2``, a registered one, or
+    any transformers decoder with the usual class names, found from the checkpoint's model type).
 
     ``options`` are the ModelSpec node options (``checkpoint``, ``layers``, ``hiddenSize``, ``init``,
     ``trainable``, ``attention``, ``rope``, ``finalNorm``, ``lora``); ``inputs['tokens']['width']``, when
     given, must equal the hidden size. Raises :class:`CheckpointError` for a missing folder / shard /
     tensor and :class:`LLMOptionsError` for options that do not fit the checkpoint.
     """
-    if family not in FAMILIES:
-        raise LLMOptionsError(f"unknown LLM family {family!r}; known: {', '.join(FAMILIES)}")
-    fam = FAMILIES[family]
     opts = {**_DEFAULTS, **(options or {})}
+    fam = resolve_family(family, resolve_checkpoint_dir(opts["checkpoint"], workspace_root) if opts.get("checkpoint") else None)
     if opts.get("attention") not in ("bidirectional", "causal"):
         raise LLMOptionsError(f"attention must be 'bidirectional' or 'causal', got {opts.get('attention')!r}")
     if opts.get("finalNorm") not in ("none", "ones", "checkpoint"):

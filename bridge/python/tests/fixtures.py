@@ -38,14 +38,23 @@ def tiny_config(family: str, hidden: int = 64, layers: int = 2, heads: int = 4, 
     if family == "qwen2":
         from transformers import Qwen2Config
         return Qwen2Config(**common, use_sliding_window=False)
-    raise ValueError(f"unknown family {family!r}; use llama, phi3 or qwen2 (or llama2/llama3)")
+    # a third-party family named after its transformers model type (mistral, gemma, ...)
+    from transformers import CONFIG_MAPPING
+    if family in CONFIG_MAPPING:
+        return CONFIG_MAPPING[family](**common)
+    raise UnknownFamily(f"unknown family {family!r}; use llama, phi3, qwen2 (or llama2/llama3) or a transformers model type")
+
+
+class UnknownFamily(ValueError):
+    """No tiny checkpoint can be made for this LLM family here (a third-party family whose id is not a
+    transformers model type): the plugin walk skips it rather than failing llmed's own tests."""
 
 
 def model_class(family: str):
     family = FAMILY_OF_BACKBONE.get(family, family)
     import transformers
-    return {"llama": transformers.LlamaForCausalLM, "phi3": transformers.Phi3ForCausalLM,
-            "qwen2": transformers.Qwen2ForCausalLM}[family]
+    known = {"llama": transformers.LlamaForCausalLM, "phi3": transformers.Phi3ForCausalLM, "qwen2": transformers.Qwen2ForCausalLM}
+    return known.get(family) or transformers.AutoModelForCausalLM
 
 
 def build_tiny_checkpoint(family: str, out_dir: str | Path, sharded: bool = False, seed: int = 0,
@@ -59,7 +68,8 @@ def build_tiny_checkpoint(family: str, out_dir: str | Path, sharded: bool = Fals
 
     torch.manual_seed(seed)
     config = tiny_config(family, **sizes)
-    model = model_class(family)(config)
+    cls = model_class(family)
+    model = cls.from_config(config) if cls is __import__("transformers").AutoModelForCausalLM else cls(config)
     # Non-trivial norm weights, so a loader that skips them (leaves ones) is caught by the tests.
     with torch.no_grad():
         for name, p in model.named_parameters():

@@ -23,7 +23,7 @@ def smol_like(tiny_checkpoint):
 def demo_spec(plugins_dir, checkpoint):
     spec = json.loads((plugins_dir.parent / DEMO_SPEC).read_text())
     for node in [spec["encoder"], spec["tokens"], *spec["block"], spec["stageAdapters"], spec["decoder"], *spec["losses"]]:
-        node["python"]["root"] = str(plugins_dir / node["id"] / "python")  # the spec was composed in /work/main
+        node["python"]["root"] = str(plugins_dir / node["id"] / "python")  # the spec names <workspace>/plugins/...
         if node["kind"] == "LLMBackbone":
             node["options"].update(checkpoint=str(checkpoint), layers=[1], numLayers=2)
     return spec
@@ -44,8 +44,9 @@ def test_demo_spec_forward_backward_and_parameter_counts(plugins_dir, smol_like)
     loss_fn = build_loss(spec)
     moving, fixed = pair(spec)
     out = model(moving, fixed)
-    assert [tuple(f.shape) for f in out["fields"]] == [(1, 3, 16, 20, 16), (1, 3, 32, 40, 32), (1, 3, 64, 80, 64)]
-    assert [tuple(w.shape) for w in out["warped"]] == [(1, 1, 16, 20, 16), (1, 1, 32, 40, 32), (1, 1, 64, 80, 64)]
+    # docs/example-model-spec.json is the demo's spec as composed now (48×64×48, 36 tokens)
+    assert [tuple(f.shape) for f in out["fields"]] == [(1, 3, 12, 16, 12), (1, 3, 24, 32, 24), (1, 3, 48, 64, 48)]
+    assert [tuple(w.shape) for w in out["warped"]] == [(1, 1, 12, 16, 12), (1, 1, 24, 32, 24), (1, 1, 48, 64, 48)]
     assert out["steps"] == 1
     total, terms = loss_fn(out, {"moving": moving, "fixed": fixed})
     assert set(terms) == {"mse", "diffusion", "total"}
@@ -64,9 +65,10 @@ def test_demo_spec_forward_backward_and_parameter_counts(plugins_dir, smol_like)
     assert by_path["model.block[1]"]["frozen"] == llm_params == 3_540_672
     assert by_path["model.block[3]"]["total"] == 0 and by_path["model.block[3]"]["sharesWith"] == "model.block[1]"
     assert d["frozen"] == llm_params
-    assert d["total"] == sum(r["total"] for r in d["nodes"]) == 7_415_805
-    assert d["trainable"] == 3_875_133
-    assert model.forward_field(moving, fixed).shape == (1, 3, 64, 80, 64)
+    # (36 position embeddings of width 64; the stale 80-token spec had 44 more: 2,816 parameters)
+    assert d["total"] == sum(r["total"] for r in d["nodes"]) == 7_412_989
+    assert d["trainable"] == 3_872_317
+    assert model.forward_field(moving, fixed).shape == (1, 3, 48, 64, 48)
 
 
 @pytest.mark.parametrize("family", ["llama2", "phi3", "qwen2"])

@@ -36,6 +36,51 @@ def test_layers_match_transformers_full_model(family, tiny_checkpoint):
         assert all(not p.requires_grad for p in stack.parameters())
 
 
+@pytest.mark.parametrize("family", ["qwen2", "mistral"])
+def test_causal_layers_honour_the_sliding_window_like_transformers(family, tmp_path):
+    # 36 tokens, window 16: tokens past the 16th see only the last 16. Qwen2 slides from max_window_layers
+    # on (layer 0 full, layers 1-2 sliding); Mistral slides on every layer.
+    import transformers
+    from fixtures import tiny_config
+
+    torch.manual_seed(0)
+    if family == "qwen2":
+        config = tiny_config("qwen2", layers=3)
+        config = transformers.Qwen2Config(**{**config.to_dict(), "use_sliding_window": True, "sliding_window": 16, "max_window_layers": 1, "layer_types": None})
+        assert config.layer_types == ["full_attention", "sliding_attention", "sliding_attention"]
+        model = transformers.Qwen2ForCausalLM(config)
+    else:
+        base = tiny_config("llama", layers=3).to_dict()
+        keep = {k: base[k] for k in ("hidden_size", "num_hidden_layers", "num_attention_heads", "num_key_value_heads", "intermediate_size", "vocab_size", "max_position_embeddings", "rms_norm_eps")}
+        config = transformers.MistralConfig(**keep, sliding_window=16)
+        model = transformers.MistralForCausalLM(config)
+    model.save_pretrained(tmp_path)
+    x = torch.randn(1, 36, 64)
+    full = transformers.AutoModel.from_pretrained(str(tmp_path)).eval()
+    with torch.no_grad():
+        hs = full(inputs_embeds=x, output_hidden_states=True).hidden_states
+    fam = llm_mod.FAMILIES.get(family) or llm_mod.Family(
+        "mistral", "Mistral", ("mistral",), "mistralai/Mistral-7B-v0.1", module="transformers.models.mistral.modeling_mistral",
+        config_class="MistralConfig", layer_class="MistralDecoderLayer", rotary_class="MistralRotaryEmbedding", norm_class="MistralRMSNorm")
+    llm_mod.FAMILIES.setdefault(family, fam)
+    try:
+        for i in range(3):
+            stack = build_decoder_stack(family, dict(checkpoint=str(tmp_path), layers=[i], hiddenSize=64, attention="causal", rope=True,
+                                                     finalNorm="checkpoint" if i == 2 else "none")).eval()
+            assert stack.windows == [None if (family == "qwen2" and i == 0) else 16]
+            with torch.no_grad():
+                ours = stack(hs[i])
+            assert (ours - hs[i + 1]).abs().max() < 1e-5, (family, i, (ours - hs[i + 1]).abs().max())
+        # and the window matters: without it the sliding layers differ from transformers
+        stack = build_decoder_stack(family, dict(checkpoint=str(tmp_path), layers=[1], hiddenSize=64, attention="causal", rope=True)).eval()
+        stack.windows = [None]
+        with torch.no_grad():
+            assert (stack(hs[1]) - hs[2]).abs().max() > 1e-3
+    finally:
+        if family == "mistral":
+            llm_mod.FAMILIES.pop("mistral", None)
+
+
 def test_sharded_checkpoint_opens_only_the_shards_of_the_asked_layers(tiny_checkpoint, monkeypatch):
     folder = tiny_checkpoint("llama3", sharded=True, layers=3)
     weight_map = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
@@ -218,3 +263,22 @@ def test_fixture_cli_writes_a_loadable_checkpoint(tmp_path):
     assert info["family"] == "phi3" and info["hidden_size"] == 64 and "model.safetensors.index.json" in info["files"]
     stack = build_decoder_stack("phi3", dict(checkpoint=str(out), layers=[1], hiddenSize=64))
     assert stack.layers[0].self_attn.qkv_proj.weight.shape == (64 + 2 * 32, 64)
+
+
+def test_third_party_families_resolve_from_the_model_type_or_say_why_not(tmp_path):
+    from fixtures import UnknownFamily, build_tiny_checkpoint, tiny_config
+
+    # a family named after its transformers model type gets a tiny checkpoint and builds with no Python of its own
+    build_tiny_checkpoint("mistral", tmp_path / "mistral")
+    fam = llm_mod.resolve_family("mistral", tmp_path / "mistral")
+    assert (fam.layer_class, fam.model_types) == ("MistralDecoderLayer", ("mistral",))
+    stack = build_decoder_stack("mistral", dict(checkpoint=str(tmp_path / "mistral"), layers=[0], hiddenSize=64))
+    assert stack(torch.randn(1, 5, 64)).shape == (1, 5, 64)
+    assert "mistral" not in llm_mod.FAMILIES  # derived, not registered behind the caller's back
+    # one transformers does not know: the plugin walk skips it, building it says what to do
+    with pytest.raises(UnknownFamily):
+        tiny_config("notatransformer")
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text(json.dumps({"model_type": "notatransformer"}))
+    with pytest.raises(LLMOptionsError, match="transformers has no model type 'notatransformer'"):
+        llm_mod.resolve_family("odd", tmp_path / "odd")

@@ -1,17 +1,23 @@
 /** `llmed config check <experiment|config>`: schema, plugin options, composition and shape checks. */
-import { existsSync } from 'node:fs';
-import { relative } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative, sep } from 'node:path';
 import { describeSpec, LlmedError } from '@llmed/core';
 import type { ParsedArgs } from './args.ts';
-import { loadExperiment } from './context.ts';
+import { loadExperiment, type Experiment, type Loaded } from './context.ts';
 import { dataRoot } from './prepare.ts';
 
 export async function configCheck(args: ParsedArgs): Promise<number> {
   const target = args.positionals[0];
   if (!target) throw new LlmedError('usage', 'config check needs an experiment name or a config file', { hint: 'llmed config check abdomen-mrct' });
   const ex = await loadExperiment(target);
+  const pythonNote = await checkLlmPythonSide(ex);
   if (args.flags.json) {
-    process.stdout.write(`${JSON.stringify(ex.spec, null, 2)}\n`);
+    // --portable: paths inside the workspace as `<workspace>/…`, so the spec can be shared (docs/example-model-spec.json
+    // is `llmed config check demo --json --portable`) without naming the machine it was composed on
+    const spec = args.flags.portable ? portablePaths(ex.spec, ex.ws.root) : ex.spec;
+    process.stdout.write(`${JSON.stringify(spec, null, 2)}\n`);
     return 0;
   }
   const rel = relative(process.cwd(), ex.configFile) || ex.configFile;
@@ -26,6 +32,53 @@ export async function configCheck(args: ParsedArgs): Promise<number> {
   }
   const root = dataRoot(ex.ws.root, ex.config);
   notes.push(`data: ${ex.config.data.title} at ${relative(process.cwd(), root) || root} ${existsSync(root) ? 'found' : 'not found — needed for prepare/train'}`);
+  if (pythonNote) notes.push(pythonNote);
   for (const n of notes) console.log(`  · ${n}`);
   return 0;
+}
+
+/** A copy of `value` whose strings naming paths under `root` read `<workspace>/relative/path`. */
+export function portablePaths<T>(value: T, root: string): T {
+  const prefix = root.endsWith(sep) ? root : root + sep;
+  return JSON.parse(JSON.stringify(value, (_k, v) => (typeof v === 'string' && (v === root || v.startsWith(prefix)) ? `<workspace>/${relative(root, v).split(sep).join('/')}`.replace(/\/$/, '') : v))) as T;
+}
+
+/**
+ * The Python side of the LLM backbones whose checkpoint is on disk: the plugin module imports, its family
+ * resolves to transformers classes, the checkpoint's config loads as that family (`llmed.api.check_llm_nodes`,
+ * no weights read). A failure fails the check, naming the config; without a Python environment the check
+ * says it was not done. Returns the note to print, or null when there was nothing to check.
+ */
+async function checkLlmPythonSide(ex: Loaded & Experiment): Promise<string | null> {
+  const nodes = ex.spec.block.filter((n) => n.kind === 'LLMBackbone' && !n.sharesWith && n.options.checkpointFound);
+  if (!nodes.length) return null;
+  const { BRIDGE_PYTHON_ROOT, resolvePythonBin } = await import('@llmed/bridge');
+  // the workspace's venv, else the one of the llmed checkout (a workspace of one's own has none)
+  const python = [ex.ws.root, join(BRIDGE_PYTHON_ROOT, '..', '..')].map((root) => { try { return resolvePythonBin(root); } catch { return null; } }).find(Boolean);
+  if (!python) return 'the Python side of the LLM backbones was not checked: no Python environment (npm run setup)';
+  const dir = mkdtempSync(join(tmpdir(), 'llmed-check-'));
+  try {
+    const specFile = join(dir, 'spec.json');
+    writeFileSync(specFile, JSON.stringify(ex.spec));
+    const code = 'import json, sys\nfrom llmed.api import check_llm_nodes\nprint(json.dumps(check_llm_nodes(sys.argv[1], sys.argv[2])))';
+    const r = spawnSync(python, ['-c', code, specFile, ex.ws.root], {
+      encoding: 'utf8', timeout: 300_000, env: { ...process.env, PYTHONPATH: [BRIDGE_PYTHON_ROOT, process.env.PYTHONPATH].filter(Boolean).join(':') },
+    });
+    const last = (r.stdout ?? '').trim().split('\n').pop() ?? '';
+    let result: { ok: boolean; message?: string; checked?: string[] };
+    try {
+      result = JSON.parse(last);
+    } catch {
+      throw new LlmedError('bridge', `could not check the Python side of the LLM backbones: ${(r.stderr || r.error?.message || 'no answer').trim().split('\n').pop()}`, { where: relative(process.cwd(), ex.configFile) || ex.configFile });
+    }
+    if (!result.ok) {
+      throw new LlmedError('plugin', result.message ?? 'the Python side of an LLM backbone cannot be built', {
+        where: relative(process.cwd(), ex.configFile) || ex.configFile,
+        hint: 'a third-party family needs transformers classes with the usual names, or a Python package that calls llmed.llm.register_family',
+      });
+    }
+    return `Python side of ${result.checked?.join(', ')} builds (plugin module, transformers family classes, checkpoint config)`;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

@@ -42,7 +42,7 @@ export async function demo(args: ParsedArgs): Promise<number> {
   console.log('5/5 evaluation on the held-out test pairs (onnxruntime-node, no Python)');
   const evaluated = await evaluateRun(runDir, {});
   console.log(evaluated.markdown);
-  console.log(`demo finished in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
+  console.log(`demo finished in ${((Date.now() - t0) / 1000).toFixed(0)} s${evaluated.verdict ? ` — ${evaluated.verdict}` : ''}`);
   console.log(`  run folder:   ${rel(runDir)}`);
   console.log(`  evaluation:   ${rel(evaluated.out)} (table.md, dice_per_label.png, pictures/)`);
   console.log(`  view it:      npm run llmed -- view ${rel(runDir)}`);

@@ -7,7 +7,7 @@
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { LlmedError } from '@llmed/core';
-import { evaluateExport, FieldPredictor, openExport, tableMarkdown } from '@llmed/runtime';
+import { evaluateExport, FieldPredictor, openExport, identityVerdict, tableMarkdown } from '@llmed/runtime';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadContext } from './context.ts';
 import { describeExport, exportRun } from './export.ts';
@@ -18,7 +18,7 @@ import { resolveRun } from './runs.ts';
 
 export interface EvaluateRunOptions { pairs?: number; pictures?: number; threads?: number; split?: 'test' | 'val' | 'train'; metrics?: string[]; out?: string }
 
-export async function evaluateRun(runDir: string, opts: EvaluateRunOptions = {}): Promise<{ out: string; markdown: string }> {
+export async function evaluateRun(runDir: string, opts: EvaluateRunOptions = {}): Promise<{ out: string; markdown: string; verdict: string | null }> {
   const { ws, registry } = await loadContext();
   const exportDir = join(runDir, 'export');
   if (!existsSync(join(exportDir, 'manifest.json'))) {
@@ -43,7 +43,7 @@ export async function evaluateRun(runDir: string, opts: EvaluateRunOptions = {})
       onProgress: (done, total, what) => (progress ??= new Progress('evaluating', total)).update(done, what),
     });
     progress?.done();
-    return { out, markdown: tableMarkdown(table) };
+    return { out, markdown: tableMarkdown(table), verdict: identityVerdict(table) };
   } finally {
     await predictor.close();
   }

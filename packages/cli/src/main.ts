@@ -19,7 +19,7 @@ const HELP = `llmed — medical image registration with LLM backbones
 usage: llmed <command> [options]
 
   plugins list [--json] [--kind K]     the plugin registry (Encoder, LLMBackbone, Adapter, Decoder, Loss, Metric)
-  config check <experiment|config>     validate a config and compose its model with shape checks [--json]
+  config check <experiment|config>     validate a config and compose its model with shape checks [--json [--portable]]
   data inspect <file.nii[.gz]>         header, dims, spacing, orientation, intensities, labels [--json]
   data prepare <experiment>            prepare the dataset into the training cache [--force]
   train <experiment>                   train (PyTorch through the Python bridge) [--device auto|cpu|cuda]
@@ -29,8 +29,12 @@ usage: llmed <command> [options]
   register --moving m.nii.gz --fixed f.nii.gz --model <export>
                                        native registration (onnxruntime-node, no Python): warped image and
                                        labels, field (DISPVECT, mm), det J, metrics.json
-                                       [--moving-labels l --fixed-labels l] [--out D] [--metrics ids]
-                                       [--field field.nii.gz (apply a saved field)] [--threads N] [--json]
+                                       on the fixed scan's grid; the scans are related through their affines
+                                       (world space) [--box-to-box: stretch box onto box, for dummy headers]
+                                       [--affine: affine pre-alignment with elastix (WebAssembly) first]
+                                       [--moving-labels l --fixed-labels l] [--labels 2,3,4 | lut.txt]
+                                       [--out D] [--metrics ids] [--field field.nii.gz (apply a saved field)]
+                                       [--threads N] [--json]
   evaluate <experiment|run>            the protocol's test pairs: table.md/json, box plot, pictures, viewer
                                        folders in <run>/eval [--pairs N] [--pictures N] [--metrics ids]
                                        [--split test|val] [--threads N] [--out D]
@@ -44,13 +48,13 @@ type Handler = (args: ParsedArgs) => Promise<number>;
 
 const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
   'plugins list': { flags: ['json', 'kind'], run: pluginsList },
-  'config check': { flags: ['json'], run: configCheck },
+  'config check': { flags: ['json', 'portable'], run: configCheck },
   'data inspect': { flags: ['json'], run: dataInspect },
   'data prepare': { flags: ['force'], run: dataPrepare },
   train: { flags: ['device', 'resume', 'iterations', 'run-dir'], run: train },
   evaluate: { flags: ['pairs', 'pictures', 'metrics', 'split', 'threads', 'out'], run: evaluateCommand },
   export: { flags: ['tag', 'out', 'threads', 'json'], run: exportCommand },
-  register: { flags: ['moving', 'fixed', 'model', 'moving-labels', 'fixed-labels', 'out', 'metrics', 'field', 'threads', 'json'], run: registerCommand },
+  register: { flags: ['moving', 'fixed', 'model', 'moving-labels', 'fixed-labels', 'labels', 'box-to-box', 'affine', 'out', 'metrics', 'field', 'threads', 'json'], run: registerCommand },
   view: { flags: ['port'], run: view },
   demo: { flags: ['device'], run: demo },
 };
@@ -68,7 +72,7 @@ export async function main(argv: string[]): Promise<number> {
     if (!cmd) throw new LlmedError('usage', `unknown command '${argv.filter((a) => !a.startsWith('--')).slice(0, 2).join(' ')}'`, { hint: `commands: ${Object.keys(COMMANDS).join(', ')}` });
     const rest = argv.slice(name.split(' ').length);
     if (rest.includes('--help')) { console.log(HELP); return 0; }
-    const args = parseArgs(rest, ['json', 'force', 'debug']);
+    const args = parseArgs(rest, ['json', 'force', 'debug', 'box-to-box', 'affine', 'portable']);
     allowFlags(args, cmd.flags, name);
     return await cmd.run(args);
   } catch (e) {

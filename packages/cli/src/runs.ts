@@ -4,7 +4,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { LlmedError } from '@llmed/core';
+import { didYouMean, LlmedError } from '@llmed/core';
 import { loadContext } from './context.ts';
 
 export function isRunFolder(dir: string): boolean {
@@ -24,7 +24,7 @@ export async function resolveRun(target: string): Promise<{ runDir: string; expe
   }
   const { ws } = await loadContext();
   if (!(target in ws.experiments)) {
-    throw new LlmedError('usage', `'${target}' is neither a run folder nor an experiment`, { hint: `experiments: ${Object.keys(ws.experiments).join(', ')}` });
+    throw new LlmedError('usage', `'${target}' is neither a run folder nor an experiment${didYouMean(target, Object.keys(ws.experiments))}`, { hint: `experiments: ${Object.keys(ws.experiments).join(', ')}` });
   }
   const runsDir = join(ws.root, 'runs', target);
   const stamps = existsSync(runsDir) ? readdirSync(runsDir).filter((d) => isRunFolder(join(runsDir, d)) && (existsSync(join(runsDir, d, 'checkpoints', 'best.json')) || existsSync(join(runsDir, d, 'checkpoints', 'last.json')))).sort() : [];

@@ -1,7 +1,7 @@
 /** `llmed train <experiment>`: prepare data, check what the model needs on disk, train through the bridge. */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { checkSpecPlugins, LlmedError, readJsonFile, runFolderSpec, withWriteLock, type ExperimentConfig, type ModelSpec, type SpecNode } from '@llmed/core';
+import { checkSpecPlugins, isLlmedError, LlmedError, readJsonFile, runFolderSpec, withWriteLock, type ExperimentConfig, type ModelSpec, type SpecNode } from '@llmed/core';
 import type { TrainStatus } from '@llmed/bridge';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadExperiment, type Experiment, type Loaded } from './context.ts';
@@ -71,6 +71,7 @@ export async function trainExperiment(ex: Loaded & Experiment, opts: TrainOption
 
 /** The run itself, holding the run folder's write lock (one writer per run folder). */
 async function trainInto(ex: Loaded & Experiment, opts: TrainOptions, config: ExperimentConfig, prepared: { dir: string }, runDir: string): Promise<string> {
+  const createdRunDir = !existsSync(runDir);
   mkdirSync(runDir, { recursive: true });
   if (!opts.resume) {
     writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
@@ -99,6 +100,8 @@ async function trainInto(ex: Loaded & Experiment, opts: TrainOptions, config: Ex
       const detail = [s.loss != null ? `loss ${s.loss.toFixed(4)}${terms ? ` (${terms})` : ''}` : '', s.val_dice != null ? `val Dice ${s.val_dice.toFixed(3)}` : '', s.phases > 1 ? `cascade step ${s.phase}/${s.phases}` : ''].filter(Boolean).join('  ');
       bar.update(s.step, detail);
     },
+  }).catch((e: unknown) => {
+    throw failedRun(e, { runDir, createdRunDir, configFile: ex.configFile });
   });
   bar.done();
   const best = result.best ? `; best validation ${result.best.metric} ${result.best.value.toFixed(3)} at step ${result.best.step}` : '';
@@ -130,4 +133,28 @@ function resumedRun(ex: Loaded & Experiment, opts: TrainOptions): { config: Expe
   const config = readJsonFile(configFile) as ExperimentConfig;
   if (!Number.isInteger(config?.train?.iterations) || config.train.iterations < 1) throw new LlmedError('config', 'train.iterations must be a positive integer', { where: configFile });
   return { config };
+}
+
+/** Error kinds that come from what a config asks for (not from the run's state): the config file is named. */
+const CONFIG_KINDS = new Set(['config', 'shape', 'plugin']);
+
+/**
+ * What a failed training run leaves and says. A run folder this call created that holds no checkpoint yet
+ * is removed (nothing half-made stays behind); an error caused by the config — a plugin that cannot be
+ * built from its options, a shape that does not fit — names the experiment's config file rather than the
+ * run folder's copy of it.
+ */
+export function failedRun(e: unknown, run: { runDir: string; createdRunDir: boolean; configFile: string }): unknown {
+  const ckpt = join(run.runDir, 'checkpoints');
+  const hasCheckpoint = existsSync(ckpt) && readdirSync(ckpt).some((f) => f.endsWith('.json') || f.endsWith('.safetensors'));
+  const removed = run.createdRunDir && !hasCheckpoint;
+  if (removed) rmSync(run.runDir, { recursive: true, force: true });
+  if (!isLlmedError(e)) return e;
+  const inRun = !e.where || resolve(e.where).startsWith(resolve(run.runDir));
+  const where = CONFIG_KINDS.has(e.kind) && inRun ? relative(process.cwd(), run.configFile) || run.configFile : e.where;
+  const hint = [e.hint, removed ? `the run folder ${relative(process.cwd(), run.runDir) || run.runDir} was removed (no checkpoint had been written)` : ''].filter(Boolean).join('; ');
+  if (where === e.where && !removed) return e;
+  const out = new LlmedError(e.kind, e.message, { where, hint: hint || undefined, cause: e, exitCode: e.exitCode });
+  out.stack = `${out.stack}\ncaused by: ${e.stack}`; // --debug still shows where it came from
+  return out;
 }

@@ -40,3 +40,26 @@ export const pluginError = (where: string, message: string, hint?: string) => ne
 export function isLlmedError(e: unknown): e is LlmedError {
   return e instanceof LlmedError || (typeof e === 'object' && e !== null && (e as { name?: unknown }).name === 'LlmedError');
 }
+
+/**
+ * " — did you mean 'x'?" for a mistyped name: the closest candidate by edit distance (Damerau: a swap of
+ * two neighbours costs 1), when it is within a third of the name's length (at least 2 edits); '' otherwise.
+ * Callers pass only the candidates that would be valid there (plugins of the kind needed, experiments).
+ */
+export function didYouMean(name: string, candidates: readonly string[]): string {
+  const distance = (a: string, b: string): number => {
+    const d = Array.from({ length: a.length + 1 }, (_, i) => Array.from({ length: b.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+    for (let i = 1; i <= a.length; i++) for (let j = 1; j <= b.length; j++) {
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+    return d[a.length][b.length];
+  };
+  const lower = name.toLowerCase();
+  let best = '', bestD = Infinity;
+  for (const c of candidates) {
+    const dist = distance(lower, c.toLowerCase());
+    if (dist < bestD) { best = c; bestD = dist; }
+  }
+  return best && bestD <= Math.max(2, Math.floor(name.length / 3)) ? ` — did you mean '${best}'?` : '';
+}

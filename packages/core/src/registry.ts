@@ -3,11 +3,12 @@
  * loads its ContainerModule. It is the single source of truth for `llmed plugins list`, composition,
  * the docs table and the registry-walking tests.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { existsSync, readFileSync, readdirSync, realpathSync } from 'node:fs';
+import { dirname, join, resolve, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { register } from 'node:module';
 import { Container, ContainerModule } from 'inversify';
-import { LlmedError, pluginError } from './errors.ts';
+import { didYouMean, LlmedError, pluginError } from './errors.ts';
 import { moduleDescriptors, PLUGIN, pluginKey, type PluginDescriptor, type PluginKind, type PythonEntry, PLUGIN_KINDS } from './plugin.ts';
 import type { Workspace } from './workspace.ts';
 
@@ -40,7 +41,7 @@ export class Registry {
   get(id: string, kind?: PluginKind, where = 'plugin'): PluginDescriptor<any> {
     if (!this.has(id)) {
       const known = this.list(kind).map((d) => d.id);
-      throw pluginError(where, `unknown plugin '${id}'${kind ? ` (kind ${kind})` : ''}; known: ${known.join(', ') || '(none)'}`,
+      throw pluginError(where, `unknown plugin '${id}'${kind ? ` (kind ${kind})` : ''}${didYouMean(id, known)}; known: ${known.join(', ') || '(none)'}`,
         'a third-party plugin must be listed under "plugins" in workspace.json');
     }
     const d = this.container.get<PluginDescriptor<any>>(pluginKey(id));
@@ -85,7 +86,7 @@ export function pluginEntries(ws: Workspace): { source: string; entry: string }[
       const dirs = spec.endsWith('/*')
         ? (existsSync(base) ? readdirSync(base, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => join(base, e.name)).filter((d) => existsSync(join(d, 'package.json'))).sort() : [])
         : [base];
-      for (const dir of dirs) out.push({ source: spec.endsWith('/*') ? dir.slice(ws.root.length + 1) : spec, entry: packageEntry(dir, `${ws.file} plugins "${spec}"`) });
+      for (const dir of dirs) out.push({ source: spec.endsWith('/*') ? (dir.startsWith(ws.root + sep) ? dir.slice(ws.root.length + 1) : dir) : spec, entry: packageEntry(dir, `${ws.file} plugins "${spec}"`) });
     } else {
       const dir = findPackageDir(ws.root, spec);
       if (!dir) throw pluginError(`${ws.file} plugins "${spec}"`, `package '${spec}' is not installed`, `npm install ${spec} in the workspace root`);
@@ -120,8 +121,37 @@ function packageEntry(dir: string, where: string): string {
   return entry;
 }
 
+let outsidePluginsHooked = false;
+
+/**
+ * Let plugins outside the llmed checkout import `@llmed/*`: the packages' exports (read from their
+ * package.json files next to this one) are handed to a resolve hook that serves them when Node's own
+ * resolution finds none (outside-plugins-hooks.mjs). Registered once per process.
+ */
+export function resolveLlmedPackagesForOutsidePlugins(): void {
+  if (outsidePluginsHooked) return;
+  outsidePluginsHooked = true;
+  const packagesDir = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+  const packages: Record<string, string> = {};
+  for (const entry of readdirSync(packagesDir, { withFileTypes: true })) {
+    const pj = join(packagesDir, entry.name, 'package.json');
+    if (!entry.isDirectory() || !existsSync(pj)) continue;
+    const pkg = JSON.parse(readFileSync(pj, 'utf8')) as { name?: string; exports?: Record<string, string> | string };
+    if (!pkg.name?.startsWith('@llmed/')) continue;
+    const exportsMap = typeof pkg.exports === 'string' ? { '.': pkg.exports } : pkg.exports ?? {};
+    for (const [sub, file] of Object.entries(exportsMap)) {
+      const target = typeof file === 'string' ? resolve(packagesDir, entry.name, file) : '';
+      if (!target || !existsSync(target)) continue;
+      const real = realpathSync(target);
+      packages[sub === '.' ? pkg.name : `${pkg.name}/${sub.replace(/^\.\//, '')}`] = pathToFileURL(real).href;
+    }
+  }
+  register(new URL('./outside-plugins-hooks.mjs', import.meta.url), { data: { packages } });
+}
+
 /** Load every plugin package of the workspace into a fresh registry. */
 export async function loadRegistry(ws: Workspace): Promise<Registry> {
+  resolveLlmedPackagesForOutsidePlugins();
   const reg = new Registry();
   for (const { source, entry } of pluginEntries(ws)) {
     let mod: { default?: unknown };

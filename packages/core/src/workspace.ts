@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { configError, LlmedError } from './errors.ts';
+import { configError, didYouMean, LlmedError } from './errors.ts';
 
 export interface WorkspaceFile {
   /** Experiment name → config file, relative to the workspace root. */
@@ -114,5 +114,5 @@ export function resolveExperiment(ws: Workspace, nameOrPath: string): { name: st
     checkExperimentName(name, file, 'put the config in a folder named like an experiment (configs/<name>/config.json), give it a valid "name", or list it under "experiments" in workspace.json');
     return { name, configFile: file };
   }
-  throw configError(nameOrPath, `no experiment or config file by this name; experiments: ${Object.keys(ws.experiments).join(', ') || '(none)'}`);
+  throw configError(nameOrPath, `no experiment or config file by this name${didYouMean(nameOrPath, Object.keys(ws.experiments))}; experiments: ${Object.keys(ws.experiments).join(', ') || '(none)'}`);
 }

@@ -5,8 +5,8 @@
  * Components and datatype are not geometry and are not compared.
  */
 import { dataError } from '@llmed/core/errors';
-import { maxAffineDifference, spacingFromAffine } from './affine.ts';
-import { axisCodes } from './orientation.ts';
+import { invertAffine, maxAffineDifference, multiplyAffine, spacingFromAffine } from './affine.ts';
+import { axisCodes, permutationIndexMatrix, reorientPermutation } from './orientation.ts';
 
 type Grid = { dims: readonly number[]; affine: readonly number[]; spacing?: readonly number[] };
 
@@ -62,4 +62,28 @@ export function assertSameGeometry(a: Grid, b: Grid, names: readonly [string, st
       'resample one onto the other first, or pair files that belong together',
     );
   }
+}
+
+/**
+ * The "box-to-box" convention some pipelines use (and datasets with dummy headers need): the moving scan's
+ * box — first to last voxel centre, after both scans are reoriented to `orientation` when given — is
+ * stretched onto the fixed scan's box, whatever the headers say about where the two lie in the world.
+ * Returns the affine the moving scan would need for a world-space resampling onto `fixed` to do exactly
+ * that, so one resampling path serves both conventions.
+ */
+export function boxAlignedAffine(moving: Grid, fixed: Grid, orientation?: string, where = 'box-to-box'): number[] {
+  const canonical = (g: Grid) => {
+    const perm = orientation ? reorientPermutation(g.affine, orientation) : { source: [0, 1, 2] as [number, number, number], flip: [false, false, false] as [boolean, boolean, boolean] };
+    return { T: permutationIndexMatrix(g.dims, perm), dims: perm.source.map((c) => g.dims[c]) };
+  };
+  const m = canonical(moving);
+  const f = canonical(fixed);
+  const S = [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1];
+  for (let a = 0; a < 3; a++) {
+    if (m.dims[a] < 2 || f.dims[a] < 2) throw dataError(where, `box-to-box alignment needs at least 2 voxels along every axis; axis ${a} has ${m.dims[a]} (moving) and ${f.dims[a]} (fixed)`);
+    S[5 * a] = (m.dims[a] - 1) / (f.dims[a] - 1);
+  }
+  // fixed voxel → moving voxel = T_m · S · T_f⁻¹; the moving affine is then A_f · (that)⁻¹.
+  const fixedToMoving = multiplyAffine(multiplyAffine(m.T, S), invertAffine(f.T));
+  return multiplyAffine([...fixed.affine], invertAffine(fixedToMoving));
 }

@@ -21,3 +21,4 @@ export * from './distance.ts';
 export * from './jacobian.ts';
 export * from './metrics.ts';
 export * from './preprocess.ts';
+export * from './surface-elements.ts';

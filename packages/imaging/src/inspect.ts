@@ -3,7 +3,7 @@
  * orientation, intensity range and percentiles, NaN/Inf count, and the label set when the file looks
  * like a label map (integer-valued with at most 1000 distinct values). `formatInspect` renders it.
  */
-import { readNifti } from './nifti.ts';
+import { describeExtraDimensions, readNifti } from './nifti.ts';
 import { axisCodes } from './orientation.ts';
 import { finiteStats, percentiles } from './stats.ts';
 import { uniqueLabels } from './labels.ts';
@@ -15,6 +15,8 @@ export interface InspectResult {
   datatype: string;
   dims: Vec3;
   components: number;
+  /** What the values beyond the spatial axes are ('3 frames (a 4-D series)', '3 components'). */
+  extra?: string;
   spacing: Vec3;
   /** Axis code such as 'RAS' or 'LIA'. */
   orientation: string;
@@ -41,6 +43,7 @@ export async function inspectVolume(file: string): Promise<InspectResult> {
     datatype: vol.header.datatype,
     dims: vol.dims,
     components: vol.components,
+    extra: describeExtraDimensions(vol).text || undefined,
     spacing: vol.spacing,
     orientation: axisCodes(vol.affine),
     affine: vol.affine,
@@ -78,7 +81,7 @@ export function formatInspect(r: InspectResult): string {
   const lines = [
     `${r.file}`,
     `  format       ${r.format}, ${r.datatype}${r.intent !== 'NONE' ? `, intent ${r.intent}` : ''}`,
-    `  dims         ${r.dims.join(' x ')}${r.components > 1 ? ` x ${r.components} components` : ''}`,
+    `  dims         ${r.dims.join(' x ')}${r.components > 1 ? ` x ${r.extra ?? `${r.components} components`}` : ''}`,
     `  spacing      ${r.spacing.map((s) => +s.toFixed(4)).join(' x ')} mm`,
     `  orientation  ${r.orientation} (affine from ${r.affineSource})`,
     `  affine`,

@@ -63,6 +63,24 @@ const UNSUPPORTED_DATATYPE_NAMES: Readonly<Record<number, string>> = {
   2304: 'rgba32',
 };
 
+/**
+ * What the values beyond the three spatial axes are: `frames` for a 4-D series (dim[4] > 1: time points,
+ * echoes, separate label maps stacked), `components` for vector or multi-channel images (dim[5..7]).
+ * Both are stored as `components` in a Volume; this is how to name them to a person.
+ */
+export function describeExtraDimensions(vol: { components: number; header?: { dim: number[] } }): { kind: 'none' | 'frames' | 'components'; count: number; text: string } {
+  if (vol.components === 1) return { kind: 'none', count: 1, text: '' };
+  const dim = vol.header?.dim;
+  const frames = dim && dim[0] >= 4 ? dim[4] : 1;
+  if (frames > 1 && frames === vol.components) return { kind: 'frames', count: frames, text: `${frames} frames (a 4-D series)` };
+  return { kind: 'components', count: vol.components, text: `${vol.components} components${frames > 1 ? ` (${frames} frames × ${vol.components / frames} components)` : ''}` };
+}
+
+/** CIFTI-2 intents (NIFTI_INTENT_CONNECTIVITY_*, 3000–3099): matrices over brainordinates, not voxel grids. */
+export function isCiftiIntent(code: number): boolean {
+  return code >= 3000 && code < 3100;
+}
+
 /** NIfTI intent codes that llmed names (others are reported as `INTENT_<code>`). */
 export const NIFTI_INTENTS: Readonly<Record<number, string>> = Object.freeze({
   0: 'NONE',
@@ -403,6 +421,25 @@ interface NiftiHeaderFacts {
   needed: number;
 }
 
+const SITK_CONVERT = `SimpleITK: python -c "import SimpleITK as s; s.WriteImage(s.ReadImage('IN'), 'out.nii.gz')"` ;
+
+/** Another medical image format, recognised by its magic bytes or name, and how to convert it to NIfTI. */
+function otherImageFormat(bytes: Uint8Array, file: string): { what: string; convert: string } | null {
+  const text = (from: number, n: number) => String.fromCharCode(...bytes.subarray(from, from + n));
+  const name = file.toLowerCase();
+  const sitk = SITK_CONVERT.replace('IN', file);
+  if (/\.mg[hz]$/.test(name)) {
+    return { what: 'a FreeSurfer MGH/MGZ volume', convert: `mri_convert ${file} out.nii.gz (FreeSurfer), or nibabel: python -c "import nibabel as n; n.save(n.load('${file}'), 'out.nii.gz')"` };
+  }
+  if (text(0, 4) === 'NRRD') return { what: 'an NRRD volume', convert: sitk };
+  if (/^(ObjectType|NDims)\s*=/.test(text(0, 16)) || /\.(mha|mhd)$/.test(name)) return { what: 'an ITK MetaImage (.mha/.mhd)', convert: sitk };
+  if (bytes.length >= 132 && text(128, 4) === 'DICM') return { what: 'a DICOM file', convert: `dcm2niix -o OUTDIR <folder of the series' DICOM files>` };
+  if (text(0, 6) === '\x93NUMPY' || /\.np[yz]$/.test(name) || (text(0, 4) === 'PK\x03\x04' && /\.npz$/.test(name))) {
+    return { what: 'a NumPy array (no voxel geometry)', convert: `nibabel: python -c "import numpy as np, nibabel as n; n.save(n.Nifti1Image(np.load('${file}'), np.eye(4)), 'out.nii.gz')" — and give it the scan's real affine` };
+  }
+  return null;
+}
+
 /**
  * Parse and check the header at the start of `bytes` (only the header is needed); every problem is a
  * niftiError naming `file`. Nothing here allocates what the header asks for.
@@ -410,6 +447,8 @@ interface NiftiHeaderFacts {
 function parseNiftiHeader(bytes: Uint8Array, file: string): NiftiHeaderFacts {
   const det = detectHeader(bytes);
   if (!('format' in det)) {
+    const other = otherImageFormat(bytes, file);
+    if (other) throw niftiError(file, `not a NIfTI file: this is ${other.what}`, `convert it to NIfTI first: ${other.convert}`);
     const s = det.sizeofHdr;
     throw niftiError(
       file,
@@ -477,6 +516,9 @@ function parseNiftiHeader(bytes: Uint8Array, file: string): NiftiHeaderFacts {
   }
   const [nx, ny, nz] = sizes;
   const components = sizes[3] * sizes[4] * sizes[5] * sizes[6];
+  if (isCiftiIntent(h.intent_code)) {
+    throw niftiError(file, `a CIFTI-2 file (intent ${h.intent_code}): its axes are brainordinates and parcels held in a NIfTI-2 container, not a voxel grid (dims ${dim.slice(1, ndim + 1).join('×')})`, 'llmed registers volumes; read CIFTI with nibabel or the Connectome Workbench (wb_command -cifti-separate to get volume parts)');
+  }
 
   const typeCode = h.datatypeCode;
   const dt = NIFTI_DATATYPES[typeCode];

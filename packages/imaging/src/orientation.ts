@@ -179,14 +179,7 @@ export function permuteFlipAxes<T extends VoxelArray>(
     }
   }
 
-  // Affine: input index[source[a]] = flip ? n-1-out[a] : out[a]
-  const T = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
-  for (let a = 0; a < 3; a++) {
-    const c = source[a];
-    T[4 * c + a] = flip[a] ? -1 : 1;
-    if (flip[a]) T[4 * c + 3] = inDims[c] - 1;
-  }
-  const affine = multiplyAffine(vol.affine, T);
+  const affine = multiplyAffine(vol.affine, permutationIndexMatrix(inDims, { source: [source[0], source[1], source[2]], flip: [flip[0], flip[1], flip[2]] }));
 
   const mode = opts.vectors ?? (vol.intent === 'DISPVECT' ? 'world' : 'channels');
   let data = out;
@@ -203,4 +196,18 @@ export function permuteFlipAxes<T extends VoxelArray>(
     data = permuted;
   }
   return withData(vol, data, { dims: outDims, affine });
+}
+
+/**
+ * The 4x4 matrix taking output voxel indices of a permutation/flip to input voxel indices:
+ * input index[source[a]] = flip[a] ? n − 1 − out[a] : out[a]. A reoriented volume's affine is `A · T`.
+ */
+export function permutationIndexMatrix(inDims: readonly number[], perm: AxisPermutation): number[] {
+  const T = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+  for (let a = 0; a < 3; a++) {
+    const c = perm.source[a];
+    T[4 * c + a] = perm.flip[a] ? -1 : 1;
+    if (perm.flip[a]) T[4 * c + 3] = inDims[c] - 1;
+  }
+  return T;
 }

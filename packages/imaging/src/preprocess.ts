@@ -12,7 +12,7 @@ import { dataError } from '@llmed/core/errors';
 import { countNonFinite } from './nifti.ts';
 import { fieldMmToVoxels } from './nifti-write.ts';
 import { reorientToCanonical } from './orientation.ts';
-import { resampleToShape } from './resample.ts';
+import { resampleOntoGrid, resampleToShape, type TargetGrid } from './resample.ts';
 import type { Vec3, Volume } from './volume.ts';
 
 export interface PreprocessSettings {
@@ -42,6 +42,20 @@ export function preprocessImage(vol: Volume, p: PreprocessSettings, role: Volume
   checkResamplable(v, p, where);
   v = resampleToShape(v, p.shape, 'linear');
   return applyIntensityOps(v, role === 'moving' ? p.moving : p.fixed, `${where} ${role} intensity ops`).volume;
+}
+
+/**
+ * Image of a second scan on a grid already prepared from the first (the moving scan on the fixed scan's
+ * model grid): sampled in world space through both affines (`resampleOntoGrid`, trilinear), then the
+ * role's intensity ops. Voxels outside the scan's field of view are missing (NaN) to the ops, which
+ * exclude them from their statistics and give them the op's low value (0 where there are no ops).
+ */
+export function preprocessImageOnGrid(vol: Volume, grid: TargetGrid, p: PreprocessSettings, role: VolumeRole, where: string): Volume<Float32Array> {
+  const v = resampleOntoGrid(vol, grid, 'linear', { outside: NaN });
+  const out = applyIntensityOps(v, role === 'moving' ? p.moving : p.fixed, `${where} ${role} intensity ops`).volume;
+  const d = out.data;
+  for (let q = 0; q < d.length; q++) if (d[q] - d[q] !== 0) d[q] = 0;
+  return out;
 }
 
 /** Label map: orientation → nearest resample to `shape` → relabel table → left/right merge. */

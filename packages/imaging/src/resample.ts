@@ -15,7 +15,7 @@
  * over i reads only typed arrays and allocates nothing.
  */
 import { dataError } from '@llmed/core/errors';
-import { multiplyAffine, type Vec3 } from './affine.ts';
+import { invertAffine, multiplyAffine, type Vec3 } from './affine.ts';
 import { allocLike, asFloat32, withData, type Volume, type VoxelArray } from './volume.ts';
 
 export type ResampleMode = 'linear' | 'nearest';
@@ -233,4 +233,98 @@ export function resampleToSpacing(vol: Volume, spacing: readonly number[], mode:
     throw dataError('resampleToSpacing', `target spacing must be three positive numbers (mm), got [${spacing.join(', ')}]`);
   }
   return resampleToShape(vol, shapeForSpacing(vol.dims, vol.spacing, spacing), mode, opts);
+}
+
+/** A target grid: voxel counts and the voxel → world (RAS+ mm) affine. */
+export interface TargetGrid {
+  dims: readonly number[];
+  affine: readonly number[];
+}
+
+export interface WorldResampleOptions {
+  /**
+   * A displacement in world millimetres at each voxel of the target grid (3 × nvox, component-major):
+   * output voxel x samples the source at world point `A_grid·x + u(x)`. This is how a registration
+   * field warps the original moving scan in one interpolation.
+   */
+  displacementMm?: ArrayLike<number>;
+  /** Value of output voxels whose sampling point lies outside the source (default 0; NaN marks them missing). */
+  outside?: number;
+  /** Clamp sampling points into the source instead of using `outside` (fields, which extend flat). */
+  clamp?: boolean;
+}
+
+/**
+ * Resample `vol` onto another grid *in world space*: output voxel x takes the source value at the world
+ * point `A_grid·x` (plus `displacementMm` when given), mapped to source voxel coordinates through the
+ * inverse of the source's affine — so two scans with different grids, orientations or fields of view
+ * line up as their headers say (nibabel/scipy's `affine_transform(src, inv(A_src)·A_grid)`).
+ * 'linear' is trilinear on the 8 neighbours (Float32 output); 'nearest' rounds half up and keeps the array
+ * type (labels). 'linear' gives `outside` to points beyond the source's first or last voxel centre,
+ * 'nearest' to points whose nearest voxel is not in the source. Components are resampled independently (vector values, e.g. world-mm fields, are unchanged).
+ */
+export function resampleOntoGrid(vol: Volume, grid: TargetGrid, mode: ResampleMode = 'linear', opts: WorldResampleOptions = {}): Volume {
+  const [ox, oy, oz] = grid.dims;
+  const nOut = ox * oy * oz;
+  const [nx, ny, nz] = vol.dims;
+  const nSrc = nx * ny * nz;
+  const C = vol.components;
+  const u = opts.displacementMm;
+  if (u && u.length !== 3 * nOut) throw dataError('resampleOntoGrid', `displacement has ${u.length} values, the target grid ${grid.dims.join('x')} needs 3 x ${nOut}`);
+  let inv: number[];
+  try {
+    inv = invertAffine(vol.affine);
+  } catch {
+    throw dataError('resampleOntoGrid', 'the source affine is singular: its voxels have no position in world space');
+  }
+  const M = multiplyAffine(inv, grid.affine); // target voxel → source voxel
+  const outside = opts.outside ?? 0;
+  const clamp = opts.clamp === true;
+  const src = mode === 'linear' ? asFloat32(vol.data) : vol.data;
+  const out: VoxelArray = mode === 'linear' ? new Float32Array(nOut * C) : allocLike(vol.data, nOut * C);
+  const tol = 1e-6; // a target centre on the source's last centre, up to rounding, is inside
+  for (let k = 0, o = 0; k < oz; k++) {
+    for (let j = 0; j < oy; j++) {
+      for (let i = 0; i < ox; i++, o++) {
+        let x = M[0] * i + M[1] * j + M[2] * k + M[3];
+        let y = M[4] * i + M[5] * j + M[6] * k + M[7];
+        let z = M[8] * i + M[9] * j + M[10] * k + M[11];
+        if (u) {
+          const a = u[o], b = u[nOut + o], c = u[2 * nOut + o];
+          x += inv[0] * a + inv[1] * b + inv[2] * c;
+          y += inv[4] * a + inv[5] * b + inv[6] * c;
+          z += inv[8] * a + inv[9] * b + inv[10] * c;
+        }
+        if (clamp) {
+          x = Math.min(Math.max(x, 0), nx - 1);
+          y = Math.min(Math.max(y, 0), ny - 1);
+          z = Math.min(Math.max(z, 0), nz - 1);
+        }
+        if (mode === 'nearest') {
+          const xi = Math.round(x), yi = Math.round(y), zi = Math.round(z);
+          const inside = xi >= 0 && xi < nx && yi >= 0 && yi < ny && zi >= 0 && zi < nz;
+          for (let c = 0; c < C; c++) out[c * nOut + o] = inside ? src[c * nSrc + xi + nx * (yi + ny * zi)] : outside;
+          continue;
+        }
+        if (!(x >= -tol && x <= nx - 1 + tol && y >= -tol && y <= ny - 1 + tol && z >= -tol && z <= nz - 1 + tol)) {
+          for (let c = 0; c < C; c++) out[c * nOut + o] = outside;
+          continue;
+        }
+        const x0 = Math.min(Math.max(Math.floor(x), 0), Math.max(nx - 2, 0)), y0 = Math.min(Math.max(Math.floor(y), 0), Math.max(ny - 2, 0)), z0 = Math.min(Math.max(Math.floor(z), 0), Math.max(nz - 2, 0));
+        const x1 = Math.min(x0 + 1, nx - 1), y1 = Math.min(y0 + 1, ny - 1), z1 = Math.min(z0 + 1, nz - 1);
+        const fx = Math.min(Math.max(x - x0, 0), 1), fy = Math.min(Math.max(y - y0, 0), 1), fz = Math.min(Math.max(z - z0, 0), 1);
+        for (let c = 0; c < C; c++) {
+          const b = c * nSrc;
+          const r00 = b + nx * (y0 + ny * z0), r01 = b + nx * (y1 + ny * z0), r10 = b + nx * (y0 + ny * z1), r11 = b + nx * (y1 + ny * z1);
+          const v00 = src[r00 + x0] + (src[r00 + x1] - src[r00 + x0]) * fx;
+          const v01 = src[r01 + x0] + (src[r01 + x1] - src[r01 + x0]) * fx;
+          const v10 = src[r10 + x0] + (src[r10 + x1] - src[r10 + x0]) * fx;
+          const v11 = src[r11 + x0] + (src[r11 + x1] - src[r11 + x0]) * fx;
+          const v0 = v00 + (v01 - v00) * fy, v1 = v10 + (v11 - v10) * fy;
+          out[c * nOut + o] = v0 + (v1 - v0) * fz;
+        }
+      }
+    }
+  }
+  return withData(vol, out, { dims: [ox, oy, oz], affine: [...grid.affine], datatype: mode === 'linear' ? 'float32' : vol.datatype });
 }

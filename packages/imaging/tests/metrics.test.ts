@@ -16,6 +16,8 @@ import {
   hd95,
   jacobianDeterminant,
   l2rHd95,
+  voxelBoundaryHd95,
+  cellSurfaceAreas,
   l2rSdLogJacobian,
   percentileSorted,
   presentLabels,
@@ -30,7 +32,7 @@ import {
   type Vec3,
   warpNearest,
 } from '../src/index.ts';
-import { hasPython, hasShared, makeTmp, repoRoot, shared, VENV_PYTHON } from './helpers.ts';
+import { hasPython, hasShared, makeTmp, repoRoot, runPython, shared, VENV_PYTHON } from './helpers.ts';
 
 const REF_SCRIPT = path.join(repoRoot, 'bridge/python/llmed/metrics_ref.py');
 // Whole-volume scipy references take tens of seconds on a busy 2-core machine.
@@ -169,6 +171,53 @@ describe('HD95 and l2r-HD95: analytic cases', () => {
   });
 });
 
+describe.skipIf(!hasPython)("l2r-hd95 is Learn2Reg's formula (DeepMind surface-distance, area-weighted corner surfels)", () => {
+  it('the surface area of each of the 256 cell configurations equals the package table, at any spacing', () => {
+    for (const spacing of [[1, 1, 1], [0.7, 1.3, 2.9]]) {
+      // the package indexes corners by numpy axes (a, b, c) with weight 2^(7 − (4a + 2b + c)); ours by bit
+      // 4a + 2b + c of (i, j, k) offsets, so code c here is the package's code with its bits reversed
+      const ref = runPython<number[]>([
+        'import sys, json, numpy as np',
+        'np.bool = getattr(np, "bool", np.bool_); np.Inf = getattr(np, "Inf", np.inf)',
+        'from surface_distance import lookup_tables as L',
+        `t = L.create_table_neighbour_code_to_surface_area(${JSON.stringify(spacing)})`,
+        'rev = lambda c: int(format(c, "08b")[::-1], 2)',
+        'print(json.dumps([float(t[rev(c)]) for c in range(256)]))',
+      ].join('\n'));
+      const ours = cellSurfaceAreas(spacing);
+      for (let c = 0; c < 256; c++) expect(ours[c], `configuration ${c}, spacing ${spacing}`).toBeCloseTo(ref[c], 12);
+    }
+  });
+
+  it("Learn2Reg's rule for absent labels: NaN when missing from fixed or the unwarped moving map, ∞ when warped away", () => {
+    const dims: Vec3 = [12, 12, 12];
+    const fixed = ball(dims, [6, 6, 6], 3);
+    const moving = Int32Array.from(ball(dims, [6, 6, 5], 3), (x) => x * 2); // label 2 in moving
+    const warped = Int32Array.from(fixed, (x) => x * 2);
+    const both = new Int32Array(fixed.length);
+    for (let q = 0; q < fixed.length; q++) both[q] = fixed[q] ? 1 : 0;
+    // label 1 is in fixed but not in the unwarped moving map → NaN even though the warped map has none either
+    expect(l2rHd95(fixed, warped, dims, [1], { moving }).perLabel['1']).toBeNaN();
+    // present in fixed and moving, absent from the warped map → +∞, and the mean with it
+    const r = l2rHd95(fixed, new Int32Array(fixed.length), dims, [1], { moving: both });
+    expect(r.perLabel['1']).toBe(Infinity);
+    expect(r.mean).toBe(Infinity);
+    const [ref] = reference<RefLabelResult[]>([{ op: 'l2r_hd95', fixed: rawFile(fixed), warped: rawFile(new Int32Array(fixed.length)), moving: rawFile(both), dims, labels: [1] }]);
+    expect(ref.perLabel['1']).toBe(Infinity);
+  });
+
+  it('differs from the voxel-boundary variant: offset spheres', () => {
+    const dims: Vec3 = [36, 30, 30];
+    const a = ball(dims, [15, 15, 15], 10);
+    const shifted = [[17.5, 15.5, 15, 8], [19, 15.5, 15, 9], [16.3, 14.2, 15.7, 6.5]].map(([x, y, z, r]) => ball(dims, [x, y, z], r));
+    const official = shifted.map((b) => l2rHd95(a, b, dims, [1]).perLabel['1']);
+    const refs = reference<RefLabelResult[]>(shifted.map((b) => ({ op: 'l2r_hd95', fixed: rawFile(a), warped: rawFile(b), dims, labels: [1] })));
+    expect(official).toEqual(refs.map((r) => r.perLabel['1']));
+    const boundary = shifted.map((b) => voxelBoundaryHd95(a, b, dims, [1]).perLabel['1']);
+    expect(boundary.some((v, t) => v !== official[t]), `official ${official}, voxel boundary ${boundary}`).toBe(true);
+  });
+});
+
 describe('Jacobian determinant and folding: analytic cases', () => {
   const dims: Vec3 = [7, 6, 5];
   const n = 7 * 6 * 5;
@@ -286,7 +335,7 @@ afterAll(() => { if (Object.keys(agreement).length) console.log('[metrics tests]
 function crossCheckLabels(name: string, fixed: Int32Array, warped: Int32Array, dims: Vec3, spacing: readonly number[], labels: number[]) {
   const files = { fixed: rawFile(fixed), warped: rawFile(warped), dims, spacing, labels };
   // One interpreter start for the three (importing scipy costs about a second).
-  const [dRef, hRef, lRef] = reference<RefLabelResult[]>([{ ...files, op: 'dice' }, { ...files, op: 'hd95' }, { ...files, op: 'l2r_hd95' }]);
+  const [dRef, hRef, lRef, vRef] = reference<RefLabelResult[]>([{ ...files, op: 'dice' }, { ...files, op: 'hd95' }, { ...files, op: 'l2r_hd95' }, { ...files, op: 'voxel_boundary_hd95' }]);
 
   const d = dice(fixed, warped, labels);
   agreement[`${name} dice`] = maxLabelDiff(d.perLabel, dRef.perLabel);
@@ -298,9 +347,14 @@ function crossCheckLabels(name: string, fixed: Int32Array, warped: Int32Array, d
   expect(agreement[`${name} hd95 (mm)`]).toBeLessThan(1e-9); // exact EDT on both sides
   expect(h.mean).toBeCloseTo(hRef.mean!, 9);
 
+  // l2r-hd95 against Learn2Reg's compute_hd95 over DeepMind surface-distance itself: the same numbers
   const l = l2rHd95(fixed, warped, dims, labels);
   agreement[`${name} l2r-hd95 (vox)`] = maxLabelDiff(l.perLabel, lRef.perLabel);
-  expect(agreement[`${name} l2r-hd95 (vox)`]).toBeLessThan(1e-9);
+  expect(agreement[`${name} l2r-hd95 (vox)`]).toBe(0);
+  expect(l.mean).toBeCloseTo(lRef.mean!, 12);
+  const v = voxelBoundaryHd95(fixed, warped, dims, labels);
+  agreement[`${name} voxel-boundary hd95 (vox)`] = maxLabelDiff(v.perLabel, vRef.perLabel);
+  expect(agreement[`${name} voxel-boundary hd95 (vox)`]).toBeLessThan(1e-9);
   return { dice: d, hd95: h };
 }
 

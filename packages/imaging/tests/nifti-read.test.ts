@@ -1,9 +1,9 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { afterAll, describe, expect, it } from 'vitest';
-import { axisCodes, countNonFinite, parseNifti, readNifti, readNiftiSync, writeNifti, makeVolume, NIFTI_DATATYPES } from '../src/index.ts';
-import { expectLlmedError, hasMricron, hasPython, hasShared, makeTmp, mricron, runPython, shared } from './helpers.ts';
+import { axisCodes, countNonFinite, describeExtraDimensions, formatInspect, inspectVolume, parseNifti, readNifti, readNiftiSync, writeNifti, makeVolume, NIFTI_DATATYPES } from '../src/index.ts';
+import { expectLlmedError, hasMricron, hasPython, hasShared, makeTmp, mricron, repoRoot, runPython, shared } from './helpers.ts';
 
 const tmp = makeTmp();
 afterAll(() => tmp.cleanup());
@@ -298,5 +298,40 @@ describe('NaN / Inf voxels are counted, not thrown on', () => {
     expect(Object.values(NIFTI_DATATYPES).map((d) => d.name)).toEqual(
       expect.arrayContaining(['uint8', 'int8', 'int16', 'uint16', 'int32', 'uint32', 'float32', 'float64', 'int64', 'uint64']),
     );
+  });
+});
+
+describe('other image formats are named, with how to convert them to NIfTI', () => {
+  const bytesOf = (head: string, at = 0, size = 600) => {
+    const b = new Uint8Array(size);
+    for (let q = 0; q < head.length; q++) b[at + q] = head.charCodeAt(q);
+    return b;
+  };
+  const cases: Array<[string, Uint8Array, RegExp, RegExp]> = [
+    ['brain.mgz', bytesOf('\x00\x00\x00\x01'), /a FreeSurfer MGH\/MGZ volume/, /mri_convert brain\.mgz out\.nii\.gz/],
+    ['scan.nrrd', bytesOf('NRRD0004\n'), /an NRRD volume/, /SimpleITK/],
+    ['scan.mha', bytesOf('ObjectType = Image\n'), /an ITK MetaImage/, /SimpleITK/],
+    ['IM0001', bytesOf('DICM', 128), /a DICOM file/, /dcm2niix/],
+    ['scan.npy', bytesOf('\x93NUMPY'), /a NumPy array/, /real affine/],
+  ];
+  it.each(cases)('%s', async (name, bytes, what, how) => {
+    await expectLlmedError(() => parseNifti(bytes, name), 'nifti', [what, how, /not a NIfTI file: this is/]);
+  });
+});
+
+// nibabel's own test files (they ship in its wheel, which the venv holds)
+const NIBABEL_DATA = path.join(repoRoot, '.venv', 'lib', 'python3.11', 'site-packages', 'nibabel', 'tests', 'data');
+describe.skipIf(!existsSync(path.join(NIBABEL_DATA, 'row_major.dconn.nii')))('peer test files (nibabel tests/data)', () => {
+  it('a CIFTI-2 connectivity matrix (intent 3001) is refused, not shown as a 1×1×1 volume', async () => {
+    await expectLlmedError(() => readNifti(path.join(NIBABEL_DATA, 'row_major.dconn.nii')), 'nifti', [/a CIFTI-2 file \(intent 3001\)/, /not a voxel grid/, /wb_command/]);
+  });
+  it('4-D series are frames, vector images components', async () => {
+    const series = await readNifti(path.join(NIBABEL_DATA, 'example4d.nii.gz'));
+    expect(describeExtraDimensions(series)).toEqual({ kind: 'frames', count: 2, text: '2 frames (a 4-D series)' });
+    expect(formatInspect(await inspectVolume(path.join(NIBABEL_DATA, 'functional.nii')))).toMatch(/dims {9}17 x 21 x 3 x 20 frames \(a 4-D series\)/);
+    const vec = makeVolume(new Float32Array(8 * 3), [2, 2, 2], { components: 3 });
+    const file = path.join(tmp.dir, 'vector.nii.gz');
+    await writeNifti(file, vec);
+    expect(describeExtraDimensions(await readNifti(file)).kind).toBe('components');
   });
 });

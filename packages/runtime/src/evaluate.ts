@@ -16,7 +16,7 @@
  * The folder is assembled under a temporary name and renamed into place when complete.
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { acquireWriteLock, LlmedError } from '@llmed/core';
 import { jacobianDeterminant, readPreparedVolume, warpNearest, warpTrilinear, writeFileAtomic, type Volume } from '@llmed/imaging';
 import { FieldPredictor } from './predictor.ts';
@@ -111,7 +111,7 @@ const COLUMNS: { id: string; heading: string; scale: number; decimals: number }[
   { id: 'jacobian-nonpositive', heading: '\\|J\\|≤0 (%)', scale: 1, decimals: 3 },
   { id: 'jacobian-negative', heading: '\\|J\\|<0 (%)', scale: 1, decimals: 3 },
   { id: 'hd95', heading: 'HD95 (mm)', scale: 1, decimals: 2 },
-  { id: 'l2r-hd95', heading: 'HD95 L2R (mm)', scale: 1, decimals: 2 },
+  { id: 'l2r-hd95', heading: 'HD95 L2R (vox)', scale: 1, decimals: 2 },
   { id: 'sdlogj', heading: 'SDlogJ', scale: 1, decimals: 3 },
   { id: 'l2r-sdlogj', heading: 'SDlogJ L2R', scale: 1, decimals: 3 },
   { id: 'endpoint-error', heading: 'EPE (mm)', scale: 1, decimals: 2 },
@@ -140,6 +140,25 @@ export function summaryCell(s: MetricSummary | undefined, scale: number, decimal
   return `${(s.mean * scale).toFixed(decimals)} ± ${(s.std * scale).toFixed(decimals)}`;
 }
 
+/**
+ * Whether the model did better than leaving the pairs unregistered, on the table's primary metric (Dice when
+ * there are labels, else endpoint error): one sentence that says so either way, so nobody reads a model that
+ * did not move away from identity as a result. Null when the table has neither metric.
+ */
+export function identityVerdict(t: EvaluationTable): string | null {
+  const [initial, model] = t.rows;
+  const dice = initial?.metrics.dice?.n && model?.metrics.dice?.n;
+  const id = dice ? 'dice' : initial?.metrics['endpoint-error']?.n && model?.metrics['endpoint-error']?.n ? 'endpoint-error' : null;
+  if (!id || !initial || !model) return null;
+  const a = initial.metrics[id].mean, b = model.metrics[id].mean;
+  const show = (v: number) => (id === 'dice' ? `${(100 * v).toFixed(1)} %` : `${v.toFixed(2)} mm`);
+  const gain = id === 'dice' ? b - a : a - b;
+  const what = id === 'dice' ? 'Dice' : 'endpoint error';
+  return gain > 0
+    ? `The model beat identity: ${what} ${show(a)} unregistered → ${show(b)} registered.`
+    : `The model did NOT beat identity: ${what} ${show(a)} unregistered, ${show(b)} registered — it has not learned to register these pairs (train longer, or on more data).`;
+}
+
 export function tableMarkdown(t: EvaluationTable): string {
   const cols = COLUMNS.filter((c) => t.rows.some((r) => r.metrics[c.id]?.n));
   const lines = [
@@ -155,6 +174,8 @@ export function tableMarkdown(t: EvaluationTable): string {
     'Mean ± sample standard deviation over pairs. ' + cols.map((c) => `${c.heading}: ${t.definitions[c.id] ?? c.id}.`).join(' '),
     '',
   ];
+  const verdict = identityVerdict(t);
+  if (verdict) lines.push(verdict, '');
   return lines.join('\n');
 }
 
@@ -215,7 +236,7 @@ async function evaluateInto(opts: EvaluateOptions, { source, split, ds, pairs, o
       const warpedLabels = movingLabels ? warpNearest(movingLabels, dims, field, dims) : undefined;
       const seconds = fieldSeconds + (performance.now() - t0) / 1000;
 
-      const base = { dims, spacing: fixed.spacing, labels, groundTruthField };
+      const base = { dims, spacing: fixed.spacing, labels, groundTruthField, movingLabels };
       const initial = scorePair(opts.metrics, { ...base, fixedLabels, warpedLabels: movingLabels, field: new Float32Array(3 * moving.data.length) });
       const registered = scorePair(opts.metrics, { ...base, fixedLabels, warpedLabels, field });
       const row = { pair: name, moving: pair.moving, fixed: pair.fixed, initial: {} as Record<string, number>, registered: {} as Record<string, number> };
@@ -264,6 +285,9 @@ async function evaluateInto(opts: EvaluateOptions, { source, split, ds, pairs, o
       split,
       pairs: pairs.length,
       ...source.origin,
+      // a path is written relative to the table's folder (../export), never as this machine's absolute path
+      export: isAbsolute(source.origin.export) ? relative(out, source.origin.export) || '.' : source.origin.export,
+      sourceRun: isAbsolute(source.origin.sourceRun) ? relative(out, source.origin.sourceRun) || '.' : source.origin.sourceRun,
       rows: [
         { method: 'Initial (no registration)', metrics: summarize(initialValues) },
         { method: opts.method, metrics: summarize(registeredValues) },
@@ -275,7 +299,7 @@ async function evaluateInto(opts: EvaluateOptions, { source, split, ds, pairs, o
         'jacobian-nonpositive': '% of voxels with det J ≤ 0',
         'jacobian-negative': '% of voxels with det J < 0',
         hd95: '95th percentile of symmetric surface distances in mm, mean over labels',
-        'l2r-hd95': "Learn2Reg's HD95 variant",
+        'l2r-hd95': "Learn2Reg's HD95 in voxels (its official surface-distance formula: area-weighted corner surfels)",
         sdlogj: 'standard deviation of log det J',
         'l2r-sdlogj': "Learn2Reg's SDlogJ (clipped, cropped)",
         'endpoint-error': 'mean ‖u − u*‖ in mm against the true field (pairs made by known deformations; fixed-label foreground)',

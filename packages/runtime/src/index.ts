@@ -6,5 +6,6 @@ export * from './pictures/index.ts';
 export * from './manifest.ts';
 export * from './predictor.ts';
 export * from './score.ts';
+export * from './prealign.ts';
 export * from './register.ts';
 export * from './evaluate.ts';

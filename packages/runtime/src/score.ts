@@ -6,7 +6,7 @@
  * included), reported in seconds like the papers' tables.
  */
 import { LlmedError } from '@llmed/core';
-import type { MetricInput, MetricResult, MetricRuntime } from '@llmed/imaging';
+import { presentLabels, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
 
 /** A Metric plugin, resolved by the caller (the CLI resolves ids through the plugin registry). */
 export interface MetricPlugin {
@@ -80,4 +80,57 @@ export function meanStd(values: readonly number[]): { mean: number; std: number;
   const mean = v.reduce((a, b) => a + b, 0) / v.length;
   const variance = v.length > 1 ? v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1) : 0;
   return { mean, std: Math.sqrt(variance), n: v.length };
+}
+
+/** The label ids a user asked to score: `--labels 2,3,4`, or a lookup table's ids (with their names). */
+export interface LabelChoice {
+  ids: number[];
+  names?: Record<string, string>;
+  /** Where the list came from, for the report ('--labels', 'lookup table <file>'). */
+  source: string;
+}
+
+/** What metrics.json says about the labels it scored. */
+export interface LabelReport {
+  scored: number[];
+  source: string;
+  names?: Record<string, string>;
+  /** Scored labels absent from a map: their per-label values are n/a (NaN), left out of the means. */
+  absent: { fixed: number[]; moving: number[]; warped: number[] };
+  notes: string[];
+}
+
+const listIds = (ids: readonly number[], max = 24) => (ids.length > max ? `${ids.slice(0, max).join(', ')} … (${ids.length} in all)` : ids.join(', '));
+
+/**
+ * The labels a registration scores: the user's own ids — the `choice` they passed, else every non-zero
+ * label in either of their two maps — never the model's training list, which need not share a single id
+ * with the user's maps (FreeSurfer 251–255, a gland saved as 200 instead of 1). Says which, from where,
+ * and which of them are absent from which map (and therefore have no Dice or distance).
+ */
+export function describeLabels(choice: LabelChoice | undefined, fixed: ArrayLike<number>, moving: ArrayLike<number>, modelLabels: readonly number[], warped?: ArrayLike<number>): LabelReport {
+  const inFixed = new Set(presentLabels(fixed));
+  const inMoving = new Set(presentLabels(moving));
+  const scored = choice ? [...choice.ids] : [...new Set([...inFixed, ...inMoving])].sort((a, b) => a - b);
+  const source = choice?.source ?? 'the labels present in the two label maps';
+  const absent = {
+    fixed: scored.filter((l) => !inFixed.has(l)),
+    moving: scored.filter((l) => !inMoving.has(l)),
+    warped: warped ? scored.filter((l) => !new Set(presentLabels(warped)).has(l)) : [],
+  };
+  const notes = [`scoring ${scored.length} label${scored.length === 1 ? '' : 's'} (${source}): ${listIds(scored)}`];
+  const both = absent.fixed.filter((l) => absent.moving.includes(l));
+  const one = (ids: number[], what: string, then: string) => {
+    if (ids.length) notes.push(`label${ids.length === 1 ? '' : 's'} ${listIds(ids)} absent from ${what}: ${then}`);
+  };
+  one(both, 'both label maps', 'no Dice or distance (n/a)');
+  one(absent.fixed.filter((l) => !both.includes(l)), 'the fixed labels', 'Dice 0 (nothing to overlap), distances n/a');
+  one(absent.moving.filter((l) => !both.includes(l)), 'the moving labels', 'Dice 0 (nothing to overlap), distances n/a');
+  const model = modelLabels.filter((l) => l !== 0);
+  if (model.length && !choice && scored.some((l) => !model.includes(l))) {
+    notes.push(`the model was trained with labels ${listIds(model, 12)}; the scores use your maps' own ids (pass --labels to choose)`);
+  }
+  const report: LabelReport = { scored, source, absent, notes };
+  if (choice?.names) report.names = choice.names;
+  return report;
 }

@@ -12,11 +12,11 @@
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLlmedError, loadRegistry, loadWorkspace } from '@llmed/core';
-import { dice, readNifti, readPreparedVolume, smoothRandomField, warpNearest, writeDisplacementField, writeNifti, writePreparedVolume, type Volume } from '@llmed/imaging';
+import { dice, multiplyAffine, readNifti, readPreparedVolume, resampleToSpacing, smoothRandomField, warpNearest, writeDisplacementField, writeNifti, writePreparedVolume, type Volume } from '@llmed/imaging';
 import { decodePng, evaluateExport, FieldPredictor, openExport, registerPair, sha256OfFile, type FieldSource, type MetricPlugin } from '../src/index.ts';
 
 const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
@@ -145,6 +145,162 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
     expect(maxDiff).toBeLessThan(1e-4);
   });
 
+  it('relates moving and fixed through their affines: before-Dice equals a nibabel/scipy world-space resampling', async () => {
+    const inputs = join(tmp, 'world');
+    mkdirSync(inputs, { recursive: true });
+    // fixed: RAS 18×16×14 at 1.1 mm; moving: LPS, 26×24×21 at 0.77 mm, another origin — the same world
+    // blob lies at other voxel positions and the boxes differ, so box-to-box and world space disagree.
+    const fixedAffine = [1.1, 0, 0, -9.3, 0, 1.1, 0, -8.1, 0, 0, 1.1, -7.2, 0, 0, 0, 1];
+    const movingAffine = [-0.77, 0, 0, 11.13, 0, -0.77, 0, 9.71, 0, 0, 0.77, -6.37, 0, 0, 0, 1];
+    const worldBlob = (affine: number[], dims: [number, number, number], centreMm: number[], radiusMm: number) => {
+      const inv = (i: number, j: number, k: number) => [affine[0] * i + affine[1] * j + affine[2] * k + affine[3], affine[4] * i + affine[5] * j + affine[6] * k + affine[7], affine[8] * i + affine[9] * j + affine[10] * k + affine[11]];
+      const n = dims[0] * dims[1] * dims[2];
+      const image = new Float32Array(n), labels = new Int32Array(n);
+      for (let k = 0, o = 0; k < dims[2]; k++) for (let j = 0; j < dims[1]; j++) for (let i = 0; i < dims[0]; i++, o++) {
+        const p = inv(i, j, k);
+        const r2 = ((p[0] - centreMm[0]) ** 2 + (p[1] - centreMm[1]) ** 2 + ((p[2] - centreMm[2]) * 1.3) ** 2) / radiusMm ** 2;
+        image[o] = Math.exp(-r2);
+        labels[o] = r2 < 0.45 ? 3 : r2 < 1.4 ? 7 : 0;
+      }
+      const spacing = [0, 1, 2].map((c) => Math.hypot(affine[c], affine[4 + c], affine[8 + c])) as [number, number, number];
+      return { image: { data: image, dims, components: 1, spacing, affine, datatype: 'float32' } as Volume, labels: { data: labels, dims, components: 1, spacing, affine, datatype: 'int32' } as Volume };
+    };
+    const fixed = worldBlob(fixedAffine, [18, 16, 14], [0.4, 0.2, -0.3], 5.2);
+    const moving = worldBlob(movingAffine, [26, 24, 21], [1.9, -0.8, 0.6], 4.6);
+    const files = { fixed: join(inputs, 'f.nii.gz'), fixedSeg: join(inputs, 'f_seg.nii.gz'), moving: join(inputs, 'm.nii.gz'), movingSeg: join(inputs, 'm_seg.nii.gz') };
+    await writeNifti(files.fixed, fixed.image);
+    await writeNifti(files.fixedSeg, fixed.labels);
+    await writeNifti(files.moving, moving.image);
+    await writeNifti(files.movingSeg, moving.labels);
+    const args = { moving: files.moving, fixed: files.fixed, movingLabels: files.movingSeg, fixedLabels: files.fixedSeg, model: exportDir, metrics };
+    const world = await registerPair({ ...args, out: join(inputs, 'out-world') });
+
+    const script = [
+      'import sys, json, nibabel as nib, numpy as np',
+      'from scipy import ndimage',
+      'f, m = nib.load(sys.argv[1]), nib.load(sys.argv[2])',
+      'fl, ml = np.asarray(f.dataobj).astype(np.int32), np.asarray(m.dataobj).astype(np.int32)',
+      'M = np.linalg.inv(m.affine) @ f.affine',
+      'w = ndimage.affine_transform(ml, M, output_shape=fl.shape, order=0, mode="constant", cval=0)',
+      'd = {str(l): 2 * float(((fl == l) & (w == l)).sum()) / float((fl == l).sum() + (w == l).sum()) for l in (3, 7)}',
+      'print(json.dumps({"perLabel": d, "mean": float(np.mean(list(d.values())))}))',
+    ].join('\n');
+    const py = spawnSync(VENV_PYTHON, ['-c', script, files.fixedSeg, files.movingSeg], { encoding: 'utf8' });
+    expect(py.status, py.stderr).toBe(0);
+    const reference = JSON.parse(py.stdout.trim()) as { perLabel: Record<string, number>; mean: number };
+    expect(world.report.geometry).toBe('world');
+    expect(world.report.labels?.scored).toEqual([3, 7]);
+    expect(world.report.initial.dice.perLabel).toEqual(reference.perLabel);
+    expect(world.report.initial.dice.value).toBeCloseTo(reference.mean, 12);
+    expect(world.report.notes.join('\n')).toMatch(/resampled into the fixed scan's world frame through both affines/);
+    // outputs lie on the fixed grid with the fixed affine
+    const warpedLabels = await readNifti(join(world.out, 'warped_labels.nii.gz'));
+    expect(warpedLabels.dims).toEqual([18, 16, 14]);
+    warpedLabels.affine.forEach((v, q) => expect(v).toBeCloseTo(fixedAffine[q], 4));
+    expect(world.report.grid.dims).toEqual([18, 16, 14]);
+    expect(world.report.modelGrid.dims).toEqual([16, 16, 16]);
+
+    // A zero field leaves the moving labels where world space puts them: after = before.
+    const zero = join(inputs, 'zero.nii.gz');
+    await writeDisplacementField(zero, new Float32Array(3 * 18 * 16 * 14), fixed.image);
+    const still = await registerPair({ ...args, out: join(inputs, 'out-zero'), field: zero });
+    expect(still.report.metrics.dice.perLabel).toEqual(reference.perLabel);
+
+    // box-to-box is an explicit choice, says so, and gives another (here: wrong) before-Dice
+    const box = await registerPair({ ...args, out: join(inputs, 'out-box'), boxToBox: true });
+    expect(box.report.geometry).toBe('box-to-box');
+    expect(box.report.notes.join('\n')).toMatch(/warning: box-to-box/);
+    expect(Math.abs(box.report.initial.dice.value - reference.mean)).toBeGreaterThan(0.05);
+  });
+
+  it('scores the user\'s own label ids, and says why a metric is missing', async () => {
+    const inputs = join(tmp, 'inputs');
+    const relabelled = join(tmp, 'labels-200');
+    mkdirSync(relabelled, { recursive: true });
+    // the model was trained on labels 1, 2; the user's maps call them 200 and 2, and the moving map lacks 2
+    for (const [name, drop] of [['fixed_seg', false], ['moving_seg', true]] as const) {
+      const v = await readNifti(join(inputs, `${name}.nii.gz`));
+      const d = Int32Array.from(v.data, (x) => (x === 1 ? 200 : x === 2 && drop ? 0 : x));
+      await writeNifti(join(relabelled, `${name}.nii.gz`), { ...v, data: d, datatype: 'int32' });
+    }
+    const base = { moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), movingLabels: join(relabelled, 'moving_seg.nii.gz'), fixedLabels: join(relabelled, 'fixed_seg.nii.gz'), model: exportDir, metrics };
+    const r = await registerPair({ ...base, out: join(tmp, 'own-labels') });
+    expect(r.report.labels?.scored).toEqual([2, 200]);
+    expect(r.report.labels?.absent.moving).toEqual([2]);
+    expect(Number.isFinite(r.report.metrics.dice.perLabel!['200'])).toBe(true);
+    expect(r.report.metrics.dice.perLabel!['2']).toBe(0);
+    expect(r.report.metrics.hd95.perLabel!['2']).toBeNaN();
+    expect(r.report.notes.join('\n')).toMatch(/label 2 absent from the moving labels: Dice 0 \(nothing to overlap\), distances n\/a/);
+    expect(r.report.notes.join('\n')).toMatch(/the model was trained with labels 1, 2; the scores use your maps' own ids/);
+    // only a label the moving map lacks: the metric is missing, and the report says why
+    const only2 = await registerPair({ ...base, out: join(tmp, 'own-labels-2'), labels: { ids: [2], source: '--labels' } });
+    expect(only2.report.metrics.dice.value).toBe(0);
+    expect(only2.report.metrics.hd95.value).toBeNaN();
+    expect(only2.report.missing.hd95).toMatch(/absent from the moving labels: 2/);
+    const nowhere = await registerPair({ ...base, out: join(tmp, 'own-labels-99'), labels: { ids: [99], source: '--labels' } });
+    expect(nowhere.report.metrics.dice.value).toBeNaN();
+    expect(nowhere.report.missing.dice).toMatch(/no scored label \(99\) has a value: absent from the fixed labels: 99; absent from the moving labels: 99/);
+    expect(nowhere.report.notes.join('\n')).toMatch(/label 99 absent from both label maps: no Dice or distance/);
+    // the CLI: --labels as a list and as a lookup table
+    const lut = join(relabelled, 'lut.txt');
+    writeFileSync(lut, '# id name r g b a\n0 Unknown 0 0 0 0\n200 Gland 255 0 0 0\n');
+    const cli = runCli(['register', '--moving', base.moving, '--fixed', base.fixed, '--moving-labels', base.movingLabels, '--fixed-labels', base.fixedLabels,
+      '--model', exportDir, '--out', join(tmp, 'own-labels-cli'), '--labels', lut, '--threads', '1'], envWithoutPython());
+    expect(cli.status, cli.stderr).toBe(0);
+    expect(cli.stdout).toMatch(/scoring 1 label \(lookup table lut\.txt\): 200/);
+    const rep = JSON.parse(readFileSync(join(tmp, 'own-labels-cli', 'metrics.json'), 'utf8'));
+    expect(rep.labels.names).toEqual({ 200: 'Gland' });
+    expect(Object.keys(rep.metrics.dice.perLabel)).toEqual(['200']);
+    const bad = runCli(['register', '--moving', base.moving, '--fixed', base.fixed, '--model', exportDir, '--labels', '2,x'], envWithoutPython());
+    expect(bad.status).toBe(2);
+    expect(bad.stderr).toMatch(/error\[usage\] --labels: '2,x' is neither a list of label ids/);
+  });
+
+  const colin = '/usr/share/mricron/templates/ch2bet.nii.gz';
+  it.skipIf(!existsSync(colin))('--affine: elastix (WebAssembly, offline) recovers a known misalignment of real anatomy before the deformable step', async () => {
+    const dir = join(tmp, 'affine');
+    mkdirSync(dir, { recursive: true });
+    // Colin27 at 2 mm with the AAL atlas; the moving copy's header is moved by a known rotation, scaling
+    // and translation W — in world space the two are misaligned by exactly W.
+    const image = resampleToSpacing(await readNifti(colin), [2, 2, 2], 'linear');
+    const labels = resampleToSpacing(await readNifti('/usr/share/mricron/templates/aal.nii.gz'), [2, 2, 2], 'nearest');
+    const a = 0.2, c = Math.cos(a), s = Math.sin(a);
+    const W = multiplyAffine([c, -s, 0, 30, s, c, 0, -20, 0, 0, 1, 10, 0, 0, 0, 1], [1.08, 0, 0, 0, 0, 0.95, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+    const files = { fixed: join(dir, 'f.nii.gz'), fixedSeg: join(dir, 'f_seg.nii.gz'), moving: join(dir, 'm.nii.gz'), movingSeg: join(dir, 'm_seg.nii.gz') };
+    await writeNifti(files.fixed, image);
+    await writeNifti(files.fixedSeg, { ...labels, datatype: 'int16' });
+    await writeNifti(files.moving, { ...image, affine: multiplyAffine(W, image.affine) });
+    await writeNifti(files.movingSeg, { ...labels, affine: multiplyAffine(W, labels.affine), datatype: 'int16' });
+    const args = { moving: files.moving, fixed: files.fixed, movingLabels: files.movingSeg, fixedLabels: files.fixedSeg, model: exportDir, metrics: metrics.filter((m) => m.id === 'dice' || m.id === 'jacobian-nonpositive') };
+    const plain = await registerPair({ ...args, out: join(dir, 'plain') });
+    expect(plain.report.notes.join('\n')).toMatch(/warning: the pair looks unaligned: .* pass --affine/);
+    const r = await registerPair({ ...args, out: join(dir, 'affine'), affine: true });
+    // fixed → moving world transform = W, within a few tenths of a mm / per cent
+    const T = r.report.affine!.fixedToMoving;
+    for (let q = 0; q < 12; q++) expect(Math.abs(T[q] - W[q]), `element ${q}: ${T[q]} vs ${W[q]}`).toBeLessThan(q % 4 === 3 ? 1.0 : 0.02);
+    const before = r.report.initial.dice.value, afterAffine = r.report.affine!.metrics.dice.value;
+    expect(before).toBeLessThan(0.5);
+    expect(afterAffine).toBeGreaterThan(0.85);
+    expect(r.report.notes.join('\n')).toMatch(/affine pre-alignment with @itk-wasm\/elastix/);
+    // the saved field holds the whole displacement: applied again without --affine it warps the same way
+    const again = await registerPair({ ...args, out: join(dir, 'again'), field: join(r.out, 'field.nii.gz') });
+    expect(again.report.metrics.dice.value).toBeCloseTo(r.report.metrics.dice.value, 3);
+    await expect(registerPair({ ...args, out: join(dir, 'both'), field: join(r.out, 'field.nii.gz'), affine: true })).rejects.toThrow(/--affine and --field together/);
+  }, 180_000);
+
+  it('warns when more than 1 % of the voxels fold', async () => {
+    const inputs = join(tmp, 'inputs');
+    const fixed = await readNifti(join(inputs, 'fixed.nii.gz'));
+    const n = fixed.dims[0] * fixed.dims[1] * fixed.dims[2];
+    const folding = new Float32Array(3 * n);
+    for (let q = 0; q < n; q++) folding[q] = -2 * (q % fixed.dims[0]); // x ↦ −x along i: det J = −1
+    const file = join(tmp, 'folding.nii.gz');
+    await writeDisplacementField(file, folding, fixed);
+    const r = await registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out: join(tmp, 'folding-out'), metrics, field: file });
+    expect(r.report.metrics['jacobian-nonpositive'].value).toBeGreaterThan(1);
+    expect(r.report.notes.join('\n')).toMatch(/warning: \d+\.\d+ % of the voxels fold \(det J ≤ 0\)/);
+  });
+
   it('evaluate writes the table with an Initial row, a box plot, pictures and viewer folders', async () => {
     const predictor = await FieldPredictor.load(await openExport(exportDir), { threads: 1 });
     try {
@@ -155,6 +311,10 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
       expect(table.rows[1].metrics.time.mean).toBeGreaterThan(0);
       expect(table.rows[0].metrics['jacobian-nonpositive'].mean).toBe(0);
       const md = readFileSync(join(out, 'table.md'), 'utf8');
+      // no absolute path of this machine in the outputs: the export is named relative to the table's folder
+      expect(md).not.toContain(tmp);
+      expect(readFileSync(join(out, 'table.json'), 'utf8')).not.toContain(tmp);
+      expect(table.export).toBe(relative(out, exportDir));
       expect(md).toMatch(/\| Initial \(no registration\) \| \d+\.\d ± \d+\.\d \|/);
       expect(md).toContain('Dice (%)');
       const png = decodePng(readFileSync(join(out, 'dice_per_label.png')));
@@ -270,11 +430,21 @@ describe.skipIf(!haveVenv)('native registration from an exported model', () => {
       const grid = blob([8, 8, 8], [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], [4, 4, 4], 2).image;
       await writeDisplacementField(wrong, new Float32Array(3 * 512), grid);
       const out = join(tmp, 'wrong-field-out');
-      await expectError(registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out, metrics, field: wrong }), 'shape', /wrong_field\.nii\.gz: field grid 8×8×8 does not match the preprocessed fixed grid 16×16×16/);
+      await expectError(registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out, metrics, field: wrong }), 'shape', /wrong_field\.nii\.gz: field grid 8×8×8 does not match the fixed image's grid 16×16×16/);
       expect(existsSync(out)).toBe(false);
       const scalar = join(tmp, 'scalar.nii.gz');
       copyFileSync(join(inputs, 'fixed.nii.gz'), scalar);
       await expectError(registerPair({ moving: join(inputs, 'moving.nii.gz'), fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out, metrics, field: scalar }), 'data', /not a displacement field: 1 component/);
+    });
+
+    it('a 4-D input says it has frames and how to pick one', async () => {
+      const inputs = join(tmp, 'inputs');
+      const file = join(tmp, 'series.nii.gz');
+      await writeNifti(file, { data: new Float32Array(16 * 16 * 16 * 2), dims: [16, 16, 16], components: 2, spacing: [1, 1, 1], affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], datatype: 'float32' });
+      const err = await registerPair({ moving: file, fixed: join(inputs, 'fixed.nii.gz'), model: exportDir, out: join(tmp, 'series-out'), metrics }).then(() => null, (e) => e);
+      expect(isLlmedError(err)).toBe(true);
+      expect(err.format()).toMatch(/moving image has 2 (frames \(a 4-D series\)|components); a single 3-D volume is needed/);
+      expect(err.format()).toMatch(/pick one (frame|component) first, e\.g\. with nibabel: .*slicer\[\.\.\., 0\]/);
     });
 
     it('the CLI prints one error line and exits non-zero for a missing export', () => {

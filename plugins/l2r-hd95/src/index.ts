@@ -1,11 +1,12 @@
 /**
- * l2r-hd95 — Learn2Reg-style HD95 in voxels (max of the two directed 95th percentiles)
+ * l2r-hd95 — Learn2Reg's HD95 in voxels, equal to its official evaluation code
  *
- * HD95_l = max(p95(A→B), p95(B→A)) of the directed surface distances with spacing 1 (voxels), each p95
- * the first sorted distance whose cumulative share reaches 95 % (DeepMind surface-distance's
- * `compute_robust_hausdorff`, as Learn2Reg's evaluation calls it with `np.ones(3)`). Surfaces are the
- * 6-connectivity boundary voxels with equal weights (Learn2Reg weights corner-surface elements by area;
- * see `l2rHd95` in @llmed/imaging). Empty label in either map → NaN, left out of the mean.
+ * HD95_l = max(p95(A→B), p95(B→A)) of the directed surface distances with spacing 1 (voxels), surfaces
+ * being the area-weighted surface elements on the voxel-corner grid and each p95 the first sorted distance
+ * whose cumulative share of the surface area reaches 95 % (DeepMind surface-distance's
+ * `compute_surface_distances` + `compute_robust_hausdorff`, as Learn2Reg's evaluation calls them with
+ * `np.ones(3)`; see `l2rHd95` in @llmed/imaging). NaN when the label is missing from the fixed or the
+ * unwarped moving map (Learn2Reg's rule), left out of the mean.
  */
 import { definePlugin, pluginModule } from '@llmed/core';
 import { chooseLabels, LABELS_OPTION_SCHEMA, l2rHd95, requireLabelMaps, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
@@ -16,7 +17,7 @@ export const runtime: MetricRuntime<L2rHd95Options> = {
   needsLabels: true,
   compute(input: MetricInput, options: Partial<L2rHd95Options> = {}): MetricResult {
     const { fixed, warped, labels } = requireLabelMaps('l2r-hd95', input);
-    const r = l2rHd95(fixed, warped, input.dims, chooseLabels(options.labels, labels, fixed, warped));
+    const r = l2rHd95(fixed, warped, input.dims, chooseLabels(options.labels, labels, fixed, warped), { moving: input.movingLabels });
     return { value: r.mean, perLabel: r.perLabel, unit: 'voxel', higherIsBetter: false };
   },
 };
@@ -24,7 +25,7 @@ export const runtime: MetricRuntime<L2rHd95Options> = {
 export const descriptor = definePlugin<L2rHd95Options>({
   id: 'l2r-hd95',
   kind: 'Metric',
-  summary: "Learn2Reg-style HD95 in voxels: max of the directed 95th percentiles, spacing ignored",
+  summary: "Learn2Reg's HD95 in voxels: max of the area-weighted directed 95th percentiles on the voxel-corner surface, spacing ignored",
   reference: 'Learn2Reg evaluation compute_hd95 (surface-distance robust Hausdorff, spacing 1); TOOLCHAIN.md',
   options: {
     type: 'object',
