@@ -25,21 +25,28 @@ export interface PreprocessSettings {
 
 export type VolumeRole = 'moving' | 'fixed';
 
-/** Image: orientation → trilinear resample to `shape` → the role's intensity ops. */
-/** A volume the preprocessing can resample to `p.shape`: a 3-D grid (no axis of one voxel where more are needed). */
-function checkResamplable(vol: Volume, p: PreprocessSettings, where: string): void {
-  const flat = vol.dims.findIndex((d, c) => d < 2 && p.shape[c] > 1);
-  if (flat >= 0) {
-    throw dataError(where, `is a ${vol.dims.join('×')} grid: axis ${flat} has a single voxel, so it cannot be resampled to ${p.shape.join('×')}`, 'a 3-D volume is needed (a 1-D or 2-D image has no volume to register)');
-  }
-}
-
-export function preprocessImage(vol: Volume, p: PreprocessSettings, role: VolumeRole, where: string): Volume<Float32Array> {
+/**
+ * A volume the preprocessing can use: not NaN everywhere, and a 3-D grid — no axis of one voxel where the
+ * model grid has more (`shape` in the volume's own axis order; every axis when it is sampled in world space).
+ */
+function checkImage(vol: Volume, shape: readonly number[], where: string): void {
   if (vol.data.length > 0 && countNonFinite(vol.data) === vol.data.length) {
     throw dataError(where, 'every voxel is NaN or infinite: there is no image to register', 'check how the file was written (a failed conversion often leaves NaN everywhere)');
   }
+  checkResamplable(vol, shape, where);
+}
+
+function checkResamplable(vol: Volume, shape: readonly number[], where: string): void {
+  const flat = vol.dims.findIndex((d, c) => d < 2 && shape[c] > 1);
+  if (flat >= 0) {
+    throw dataError(where, `is a ${vol.dims.join('×')} grid: axis ${flat} has a single voxel, so it cannot be resampled to ${shape.join('×')}`, 'a 3-D volume is needed (a 1-D or 2-D image has no volume to register)');
+  }
+}
+
+/** Image: orientation → trilinear resample to `shape` → the role's intensity ops. */
+export function preprocessImage(vol: Volume, p: PreprocessSettings, role: VolumeRole, where: string): Volume<Float32Array> {
   let v: Volume = p.orientation ? reorientToCanonical(vol, p.orientation) : vol;
-  checkResamplable(v, p, where);
+  checkImage(v, p.shape, where);
   v = resampleToShape(v, p.shape, 'linear');
   return applyIntensityOps(v, role === 'moving' ? p.moving : p.fixed, `${where} ${role} intensity ops`).volume;
 }
@@ -51,6 +58,7 @@ export function preprocessImage(vol: Volume, p: PreprocessSettings, role: Volume
  * exclude them from their statistics and give them the op's low value (0 where there are no ops).
  */
 export function preprocessImageOnGrid(vol: Volume, grid: TargetGrid, p: PreprocessSettings, role: VolumeRole, where: string): Volume<Float32Array> {
+  checkImage(vol, grid.dims, where);
   const v = resampleOntoGrid(vol, grid, 'linear', { outside: NaN });
   const out = applyIntensityOps(v, role === 'moving' ? p.moving : p.fixed, `${where} ${role} intensity ops`).volume;
   const d = out.data;
@@ -61,7 +69,7 @@ export function preprocessImageOnGrid(vol: Volume, grid: TargetGrid, p: Preproce
 /** Label map: orientation → nearest resample to `shape` → relabel table → left/right merge. */
 export function preprocessLabels(vol: Volume, p: PreprocessSettings, where: string): Volume<Int32Array> {
   let v: Volume = p.orientation ? reorientToCanonical(vol, p.orientation) : vol;
-  checkResamplable(v, p, where);
+  checkResamplable(v, p.shape, where);
   v = resampleToShape(v, p.shape, 'nearest');
   let lab = toLabelMap(v, where);
   if (p.labels?.table) lab = relabel(lab, p.labels.table, { unmapped: 'zero' });
@@ -77,7 +85,7 @@ export function preprocessLabels(vol: Volume, p: PreprocessSettings, where: stri
 export function preprocessField(vol: Volume, p: PreprocessSettings, where: string): Volume<Float32Array> {
   if (vol.components !== 3) throw dataError(where, `not a displacement field: ${vol.components} component(s), expected a [nx,ny,nz,1,3] vector image in mm`);
   let v: Volume = p.orientation ? reorientToCanonical(vol, p.orientation, { vectors: 'world' }) : vol;
-  checkResamplable(v, p, where);
+  checkResamplable(v, p.shape, where);
   v = resampleToShape(v, p.shape, 'linear');
   return { ...v, data: fieldMmToVoxels(v.data, v), datatype: 'float32', intent: 'VECTOR' } as Volume<Float32Array>;
 }
