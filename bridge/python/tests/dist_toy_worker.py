@@ -4,9 +4,10 @@ test_train_engine.py (or the real assembly), plus what the tests need to observe
     python -m torch.distributed.run --nproc-per-node 2 tests/dist_toy_worker.py <run> <spec.json> <config.json> <prepared> <options.json>
 
 Options read here (and removed before the trainer sees them): ``toySteps`` (cascade heads of the toy
-network; absent: the real model from the spec), ``raiseAtStep`` + ``raiseOnRank`` (that rank's loss raises
-at that step), ``auditDir`` (every rank records each file it opens for writing, renames or removes under
-the run folder to ``<auditDir>/rank-<r>.txt``, through a Python audit hook).
+network; absent: the real model from the spec), ``auditDir`` (every rank records each file it opens for
+writing, renames or removes under the run folder to ``<auditDir>/rank-<r>.txt``, through a Python audit
+hook). ``raiseAtStep`` + ``raiseOnRank`` make that rank's training step raise (:class:`RaisingTrainer`,
+which the TypeScript tests also name as ``options.trainer = "dist_toy_worker:RaisingTrainer"``).
 """
 from __future__ import annotations
 
@@ -41,10 +42,13 @@ def install_write_audit(run_dir: str, out_file: Path) -> None:
 
 
 class RaisingTrainer(Trainer):
-    """The real trainer, whose loss raises at ``raise_at`` on rank ``raise_on``."""
+    """The real trainer, whose step ``options.raiseAtStep`` raises on rank ``options.raiseOnRank``."""
 
-    raise_at = -1
-    raise_on = -1
+    def __init__(self, run_dir, spec, config, prepared_dir, options=None, **kwargs):
+        options = dict(options or {})
+        self.raise_at = int(options.pop("raiseAtStep", -1))
+        self.raise_on = int(options.pop("raiseOnRank", -1))
+        super().__init__(run_dir, spec, config, prepared_dir, options, **kwargs)
 
     def _train_step(self, step_number: int):
         if step_number == self.raise_at and self.dist is not None and self.dist.rank == self.raise_on:
@@ -56,8 +60,6 @@ def main() -> int:
     run_dir, spec_path, config_path, prepared, options_path = sys.argv[1:6]
     options = json.loads(Path(options_path).read_text())
     toy_steps = options.pop("toySteps", None)
-    RaisingTrainer.raise_at = int(options.pop("raiseAtStep", -1))
-    RaisingTrainer.raise_on = int(options.pop("raiseOnRank", -1))
     audit = options.pop("auditDir", None)
     if audit:
         install_write_audit(run_dir, Path(audit) / f"rank-{os.environ['RANK']}.txt")
