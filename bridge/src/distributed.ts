@@ -26,7 +26,7 @@
  * (`trainerOptions.trainer`, `module:Class`), so report generation uses the same launcher.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { delimiter, join, resolve } from 'node:path';
 import { LlmedError } from '@llmed/core';
@@ -229,6 +229,7 @@ export async function trainRunDistributed(opts: DistributedTrainOptions): Promis
   const pythonBin = resolvePythonBin(opts.workspaceRoot);
   const scratch = mkdtempSync(join(tmpdir(), 'llmed-torchrun-'));
   const errorDir = join(scratch, 'rank-errors');
+  mkdirSync(errorDir);
   const statusFile = join(runDir, STATUS_FILE);
   const stopFile = join(runDir, STOP_FILE);
   let child: ChildProcess | null = null;

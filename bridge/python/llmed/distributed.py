@@ -82,11 +82,14 @@ class DistributedError(Exception):
         self.hint = hint
 
 
-def _is_peer_failure(message: str) -> bool:
-    """Whether an error only says that another rank went away (the consequence, not the cause)."""
+def _is_peer_failure(message: str, tb: str | None = None) -> bool:
+    """Whether an error only says that another rank went away (the consequence, not the cause): a
+    communication error of gloo/NCCL/the rendezvous store, or any error raised inside a collective."""
     markers = ("DistBackendError", "DistNetworkError", "DistStoreError", "Connection closed by peer", "Connection reset by peer",
-               "Broken pipe", "NCCL communicator was aborted", "ProcessGroupGloo", "ProcessGroupNCCL", "Socket Timeout")
-    return any(m in message for m in markers)
+               "Broken pipe", "gloo/transport", "NCCL communicator was aborted", "NCCL error", "ProcessGroupGloo",
+               "ProcessGroupNCCL", "Socket Timeout")
+    last_frame = (tb or "").strip().split("\n  File ")[-1]
+    return any(m in message for m in markers) or "distributed_c10d.py" in last_frame
 
 
 class DistributedContext:
@@ -221,8 +224,10 @@ def write_rank_error(ctx_rank: int, local_rank: int, status: dict) -> None:
     message = str(status.get("message") or "failed without a message")
     record = {"rank": ctx_rank, "localRank": local_rank, "pid": os.getpid(), "kind": status.get("kind") or "bridge",
               "message": message, "where": status.get("where"), "hint": status.get("hint"),
-              "traceback": status.get("traceback"), "peer": _is_peer_failure(message), "time": time.time()}
+              "traceback": status.get("traceback"), "peer": _is_peer_failure(message, status.get("traceback")),
+              "time": time.time()}
     try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
         atomic_write_json(Path(folder) / f"rank-{ctx_rank}.json", record)
     except OSError:
         pass
