@@ -39,4 +39,6 @@ frozen = [p for p in params if not p.requires_grad]
 trainable = [p for p in params if p.requires_grad]
 print(json.dumps({"peak_rss_mb": done.get("peak_rss_mb"), "peak_cuda_mb": done.get("peak_cuda_mb"),
                   "frozen": sum(p.numel() for p in frozen), "frozen_mb": sum(p.numel() * p.element_size() for p in frozen) / 2**20,
-                  "trainable": sum(p.numel() for p in trainable), "amp": status.get("amp")}))
+                  "trainable": sum(p.numel() for p in trainable), "amp": status.get("amp"),
+                  # trainable parameters the last step gave no gradient: DDP would need find_unused_parameters
+                  "unused": [n for n, p in trainer.model.named_parameters() if p.requires_grad and p.grad is None]}))

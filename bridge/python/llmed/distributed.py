@@ -74,11 +74,12 @@ DEFAULT_TRAINER = "llmed.train:Trainer"
 
 
 class DistributedError(Exception):
+    """A job that cannot run as asked (llmed error kind 'config'), with what to do about it."""
+
     kind = "config"
 
-    def __init__(self, message: str, where: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
-        self.where = where
         self.hint = hint
 
 
