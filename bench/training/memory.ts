@@ -6,18 +6,20 @@
  * batch 1 per rank, two steps of the real Trainer on a synthetic pair (bench/training/memory_step.py).
  *
  * - `--device cuda`: measured at the paper grid — torch.cuda.max_memory_allocated with the run's AMP.
- * - on CPU (no GPU): fp32 peak RSS at two reduced grids (multiples of the 16-voxel token cell), fitted
- *   as a + b·voxels and extrapolated to the paper grid. Activations grow linearly with the voxels; `a` holds
+ * - on CPU (no GPU): fp32 peak RSS at two reduced grids (multiples of the 16-voxel token cell; the larger
+ *   at half the paper grid per axis, or smaller where that would exceed ~1 M prepared voxels), fitted as
+ *   a + b·voxels and extrapolated to the paper grid. Activations grow linearly with the voxels; `a` holds
  *   the weights, gradients and Adam states. fp32 and the CPU allocator: an upper-side estimate of a GPU
  *   rank (AMP keeps most activations in bf16/fp16). DDP adds one gradient bucket copy of the trainable
  *   parameters (4 bytes each), listed separately.
  *
  *   npx tsx bench/training/memory.ts [--device cuda] [experiments...]
  *
- * Writes bench/results/training-memory.json and .md.
+ * Writes bench/results/training-memory.json and .md after each experiment, keeping the rows of other
+ * experiments measured earlier on the same device (so they can be run one at a time).
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -84,8 +86,31 @@ function step(experiment: string, config: ExperimentConfig, tag: string): Step &
   return { ...(JSON.parse(r.stdout.trim().split('\n').pop()!) as Step), voxels: prepared.reduce((a, b) => a * b, 1), shape: prepared };
 }
 
+/** The larger of the two CPU grids: half the paper grid per axis, less where that exceeds ~1 M voxels. */
+function cpuFactor(base: ExperimentConfig): number {
+  const voxels = (base.data.preprocess.shape as number[]).reduce((a, b) => a * b, 1);
+  return Math.min(0.5, Math.cbrt(1e6 / voxels));
+}
+
 const gb = (mb: number) => (mb / 1024).toFixed(1);
-const rows: Record<string, unknown>[] = [];
+const machine = `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB`;
+const out = join(root, 'bench/results/training-memory');
+const earlier = existsSync(`${out}.json`) ? JSON.parse(readFileSync(`${out}.json`, 'utf8')) : null;
+const rows: Record<string, any>[] = earlier?.device === device ? earlier.rows : [];
+
+function write(): void {
+  writeFileSync(`${out}.json`, `${JSON.stringify({ device, machine, date: new Date().toISOString(), rows }, null, 2)}\n`);
+  const lines = [
+    `# Training memory per GPU (DDP rank, batch 1) of the paper-scale experiments`, '',
+    `${device === 'cuda' ? 'Measured on the GPU at the paper grid (max allocated, AMP as configured).' : 'No GPU: fp32 peak RSS on the CPU at two reduced grids, extrapolated linearly in voxels to the paper grid (see bench/training/memory.ts); an upper-side estimate for a GPU rank with AMP.'} LLM layers random-initialised (same size), every cascade step trainable at once. ${machine}; ${new Date().toISOString()}.`, '',
+    '| experiment | grid | frozen LLM weights | trainable parameters | + DDP gradient buckets | memory per rank |',
+    '| --- | --- | --- | --- | --- | --- |',
+    ...rows.map((r) => `| ${r.experiment} | ${r.grid.join('×')} | ${(r.frozen / 1e6).toFixed(0)} M (${gb(r.frozen_mb)} GB) | ${(r.trainable / 1e6).toFixed(1)} M | ${gb(r.ddp_buckets_mb)} GB | **${gb(r.gpu_mb)} GB**${r.mb_per_megavoxel ? ` (${gb(r.fixed_mb)} GB + ${gb(r.mb_per_megavoxel)} GB per megavoxel)` : ''} |`),
+  ];
+  writeFileSync(`${out}.md`, `${lines.join('\n')}\n`);
+  console.log(lines.join('\n'));
+}
+
 for (const experiment of experiments) {
   const base = loadExperimentConfig(join(root, 'configs', experiment, 'config.json'));
   const fullShape = base.data.preprocess.shape as number[];
@@ -94,25 +119,18 @@ for (const experiment of experiments) {
     const s = step(experiment, scaled(base, 1), 'full');
     rows.push({ experiment, grid: fullShape, measured: 'cuda, paper grid', ...s, gpu_mb: s.peak_cuda_mb, ddp_buckets_mb: (4 * s.trainable) / 2 ** 20 });
   } else {
-    const small = step(experiment, scaled(base, 0.25), 'quarter');
-    const half = step(experiment, scaled(base, 0.5), 'half');
+    const factor = cpuFactor(base);
+    const small = step(experiment, scaled(base, factor / 2), 'quarter');
+    const half = step(experiment, scaled(base, factor), 'half');
     const b = (half.peak_rss_mb - small.peak_rss_mb) / (half.voxels - small.voxels);
     const a = half.peak_rss_mb - b * half.voxels;
     rows.push({ experiment, grid: fullShape, measured: `cpu fp32 at ${small.shape.join('×')} and ${half.shape.join('×')}, extrapolated`, small, half, mb_per_megavoxel: b * 1e6, fixed_mb: a, gpu_mb: a + b * fullVoxels, frozen: half.frozen, frozen_mb: half.frozen_mb, trainable: half.trainable, ddp_buckets_mb: (4 * half.trainable) / 2 ** 20 });
   }
   console.log(JSON.stringify(rows.at(-1)));
+  const at = rows.findIndex((r) => r.experiment === experiment);
+  const row = rows.pop()!;
+  if (at >= 0 && at < rows.length) rows[at] = row;
+  else rows.push(row);
+  write();
 }
 rmSync(tmp, { recursive: true, force: true });
-
-const machine = `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / 2 ** 30).toFixed(1)} GiB`;
-const out = join(root, 'bench/results/training-memory');
-writeFileSync(`${out}.json`, `${JSON.stringify({ device, machine, date: new Date().toISOString(), rows }, null, 2)}\n`);
-const lines = [
-  `# Training memory per GPU (DDP rank, batch 1) of the paper-scale experiments`, '',
-  `${device === 'cuda' ? 'Measured on the GPU at the paper grid (max allocated, AMP as configured).' : 'No GPU: fp32 peak RSS on the CPU at two reduced grids, extrapolated linearly in voxels to the paper grid (see bench/training/memory.ts); an upper-side estimate for a GPU rank with AMP.'} LLM layers random-initialised (same size), every cascade step trainable at once. ${machine}; ${new Date().toISOString()}.`, '',
-  '| experiment | grid | frozen LLM weights | trainable parameters | + DDP gradient buckets | memory per rank |',
-  '| --- | --- | --- | --- | --- | --- |',
-  ...rows.map((r: any) => `| ${r.experiment} | ${r.grid.join('×')} | ${(r.frozen / 1e6).toFixed(0)} M (${gb(r.frozen_mb)} GB) | ${(r.trainable / 1e6).toFixed(1)} M | ${gb(r.ddp_buckets_mb)} GB | **${gb(r.gpu_mb)} GB**${r.mb_per_megavoxel ? ` (${gb(r.fixed_mb)} GB + ${gb(r.mb_per_megavoxel)} GB per megavoxel)` : ''} |`),
-];
-writeFileSync(`${out}.md`, `${lines.join('\n')}\n`);
-console.log(lines.join('\n'));
