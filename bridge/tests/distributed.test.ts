@@ -5,7 +5,7 @@
  * process. The launch flags and the choice of the job's error are checked on their own first (the
  * failure summary below is torchrun 2.13's, copied from a real run).
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -125,8 +125,8 @@ describe('trainRunDistributed on 2 CPU processes (gloo)', () => {
       onLaunch: ({ pid }) => { torchrun = pid; },
       onProgress: (s) => {
         if (killedAt || s.step < 3) return;
-        // torchrun's children are the ranks; rank 1 is the one whose environment says RANK=1.
-        const children = readFileSync(`/proc/${torchrun}/task/${torchrun}/children`, 'utf8').trim().split(/\s+/).map(Number);
+        // torchrun's children (of any of its threads) are the ranks; rank 1's environment says RANK=1.
+        const children = readdirSync(`/proc/${torchrun}/task`).flatMap((t) => readFileSync(`/proc/${torchrun}/task/${t}/children`, 'utf8').trim().split(/\s+/)).filter(Boolean).map(Number);
         const rank1 = children.find((pid) => readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes('RANK=1'));
         if (!rank1) throw new Error(`no rank 1 among torchrun's children ${children}`);
         killedAt = Date.now();
