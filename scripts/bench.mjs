@@ -14,6 +14,7 @@ const BENCHES = {
   metrics: 'bench/metrics/hd95.ts',
   training: 'bench/training/bridge-overhead.ts',
   'training-conv': 'bench/training/cpu-conv.ts',
+  'training-memory': 'bench/training/memory.ts',
   inference: 'bench/inference/inference.ts',
 };
 const asked = process.argv.slice(2);

@@ -104,13 +104,17 @@ function writeJsonAtomic(file: string, value: unknown): void {
 }
 
 /** A sleep that can be cancelled, so no timer outlives the run and keeps Node alive. */
-function pause(ms: number): { done: Promise<void>; cancel: () => void } {
+export function pause(ms: number): { done: Promise<void>; cancel: () => void } {
   let timer: NodeJS.Timeout | undefined;
   const done = new Promise<void>((r) => { timer = setTimeout(r, ms); });
   return { done, cancel: () => clearTimeout(timer) };
 }
 
-export async function trainRun(opts: TrainRunOptions): Promise<TrainResult> {
+/**
+ * The run folder of a run about to start: a new one gets the config and spec; a resumed one must have
+ * its own (`write: false` only checks, for a node that is not the one writing the run folder).
+ */
+export function prepareRunFolder(opts: Pick<TrainRunOptions, 'workspaceRoot' | 'experiment' | 'config' | 'spec' | 'runDir' | 'resume'>, write = true): { runDir: string; resume: boolean; specPath: string; configPath: string } {
   const runDir = resolve(typeof opts.resume === 'string' ? opts.resume : opts.runDir ?? join(opts.workspaceRoot, 'runs', opts.experiment, runTimestamp()));
   const resume = Boolean(opts.resume);
   const specPath = join(runDir, 'spec.json');
@@ -119,11 +123,47 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainResult> {
     for (const file of [specPath, configPath]) {
       if (!existsSync(file)) throw new LlmedError('checkpoint', `cannot resume: ${file} is missing`, { where: runDir, hint: 'name a run folder written by `llmed train` (runs/<experiment>/<timestamp>)' });
     }
-  } else {
+  } else if (write) {
     mkdirSync(runDir, { recursive: true });
     writeJsonAtomic(configPath, opts.config);
     writeJsonAtomic(specPath, runFolderSpec(opts.spec));
   }
+  return { runDir, resume, specPath, configPath };
+}
+
+/** The error of a run that ended in state `error`. */
+export function trainingFailure(status: TrainStatus, runDir: string, message = status.message ?? 'training failed'): PythonBridgeError {
+  return new PythonBridgeError({
+    kind: status.kind ?? 'bridge',
+    message,
+    traceback: status.traceback,
+    where: status.where ?? runDir,
+    hint: status.hint ?? (status.kind === 'nan' ? 'lower train.lr, check the prepared data for NaN/Inf, or resume from checkpoints/last' : undefined),
+  }, 'training');
+}
+
+/** The result of a run that ended in state `done` or `stopped`. */
+export function trainResult(status: TrainStatus & { state: 'done' | 'stopped' }, runDir: string, interrupted: boolean): TrainResult {
+  return {
+    runDir,
+    state: status.state,
+    status: status.state,
+    reason: status.reason,
+    step: status.step,
+    total: status.total,
+    phase: status.phase,
+    best: status.best,
+    loss: status.loss,
+    val_dice: status.val_dice,
+    initial_dice: status.initial_dice ?? null,
+    elapsed_s: status.elapsed_s,
+    message: status.message,
+    interrupted,
+  };
+}
+
+export async function trainRun(opts: TrainRunOptions): Promise<TrainResult> {
+  const { runDir, resume, specPath, configPath } = prepareRunFolder(opts);
 
   const session = opts.session ?? (await PythonSession.open({ workspaceRoot: opts.workspaceRoot }));
   const ownSession = !opts.session;
@@ -169,33 +209,8 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainResult> {
         seen = key;
         opts.onProgress?.(status);
       }
-      if (status.state === 'error') {
-        throw new PythonBridgeError({
-          kind: status.kind ?? 'bridge',
-          message: status.message ?? 'training failed',
-          traceback: status.traceback,
-          where: status.where ?? runDir,
-          hint: status.hint ?? (status.kind === 'nan' ? 'lower train.lr, check the prepared data for NaN/Inf, or resume from checkpoints/last' : undefined),
-        }, 'training');
-      }
-      if (status.state === 'done' || status.state === 'stopped') {
-        return {
-          runDir,
-          state: status.state,
-          status: status.state,
-          reason: status.reason,
-          step: status.step,
-          total: status.total,
-          phase: status.phase,
-          best: status.best,
-          loss: status.loss,
-          val_dice: status.val_dice,
-          initial_dice: status.initial_dice ?? null,
-          elapsed_s: status.elapsed_s,
-          message: status.message,
-          interrupted: stopRequested,
-        };
-      }
+      if (status.state === 'error') throw trainingFailure(status, runDir);
+      if (status.state === 'done' || status.state === 'stopped') return trainResult({ ...status, state: status.state }, runDir, stopRequested);
       const nap = pause(pollMs);
       try {
         await Promise.race([nap.done, session.exited, gaveUp]);

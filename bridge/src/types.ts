@@ -69,6 +69,13 @@ export interface TrainStatus {
   traceback: string | null;
   where?: string | null;
   hint?: string | null;
+  /** Processes training together (1 without torchrun). */
+  world_size?: number;
+  /** Pairs per optimizer step over all processes: `train.batchSize` per process × world_size. */
+  global_batch?: number;
+  /** Under torchrun: the rank that wrote this status (always 0) and the process-group backend. */
+  rank?: number;
+  backend?: 'gloo' | 'nccl';
 }
 
 export interface ParameterCounts {

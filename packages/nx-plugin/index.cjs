@@ -55,7 +55,7 @@ const createNodesV2 = [
         projects[root] = { name, root, projectType: 'application', tags: ['llmed:experiment'], targets };
       }
       // The benchmarks, inferred from the files in bench/: `nx run bench:accuracy`, `nx run bench:inference`, ...
-      const BENCH_SCRIPTS = { accuracy: 'bench/accuracy/accuracy.ts', inference: 'bench/inference/inference.ts', imaging: 'bench/imaging/read-reorient-resample.ts', metrics: 'bench/metrics/hd95.ts', training: 'bench/training/bridge-overhead.ts', 'training-conv': 'bench/training/cpu-conv.ts' };
+      const BENCH_SCRIPTS = { accuracy: 'bench/accuracy/accuracy.ts', inference: 'bench/inference/inference.ts', imaging: 'bench/imaging/read-reorient-resample.ts', metrics: 'bench/metrics/hd95.ts', training: 'bench/training/bridge-overhead.ts', 'training-conv': 'bench/training/cpu-conv.ts', 'training-memory': 'bench/training/memory.ts' };
       if (existsSync(join(context.workspaceRoot, 'bench'))) {
         const targets = {};
         for (const [target, script] of Object.entries(BENCH_SCRIPTS)) {

@@ -124,6 +124,23 @@ describe('llmed commands and usage', () => {
     expectCleanError(o.stderr, /unknown option --fast for 'config check'/);
   });
 
+  it('torchrun flags that do not fit together exit 2 before anything is prepared or started', () => {
+    const cases: [string[], RegExp][] = [
+      [['train', 'demo', '--nnodes', '2'], /--nnodes \/ --node-rank \/ --master-addr \/ --master-port go with --nproc-per-node N/],
+      [['train', 'demo', '--nproc-per-node', '2', '--nnodes', '2'], /--nnodes 2 needs --master-addr/],
+      [['train', 'demo', '--nproc-per-node', '2', '--nnodes', '2', '--node-rank', '2', '--master-addr', 'node0'], /--node-rank 2 is not below --nnodes 2/],
+      [['train', 'demo', '--nproc-per-node', '2', '--nnodes', '2', '--master-addr', 'node0'], /--nnodes 2 needs --run-dir/],
+      [['train', 'demo', '--nproc-per-node', 'two'], /--nproc-per-node must be a number/],
+      [['train', 'demo', '--batch-size', '0'], /--batch-size must be an integer ≥ 1/],
+    ];
+    for (const [args, re] of cases) {
+      const r = llmed(args);
+      expect(r.status, args.join(' ')).toBe(2);
+      expectCleanError(r.stderr, re);
+      expect(r.stdout + r.stderr).not.toMatch(/prepar/);
+    }
+  });
+
   it('export and evaluate of an experiment that was never trained say how to train it', () => {
     for (const cmd of [['evaluate', 'knee'], ['export', 'knee']]) {
       const r = llmed(cmd);

@@ -38,6 +38,11 @@ Decisions worth knowing
   kept untouched (nothing is saved after a NaN).
 * **Stop** (Ctrl-C in Node -> ``stop()``) and the **time budget** (``train.timeBudgetMinutes``, wall time
   of this session) both finish the current step, save ``last`` and end with event ``stopped``.
+* **Several processes** (``distributed=``, a ``llmed.distributed.DistributedContext`` under torchrun): the
+  hooks marked "distributed" below - DDP per phase, this rank's share of each global batch, stop flags
+  agreed by all ranks, and only rank 0 validating and writing (log, checkpoints). ``train.batchSize`` is
+  per process; the global batch is batchSize x world size. Without it the trainer is the single-process
+  one it always was.
 """
 from __future__ import annotations
 
@@ -183,8 +188,13 @@ def dice_per_label(warped: torch.Tensor, fixed: torch.Tensor, labels: list[int])
 class Trainer:
     def __init__(self, run_dir: str | os.PathLike[str], spec: dict, config: dict, prepared_dir: str | os.PathLike[str],
                  options: dict | None = None, *, model_factory: ModelFactory | None = None,
-                 loss_factory: LossFactory | None = None):
+                 loss_factory: LossFactory | None = None, distributed: Any = None):
         self.run_dir = Path(run_dir)
+        # distributed: rank 0 is the one that writes; the other ranks only compute (llmed.distributed).
+        self.dist = distributed
+        self.is_main = distributed is None or distributed.is_main
+        self.world_size = 1 if distributed is None else int(distributed.world_size)
+        self.ddp: nn.Module | None = None
         self.spec = spec
         self.config = config
         self.prepared_dir = Path(prepared_dir)
@@ -278,18 +288,19 @@ class Trainer:
     def _setup(self) -> None:
         opts = self.options
         resume = bool(opts.get("resume"))
-        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
         self.ckpt_dir = self.run_dir / "checkpoints"
         # What a kill during a checkpoint write left behind (<file>.tmp-<pid> of a process that is gone).
-        stale = remove_stale_temporaries(self.ckpt_dir)
+        stale = remove_stale_temporaries(self.ckpt_dir) if self.is_main else []
         record = read_checkpoint_record(self.ckpt_dir, "last") if resume else None
         if not resume and (self.ckpt_dir / "last.json").exists():
             raise CheckpointError("run folder already has checkpoints", where=str(self.run_dir),
                                   hint="resume it (--resume) or train into a new run folder")
         for name, value in (("spec.json", self.spec), ("config.json", self.config)):
-            if not (self.run_dir / name).exists():
+            if self.is_main and not (self.run_dir / name).exists():
                 (self.run_dir / name).write_text(json.dumps(value, indent=2) + "\n")
-        self._log_file = open(self.run_dir / "log.jsonl", "a", buffering=1)
+        self._log_file = open(self.run_dir / "log.jsonl", "a", buffering=1) if self.is_main else None
         if stale:
             self._event("cleaned", message=f"removed {len(stale)} temporary checkpoint file(s) left by an interrupted write",
                         files=stale)
@@ -297,7 +308,8 @@ class Trainer:
         t = self.train_cfg
         self.seed = int(t.get("seed", 0))
         self.total = int(t["iterations"])
-        self.batch_size = int(t.get("batchSize", 1))
+        # Per process; ``options.batchSize`` overrides the config (a resume on another world size keeps the global batch).
+        self.batch_size = int(opts.get("batchSize", t.get("batchSize", 1)))
         self.validate_every = int(t.get("validateEvery", 2000))
         self.checkpoint_every = int(t.get("checkpointEvery", 2000))
         budget_min = float(opts.get("timeBudgetMinutes", t.get("timeBudgetMinutes", 0)) or 0)
@@ -326,6 +338,8 @@ class Trainer:
         self.loss_uses_labels = loss_uses_labels(self.loss_fn)
         self.base_names = base_weight_names(self.model, self.schedule, self.phases)
         self.base_sha = base_fingerprint(self.model, self.base_names)
+        if self.dist is not None:
+            self.dist.check_same_base_weights(self.base_sha, len(self.base_names))
 
         spatial = self.spec.get("input", {}).get("spatial") or list(self.data.shape_ijk)
         self.net_kji = (int(spatial[2]), int(spatial[1]), int(spatial[0]))
@@ -348,24 +362,31 @@ class Trainer:
         self.phase_pos = 0
         self.optimizer: torch.optim.Optimizer | None = None
         self._last_saved_step = -1
+        # Pairs drawn before this session's first step: the sampler continues there, whatever the world
+        # size or batch size of the session that wrote the checkpoint (older checkpoints: step x batch).
+        self._draw_base = (0, 0)
         if record is not None:
             self.step = int(record["step"])
             if self.step > self.total:
                 raise CheckpointError(f"checkpoint 'last' is at step {self.step}, beyond the {self.total} iterations of the run's "
                                       "config.json (train.iterations)", where=str(self.ckpt_dir / "last.json"),
                                       hint="the run's config.json was edited after training; restore train.iterations, or train a new run")
+            self._draw_base = (self.step, int(record.get("samplesSeen", self.step * self.batch_size)))
             self.best = record.get("best")
             if record.get("dataset") and record["dataset"] != self.data.fingerprint():
                 self._event("warning", message="the prepared dataset's pairs changed since this run's checkpoint")
             self._last_saved_step = self.step
 
         self._update(state="running", device=str(self.device), step=self.step, start_step=self.step, total=self.total,
-                     phases=len(self.phases), best=self.best,
+                     phases=len(self.phases), best=self.best, world_size=self.world_size,
+                     global_batch=self.batch_size * self.world_size,
                      amp=None if self.amp_dtype is None else str(self.amp_dtype).replace("torch.", ""))
         self._event("resume" if record else "start", step=self.step, total=self.total, device=str(self.device),
                     amp=self._status["amp"], onednnConv3d=self.onednn_conv, phases=len(self.phases), seed=self.seed,
                     trainable=sum(p.numel() for p in self.model.parameters() if p.requires_grad),
-                    baseWeights=len(self.base_names), resized=self.resized)
+                    baseWeights=len(self.base_names), resized=self.resized, batchSize=self.batch_size,
+                    worldSize=self.world_size, globalBatch=self.batch_size * self.world_size,
+                    backend=None if self.dist is None else self.dist.backend)
         self._resume_record = record
 
     def _phase_index_for(self, step: int) -> int:
@@ -402,6 +423,10 @@ class Trainer:
             load_checkpoint(self.ckpt_dir, "best", model=self.model, base_names=self.base_names, base_sha256=self.base_sha,
                             map_location=self.device)
             self._event("phase-start-from-best", phase=phase.index, bestStep=self.best.get("step"))
+        if self.dist is not None:  # distributed: DDP over what this phase trains; broadcasts rank 0's weights
+            self.ddp = self.dist.wrap(self.model, self.base_names, previous=self.ddp)
+            if not self.dist.is_main:
+                seed_everything(self.dist.rank_seed(self.seed, self.step))
         self._update(phase=phase.index)
         self._event("phase", phase=phase.index, schedule=self.schedule, start=phase.start, iterations=phase.iterations,
                     trainable=sum(p.numel() for p in params))
@@ -411,14 +436,16 @@ class Trainer:
             return torch.autocast(device_type=self.device.type, enabled=False)
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
-    def _forward(self, batch: dict[str, torch.Tensor]) -> dict:
-        """Model output with the finest field at the prepared resolution (see "Half resolution")."""
+    def _forward(self, batch: dict[str, torch.Tensor], net: nn.Module | None = None) -> dict:
+        """Model output with the finest field at the prepared resolution (see "Half resolution"). ``net`` is
+        the DDP wrapper in a training step of a distributed run; validation calls the model itself."""
         from .nn import resize_image, upsample_field, warp
 
+        net = self.model if net is None else net
         moving, fixed = batch["moving"], batch["fixed"]
         if not self.resized:
-            return self.model(moving, fixed)
-        out = self.model(resize_image(moving, self.net_kji), resize_image(fixed, self.net_kji))
+            return net(moving, fixed)
+        out = net(resize_image(moving, self.net_kji), resize_image(fixed, self.net_kji))
         fields, warped = list(out["fields"]), list(out.get("warped", []))
         full = upsample_field(fields[-1].float(), rescale=True, size=self.data.shape_kji)
         fields[-1] = full
@@ -430,14 +457,21 @@ class Trainer:
     def _loss_batch(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {k: batch[k] for k in ("moving", "fixed", "moving_labels", "fixed_labels") if k in batch}
 
+    def _draws_before(self, step_number: int) -> int:
+        """Sampler draws used before step ``step_number`` (1-based): every step takes a global batch."""
+        base_step, base_draws = self._draw_base
+        return base_draws + (step_number - 1 - base_step) * self.batch_size * self.world_size
+
     def _train_step(self, step_number: int) -> tuple[float, dict[str, float]]:
         assert self.optimizer is not None
-        pairs = [self.train_pairs[i] for i in self.sampler.batch(step_number - 1, self.batch_size)]
+        start = self._draws_before(step_number)
+        draws = range(start, start + self.batch_size) if self.dist is None else self.dist.shard(start, self.batch_size)
+        pairs = [self.train_pairs[self.sampler.index(d)] for d in draws]
         batch = self.data.load_batch(pairs, self.device, labels="one-hot" if self.loss_uses_labels else "none")
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():
-            out = self._forward(batch)
+            out = self._forward(batch, self.ddp)
             total, terms = self.loss_fn(out, self._loss_batch(batch))
         if not torch.isfinite(total.detach()).all():
             bad = [k for k, v in _float_terms(terms).items() if not math.isfinite(v)]
@@ -452,7 +486,10 @@ class Trainer:
         else:
             total.backward()
             self.optimizer.step()
-        return float(total.detach().float()), _float_terms(terms)
+        loss, named = float(total.detach().float()), _float_terms(terms)
+        if self.dist is not None:  # distributed: report the mean over the global batch, not rank 0's share
+            loss, named = self.dist.mean_over_ranks(loss, named)
+        return loss, named
 
     @torch.no_grad()
     def validate(self, identity: bool = False) -> dict | None:
@@ -461,7 +498,7 @@ class Trainer:
         (zero field) instead: the baseline every later validation is read against."""
         from .nn import warp
 
-        if not self.val_list:
+        if not self.val_list or not self.is_main:  # distributed: rank 0 validates
             return None
         self.model.eval()
         dices, losses = [], []
@@ -496,9 +533,14 @@ class Trainer:
 
     def _save(self, tag: str, with_optimizer: bool) -> None:
         phase = self.phases[self.phase_pos]
+        if not self.is_main:  # distributed: rank 0 writes the checkpoints
+            if tag == "last":
+                self._last_saved_step = self.step
+            return
         state = {"phase": phase.index, "schedule": self.schedule, "total": self.total, "best": self.best,
                  "seed": self.seed, "dataset": self.data.fingerprint(), "preparedDir": str(self.prepared_dir),
-                 "device": str(self.device), "amp": self._status.get("amp")}
+                 "device": str(self.device), "amp": self._status.get("amp"),
+                 "samplesSeen": self._draws_before(self.step + 1), "worldSize": self.world_size}
         paths = save_checkpoint(self.ckpt_dir, tag, model=self.model, base_names=self.base_names, base_sha256=self.base_sha,
                                 step=self.step, state=state, optimizer=self.optimizer if with_optimizer else None,
                                 scaler=self.scaler if with_optimizer else None)
@@ -530,12 +572,16 @@ class Trainer:
         rate: float | None = None
         last_time = time.time()
         while self.step < self.total:
-            if self._stop.is_set():
+            requested = self._stop.is_set()
+            # The budget is checked after each step (at least one step runs, so a stop always saves progress).
+            over_budget = (self.time_budget_s is not None and self.step > session_start_step
+                           and time.time() - session_start >= self.time_budget_s)
+            if self.dist is not None:  # distributed: every rank stops after the same step
+                requested, over_budget = self.dist.any_rank(requested, over_budget)
+            if requested:
                 self._finish_stopped("requested", f"stopped on request after step {self.step}; checkpoints/last saved")
                 return
-            # The budget is checked after each step (at least one step runs, so a stop always saves progress).
-            if (self.time_budget_s is not None and self.step > session_start_step
-                    and time.time() - session_start >= self.time_budget_s):
+            if over_budget:
                 minutes = self.time_budget_s / 60
                 self._finish_stopped("time-budget", f"time budget of {minutes:g} min used up after step {self.step} of "
                                                     f"{self.total}; checkpoints/last saved (resume to continue)")

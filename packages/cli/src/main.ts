@@ -23,7 +23,9 @@ usage: llmed <command> [options]
   data inspect <file.nii[.gz]>         header, dims, spacing, orientation, intensities, labels [--json]
   data prepare <experiment>            prepare the dataset into the training cache [--force]
   train <experiment>                   train (PyTorch through the Python bridge) [--device auto|cpu|cuda]
-                                       [--resume <run>] [--iterations N] [--run-dir D]
+                                       [--resume <run>] [--iterations N] [--batch-size N (per process)] [--run-dir D]
+                                       on several processes / GPUs (torchrun + DDP): --nproc-per-node N
+                                       [--nnodes M --node-rank R --master-addr A --master-port P]
   export <run|experiment>              ONNX export of a run's field predictor + manifest, parity-checked
                                        [--tag best|last] [--out D] [--threads N] [--json]
   register --moving m.nii.gz --fixed f.nii.gz --model <export>
@@ -51,7 +53,7 @@ const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
   'config check': { flags: ['json', 'portable'], run: configCheck },
   'data inspect': { flags: ['json'], run: dataInspect },
   'data prepare': { flags: ['force'], run: dataPrepare },
-  train: { flags: ['device', 'resume', 'iterations', 'run-dir'], run: train },
+  train: { flags: ['device', 'resume', 'iterations', 'batch-size', 'run-dir', 'nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'], run: train },
   evaluate: { flags: ['pairs', 'pictures', 'metrics', 'split', 'threads', 'out'], run: evaluateCommand },
   export: { flags: ['tag', 'out', 'threads', 'json'], run: exportCommand },
   register: { flags: ['moving', 'fixed', 'model', 'moving-labels', 'fixed-labels', 'labels', 'box-to-box', 'affine', 'out', 'metrics', 'field', 'threads', 'json'], run: registerCommand },

@@ -2,11 +2,11 @@
 import { existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { checkSpecPlugins, isLlmedError, LlmedError, readJsonFile, runFolderSpec, withWriteLock, type ExperimentConfig, type ModelSpec, type SpecNode } from '@llmed/core';
-import type { TrainStatus } from '@llmed/bridge';
+import type { DistributedLaunch, TrainStatus } from '@llmed/bridge';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadExperiment, type Experiment, type Loaded } from './context.ts';
 import { runPrepare } from './data.ts';
-import { dataRoot } from './prepare.ts';
+import { dataRoot, preparedDir } from './prepare.ts';
 import { formatSeconds, Progress } from './progress.ts';
 import { isRunFolder } from './runs.ts';
 
@@ -49,42 +49,82 @@ export async function train(args: ParsedArgs): Promise<number> {
     device: flagString(args, 'device') as 'auto' | 'cpu' | 'cuda' | undefined,
     resume: flagString(args, 'resume'),
     iterations: flagNumber(args, 'iterations'),
+    batchSize: flagNumber(args, 'batch-size'),
     runDir: flagString(args, 'run-dir'),
+    launch: launchFlags(args),
   });
   console.log(`run folder: ${relative(process.cwd(), runDir) || runDir}`);
   return 0;
 }
 
-export interface TrainOptions { device?: 'auto' | 'cpu' | 'cuda'; resume?: string; iterations?: number; runDir?: string }
+/** torchrun's flags, when any is given: the run goes to several processes (`--nproc-per-node 1` included). */
+export function launchFlags(args: ParsedArgs): DistributedLaunch | undefined {
+  const nprocPerNode = flagNumber(args, 'nproc-per-node');
+  const nnodes = flagNumber(args, 'nnodes');
+  const nodeRank = flagNumber(args, 'node-rank');
+  const masterAddr = flagString(args, 'master-addr');
+  const masterPort = flagNumber(args, 'master-port');
+  if ([nprocPerNode, nnodes, nodeRank, masterAddr, masterPort].every((v) => v === undefined)) return undefined;
+  if (nprocPerNode === undefined) throw new LlmedError('usage', '--nnodes / --node-rank / --master-addr / --master-port go with --nproc-per-node N (processes on this node)');
+  return { nprocPerNode, nnodes, nodeRank, masterAddr, masterPort };
+}
+
+export interface TrainOptions {
+  device?: 'auto' | 'cpu' | 'cuda';
+  resume?: string;
+  iterations?: number;
+  /** Pairs per step and process (train.batchSize); the global batch is this × the processes. */
+  batchSize?: number;
+  runDir?: string;
+  /** Train under torchrun on these processes instead of in the pythonia session. */
+  launch?: DistributedLaunch;
+}
 
 export async function trainExperiment(ex: Loaded & Experiment, opts: TrainOptions): Promise<string> {
   if (opts.device && !['auto', 'cpu', 'cuda'].includes(opts.device)) throw new LlmedError('usage', `--device must be auto, cpu or cuda, not '${opts.device}'`);
+  if (opts.batchSize !== undefined && !(Number.isInteger(opts.batchSize) && opts.batchSize >= 1)) throw new LlmedError('usage', `--batch-size must be an integer ≥ 1, not ${opts.batchSize}`);
   // A resumed run continues its own config.json and spec.json: check it before anything is created or prepared.
   const resumed = opts.resume ? resumedRun(ex, opts) : undefined;
-  checkRequirements(ex);
-  const prepared = await runPrepare(ex.ws.root, ex.name, ex.config);
-  const config = resumed?.config ?? structuredClone(ex.config);
-  if (opts.iterations && !resumed) config.train.iterations = opts.iterations;
-  const runDir = resolve(opts.resume ?? opts.runDir ?? join(ex.ws.root, 'runs', ex.name, timestamp()));
-  return withWriteLock(runDir, () => trainInto(ex, opts, config, prepared, runDir));
-}
-
-/** The run itself, holding the run folder's write lock (one writer per run folder). */
-async function trainInto(ex: Loaded & Experiment, opts: TrainOptions, config: ExperimentConfig, prepared: { dir: string }, runDir: string): Promise<string> {
-  const createdRunDir = !existsSync(runDir);
-  mkdirSync(runDir, { recursive: true });
-  if (!opts.resume) {
-    writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
-    writeFileSync(join(runDir, 'spec.json'), `${JSON.stringify(runFolderSpec(ex.spec satisfies ModelSpec), null, 2)}\n`);
-  }
   let bridge: typeof import('@llmed/bridge');
   try {
     bridge = await import('@llmed/bridge');
   } catch (e) {
     throw new LlmedError('not-built', `the Python bridge is not available: ${(e as Error).message}`, { exitCode: 3 });
   }
+  if (opts.launch) bridge.checkLaunch(opts.launch);
+  const multiNode = (opts.launch?.nnodes ?? 1) > 1;
+  const firstNode = (opts.launch?.nodeRank ?? 0) === 0;
+  if (multiNode && !opts.runDir && !opts.resume) throw new LlmedError('usage', `--nnodes ${opts.launch?.nnodes} needs --run-dir (the same folder, on a shared file system, for every node)`, { hint: 'under SLURM: --run-dir runs/<experiment>/$SLURM_JOB_ID' });
+  checkRequirements(ex);
+  // Several nodes would race to prepare one cache: it must be there before they start.
+  if (multiNode && !existsSync(join(preparedDir(ex.ws.root, ex.name), 'pairs.json'))) {
+    throw new LlmedError('data', `the prepared dataset of '${ex.name}' is not there yet; a multi-node job does not prepare it`, { where: preparedDir(ex.ws.root, ex.name), hint: `run \`llmed data prepare ${ex.name}\` once before starting the nodes` });
+  }
+  const prepared = await runPrepare(ex.ws.root, ex.name, ex.config);
+  const config = resumed?.config ?? structuredClone(ex.config);
+  if (opts.iterations && !resumed) config.train.iterations = opts.iterations;
+  if (opts.batchSize && !opts.resume) config.train.batchSize = opts.batchSize;
+  const runDir = resolve(opts.resume ?? opts.runDir ?? join(ex.ws.root, 'runs', ex.name, timestamp()));
+  // One writer per run folder: the first node holds its lock; the other nodes of a multi-node job only
+  // start their ranks (rank 0, on the first node, is the only one that writes there).
+  const body = () => trainInto(ex, opts, bridge, config, prepared, runDir, firstNode);
+  return firstNode ? withWriteLock(runDir, body) : body();
+}
+
+/** The run itself (on the first node, holding the run folder's write lock). */
+async function trainInto(ex: Loaded & Experiment, opts: TrainOptions, bridge: typeof import('@llmed/bridge'), config: ExperimentConfig, prepared: { dir: string }, runDir: string, firstNode: boolean): Promise<string> {
+  const createdRunDir = firstNode && !existsSync(runDir);
+  if (firstNode) mkdirSync(runDir, { recursive: true });
+  if (!opts.resume && firstNode) {
+    writeFileSync(join(runDir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+    writeFileSync(join(runDir, 'spec.json'), `${JSON.stringify(runFolderSpec(ex.spec satisfies ModelSpec), null, 2)}\n`);
+  }
   const bar = new Progress(`training ${ex.name}`, config.train.iterations);
-  const result = await bridge.trainRun({
+  let said = false;
+  const trainer = opts.launch
+    ? (o: Parameters<typeof bridge.trainRun>[0]) => bridge.trainRunDistributed({ ...o, launch: opts.launch! })
+    : bridge.trainRun;
+  const result = await trainer({
     workspaceRoot: ex.ws.root,
     experiment: ex.name,
     configFile: ex.configFile,
@@ -95,7 +135,12 @@ async function trainInto(ex: Loaded & Experiment, opts: TrainOptions, config: Ex
     runDir,
     resume: Boolean(opts.resume),
     device: opts.device ?? 'auto',
+    trainerOptions: opts.batchSize && opts.resume ? { batchSize: opts.batchSize } : undefined,
     onProgress: (s: TrainStatus) => {
+      if (!said && s.world_size && s.world_size > 1 && s.global_batch) {
+        said = true;
+        bar.done(`training on ${s.world_size} processes (${s.backend ?? 'torchrun'}): global batch ${s.global_batch} = ${s.global_batch / s.world_size} per process × ${s.world_size}`);
+      }
       const terms = Object.entries(s.terms ?? {}).map(([k, v]) => `${k} ${v.toFixed(4)}`).join(' ');
       const detail = [s.loss != null ? `loss ${s.loss.toFixed(4)}${terms ? ` (${terms})` : ''}` : '', s.val_dice != null ? `val Dice ${s.val_dice.toFixed(3)}` : '', s.phases > 1 ? `cascade step ${s.phase}/${s.phases}` : ''].filter(Boolean).join('  ');
       bar.update(s.step, detail);
