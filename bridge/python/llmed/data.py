@@ -141,6 +141,8 @@ class Pair:
     fixed: str
     moving_labels: str | None = None
     fixed_labels: str | None = None
+    #: prepared true displacement field (3, K, J, I) in voxels of the fixed grid: pairs made by a known deformation
+    true_field: str | None = None
 
     @property
     def has_labels(self) -> bool:
@@ -179,7 +181,7 @@ class PreparedDataset:
             for i, e in enumerate(entries):
                 if not isinstance(e, dict) or "moving" not in e or "fixed" not in e:
                     raise DataError(f"pairs.json {split}[{i}] needs 'moving' and 'fixed'", where=str(pairs_file))
-                pairs.append(Pair(e["moving"], e["fixed"], e.get("movingLabels"), e.get("fixedLabels")))
+                pairs.append(Pair(e["moving"], e["fixed"], e.get("movingLabels"), e.get("fixedLabels"), e.get("groundTruthField")))
             self.splits[split] = pairs
         self._cache: dict[str, np.memmap] = {}
 
@@ -202,6 +204,21 @@ class PreparedDataset:
                                 f"{list(self.shape_ijk)}", where=str(self.dir / f"{name}.json"))
             self._cache[name] = vol
         return vol
+
+    def spacing(self, name: str) -> tuple[float, float, float]:
+        """Voxel size (mm) along NIfTI i, j, k of prepared volume ``name`` (1 mm where the header has none)."""
+        values = read_header(self.dir, name).get("spacing") or [1.0, 1.0, 1.0]
+        return tuple(float(v) for v in values[:3])  # type: ignore[return-value]
+
+    def true_field(self, pair: Pair, device: torch.device | str = "cpu") -> torch.Tensor | None:
+        """The pair's true field ``(1, 3, K, J, I)`` (voxels; channel c along NIfTI axis c), or None."""
+        if pair.true_field is None:
+            return None
+        field = self.volume(pair.true_field)
+        if field.shape[0] != 3:
+            raise DataError(f"true field '{pair.true_field}' has {field.shape[0]} components, not 3",
+                            where=str(self.dir / f"{pair.true_field}.json"))
+        return torch.from_numpy(np.array(field)).unsqueeze(0).to(device)
 
     def _stack(self, names: list[str], dtype: torch.dtype) -> torch.Tensor:
         # np.array copies out of the memmap: the file stays read-only and torch owns its memory.

@@ -43,6 +43,8 @@ __all__ = [
     "DownConv",
     "use_onednn_conv3d",
     "FlowHead",
+    "INIT_SCHEMES",
+    "initialise",
     "TokenInstanceNorm",
     "identity_grid",
     "SpatialTransformer",
@@ -122,17 +124,64 @@ class DownConv(nn.Conv3d):
         super().__init__(in_channels, out_channels, kernel_size=3, stride=2, padding=1)
 
 
+INIT_SCHEMES = ("he", "pytorch")
+
+
+def initialise(module: nn.Module, scheme: str = "he", negative_slope: float = 0.2) -> nn.Module:
+    """Initialise every ``Conv3d`` / ``ConvTranspose3d`` of ``module`` by ``scheme``; returns the module.
+
+    ``'he'``: weights ``N(0, gain² / fan_in)`` with the LeakyReLU gain ``sqrt(2 / (1 + slope²))``, biases 0.
+    ``fan_in`` is what one output voxel really sums: ``C_in·k³`` for a convolution, ``C_in·k³/s³`` for a
+    transposed one (``C_in`` for LLaMA-Reg's k2/s2 upsamplers; PyTorch's own fan of a transposed weight
+    is ``C_out·k³``).
+
+    ``'pytorch'``: leave PyTorch's default (``kaiming_uniform(a=√5)``: weight variance ``1/(3·fan_in)``,
+    biases ``U(±1/√fan_in)``), as the released LLaMA-Reg code does (spec §1.2). Why it is not the default:
+    without normalisation layers that init shrinks the signal's spatial spread by about 0.4 per
+    conv + LeakyReLU, so at the demo's size the encoder's 1/16 features vary 40× less across the volume
+    than its first layer's and the predicted field is a near-constant set by the biases (spatial std
+    0.03 voxel around a 0.2-voxel offset); the first few hundred CPU steps then only move that offset
+    (bench/results/learning-diagnosis.md). The papers' 100k+ GPU iterations get past it; a CPU budget does not.
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"init must be one of {', '.join(INIT_SCHEMES)}, got {scheme!r}")
+    if scheme == "pytorch":
+        return module
+    gain = (2.0 / (1.0 + negative_slope ** 2)) ** 0.5
+    for m in module.modules():
+        if isinstance(m, nn.ConvTranspose3d):
+            taps = m.weight[0, 0].numel() / max(1, int(torch.tensor(m.stride).prod()))
+            fan_in = m.in_channels // m.groups * max(1.0, taps)
+        elif isinstance(m, nn.Conv3d):
+            fan_in = m.weight[0].numel()
+        else:
+            continue
+        with torch.no_grad():
+            m.weight.normal_(0.0, gain / fan_in ** 0.5)
+            if m.bias is not None:
+                m.bias.zero_()
+    return module
+
+
 class FlowHead(nn.Sequential):
     """Field predictor: Conv3d(in → hidden, k3) then Conv3d(hidden → 3, k3), no activation between.
 
-    PyTorch default initialisation, as in the released LLaMA-Reg code (spec §1.2 flow rows).
+    ``init='pytorch'``: PyTorch default initialisation, as in the released LLaMA-Reg code (spec §1.2
+    flow rows). ``init='he'``: the hidden conv by :func:`initialise`, the output conv ``N(0, 1e-5)`` with
+    zero bias (VoxelMorph's flow init), so every residual field starts at zero and the untrained model
+    is the identity map rather than a random offset of a few tenths of a voxel.
     """
 
-    def __init__(self, in_channels: int, hidden: int):
+    def __init__(self, in_channels: int, hidden: int, init: str = "pytorch"):
         super().__init__(
             nn.Conv3d(in_channels, hidden, kernel_size=3, padding=1),
             nn.Conv3d(hidden, 3, kernel_size=3, padding=1),
         )
+        initialise(self[0], init)
+        if init == "he":
+            with torch.no_grad():
+                self[1].weight.normal_(0.0, 1e-5)
+                self[1].bias.zero_()
 
 
 class TokenInstanceNorm(nn.Module):
@@ -359,6 +408,7 @@ class MultiscaleDecoder(nn.Module):
         negative_slope: float = 0.2,
         rescale_upsampled_field: bool = True,
         fuse_previous: bool = False,
+        init: str = "pytorch",
     ):
         super().__init__()
         if len(stage_levels) < 2:
@@ -399,7 +449,9 @@ class MultiscaleDecoder(nn.Module):
             self.up.append(nn.ConvTranspose3d(widths[s - 1], w, kernel_size=2, stride=2))
             extra = (3 + image_channels) if s >= 2 else 0
             self.fuse.append(ConvBlock(skip(w) + w + a + extra, w, negative_slope))
-            self.flow.append(FlowHead(w, flow_hidden))
+            self.flow.append(FlowHead(w, flow_hidden, init))
+        initialise(self.fuse, init, negative_slope)
+        initialise(self.up, init, negative_slope)
 
     def forward(
         self,
