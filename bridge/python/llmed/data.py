@@ -40,18 +40,21 @@ class DataError(Exception):
 
 
 def write_prepared_volume(folder: str | os.PathLike[str], name: str, data: np.ndarray, preprocessing: Any = None) -> None:
-    """Write ``data`` (K, J, I) as a prepared volume — raw little-endian + the JSON header of the TypeScript
-    cache (packages/imaging cache.ts), 1 mm RAS identity grid. Integer arrays → ``.i32``, others → ``.f32``.
-    For tests and benchmarks that need a prepared dataset without NIfTI files."""
+    """Write ``data`` (K, J, I), or (C, K, J, I) for a C-component volume such as a field, as a prepared volume —
+    raw little-endian + the JSON header of the TypeScript cache (packages/imaging cache.ts), 1 mm RAS identity
+    grid. Integer arrays → ``.i32``, others → ``.f32``. For tests and benchmarks that need a prepared dataset
+    without NIfTI files."""
     folder = Path(folder)
     is_label = np.issubdtype(data.dtype, np.integer)
     numpy_dtype, ext = ("<i4", "i32") if is_label else ("<f4", "f32")
-    array = np.ascontiguousarray(data.astype(numpy_dtype))[None]
+    array = np.ascontiguousarray(data.astype(numpy_dtype))
+    if array.ndim == 3:
+        array = array[None]
     (folder / f"{name}.{ext}").write_bytes(array.tobytes())
-    nz, ny, nx = data.shape
+    components, nz, ny, nx = array.shape
     header = {"format": "llmed-prepared-v1", "name": name, "dataFile": f"{name}.{ext}",
               "dtype": "int32" if is_label else "float32", "numpyDtype": numpy_dtype, "byteOrder": "little",
-              "shape": [1, nz, ny, nx], "dims": [nx, ny, nz], "components": 1, "spacing": [1, 1, 1],
+              "shape": [components, nz, ny, nx], "dims": [nx, ny, nz], "components": components, "spacing": [1, 1, 1],
               "affine": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], "orientation": "RAS", "bytes": array.nbytes,
               "source": None, "preprocessing": preprocessing}
     (folder / f"{name}.json").write_text(json.dumps(header))
