@@ -3,7 +3,10 @@
  * the same engine under one fixed wall-clock budget per model, on proxies built from real anatomy, then
  * evaluated natively (ONNX export → onnxruntime-node → TypeScript metrics) exactly like `llmed evaluate`.
  *
- *   npx tsx bench/accuracy/accuracy.ts [--budget-minutes 2.25] [--only id,id] [--device cpu|cuda] [--no-syn] [--report-only]
+ *   npx tsx bench/accuracy/accuracy.ts [--budget-minutes 2.25 | --steps N] [--only id,id] [--device cpu|cuda] [--no-syn] [--report-only]
+ *
+ * `--steps N` trains every arm for exactly N steps instead of a wall-clock budget: the same models on a loaded
+ * machine, only later (the cascade's three phases then split N by the same proportions as under a budget).
  *
  * Tables (arm ids):
  * - synthetic warps (4 real brains under known smooth deformations; 4 held-out test pairs with aseg labels and
@@ -201,7 +204,7 @@ function markdown(rows: Row[], meta: Record<string, unknown>, report: string[]):
   return [
     '# Accuracy benchmark on proxies of real anatomy',
     '',
-    `Budget: ${meta.budgetMinutes} min of training per model (wall clock, ${meta.device}), then ONNX export and native evaluation (onnxruntime-node, TypeScript metrics). ${meta.machine}. Started ${meta.started}, took ${meta.minutes} min.`,
+    `Budget: ${meta.steps ? `${meta.steps} training steps per model (fixed, ${meta.device}; the cascade splits them over its three phases)` : `${meta.budgetMinutes} min of training per model (wall clock, ${meta.device})`}, then ONNX export and native evaluation (onnxruntime-node, TypeScript metrics). ${meta.machine}. Started ${meta.started}, took ${meta.minutes} min.`,
     'The papers\' numbers are on their datasets (OAI knee, Learn2Reg OASIS, Learn2Reg Abdomen MR-CT) with 290K–400K iterations; ours are a few hundred steps on 2 CPU cores. They are a reference for orderings, not for values.',
     'Mean ± sample standard deviation over the test pairs. EPE: mean endpoint error against the true field inside the fixed brain labels. One seed per arm.',
     '',
@@ -318,6 +321,8 @@ async function main(): Promise<void> {
   }
   const t0 = Date.now();
   const budget = Number(flag('budget-minutes') ?? 2.25);
+  const fixedSteps = flag('steps') !== undefined ? Number(flag('steps')) : undefined;
+  if (fixedSteps !== undefined && !(Number.isInteger(fixedSteps) && fixedSteps > 0)) throw new Error(`--steps must be a positive integer, not '${flag('steps')}'`);
   const device = flag('device') ?? 'cpu';
   const only = flag('only')?.split(',');
   const withSyn = !process.argv.includes('--no-syn');
@@ -343,7 +348,7 @@ async function main(): Promise<void> {
   // The prepared folder of each table's first arm: SyN registers the same prepared pairs.
   const preparedOf: Record<string, { dir: string; cfg: Config }> = {};
   let c1Steps: number | undefined;
-  const meta = () => ({ budgetMinutes: budget, device, machine, started, minutes: ((Date.now() - t0) / 60000).toFixed(1) });
+  const meta = () => ({ budgetMinutes: fixedSteps ? undefined : budget, steps: fixedSteps, device, machine, started, minutes: ((Date.now() - t0) / 60000).toFixed(1) });
   const save = async (report: string[] = []) => {
     const all = [...Object.values(initial), ...rows];
     await writeAtomic(join(RESULTS, 'accuracy.json'), `${JSON.stringify({ ...meta(), rows: all, report }, jsonNumbers, 2)}\n`);
@@ -357,8 +362,10 @@ async function main(): Promise<void> {
   for (const arm of arms) {
     const base = JSON.parse(readFileSync(join(ROOT, 'configs', arm.base, 'config.json'), 'utf8')) as Config;
     const cfg = structuredClone(base);
-    cfg.train = { ...cfg.train, iterations: 1_000_000, timeBudgetMinutes: budget, validateEvery: 50, checkpointEvery: 50 };
-    arm.patch?.(cfg, { c1Steps });
+    cfg.train = fixedSteps
+      ? { ...cfg.train, iterations: fixedSteps, timeBudgetMinutes: 0, validateEvery: 50, checkpointEvery: 50 }
+      : { ...cfg.train, iterations: 1_000_000, timeBudgetMinutes: budget, validateEvery: 50, checkpointEvery: 50 };
+    arm.patch?.(cfg, { c1Steps: fixedSteps ?? c1Steps });
     if (arm.table === 'gpu') Object.assign(cfg.train, { iterations: 300, timeBudgetMinutes: budget, validateEvery: 100, checkpointEvery: 100 });
     cfg.name = arm.id;
     cfg.description = `${arm.label} — accuracy benchmark arm ${arm.id} (${cfg.description})`;
@@ -367,7 +374,7 @@ async function main(): Promise<void> {
     await writeAtomic(cfgFile, `${JSON.stringify(cfg, null, 2)}\n`);
     const runDir = join(armDir, `run-${Date.now()}`);
     const tTrain = Date.now();
-    const trained = run(process.execPath, [CLI, 'train', cfgFile, '--run-dir', runDir, '--device', device], `train ${arm.id} (${budget} min, ${device})`);
+    const trained = run(process.execPath, [CLI, 'train', cfgFile, '--run-dir', runDir, '--device', device], `train ${arm.id} (${fixedSteps ? `${fixedSteps} steps` : `${budget} min`}, ${device})`);
     const trainSeconds = (Date.now() - tTrain) / 1000;
     if (!trained.ok) { await failed(arm, cfg.name, 'training failed'); continue; }
     const events = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);

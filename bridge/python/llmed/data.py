@@ -40,18 +40,21 @@ class DataError(Exception):
 
 
 def write_prepared_volume(folder: str | os.PathLike[str], name: str, data: np.ndarray, preprocessing: Any = None) -> None:
-    """Write ``data`` (K, J, I) as a prepared volume — raw little-endian + the JSON header of the TypeScript
-    cache (packages/imaging cache.ts), 1 mm RAS identity grid. Integer arrays → ``.i32``, others → ``.f32``.
-    For tests and benchmarks that need a prepared dataset without NIfTI files."""
+    """Write ``data`` (K, J, I), or (C, K, J, I) for a C-component volume such as a field, as a prepared volume —
+    raw little-endian + the JSON header of the TypeScript cache (packages/imaging cache.ts), 1 mm RAS identity
+    grid. Integer arrays → ``.i32``, others → ``.f32``. For tests and benchmarks that need a prepared dataset
+    without NIfTI files."""
     folder = Path(folder)
     is_label = np.issubdtype(data.dtype, np.integer)
     numpy_dtype, ext = ("<i4", "i32") if is_label else ("<f4", "f32")
-    array = np.ascontiguousarray(data.astype(numpy_dtype))[None]
+    array = np.ascontiguousarray(data.astype(numpy_dtype))
+    if array.ndim == 3:
+        array = array[None]
     (folder / f"{name}.{ext}").write_bytes(array.tobytes())
-    nz, ny, nx = data.shape
+    components, nz, ny, nx = array.shape
     header = {"format": "llmed-prepared-v1", "name": name, "dataFile": f"{name}.{ext}",
               "dtype": "int32" if is_label else "float32", "numpyDtype": numpy_dtype, "byteOrder": "little",
-              "shape": [1, nz, ny, nx], "dims": [nx, ny, nz], "components": 1, "spacing": [1, 1, 1],
+              "shape": [components, nz, ny, nx], "dims": [nx, ny, nz], "components": components, "spacing": [1, 1, 1],
               "affine": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], "orientation": "RAS", "bytes": array.nbytes,
               "source": None, "preprocessing": preprocessing}
     (folder / f"{name}.json").write_text(json.dumps(header))
@@ -141,6 +144,8 @@ class Pair:
     fixed: str
     moving_labels: str | None = None
     fixed_labels: str | None = None
+    #: prepared true displacement field (3, K, J, I) in voxels of the fixed grid: pairs made by a known deformation
+    true_field: str | None = None
 
     @property
     def has_labels(self) -> bool:
@@ -179,7 +184,7 @@ class PreparedDataset:
             for i, e in enumerate(entries):
                 if not isinstance(e, dict) or "moving" not in e or "fixed" not in e:
                     raise DataError(f"pairs.json {split}[{i}] needs 'moving' and 'fixed'", where=str(pairs_file))
-                pairs.append(Pair(e["moving"], e["fixed"], e.get("movingLabels"), e.get("fixedLabels")))
+                pairs.append(Pair(e["moving"], e["fixed"], e.get("movingLabels"), e.get("fixedLabels"), e.get("groundTruthField")))
             self.splits[split] = pairs
         self._cache: dict[str, np.memmap] = {}
 
@@ -202,6 +207,21 @@ class PreparedDataset:
                                 f"{list(self.shape_ijk)}", where=str(self.dir / f"{name}.json"))
             self._cache[name] = vol
         return vol
+
+    def spacing(self, name: str) -> tuple[float, float, float]:
+        """Voxel size (mm) along NIfTI i, j, k of prepared volume ``name`` (1 mm where the header has none)."""
+        values = read_header(self.dir, name).get("spacing") or [1.0, 1.0, 1.0]
+        return tuple(float(v) for v in values[:3])  # type: ignore[return-value]
+
+    def true_field(self, pair: Pair, device: torch.device | str = "cpu") -> torch.Tensor | None:
+        """The pair's true field ``(1, 3, K, J, I)`` (voxels; channel c along NIfTI axis c), or None."""
+        if pair.true_field is None:
+            return None
+        field = self.volume(pair.true_field)
+        if field.shape[0] != 3:
+            raise DataError(f"true field '{pair.true_field}' has {field.shape[0]} components, not 3",
+                            where=str(self.dir / f"{pair.true_field}.json"))
+        return torch.from_numpy(np.array(field)).unsqueeze(0).to(device)
 
     def _stack(self, names: list[str], dtype: torch.dtype) -> torch.Tensor:
         # np.array copies out of the memmap: the file stays read-only and torch owns its memory.

@@ -43,6 +43,8 @@ __all__ = [
     "DownConv",
     "use_onednn_conv3d",
     "FlowHead",
+    "INIT_SCHEMES",
+    "initialise",
     "TokenInstanceNorm",
     "identity_grid",
     "SpatialTransformer",
@@ -87,12 +89,62 @@ class ConvBlock(nn.Sequential):
 _native_conv3d_forward = nn.Conv3d._conv_forward
 
 
+class _OneDNNConv3dFunction(torch.autograd.Function):
+    """A CPU float32 3-D convolution whose forward *and* backward run oneDNN kernels.
+
+    The backward of a stride-1, undilated, ungrouped convolution is two more convolutions, which go to
+    ``mkldnn_convolution`` directly instead of ``aten::convolution_backward`` (which picks its kernels by
+    PyTorch's own size rule and, for most of our batch-1 layers, runs the slow im2col path):
+
+    * ``∂L/∂x = conv(∂L/∂y, flip(W)ᵀ)`` with padding ``k − 1 − p`` (W's in/out channels swapped, kernel flipped);
+    * ``∂L/∂W[o, i] = Σ_n conv(x[n, i], ∂L/∂y[n, o])``: the input with its channels as the batch,
+      convolved with the output gradient as ``C_out`` kernels over the batch, padding ``p``;
+    * ``∂L/∂b = Σ ∂L/∂y`` over batch and space.
+
+    Other convolutions (strided, dilated, grouped) take ``aten::convolution_backward``. Not twice
+    differentiable (no training code here needs it).
+    """
+
+    @staticmethod
+    def forward(ctx, input, weight, bias, padding, stride, dilation, groups):
+        ctx.save_for_backward(input, weight)
+        ctx.conf = (padding, stride, dilation, groups, bias is not None)
+        return torch.ops.aten.mkldnn_convolution(input, weight, bias, padding, stride, dilation, groups)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out):
+        input, weight = ctx.saved_tensors
+        padding, stride, dilation, groups, has_bias = ctx.conf
+        need_input, need_weight, need_bias = ctx.needs_input_grad[:3]
+        kernel = list(weight.shape[2:])
+        grad_out = grad_out.contiguous()
+        if groups != 1 or any(s != 1 for s in stride) or any(d != 1 for d in dilation) or any(p > k - 1 for p, k in zip(padding, kernel)):
+            gi, gw, gb = torch.ops.aten.convolution_backward(grad_out, input, weight, [weight.shape[0]] if has_bias else None,
+                                                             stride, padding, dilation, False, [0, 0, 0], groups,
+                                                             [need_input, need_weight, need_bias and has_bias])
+            return gi, gw, gb, None, None, None, None
+        gi = gw = gb = None
+        if need_input:
+            flipped = weight.flip(2, 3, 4).transpose(0, 1).contiguous()
+            gi = torch.ops.aten.mkldnn_convolution(grad_out, flipped, None, [k - 1 - p for p, k in zip(padding, kernel)],
+                                                   [1, 1, 1], [1, 1, 1], 1)
+        if need_weight:
+            gw = torch.ops.aten.mkldnn_convolution(input.transpose(0, 1).contiguous(), grad_out.transpose(0, 1).contiguous(), None,
+                                                   padding, [1, 1, 1], [1, 1, 1], 1).transpose(0, 1).contiguous()
+        if need_bias and has_bias:
+            gb = grad_out.sum((0, 2, 3, 4))
+        return gi, gw, gb, None, None, None, None
+
+
 def _onednn_conv3d_forward(self: nn.Conv3d, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
     if (input.device.type == "cpu" and input.dtype == torch.float32 and weight.dtype == torch.float32
             and self.padding_mode == "zeros" and not isinstance(self.padding, str)
             and not torch.jit.is_tracing() and not torch.jit.is_scripting() and not torch.onnx.is_in_onnx_export()):
-        return torch.ops.aten.mkldnn_convolution(input, weight, bias, list(self.padding), list(self.stride),
-                                                 list(self.dilation), self.groups)
+        conf = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
+        if torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
+            return _OneDNNConv3dFunction.apply(input, weight, bias, *conf)
+        return torch.ops.aten.mkldnn_convolution(input, weight, bias, *conf)
     return _native_conv3d_forward(self, input, weight, bias)
 
 
@@ -102,9 +154,10 @@ def use_onednn_conv3d(enabled: bool = True) -> bool:
     Why: PyTorch picks oneDNN for a CPU convolution by a rule written for 2-D images (batch > 1, kernel
     > 3, groups > 1, or N·C·D·H > 20480); most of our batch-1 3-D convolutions miss it and run
     ``aten::slow_conv3d`` (im2col + GEMM): a 16→16 convolution at 32³ takes 144 ms forward+backward that
-    way and 101 ms with the forward on oneDNN (the backward kernels PyTorch still picks by its own rule);
-    whole training steps run 1.12-1.15x faster (bench/training/cpu-conv.ts). Same weights, same output to float rounding (~1e-6), gradients
-    through the ordinary autograd formula of ``mkldnn_convolution``. ONNX export and tracing, CUDA,
+    way and 101 ms with the forward on oneDNN; whole training steps ran 1.12-1.15x faster with the forward
+    alone (bench/training/cpu-conv.ts). The backward of stride-1 convolutions now runs oneDNN too
+    (:class:`_OneDNNConv3dFunction`); strided ones keep ``aten::convolution_backward``. Same weights, same
+    output and gradients to float rounding (~1e-6 relative). ONNX export and tracing, CUDA,
     half precision and non-zero padding modes keep the stock path, so exported graphs hold plain Conv.
     """
     on = enabled and torch.backends.mkldnn.is_available()
@@ -122,17 +175,64 @@ class DownConv(nn.Conv3d):
         super().__init__(in_channels, out_channels, kernel_size=3, stride=2, padding=1)
 
 
+INIT_SCHEMES = ("he", "pytorch")
+
+
+def initialise(module: nn.Module, scheme: str = "he", negative_slope: float = 0.2) -> nn.Module:
+    """Initialise every ``Conv3d`` / ``ConvTranspose3d`` of ``module`` by ``scheme``; returns the module.
+
+    ``'he'``: weights ``N(0, gain² / fan_in)`` with the LeakyReLU gain ``sqrt(2 / (1 + slope²))``, biases 0.
+    ``fan_in`` is what one output voxel really sums: ``C_in·k³`` for a convolution, ``C_in·k³/s³`` for a
+    transposed one (``C_in`` for LLaMA-Reg's k2/s2 upsamplers; PyTorch's own fan of a transposed weight
+    is ``C_out·k³``).
+
+    ``'pytorch'``: leave PyTorch's default (``kaiming_uniform(a=√5)``: weight variance ``1/(3·fan_in)``,
+    biases ``U(±1/√fan_in)``), as the released LLaMA-Reg code does (spec §1.2). Why it is not the default:
+    without normalisation layers that init shrinks the signal's spatial spread by about 0.4 per
+    conv + LeakyReLU, so at the demo's size the encoder's 1/16 features vary 40× less across the volume
+    than its first layer's and the predicted field is a near-constant set by the biases (spatial std
+    0.03 voxel around a 0.2-voxel offset); the first few hundred CPU steps then only move that offset
+    (bench/results/learning-diagnosis.md). The papers' 100k+ GPU iterations get past it; a CPU budget does not.
+    """
+    if scheme not in INIT_SCHEMES:
+        raise ValueError(f"init must be one of {', '.join(INIT_SCHEMES)}, got {scheme!r}")
+    if scheme == "pytorch":
+        return module
+    gain = (2.0 / (1.0 + negative_slope ** 2)) ** 0.5
+    for m in module.modules():
+        if isinstance(m, nn.ConvTranspose3d):
+            taps = m.weight[0, 0].numel() / max(1, int(torch.tensor(m.stride).prod()))
+            fan_in = m.in_channels // m.groups * max(1.0, taps)
+        elif isinstance(m, nn.Conv3d):
+            fan_in = m.weight[0].numel()
+        else:
+            continue
+        with torch.no_grad():
+            m.weight.normal_(0.0, gain / fan_in ** 0.5)
+            if m.bias is not None:
+                m.bias.zero_()
+    return module
+
+
 class FlowHead(nn.Sequential):
     """Field predictor: Conv3d(in → hidden, k3) then Conv3d(hidden → 3, k3), no activation between.
 
-    PyTorch default initialisation, as in the released LLaMA-Reg code (spec §1.2 flow rows).
+    ``init='pytorch'``: PyTorch default initialisation, as in the released LLaMA-Reg code (spec §1.2
+    flow rows). ``init='he'``: the hidden conv by :func:`initialise`, the output conv ``N(0, 1e-5)`` with
+    zero bias (VoxelMorph's flow init), so every residual field starts at zero and the untrained model
+    is the identity map rather than a random offset of a few tenths of a voxel.
     """
 
-    def __init__(self, in_channels: int, hidden: int):
+    def __init__(self, in_channels: int, hidden: int, init: str = "pytorch"):
         super().__init__(
             nn.Conv3d(in_channels, hidden, kernel_size=3, padding=1),
             nn.Conv3d(hidden, 3, kernel_size=3, padding=1),
         )
+        initialise(self[0], init)
+        if init == "he":
+            with torch.no_grad():
+                self[1].weight.normal_(0.0, 1e-5)
+                self[1].bias.zero_()
 
 
 class TokenInstanceNorm(nn.Module):
@@ -359,6 +459,7 @@ class MultiscaleDecoder(nn.Module):
         negative_slope: float = 0.2,
         rescale_upsampled_field: bool = True,
         fuse_previous: bool = False,
+        init: str = "pytorch",
     ):
         super().__init__()
         if len(stage_levels) < 2:
@@ -399,7 +500,9 @@ class MultiscaleDecoder(nn.Module):
             self.up.append(nn.ConvTranspose3d(widths[s - 1], w, kernel_size=2, stride=2))
             extra = (3 + image_channels) if s >= 2 else 0
             self.fuse.append(ConvBlock(skip(w) + w + a + extra, w, negative_slope))
-            self.flow.append(FlowHead(w, flow_hidden))
+            self.flow.append(FlowHead(w, flow_hidden, init))
+        initialise(self.fuse, init, negative_slope)
+        initialise(self.up, init, negative_slope)
 
     def forward(
         self,

@@ -495,24 +495,36 @@ class Trainer:
     def validate(self, identity: bool = False) -> dict | None:
         """Mean Dice over the validation pairs (labels warped with nearest by the final field), or the
         mean validation loss when the pairs have no labels. ``identity`` scores the unregistered pairs
-        (zero field) instead: the baseline every later validation is read against."""
+        (zero field) instead: the baseline every later validation is read against.
+
+        Beside the selection metric it reports ``fieldMagnitude`` (mean ‖u‖ over the grid, voxels) and,
+        where the pairs carry their true field, ``epe`` (mean endpoint error in mm over the fixed labels'
+        foreground, the ``endpoint-error`` metric's definition). Nearest-neighbour Dice does not move until
+        displacements pass half a voxel, so these two show learning that Dice cannot see yet."""
         from .nn import warp
 
         if not self.val_list or not self.is_main:  # distributed: rank 0 validates
             return None
         self.model.eval()
-        dices, losses = [], []
+        dices, losses, magnitudes, epes = [], [], [], []
         labels = [v for v in self.data.labels if v != 0]
         for pair in self.val_list:
             batch = self.data.load_batch([pair], self.device, labels="one-hot" if self.loss_uses_labels else "map")
+            truth = self.data.true_field(pair, self.device)
             if identity:
-                if not (labels and "moving_label_map" in batch):
+                if not (labels and "moving_label_map" in batch) and truth is None:
                     continue
-                field = torch.zeros((1, 3, *batch["moving_label_map"].shape[2:]), device=self.device)
+                field = torch.zeros((1, 3, *batch["moving"].shape[2:]), device=self.device)
             else:
                 with self._autocast():
                     out = self._forward(batch)
                 field = out["fields"][-1].float()
+            magnitudes.append(float(field.norm(dim=1).mean()))
+            if truth is not None:
+                mm = torch.tensor(self.data.spacing(pair.fixed), device=self.device).view(1, 3, 1, 1, 1)
+                error = ((field - truth) * mm).norm(dim=1)
+                region = batch["fixed_label_map"][:, 0] > 0 if "fixed_label_map" in batch else torch.ones_like(error, dtype=torch.bool)
+                epes.append(float(error[region].mean()))
             if labels and "moving_label_map" in batch:
                 # Nearest-neighbour warping of the label map reads the same voxel as warping its one-hot
                 # channels, at 1/L of the memory.
@@ -520,15 +532,20 @@ class Trainer:
                 scores = [s for s in dice_per_label(warped, batch["fixed_label_map"], labels) if not math.isnan(s)]
                 if scores:
                     dices.append(sum(scores) / len(scores))
-            else:
+            elif not identity:
                 with self._autocast():
                     total, _ = self.loss_fn(out, self._loss_batch(batch))
                 losses.append(float(total.float()))
         self.model.train()
+        extra = {"fieldMagnitude": sum(magnitudes) / len(magnitudes)} if magnitudes else {}
+        if epes:
+            extra["epe"] = sum(epes) / len(epes)
         if dices:
-            return {"metric": "dice", "value": sum(dices) / len(dices), "pairs": len(dices), "higherIsBetter": True}
+            return {"metric": "dice", "value": sum(dices) / len(dices), "pairs": len(dices), "higherIsBetter": True, **extra}
         if losses:
-            return {"metric": "loss", "value": sum(losses) / len(losses), "pairs": len(losses), "higherIsBetter": False}
+            return {"metric": "loss", "value": sum(losses) / len(losses), "pairs": len(losses), "higherIsBetter": False, **extra}
+        if extra:  # identity of label-free pairs with true fields: no selection metric, only the field numbers
+            return {"metric": "epe", "value": extra.get("epe"), "pairs": len(magnitudes), "higherIsBetter": False, **extra}
         return None
 
     def _save(self, tag: str, with_optimizer: bool) -> None:
@@ -566,8 +583,10 @@ class Trainer:
         if not resuming and self.step == 0:
             base = self.validate(identity=True)
             if base is not None:
-                self._update(initial_dice=base["value"])
-                self._event("val", step=0, phase=self.phases[pos].index, identity=True, dice=base["value"], pairs=base["pairs"])
+                if base["metric"] == "dice":
+                    self._update(initial_dice=base["value"])
+                self._event("val", step=0, phase=self.phases[pos].index, identity=True, **{base["metric"]: base["value"]},
+                            pairs=base["pairs"], **{k: base[k] for k in ("epe", "fieldMagnitude") if k in base})
         session_start, session_start_step = time.time(), self.step
         rate: float | None = None
         last_time = time.time()
@@ -608,7 +627,7 @@ class Trainer:
                 if result is not None:
                     dice = result["value"] if result["metric"] == "dice" else None
                     self._event("val", step=self.step, phase=self.phases[self.phase_pos].index, **{result["metric"]: result["value"]},
-                                pairs=result["pairs"])
+                                pairs=result["pairs"], **{k: result[k] for k in ("epe", "fieldMagnitude") if k in result})
                     better = (self.best is None or self.best.get("metric") != result["metric"]
                               or (result["value"] > self.best["value"] if result["higherIsBetter"] else result["value"] < self.best["value"]))
                     if better:

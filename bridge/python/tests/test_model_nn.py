@@ -197,3 +197,70 @@ def test_onednn_conv3d_matches_the_stock_path_in_values_gradients_and_export():
         assert "Conv" in ops and not any("mkldnn" in o.lower() for o in ops)
     finally:
         use_onednn_conv3d(False)
+
+
+def test_he_init_keeps_the_spatial_spread_through_a_deep_stack_and_flow_heads_start_at_zero():
+    from llmed.nn import FlowHead, initialise
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 16, 16, 16)
+
+    def spread(init: str) -> float:
+        torch.manual_seed(1)
+        stack = torch.nn.Sequential(ConvBlock(1, 8), DownConv(8, 8), ConvBlock(8, 8), DownConv(8, 8), ConvBlock(8, 8))
+        initialise(stack, init)
+        with torch.no_grad():
+            return float(stack(x).std(dim=(2, 3, 4)).mean())
+
+    # PyTorch's default shrinks the spread ~0.4x per conv + LeakyReLU; He keeps it of the input's order
+    assert spread("he") > 0.3 * float(x.std())
+    assert spread("pytorch") < 0.1 * spread("he")
+    head = FlowHead(8, 4, init="he")
+    assert float(head[1].weight.abs().max()) < 1e-4 and float(head[1].bias.abs().max()) == 0.0
+    assert float(head(torch.randn(1, 8, 4, 4, 4)).abs().max()) < 1e-2
+    transposed = initialise(torch.nn.ConvTranspose3d(8, 4, 2, stride=2), "he")
+    # k2/s2: each output voxel sums C_in = 8 inputs, so the weights are N(0, 2/(1.04 * 8))
+    assert abs(float(transposed.weight.std()) - (2 / 1.04 / 8) ** 0.5) < 0.1
+    with pytest.raises(ValueError, match="init must be one of he, pytorch"):
+        initialise(head, "xavier")
+
+
+def test_mse_smoothing_blurs_both_images_and_zero_is_plain_mse():
+    from llmed.losses import MSELoss, gaussian_smooth
+
+    torch.manual_seed(0)
+    constant = torch.full((1, 1, 5, 6, 7), 3.0)
+    assert torch.allclose(gaussian_smooth(constant, 1.0), constant, atol=1e-5)  # replicated borders: no fall-off
+    a, b = torch.rand(1, 1, 8, 8, 8), torch.rand(1, 1, 8, 8, 8)
+    outputs = {"fields": [torch.zeros(1, 3, 8, 8, 8)], "warped": [a]}
+    plain = MSELoss({"scaleWeights": [1]})(outputs, {"fixed": b, "moving": a})
+    assert torch.allclose(plain, torch.mean((a - b) ** 2))
+    smoothed = MSELoss({"scaleWeights": [1], "smoothing": 1.0})(outputs, {"fixed": b, "moving": a})
+    # white noise loses most of its variance under a σ = 1 voxel Gaussian
+    assert float(smoothed) < 0.2 * float(plain)
+    assert torch.allclose(smoothed, torch.mean((gaussian_smooth(a, 1.0) - gaussian_smooth(b, 1.0)) ** 2))
+
+
+def test_onednn_backward_matches_the_stock_gradients_for_batches_strides_dilation_and_no_bias():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(ConvBlock(2, 6), DownConv(6, 4), torch.nn.Conv3d(4, 4, 3, padding=2, dilation=2),
+                              torch.nn.Conv3d(4, 3, 1, bias=False), torch.nn.Conv3d(3, 3, 3, padding=0))
+    x = torch.randn(2, 2, 12, 10, 8)
+
+    def grads(input_grad: bool):
+        net.zero_grad()
+        xi = x.clone().requires_grad_(input_grad)
+        y = net(xi)
+        (y.sin() * y).sum().backward()
+        return [y.detach()] + ([xi.grad.clone()] if input_grad else []) + [p.grad.clone() for p in net.parameters()]
+
+    try:
+        for input_grad in (True, False):
+            use_onednn_conv3d(False)
+            stock = grads(input_grad)
+            use_onednn_conv3d(True)
+            ours = grads(input_grad)
+            for a, b in zip(stock, ours):
+                assert torch.allclose(a, b, atol=1e-4, rtol=1e-4), float((a - b).abs().max())
+    finally:
+        use_onednn_conv3d(False)

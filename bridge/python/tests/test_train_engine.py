@@ -36,7 +36,8 @@ def write_volume(folder: Path, name: str, data: np.ndarray) -> None:
     write_prepared_volume(folder, name, data)
 
 
-def make_prepared(folder: Path, n_scans: int = 4, shape_ijk=SHAPE_IJK, seed: int = 0, labels: bool = True) -> Path:
+def make_prepared(folder: Path, n_scans: int = 4, shape_ijk=SHAPE_IJK, seed: int = 0, labels: bool = True,
+                  true_fields: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     nx, ny, nz = shape_ijk
@@ -57,6 +58,13 @@ def make_prepared(folder: Path, n_scans: int = 4, shape_ijk=SHAPE_IJK, seed: int
         p = {"moving": m, "fixed": f}
         if labels:
             p.update(movingLabels=f"{m}_labels", fixedLabels=f"{f}_labels")
+        if true_fields:
+            # a constant shift of one voxel along i stands in for the pair's known deformation
+            name = f"{m}_to_{f}_truefield"
+            field = np.zeros((3, nz, ny, nx), np.float32)
+            field[0] = 1.0
+            write_prepared_volume(folder, name, field)
+            p["groundTruthField"] = name
         return p
 
     train = [pair(a, b) for a in names[:-1] for b in names[:-1] if a != b]
@@ -170,6 +178,19 @@ def test_a_run_trains_validates_checkpoints_and_logs(tmp_path: Path, prepared: P
     assert "llm.weight" not in tensors and "encoder.weight" in tensors and "field_scale" in tensors
     assert record["baseWeights"]["count"] == 2 and len(record["baseWeights"]["sha256"]) == 64
     assert not list((run / "checkpoints").glob("*.tmp-*"))
+
+
+def test_validation_reports_field_magnitude_and_endpoint_error_against_the_true_field(tmp_path: Path):
+    prepared = make_prepared(tmp_path / "prepared-fields", true_fields=True)
+    run = tmp_path / "run"
+    status = trainer_for(run, prepared, make_config(2)).run()
+    assert status["state"] == "done", status
+    vals = [e for e in events(run) if e["event"] == "val"]
+    identity, trained = vals[0], vals[-1]
+    # identity: zero field, so the endpoint error is the true shift of one voxel times the i spacing (1 mm here)
+    assert identity["identity"] is True and identity["fieldMagnitude"] == 0.0
+    assert identity["epe"] == pytest.approx(1.0, abs=1e-6)
+    assert trained["fieldMagnitude"] > 0 and math.isfinite(trained["epe"]) and "dice" in trained
 
 
 def test_the_loss_goes_down(tmp_path: Path, prepared: Path):

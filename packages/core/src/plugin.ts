@@ -72,6 +72,16 @@ export function pythonEntry(moduleUrl: string, relativeRoot: string, module: str
   return { root: resolve(dirname(fileURLToPath(moduleUrl)), relativeRoot), module, factory };
 }
 
+/** Initialisation of a convolutional plugin's weights (llmed.nn.initialise on the Python side). */
+export type ConvInit = 'he' | 'pytorch';
+
+/** The `init` option of every plugin with convolutions, one schema so the choice reads the same everywhere. */
+export const convInitOption = {
+  enum: ['he', 'pytorch'],
+  default: 'he',
+  description: "'he': He-normal convolutions and zero biases (and a near-zero flow output conv where there is one): the signal keeps its spread through the un-normalised stack and the untrained field is 0; 'pytorch': PyTorch's default init, as in the released LLaMA-Reg code (slow start: bench/results/learning-diagnosis.md)",
+} as const;
+
 /** Service identifier under which every descriptor is multi-bound. */
 export const PLUGIN = Symbol.for('llmed.plugin');
 /** Service identifier of one descriptor, by id. */

@@ -22,6 +22,7 @@ import {
   gridPicture,
   jacobianPicture,
   labelColor,
+  linePlot,
   niceStep,
   savePicture,
   slicePanel,
@@ -213,6 +214,27 @@ describe('box plot', () => {
     expect(meta.stats.Empty.median).toBeNull();
     expect(readdirSync(path.join(tmp, 'plots')).sort()).toEqual(['box.json', 'box.png']); // no temp files left
     expect(() => boxPlot({ a: [1] }, { order: ['b'] })).toThrow(/order names 'b'/);
+  });
+});
+
+describe('linePlot', () => {
+  it('draws each series in its colour through its points, with the ranges in meta; rejects empty data', () => {
+    const blue: [number, number, number] = [31, 119, 180];
+    const p = linePlot([{ name: 'a', points: [[0, 0], [10, 1]], color: blue }, { name: 'b', points: [[0, 1], [5, NaN], [10, 0]] }],
+      { title: 'T', xLabel: 'STEP', width: 300, height: 220, yRange: [0, 1] });
+    const img = decodePng(p.png);
+    expect([img.width, img.height]).toEqual([300, 220]);
+    expect(p.meta).toEqual({ xRange: [0, 10], yRange: [0, 1], series: ['a', 'b'] });
+    // Some pixels carry the first series' colour (its line and point markers), none is left unpainted black.
+    let painted = 0, black = 0;
+    for (let y = 0; y < img.height; y++) for (let x = 0; x < img.width; x++) {
+      const [r, g, b] = pixel(img, x, y);
+      if (r === blue[0] && g === blue[1] && b === blue[2]) painted++;
+      if (r === 0 && g === 0 && b === 0) black++;
+    }
+    expect(painted).toBeGreaterThan(50);
+    expect(black).toBe(0);
+    expect(() => linePlot([{ name: 'x', points: [[0, NaN]] }])).toThrow(/no finite points/);
   });
 });
 

@@ -7,10 +7,10 @@
  *
  *   in  as multiscale      out  fields at 1/4, 1/2, 1 (sum over steps)
  */
-import { definePlugin, pluginModule, pythonEntry } from '@llmed/core';
+import { definePlugin, pluginModule, pythonEntry, type ConvInit } from '@llmed/core';
 import { decoderExampleInputs, decoderOptionsSchema, multiscaleFields } from '@llmed/plugin-multiscale';
 
-export interface CascadeOptions { steps: number; rescaleUpsampledField: boolean; flowHidden: number; negativeSlope: number }
+export interface CascadeOptions { steps: number; rescaleUpsampledField: boolean; flowHidden: number; negativeSlope: number; init: ConvInit }
 
 export const descriptor = definePlugin<CascadeOptions>({
   id: 'cascade',

@@ -6,9 +6,9 @@
  *
  *   in  1×D×H×W            out per stream: c0×D×H×W, c1×D/2.., c2×D/4.., c3×D/8.., c4×D/16..
  */
-import { definePlugin, pluginModule, pyramidShape, pythonEntry, requireInput } from '@llmed/core';
+import { convInitOption, definePlugin, type ConvInit, pluginModule, pyramidShape, pythonEntry, requireInput } from '@llmed/core';
 
-export interface DualPyramidOptions { channels: number[]; shared: boolean; negativeSlope: number }
+export interface DualPyramidOptions { channels: number[]; shared: boolean; negativeSlope: number; init: ConvInit }
 
 export const descriptor = definePlugin<DualPyramidOptions>({
   id: 'dual-pyramid',
@@ -22,6 +22,7 @@ export const descriptor = definePlugin<DualPyramidOptions>({
       channels: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 2, default: [16, 32, 64, 128, 256] },
       shared: { type: 'boolean', default: false, description: 'one set of weights for both images (Dual-PRNet++ style) instead of two streams' },
       negativeSlope: { type: 'number', minimum: 0, default: 0.2 },
+      init: convInitOption,
     },
   },
   shape(inputs, o) {

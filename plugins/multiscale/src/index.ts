@@ -9,9 +9,9 @@
  *
  *   in  pyramid (full … 1/16), stages (1/8, 1/4, 1/2, 1)      out  fields at 1/4, 1/2, 1 (3 channels each)
  */
-import { definePlugin, pluginModule, pythonEntry, requireInput, ShapeMismatch, type FieldsShape, type ShapeInputs } from '@llmed/core';
+import { convInitOption, definePlugin, type ConvInit, pluginModule, pythonEntry, requireInput, ShapeMismatch, type FieldsShape, type ShapeInputs } from '@llmed/core';
 
-export interface MultiscaleOptions { rescaleUpsampledField: boolean; flowHidden: number; negativeSlope: number }
+export interface MultiscaleOptions { rescaleUpsampledField: boolean; flowHidden: number; negativeSlope: number; init: ConvInit }
 
 /** Shared by `cascade`: checks the stage maps line up with the pyramid and lists the field scales. */
 export function multiscaleFields(inputs: ShapeInputs, pluginId: string): FieldsShape['fields'] {
@@ -33,6 +33,7 @@ export const decoderOptionsSchema = {
   rescaleUpsampledField: { type: 'boolean', default: true },
   flowHidden: { type: 'integer', minimum: 1, default: 16 },
   negativeSlope: { type: 'number', minimum: 0, default: 0.2 },
+  init: convInitOption,
 };
 
 const examplePyramid = [1, 2, 4, 8, 16].map((s, i) => ({ scale: s, channels: [2, 4, 4, 8, 8][i], spatial: [16 / s, 32 / s, 32 / s] as [number, number, number] }));

@@ -6,9 +6,9 @@
  *
  *   in  L×W tokens on grid g (= 1/16 map)     out  stage k: (base/2^(k+1)) × (g·2^(k+1))
  */
-import { definePlugin, pluginModule, pythonEntry, requireInput, ShapeMismatch, type FeatureLevel, type Vec3 } from '@llmed/core';
+import { convInitOption, definePlugin, type ConvInit, pluginModule, pythonEntry, requireInput, ShapeMismatch, type FeatureLevel, type Vec3 } from '@llmed/core';
 
-export interface StageOptions { base: number; stages: number }
+export interface StageOptions { base: number; stages: number; init: ConvInit }
 
 export const descriptor = definePlugin<StageOptions>({
   id: 'stage',
@@ -21,6 +21,7 @@ export const descriptor = definePlugin<StageOptions>({
     properties: {
       base: { type: 'integer', minimum: 1, default: 256, description: 'C_4: width of the coarsest adapter; ×4 per stage' },
       stages: { type: 'integer', minimum: 1, maximum: 6, default: 4 },
+      init: convInitOption,
     },
   },
   shape(inputs, o) {

@@ -14,7 +14,7 @@
  *
  *   in  pyramid (full … 1/16), stages (coarsest first)      out  one field at full resolution
  */
-import { definePlugin, pluginModule, pythonEntry, requireInput, ShapeMismatch, type Vec3 } from '@llmed/core';
+import { convInitOption, definePlugin, type ConvInit, pluginModule, pythonEntry, requireInput, ShapeMismatch, type Vec3 } from '@llmed/core';
 
 export interface VoxelMorphDecoderOptions {
   channels: number[];
@@ -22,6 +22,7 @@ export interface VoxelMorphDecoderOptions {
   skips: 'moving' | 'both';
   integrationSteps: number;
   negativeSlope: number;
+  init: ConvInit;
 }
 
 const levels = [1, 2, 4, 8, 16].map((s, i) => ({ scale: s, channels: [2, 4, 4, 8, 8][i], spatial: [16 / s, 32 / s, 32 / s] as Vec3 }));
@@ -40,6 +41,7 @@ export const descriptor = definePlugin<VoxelMorphDecoderOptions>({
       skips: { enum: ['moving', 'both'], default: 'moving', description: "'moving': one skip per scale (the joint pyramid of voxelmorph-encoder, whose streams are the same); 'both': moving and fixed skips (two-stream encoders)" },
       integrationSteps: { type: 'integer', minimum: 0, maximum: 12, default: 0, description: 'scaling-and-squaring steps (0: the output is the displacement field itself)' },
       negativeSlope: { type: 'number', minimum: 0, default: 0.2 },
+      init: convInitOption,
     },
   },
   shape(inputs, o) {

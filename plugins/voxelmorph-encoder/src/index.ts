@@ -12,9 +12,9 @@
  *
  *   in  C×D×H×W per image        out (both streams)  c0×D×H×W, c1×D/2.., …, c4×D/16..
  */
-import { definePlugin, pluginModule, pyramidShape, pythonEntry, requireInput } from '@llmed/core';
+import { convInitOption, definePlugin, type ConvInit, pluginModule, pyramidShape, pythonEntry, requireInput } from '@llmed/core';
 
-export interface VoxelMorphEncoderOptions { channels: number[]; negativeSlope: number }
+export interface VoxelMorphEncoderOptions { channels: number[]; negativeSlope: number; init: ConvInit }
 
 export const descriptor = definePlugin<VoxelMorphEncoderOptions>({
   id: 'voxelmorph-encoder',
@@ -27,6 +27,7 @@ export const descriptor = definePlugin<VoxelMorphEncoderOptions>({
     properties: {
       channels: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 2, default: [16, 32, 32, 32, 32], description: 'width of each level, full resolution first' },
       negativeSlope: { type: 'number', minimum: 0, default: 0.2 },
+      init: convInitOption,
     },
   },
   shape(inputs, o) {

@@ -8,4 +8,5 @@ export * from './canvas.ts';
 export * from './slices.ts';
 export * from './panels.ts';
 export * from './boxplot.ts';
+export * from './lineplot.ts';
 export * from './save.ts';

@@ -45,4 +45,5 @@ def build(options: dict, inputs: dict) -> CascadeDecoder:
         flow_hidden=int(options.get("flowHidden", 16)),
         negative_slope=float(options.get("negativeSlope", 0.2)),
         rescale_upsampled_field=bool(options.get("rescaleUpsampledField", True)),
+        init=str(options.get("init", "he")),
     )

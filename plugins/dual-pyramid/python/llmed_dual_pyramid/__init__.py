@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from llmed.nn import ConvBlock, DownConv
+from llmed.nn import ConvBlock, DownConv, initialise
 
 
 class PyramidStream(nn.Module):
@@ -58,4 +58,5 @@ def build(options: dict, inputs: dict) -> nn.Module:
     if len(channels) < 2:
         raise ValueError(f"dual-pyramid needs at least 2 levels, got channels {channels}")
     in_channels = int((inputs.get("image") or {}).get("channels", 1))
-    return DualPyramid(in_channels, channels, bool(options.get("shared", False)), float(options.get("negativeSlope", 0.2)))
+    slope = float(options.get("negativeSlope", 0.2))
+    return initialise(DualPyramid(in_channels, channels, bool(options.get("shared", False)), slope), str(options.get("init", "he")), slope)

@@ -17,4 +17,5 @@ def build(options: dict, inputs: dict) -> MultiscaleDecoder:
         flow_hidden=int(options.get("flowHidden", 16)),
         negative_slope=float(options.get("negativeSlope", 0.2)),
         rescale_upsampled_field=bool(options.get("rescaleUpsampledField", True)),
+        init=str(options.get("init", "he")),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from llmed.nn import torch_spatial, unshuffle_tokens
+from llmed.nn import initialise, torch_spatial, unshuffle_tokens
 
 
 class StageAdapters(nn.Module):
@@ -37,4 +37,6 @@ class StageAdapters(nn.Module):
 
 def build(options: dict, inputs: dict) -> nn.Module:
     t = inputs["tokens"]
-    return StageAdapters(int(t["width"]), list(t["grid"]), int(options.get("base", 256)), int(options.get("stages", 4)))
+    adapters = StageAdapters(int(t["width"]), list(t["grid"]), int(options.get("base", 256)), int(options.get("stages", 4)))
+    # The upsamplers feed the decoder's LeakyReLU convolutions: the same signal-preserving init (llmed.nn.initialise).
+    return initialise(adapters, str(options.get("init", "he")))

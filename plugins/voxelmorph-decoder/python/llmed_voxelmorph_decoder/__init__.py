@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from llmed.nn import warp
+from llmed.nn import initialise, warp
 
 
 class ConvAct(nn.Sequential):
@@ -41,7 +41,8 @@ class VoxelMorphDecoder(nn.Module):
     multi_step = False
 
     def __init__(self, pyramid_levels: Sequence[dict], stage_levels: Sequence[dict], channels: Sequence[int],
-                 final: Sequence[int], skips: str = "moving", integration_steps: int = 0, negative_slope: float = 0.2):
+                 final: Sequence[int], skips: str = "moving", integration_steps: int = 0, negative_slope: float = 0.2,
+                 init: str = "pytorch"):
         super().__init__()
         if skips not in ("moving", "both"):
             raise ValueError(f"skips must be 'moving' or 'both', got {skips!r}")
@@ -72,6 +73,7 @@ class VoxelMorphDecoder(nn.Module):
             width = int(channels[k])
         self.final = nn.Sequential(*[ConvAct(a, b, negative_slope) for a, b in zip([width, *final[:-1]], final)]) if final else nn.Identity()
         width = int(final[-1]) if final else width
+        initialise(self, init, negative_slope)
         self.flow = nn.Conv3d(width, 3, 3, padding=1)
         nn.init.normal_(self.flow.weight, mean=0.0, std=1e-5)
         nn.init.zeros_(self.flow.bias)
@@ -102,4 +104,5 @@ def build(options: dict, inputs: dict) -> nn.Module:
         skips=str(options.get("skips", "moving")),
         integration_steps=int(options.get("integrationSteps", 0)),
         negative_slope=float(options.get("negativeSlope", 0.2)),
+        init=str(options.get("init", "he")),
     )

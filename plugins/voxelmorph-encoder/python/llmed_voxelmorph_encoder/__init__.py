@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from llmed.nn import initialise
+
 
 class ConvAct(nn.Sequential):
     """One 3×3×3 convolution (padding 1, bias) and a LeakyReLU: VoxelMorph's ConvBlock."""
@@ -45,4 +47,5 @@ def build(options: dict, inputs: dict) -> nn.Module:
     if len(channels) < 2:
         raise ValueError(f"voxelmorph-encoder needs at least 2 levels, got channels {channels}")
     image_channels = int((inputs.get("image") or {}).get("channels", 1))
-    return VoxelMorphEncoder(image_channels, channels, float(options.get("negativeSlope", 0.2)))
+    slope = float(options.get("negativeSlope", 0.2))
+    return initialise(VoxelMorphEncoder(image_channels, channels, slope), str(options.get("init", "he")), slope)
