@@ -47,8 +47,9 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -302,7 +303,7 @@ class RegistrationModel(nn.Module):
         for k in range(self.n_steps):
             step = k + 1
             row(spec["tokens"], self.branches[k]["tokens"], step)
-            for (where, key), path, node in zip(self._plan, self._plan_paths, spec["block"]):
+            for (where, key), _path, node in zip(self._plan, self._plan_paths, spec["block"]):
                 if node.get("sharesWith"):
                     row(node, None, step, sharesWith=node["sharesWith"])
                 elif where == "llm":

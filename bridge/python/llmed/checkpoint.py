@@ -34,8 +34,9 @@ import json
 import math
 import os
 import random
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch

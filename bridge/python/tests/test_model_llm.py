@@ -41,6 +41,7 @@ def test_causal_layers_honour_the_sliding_window_like_transformers(family, tmp_p
     # 36 tokens, window 16: tokens past the 16th see only the last 16. Qwen2 slides from max_window_layers
     # on (layer 0 full, layers 1-2 sliding); Mistral slides on every layer.
     import transformers
+
     from fixtures import tiny_config
 
     torch.manual_seed(0)
