@@ -54,6 +54,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from .files import workspace_root_from_env
 from .nn import count_parameters, torch_spatial
 
 __all__ = ["SpecError", "PluginTable", "spec_plugins", "load_factory", "build_node", "RegistrationModel", "build_model", "LossFunction", "build_loss"]
@@ -114,7 +115,7 @@ def python_entry(node: dict, plugins: PluginTable | None) -> dict:
 
 
 def _workspace_root(spec: dict, workspace_root: str | os.PathLike | None) -> Path:
-    root = workspace_root or spec.get("workspaceRoot") or os.environ.get("LLMED_WORKSPACE_ROOT") or os.getcwd()
+    root = workspace_root or spec.get("workspaceRoot") or workspace_root_from_env() or os.getcwd()
     return Path(root)
 
 
@@ -340,7 +341,7 @@ def build_model(spec: dict, workspace_root: str | os.PathLike | None = None, plu
     """Build the :class:`RegistrationModel` of a ModelSpec dict (``json.load`` of the composer's output).
 
     Relative plugin roots and LLM checkpoint paths are resolved against ``workspace_root``, else
-    ``spec['workspaceRoot']``, else ``$LLMED_WORKSPACE_ROOT``, else the current directory.
+    ``spec['workspaceRoot']``, else ``$LLMED_WORKSPACE``, else the current directory.
     """
     return RegistrationModel(spec, workspace_root, plugins)
 

@@ -39,6 +39,8 @@ import torch
 import torch.nn as nn
 from safetensors import safe_open
 
+from .files import workspace_root_from_env
+
 __all__ = [
     "CheckpointError",
     "LLMOptionsError",
@@ -163,11 +165,11 @@ _DEFAULTS: dict[str, Any] = {
 
 
 def resolve_checkpoint_dir(checkpoint: str, workspace_root: str | os.PathLike | None = None) -> Path:
-    """A relative checkpoint path is relative to the workspace root (``LLMED_WORKSPACE_ROOT``, else cwd)."""
+    """A relative checkpoint path is relative to the workspace root (``$LLMED_WORKSPACE``, else cwd)."""
     p = Path(os.path.expanduser(str(checkpoint)))
     if p.is_absolute():
         return p
-    root = workspace_root or os.environ.get("LLMED_WORKSPACE_ROOT") or os.getcwd()
+    root = workspace_root or workspace_root_from_env() or os.getcwd()
     return Path(root) / p
 
 

@@ -244,7 +244,7 @@ def test_wrong_family_and_incomplete_layer_are_clear_errors(tiny_checkpoint, tmp
 
 def test_relative_checkpoint_resolves_against_the_workspace_root(tiny_checkpoint, monkeypatch):
     folder = tiny_checkpoint("llama2")
-    monkeypatch.setenv("LLMED_WORKSPACE_ROOT", str(folder.parent))
+    monkeypatch.setenv("LLMED_WORKSPACE", str(folder.parent))
     stack = build_decoder_stack("llama2", dict(checkpoint=folder.name, layers=[1]))
     assert stack.checkpoint == str(folder)
 
