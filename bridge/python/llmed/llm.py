@@ -39,6 +39,7 @@ import torch
 import torch.nn as nn
 from safetensors import safe_open
 
+from .checkpoint import CheckpointError
 from .files import workspace_root_from_env
 
 __all__ = [
@@ -53,26 +54,26 @@ __all__ = [
 ]
 
 
-class CheckpointError(Exception):
-    """A checkpoint folder, file or tensor set that cannot serve the requested layers.
-
-    ``kind`` is the error category the bridge reports (``{'ok': False, 'kind': 'checkpoint', …}``);
-    ``path`` the file or folder at fault.
-    """
-
-    kind = "checkpoint"
-
-    def __init__(self, message: str, path: str | os.PathLike | None = None):
-        super().__init__(message)
-        self.path = str(path) if path is not None else None
+# A checkpoint folder, file or tensor set that cannot serve the requested layers raises llmed.checkpoint's
+# CheckpointError (re-exported here), its second argument the file or folder at fault (``where``).
 
 
 class LLMOptionsError(CheckpointError, ValueError):
     """Options of an LLM backbone node that do not fit the checkpoint (layer index out of range, hidden
     size mismatch, unknown LoRA target) or each other. A :class:`CheckpointError`, so one ``except``
-    catches every backbone loading failure; ``kind`` is ``'config'`` because the fix is in the config."""
+    catches every backbone loading failure; ``kind`` is ``'config'`` because the fix is in the config.
+    So ``where`` stays unset (TypeScript names the experiment's config file); the checkpoint folder the
+    options disagree with is named in the message and kept as ``path``."""
 
     kind = "config"
+
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None):
+        super().__init__(message)
+        self._path = str(path) if path is not None else None
+
+    @property
+    def path(self) -> str | None:
+        return self._path
 
 
 @dataclass(frozen=True)
