@@ -72,9 +72,11 @@ describe('llmed plugins new', () => {
 
   it('the generated tests pass as written (vitest and pytest)', { skip: !haveVenv }, () => {
     writeFileSync(join(ws.root, 'vitest.config.mjs'), "export default { test: { include: ['plugins/*/tests/**/*.test.ts'] } };\n");
-    const v = spawnSync(join(repoRoot, 'node_modules', '.bin', 'vitest'), ['run', '--root', ws.root], { cwd: ws.root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, FORCE_COLOR: '0' } });
+    const v = spawnSync(join(repoRoot, 'node_modules', '.bin', 'vitest'), ['run', '--root', ws.root], { cwd: ws.root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } });
     expect(v.status, v.stdout + v.stderr).toBe(0);
-    expect(v.stdout).toMatch(/Tests\s+5 passed/);
+    // colours may still be on when the outer runner forces them: compare the text without escape sequences
+    const plain = v.stdout.replace(new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g'), '');
+    expect(plain).toMatch(/Tests\s+5 passed/);
     const p = spawnSync(python, ['-m', 'pytest', '-q', '-p', 'no:cacheprovider', 'plugins'], {
       cwd: ws.root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, PYTHONPATH: join(repoRoot, 'bridge', 'python') },
     });
