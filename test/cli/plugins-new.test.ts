@@ -70,7 +70,7 @@ describe('llmed plugins new', () => {
     expect(spec.losses.map((n: { id: string }) => n.id)).toEqual(['mse', 'diffusion', 'my-loss']);
   });
 
-  it('the generated tests pass as written (vitest and pytest)', { skip: !haveVenv }, () => {
+  it('the generated tests pass as written (vitest and pytest)', { skip: !haveVenv, timeout: 240_000 }, () => {
     writeFileSync(join(ws.root, 'vitest.config.mjs'), "export default { test: { include: ['plugins/*/tests/**/*.test.ts'] } };\n");
     const v = spawnSync(join(repoRoot, 'node_modules', '.bin', 'vitest'), ['run', '--root', ws.root], { cwd: ws.root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, FORCE_COLOR: '0', NO_COLOR: '1' } });
     expect(v.status, v.stdout + v.stderr).toBe(0);
@@ -82,9 +82,9 @@ describe('llmed plugins new', () => {
     });
     expect(p.status, p.stdout + p.stderr).toBe(0);
     expect(p.stdout).toMatch(/4 passed/);
-  }, 240_000);
+  });
 
-  it('trains one step through the new encoder, adapter and loss', { skip: !haveVenv }, () => {
+  it('trains one step through the new encoder, adapter and loss', { skip: !haveVenv, timeout: 300_000 }, () => {
     const r = cli(['train', 'tiny', '--iterations', '1'], 300_000);
     expect(r.status, r.stderr).toBe(0);
     const runDir = join(ws.root, r.stdout.match(/run folder: (.+)/)![1].trim());
@@ -92,7 +92,7 @@ describe('llmed plugins new', () => {
     expect(spec.encoder.id).toBe('my-encoder');
     const log = readFileSync(join(runDir, 'log.jsonl'), 'utf8');
     expect(log).toMatch(/"my-loss"/);
-  }, 300_000);
+  });
 
   it('refuses a bad id, an id already registered, a kind without a template and an existing folder', () => {
     const bad = cli(['plugins', 'new', 'My_Plugin', '--kind', 'Loss']);

@@ -99,7 +99,7 @@ function templateFiles(n: Names): Record<string, string> {
       + `- \`tests/\`: \`npx vitest run ${'<this folder>'}/tests\`${trains ? `; \`.venv/bin/python -m pytest <this folder>/tests\` (PYTHONPATH=bridge/python of the llmed checkout)` : ''}.\n\n`
       + 'See docs/writing-a-plugin.md in the llmed repository.\n',
   };
-  if (trains) {
+  if (n.kind !== 'Metric') {
     files[`python/${n.module}/__init__.py`] = PY_TEMPLATES[n.kind](n);
     files[`tests/test_${n.module}.py`] = PY_TEST_TEMPLATE(n);
   }
