@@ -1,6 +1,8 @@
 #!/usr/bin/env node
-// `npm test`: the TypeScript suite (vitest) and the Python suite (pytest), then one closing line
-// "N passed, N failed, N skipped" covering both. Exit status non-zero when either fails.
+// `npm test`: the checks (type check, eslint, ruff), the TypeScript suite (vitest) and the Python suite
+// (pytest), then one line per step ("PASS lint: eslint" ...) and one closing line "N passed, N failed,
+// N skipped" covering both suites, each check counted as one test. Exit status non-zero when any step fails.
+// With arguments (`npm test -- <vitest filters>`) only vitest runs, with those arguments.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -13,6 +15,28 @@ const extra = process.argv.slice(2);
 
 const totals = { passed: 0, failed: 0, skipped: 0 };
 let status = 0;
+const steps = [];
+const step = (name, ok) => {
+  steps.push(`${ok ? 'PASS' : 'FAIL'} ${name}`);
+  if (!ok) status = 1;
+};
+
+// Checks: each is one pass/fail step, counted as one test in the closing line.
+if (extra.length === 0) {
+  const checks = [
+    ['type check (tsc -p tsconfig.json --noEmit)', join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json', '--noEmit']],
+    ['lint: eslint (eslint.config.js)', join(root, 'node_modules', '.bin', 'eslint'), ['.']],
+    ['lint: ruff (ruff.toml)', join(root, '.venv', 'bin', 'ruff'), ['check', '.']],
+  ];
+  for (const [name, cmd, args] of checks) {
+    console.log(`\n> ${name}`);
+    const ok = existsSync(cmd) && spawnSync(cmd, args, { cwd: root, stdio: 'inherit' }).status === 0;
+    if (!existsSync(cmd)) console.error(`${cmd} is missing: run \`npm run setup\` (it installs package.json's and bridge/python/requirements.txt's pins)`);
+    step(name, ok);
+    if (ok) totals.passed += 1;
+    else totals.failed += 1;
+  }
+}
 
 // TypeScript
 const vitestJson = join(out, 'vitest.json');
@@ -24,7 +48,7 @@ if (existsSync(vitestJson)) {
   totals.skipped += (r.numPendingTests ?? 0) + (r.numTodoTests ?? 0);
   if ((r.numFailedTestSuites ?? 0) > 0 && (r.numFailedTests ?? 0) === 0) totals.failed += r.numFailedTestSuites;
 }
-if (v.status !== 0) status = 1;
+step('vitest', v.status === 0);
 
 // Python
 const py = join(root, '.venv', 'bin', 'python');
@@ -42,8 +66,9 @@ if (existsSync(pyTests) && extra.length === 0) {
     totals.passed += tests - failures - errors - skipped;
   }
   // pytest exits 5 when it collects nothing; that is a failure of the suite here, not a pass.
-  if (p.status !== 0) status = 1;
+  step('pytest', p.status === 0);
 }
 
+console.log(`\n${steps.join('\n')}`);
 console.log(`\n${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped`);
 process.exit(status);

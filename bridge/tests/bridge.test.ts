@@ -61,6 +61,26 @@ describe('PythonSession', () => {
     }
   });
 
+  it('names the file at fault of an LLM checkpoint error (CheckpointError.where of Python reaches the LlmedError)', async () => {
+    const broken = join(tmp, 'broken-llama');
+    mkdirSync(broken, { recursive: true });
+    writeFileSync(join(broken, 'config.json'), '{not json');
+    const brokenSpec = JSON.parse(JSON.stringify(spec)) as ModelSpec;
+    for (const node of brokenSpec.block) if (node.kind === 'LLMBackbone') node.options.checkpoint = broken;
+    const specPath = join(tmp, 'broken-llm-spec.json');
+    writeFileSync(specPath, JSON.stringify(brokenSpec));
+    const session = await PythonSession.open({ workspaceRoot: WORKSPACE });
+    try {
+      const error = await session.describeModel(specPath, WORKSPACE, specPlugins(brokenSpec)).then(() => null, (e) => e);
+      expect(error).toBeInstanceOf(PythonBridgeError);
+      expect(error.kind).toBe('checkpoint');
+      expect(error.where).toBe(join(broken, 'config.json'));
+      expect(error.format()).toMatch(/^error\[checkpoint\] .*broken-llama\/config\.json/);
+    } finally {
+      await session.close();
+    }
+  });
+
   it('turns a pythonia exception (empty message) into its Python error line', () => {
     const e = new Error('');
     e.stack = "*** PY ***  Python Error  Call to 'python' failed:\n> import_module(x)\n... across the bridge ...\n*** JS *** ModuleNotFoundError: No module named 'torch'";

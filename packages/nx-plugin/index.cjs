@@ -24,7 +24,7 @@ function readWorkspace(root, file) {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new Error(`llmed nx-plugin: ${file} is not valid JSON: ${e.message}`);
+    throw new Error(`llmed nx-plugin: ${file} is not valid JSON: ${e.message}`, { cause: e });
   }
 }
 

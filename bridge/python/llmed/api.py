@@ -20,8 +20,9 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .files import json_safe
 
@@ -237,6 +238,7 @@ def describe_model(spec_path: str, workspace_root: str | None = None, plugins: d
     ``workspace_root`` resolves relative LLM checkpoint folders (default: the current directory);
     ``plugins`` is the table of registered plugins (id -> python entry) the nodes are built from."""
     import torch
+
     from .assemble import build_model
 
     spec = _read_json(spec_path, "model spec", "config")

@@ -25,7 +25,7 @@ adapters and decoder (spec §1.4). In the state dict the LLM backbones live once
 
 Step-wise training (``freeze_for_step``), after the released LLaMA-Reg code (spec §1.6, §1.12 item 7):
 
-- ``'stepwise'`` step 1: steps ≥ 2 are not run; everything trains except what the LLM node itself
+- ``'step-by-step'`` step 1: steps ≥ 2 are not run; everything trains except what the LLM node itself
   keeps frozen (its base weights; its LoRA adapters or ``trainable`` weights do train).
   step 2: encoder and LLM (LoRA included) frozen; step-1 adapters/decoder *and* step-2 modules train.
   step k ≥ 3: everything before step k frozen; only step-k modules train.
@@ -47,12 +47,14 @@ import importlib
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn as nn
 
+from .files import workspace_root_from_env
 from .nn import count_parameters, torch_spatial
 
 __all__ = ["SpecError", "PluginTable", "spec_plugins", "load_factory", "build_node", "RegistrationModel", "build_model", "LossFunction", "build_loss"]
@@ -72,6 +74,21 @@ class SpecError(ValueError):
 
 
 PluginTable = dict  # plugin id -> {"root", "module", "factory"}
+
+# The cascade schedules, as the experiment schema spells them (packages/core/src/config.ts,
+# train.cascade.schedule); a test keeps the two lists equal.
+CASCADE_SCHEDULES = ("step-by-step", "joint")
+# Spellings this module used before it followed the schema; still read so that older callers keep working.
+_SCHEDULE_ALIASES = {"stepwise": "step-by-step", "step": "step-by-step"}
+
+
+def cascade_schedule(schedule: str) -> str:
+    """The schema's spelling of a cascade schedule; an unknown one is a config error naming the schema's values."""
+    name = _SCHEDULE_ALIASES.get(schedule, schedule)
+    if name not in CASCADE_SCHEDULES:
+        raise SpecError(f"unknown cascade schedule {schedule!r}; use {' or '.join(repr(s) for s in CASCADE_SCHEDULES)}",
+                        kind="config", where="train.cascade.schedule")
+    return name
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
@@ -98,7 +115,7 @@ def python_entry(node: dict, plugins: PluginTable | None) -> dict:
 
 
 def _workspace_root(spec: dict, workspace_root: str | os.PathLike | None) -> Path:
-    root = workspace_root or spec.get("workspaceRoot") or os.environ.get("LLMED_WORKSPACE_ROOT") or os.getcwd()
+    root = workspace_root or spec.get("workspaceRoot") or workspace_root_from_env() or os.getcwd()
     return Path(root)
 
 
@@ -255,11 +272,12 @@ class RegistrationModel(nn.Module):
     def groups(self) -> list[str]:
         return ["encoder", "llm"] + [f"step{k}" for k in range(1, self.n_steps + 1)]
 
-    def trainable_groups(self, step: int, schedule: str = "stepwise") -> list[str]:
+    def trainable_groups(self, step: int, schedule: str = "step-by-step") -> list[str]:
         """Groups that train at cascade ``step`` under ``schedule`` (module docstring)."""
         if not 1 <= step <= self.n_steps:
             raise ValueError(f"step {step} is out of range: this model has {self.n_steps} step(s)")
-        if schedule in ("stepwise", "step", "step-by-step"):
+        schedule = cascade_schedule(schedule)
+        if schedule == "step-by-step":
             if step == 1:
                 return ["encoder", "llm", "step1"]
             if step == 2:
@@ -269,12 +287,12 @@ class RegistrationModel(nn.Module):
             if step == 1:
                 return ["encoder", "llm", "step1"]
             return [f"step{k}" for k in range(1, self.n_steps + 1)]
-        raise ValueError(f"unknown cascade schedule {schedule!r}; use 'stepwise' or 'joint'")
+        raise AssertionError(schedule)  # cascade_schedule admits only CASCADE_SCHEDULES
 
-    def steps_run(self, step: int, schedule: str = "stepwise") -> int:
-        return self.n_steps if (schedule == "joint" and step > 1) else step
+    def steps_run(self, step: int, schedule: str = "step-by-step") -> int:
+        return self.n_steps if (cascade_schedule(schedule) == "joint" and step > 1) else step
 
-    def freeze_for_step(self, step: int, schedule: str = "stepwise") -> list[str]:
+    def freeze_for_step(self, step: int, schedule: str = "step-by-step") -> list[str]:
         """Set ``requires_grad`` and the number of steps run for training ``step``; returns the trainable groups."""
         groups = self.trainable_groups(step, schedule)
         train_ids = {id(p) for g in groups for m in self.group_modules(g) for p in m.parameters()}
@@ -302,7 +320,7 @@ class RegistrationModel(nn.Module):
         for k in range(self.n_steps):
             step = k + 1
             row(spec["tokens"], self.branches[k]["tokens"], step)
-            for (where, key), path, node in zip(self._plan, self._plan_paths, spec["block"]):
+            for (where, key), _path, node in zip(self._plan, self._plan_paths, spec["block"]):
                 if node.get("sharesWith"):
                     row(node, None, step, sharesWith=node["sharesWith"])
                 elif where == "llm":
@@ -323,7 +341,7 @@ def build_model(spec: dict, workspace_root: str | os.PathLike | None = None, plu
     """Build the :class:`RegistrationModel` of a ModelSpec dict (``json.load`` of the composer's output).
 
     Relative plugin roots and LLM checkpoint paths are resolved against ``workspace_root``, else
-    ``spec['workspaceRoot']``, else ``$LLMED_WORKSPACE_ROOT``, else the current directory.
+    ``spec['workspaceRoot']``, else ``$LLMED_WORKSPACE``, else the current directory.
     """
     return RegistrationModel(spec, workspace_root, plugins)
 

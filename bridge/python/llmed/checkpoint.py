@@ -34,8 +34,9 @@ import json
 import math
 import os
 import random
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,14 +47,23 @@ OPTIMIZER_METADATA_KEY = "llmed.optimizer"
 
 
 class CheckpointError(Exception):
-    """A checkpoint that is missing, incomplete or does not fit the model (llmed error kind 'checkpoint')."""
+    """A checkpoint that is missing, incomplete or does not fit the model (llmed error kind 'checkpoint'):
+    a run's checkpoints here, an LLM checkpoint folder in :mod:`llmed.llm` (one class for both).
+
+    ``where`` is the file or folder at fault; the bridge passes it on (``{'ok': False, 'kind', 'where', …}``),
+    so TypeScript's error names it. ``path`` is the same, under the name llmed.llm's callers used.
+    """
 
     kind = "checkpoint"
 
-    def __init__(self, message: str, where: str | None = None, hint: str | None = None):
+    def __init__(self, message: str, where: str | os.PathLike[str] | None = None, hint: str | None = None):
         super().__init__(message)
-        self.where = where
+        self.where = str(where) if where is not None else None
         self.hint = hint
+
+    @property
+    def path(self) -> str | None:
+        return self.where
 
 
 # ----------------------------------------------------------------------------------------------------

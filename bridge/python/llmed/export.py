@@ -51,7 +51,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import math
 import os
@@ -59,14 +58,14 @@ import shutil
 import sys
 import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-import numpy as np
 import torch
 import torch.nn as nn
 
-from .files import json_safe, remove_stale_temporaries, sha256_file
+from .files import json_safe, remove_stale_temporaries, sha256_file, workspace_root_from_env
 
 EXPORT_FORMAT = "llmed-export-v1"
 MIN_OPSET = 20  # 5-D GridSample (the decoder's internal warps) needs opset 20
@@ -243,7 +242,7 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
         raise ExportError(f"opset {opset} cannot express the decoder's 5-D GridSample; use {MIN_OPSET} or later",
                           kind="config", where=f"{run / 'config.json'} export.opset")
     ws = Path(workspace_root).resolve() if workspace_root else (
-        Path(os.environ["LLMED_WORKSPACE_ROOT"]) if os.environ.get("LLMED_WORKSPACE_ROOT") else find_workspace_root(run))
+        Path(workspace_root_from_env()) if workspace_root_from_env() else find_workspace_root(run))
     experiment = str(config.get("name") or spec.get("experiment") or run.parent.name)
     if prepared_dir is None:
         recorded = record.get("preparedDir")

@@ -6,6 +6,15 @@ import math
 import os
 from typing import Any
 
+# The environment variable naming the llmed workspace, the same one the TypeScript side reads
+# (packages/core/src/workspace.ts, findWorkspaceRoot): one name in both languages.
+WORKSPACE_ENV = "LLMED_WORKSPACE"
+
+
+def workspace_root_from_env() -> str | None:
+    """``$LLMED_WORKSPACE`` when set and non-empty, else None."""
+    return os.environ.get(WORKSPACE_ENV) or None
+
 
 def sha256_file(path: str | os.PathLike[str], chunk: int = 16 << 20) -> str:
     """SHA-256 (hex) of a file's bytes, read in chunks."""

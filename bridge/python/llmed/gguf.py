@@ -223,7 +223,7 @@ def _provenance(source_label: str, gguf_path: Path, sha: str, reader: Any, confi
     quant = ", ".join(f"{count} x {qtype}" for qtype, count in sorted(type_counts.items()))
     skipped = [t.name for t in reader.tensors if t.name in IGNORED_TENSORS]
     lines = [
-        f"# Provenance of this checkpoint",
+        "# Provenance of this checkpoint",
         "",
         f"- Source: {source_label}",
         f"- GGUF file: `{gguf_path.name}` (sha256 `{sha}`)",

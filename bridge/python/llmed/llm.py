@@ -30,13 +30,17 @@ from __future__ import annotations
 import importlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.nn as nn
 from safetensors import safe_open
+
+from .checkpoint import CheckpointError
+from .files import workspace_root_from_env
 
 __all__ = [
     "CheckpointError",
@@ -50,26 +54,26 @@ __all__ = [
 ]
 
 
-class CheckpointError(Exception):
-    """A checkpoint folder, file or tensor set that cannot serve the requested layers.
-
-    ``kind`` is the error category the bridge reports (``{'ok': False, 'kind': 'checkpoint', …}``);
-    ``path`` the file or folder at fault.
-    """
-
-    kind = "checkpoint"
-
-    def __init__(self, message: str, path: str | os.PathLike | None = None):
-        super().__init__(message)
-        self.path = str(path) if path is not None else None
+# A checkpoint folder, file or tensor set that cannot serve the requested layers raises llmed.checkpoint's
+# CheckpointError (re-exported here), its second argument the file or folder at fault (``where``).
 
 
 class LLMOptionsError(CheckpointError, ValueError):
     """Options of an LLM backbone node that do not fit the checkpoint (layer index out of range, hidden
     size mismatch, unknown LoRA target) or each other. A :class:`CheckpointError`, so one ``except``
-    catches every backbone loading failure; ``kind`` is ``'config'`` because the fix is in the config."""
+    catches every backbone loading failure; ``kind`` is ``'config'`` because the fix is in the config.
+    So ``where`` stays unset (TypeScript names the experiment's config file); the checkpoint folder the
+    options disagree with is named in the message and kept as ``path``."""
 
     kind = "config"
+
+    def __init__(self, message: str, path: str | os.PathLike[str] | None = None):
+        super().__init__(message)
+        self._path = str(path) if path is not None else None
+
+    @property
+    def path(self) -> str | None:
+        return self._path
 
 
 @dataclass(frozen=True)
@@ -162,11 +166,11 @@ _DEFAULTS: dict[str, Any] = {
 
 
 def resolve_checkpoint_dir(checkpoint: str, workspace_root: str | os.PathLike | None = None) -> Path:
-    """A relative checkpoint path is relative to the workspace root (``LLMED_WORKSPACE_ROOT``, else cwd)."""
+    """A relative checkpoint path is relative to the workspace root (``$LLMED_WORKSPACE``, else cwd)."""
     p = Path(os.path.expanduser(str(checkpoint)))
     if p.is_absolute():
         return p
-    root = workspace_root or os.environ.get("LLMED_WORKSPACE_ROOT") or os.getcwd()
+    root = workspace_root or workspace_root_from_env() or os.getcwd()
     return Path(root) / p
 
 
@@ -382,7 +386,7 @@ def _reinit(module: nn.Module, std: float) -> None:
             nn.init.normal_(m.weight, 0.0, std)
             if m.bias is not None:
                 nn.init.zeros_(m.bias)
-        elif hasattr(m, "weight") and isinstance(getattr(m, "weight"), nn.Parameter) and m.weight.dim() == 1:
+        elif hasattr(m, "weight") and isinstance(m.weight, nn.Parameter) and m.weight.dim() == 1:
             nn.init.ones_(m.weight)
 
 

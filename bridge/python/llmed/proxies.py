@@ -58,9 +58,10 @@ import re
 import shutil
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -734,7 +735,7 @@ def align_brains(ctx: Context) -> dict[str, Any]:
 
     alignment: dict[str, Any] = {}
     stages: dict[str, dict[str, np.ndarray]] = {}
-    for name, (img, lab) in raw.items():
+    for name, (img, _lab) in raw.items():
         t0 = time.time()
         if name == "vxm_subject":
             res = {"method": "reference (identity)", "moments": np.eye(4), "affine": np.eye(4), "metric": {}}
@@ -1095,7 +1096,7 @@ def build_knee(ctx: Context, folder: Path) -> Built:
     instances = 4
     spacing = 0.7 * ctx.downsample
     maps = []
-    for mi, path in enumerate(files):
+    for path in files:
         lab = read_volume(path, labels=True)
         if lab.data.min() < 0 or lab.data.max() > 9:
             raise ProxyError(path, f"knee label values must be 0..9 (1 femur … 6 patellar cartilage, 7-9 lesions), found "

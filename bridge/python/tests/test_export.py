@@ -8,10 +8,8 @@ decimals, and what the manifest promises (shapes, hashes, preprocessing, source 
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
-import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
@@ -21,7 +19,7 @@ from safetensors.torch import save_file
 
 from fixtures import make_spec, registered_plugins
 from llmed.data import PreparedDataset
-from llmed.export import ExportError, FIELD_TOLERANCE_VOXELS, export_run, main as export_main, sha256_file
+from llmed.export import FIELD_TOLERANCE_VOXELS, ExportError, export_run, main as export_main, sha256_file
 from llmed.nn import resize_image, upsample_field, warp
 from llmed.train import Trainer, load_run_model
 

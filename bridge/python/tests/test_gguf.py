@@ -19,8 +19,7 @@ gguf = pytest.importorskip("gguf", reason="the gguf package is not installed (pi
 from safetensors.torch import load_file  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM  # noqa: E402
 
-from llmed.gguf import (GGUFConversionError, convert_gguf, permute_rows_like_llama_cpp,  # noqa: E402
-                        unpermute_rows_from_llama_cpp)
+from llmed.gguf import GGUFConversionError, convert_gguf, permute_rows_like_llama_cpp, unpermute_rows_from_llama_cpp  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 

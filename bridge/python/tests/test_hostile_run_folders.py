@@ -21,14 +21,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn as nn
+from test_train_engine import make_config, make_prepared, trainer_for
 
 from fixtures import make_spec, registered_plugins
 from llmed import api
 from llmed.assemble import SpecError, build_model
 from llmed.checkpoint import CheckpointError, base_fingerprint, load_checkpoint, read_optimizer_state, save_checkpoint
 from llmed.train import load_run_model
-
-from test_train_engine import make_config, make_prepared, trainer_for
 
 PLUGINS_DIR = Path(__file__).resolve().parents[3] / "plugins"
 PLUGINS = registered_plugins(PLUGINS_DIR)
@@ -174,8 +173,9 @@ def crafted_run(tmp_path: Path, tiny_checkpoint, mutate) -> tuple[Path, Path, di
 
 
 def trainer_for_real(run: Path, spec: dict, prepared: Path) -> dict:
-    from llmed.train import Trainer
     from test_export import run_config
+
+    from llmed.train import Trainer
 
     return Trainer(run, spec, run_config(1), prepared, {"device": "cpu", "valPairs": 1, "plugins": PLUGINS}).run()
 

@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 
 import pytest
 import torch
 
 from fixtures import make_spec
-from llmed.assemble import SpecError, build_loss, build_model
+from llmed.assemble import CASCADE_SCHEDULES, SpecError, build_loss, build_model, cascade_schedule
 from llmed.losses import gradient_penalty, local_ncc, soft_dice, weighted_scales
 
 DEMO_SPEC = "docs/example-model-spec.json"
@@ -148,6 +149,24 @@ def test_cascade_shares_encoder_and_llm_and_freezes_step_by_step(plugins_dir, ti
     # a frozen LLM base never becomes trainable, whatever the phase
     model.freeze_for_step(1, "step-by-step")
     assert not any(p.requires_grad for p in model.llm.parameters())
+
+
+def test_cascade_schedules_are_the_schemas_and_the_old_spelling_still_reads(plugins_dir, tiny_checkpoint):
+    # The experiment schema (packages/core/src/config.ts) is where the schedules are named.
+    config_ts = (plugins_dir.parent / "packages" / "core" / "src" / "config.ts").read_text()
+    match = re.search(r"schedule: \{ enum: \[([^\]]*)\] \}", config_ts)
+    assert match, "train.cascade.schedule's enum not found in packages/core/src/config.ts"
+    assert tuple(re.findall(r"'([^']+)'", match.group(1))) == CASCADE_SCHEDULES
+    model = build_model(make_spec(plugins_dir, tiny_checkpoint("llama3"), decoder="cascade", steps=2))
+    for step in (1, 2):
+        assert model.trainable_groups(step) == model.trainable_groups(step, "step-by-step") == model.trainable_groups(step, "stepwise")
+    assert model.trainable_groups(2, "joint") == ["step1", "step2"] and model.steps_run(2, "joint") == 2
+    assert cascade_schedule("stepwise") == "step-by-step" and cascade_schedule("joint") == "joint"
+    with pytest.raises(SpecError) as err:
+        model.freeze_for_step(1, "all-at-once")
+    # the error names the values the schema accepts, and is a config error at the config path
+    assert "'step-by-step' or 'joint'" in str(err.value) and "stepwise" not in str(err.value)
+    assert err.value.kind == "config" and err.value.where == "train.cascade.schedule"
 
 
 def test_cascade_steps_superpose_fields(plugins_dir, tiny_checkpoint):

@@ -41,6 +41,7 @@ def test_causal_layers_honour_the_sliding_window_like_transformers(family, tmp_p
     # 36 tokens, window 16: tokens past the 16th see only the last 16. Qwen2 slides from max_window_layers
     # on (layer 0 full, layers 1-2 sliding); Mistral slides on every layer.
     import transformers
+
     from fixtures import tiny_config
 
     torch.manual_seed(0)
@@ -243,7 +244,7 @@ def test_wrong_family_and_incomplete_layer_are_clear_errors(tiny_checkpoint, tmp
 
 def test_relative_checkpoint_resolves_against_the_workspace_root(tiny_checkpoint, monkeypatch):
     folder = tiny_checkpoint("llama2")
-    monkeypatch.setenv("LLMED_WORKSPACE_ROOT", str(folder.parent))
+    monkeypatch.setenv("LLMED_WORKSPACE", str(folder.parent))
     stack = build_decoder_stack("llama2", dict(checkpoint=folder.name, layers=[1]))
     assert stack.checkpoint == str(folder)
 
@@ -282,3 +283,25 @@ def test_third_party_families_resolve_from_the_model_type_or_say_why_not(tmp_pat
     (tmp_path / "odd" / "config.json").write_text(json.dumps({"model_type": "notatransformer"}))
     with pytest.raises(LLMOptionsError, match="transformers has no model type 'notatransformer'"):
         llm_mod.resolve_family("odd", tmp_path / "odd")
+
+
+def test_one_checkpoint_error_whose_file_at_fault_reaches_the_bridge_result(tiny_checkpoint, tmp_path):
+    import llmed.checkpoint
+    from llmed.api import structured
+
+    # one class: an LLM checkpoint's error and a run checkpoint's error are caught by the same except
+    assert CheckpointError is llmed.checkpoint.CheckpointError
+    broken = tmp_path / "broken-llama"
+    shutil.copytree(tiny_checkpoint("llama2"), broken)
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(CheckpointError) as e:
+        build_decoder_stack("llama2", dict(checkpoint=str(broken), layers=[0]))
+    assert e.value.where == str(broken / "config.json") and e.value.path == e.value.where
+    # the bridge's structured result carries it (TypeScript's LlmedError.where comes from this field)
+    result = structured(lambda: build_decoder_stack("llama2", dict(checkpoint=str(broken), layers=[0])))()
+    assert result["ok"] is False and result["kind"] == "checkpoint" and result["where"] == str(broken / "config.json")
+    # an options error is the config's fault: no `where` (TypeScript names the config file), the folder kept as `path`
+    with pytest.raises(LLMOptionsError) as o:
+        build_decoder_stack("llama2", dict(checkpoint=str(tiny_checkpoint("llama2")), layers=[7]))
+    assert o.value.where is None and o.value.path == str(tiny_checkpoint("llama2"))
+    assert isinstance(o.value, llmed.checkpoint.CheckpointError)

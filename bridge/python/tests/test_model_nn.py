@@ -4,9 +4,22 @@ from __future__ import annotations
 import pytest
 import torch
 
-from llmed.nn import (ConvBlock, DownConv, MultiscaleDecoder, SpatialTransformer, TokenInstanceNorm, identity_grid,
-                      resize_image, tokens_from_volume, torch_spatial, unshuffle_tokens, upsample_field, use_onednn_conv3d,
-                      volume_from_tokens, warp)
+from llmed.nn import (
+    ConvBlock,
+    DownConv,
+    MultiscaleDecoder,
+    SpatialTransformer,
+    TokenInstanceNorm,
+    identity_grid,
+    resize_image,
+    tokens_from_volume,
+    torch_spatial,
+    unshuffle_tokens,
+    upsample_field,
+    use_onednn_conv3d,
+    volume_from_tokens,
+    warp,
+)
 
 
 def ramp_volume(k=5, j=6, i=7):
@@ -190,6 +203,7 @@ def test_onednn_conv3d_matches_the_stock_path_in_values_gradients_and_export():
             assert torch.allclose(a, b, atol=1e-3, rtol=1e-3)
         # exported graphs keep plain Conv nodes (the oneDNN route is skipped under ONNX export)
         import io
+
         import onnx
         buf = io.BytesIO()
         torch.onnx.export(block.eval(), (x,), buf, opset_version=20, dynamo=False)

@@ -28,7 +28,7 @@ NAMES = ["prostate-mr-us", "abdomen-mrct-proxy", "knee-synthetic", "oasis-proxy"
 
 if not SOURCE.is_dir():
     warnings.warn(f"test_proxies: {SOURCE} is absent; the proxy generation tests are skipped "
-                  f"(they need the shared real volumes of ../shared/data/README.md)")
+                  f"(they need the shared real volumes of ../shared/data/README.md)", stacklevel=1)
 
 needs_data = pytest.mark.skipif(not SOURCE.is_dir(), reason=f"shared data folder {SOURCE} is absent (see ../shared/data/README.md)")
 needs_tsx = pytest.mark.skipif(not TSX.exists(), reason="no node_modules/.bin/tsx: TypeScript cross-check skipped")

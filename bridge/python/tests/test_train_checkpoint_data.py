@@ -11,8 +11,7 @@ import torch
 import torch.nn as nn
 
 import llmed.checkpoint as ckpt
-from llmed.checkpoint import (CheckpointError, base_fingerprint, capture_rng_state, load_checkpoint, restore_rng_state,
-                              save_checkpoint)
+from llmed.checkpoint import CheckpointError, base_fingerprint, capture_rng_state, load_checkpoint, restore_rng_state, save_checkpoint
 from llmed.data import DataError, PairSampler, PreparedDataset, one_hot, open_volume
 
 try:

@@ -14,8 +14,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from llmed.data import write_prepared_volume
 import pytest
 import torch
 import torch.nn as nn
@@ -23,6 +21,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from llmed.checkpoint import read_checkpoint_record
+from llmed.data import write_prepared_volume
 from llmed.nn import warp
 from llmed.train import Trainer, plan_phases
 

@@ -19,14 +19,14 @@ import torch
 # The test modules import each other as top-level modules (pytest puts tests/ on sys.path); do the same.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from test_export import CHANNELS, SPATIAL, run_config  # noqa: E402
+from test_train_engine import make_prepared  # noqa: E402
+
 from fixtures import build_tiny_checkpoint, make_spec, registered_plugins  # noqa: E402
 from llmed.data import PreparedDataset
 from llmed.export import export_run, mean_dice
 from llmed.nn import warp
 from llmed.train import Trainer, load_run_model
-
-from test_export import CHANNELS, SPATIAL, run_config  # noqa: E402
-from test_train_engine import make_prepared  # noqa: E402
 
 PLUGINS_DIR = Path(__file__).resolve().parents[3] / "plugins"
 PLUGINS = registered_plugins(PLUGINS_DIR)

@@ -10,6 +10,7 @@ import { demo } from './demo.ts';
 import { evaluateCommand } from './evaluate.ts';
 import { exportCommand } from './export.ts';
 import { pluginsList } from './plugins.ts';
+import { pluginsNew } from './plugins-new.ts';
 import { registerCommand } from './register.ts';
 import { train } from './train.ts';
 import { view } from './view.ts';
@@ -19,6 +20,8 @@ const HELP = `llmed — medical image registration with LLM backbones
 usage: llmed <command> [options]
 
   plugins list [--json] [--kind K]     the plugin registry (Encoder, LLMBackbone, Adapter, Decoder, Loss, Metric)
+  plugins new <id> --kind K            write a plugin folder (package.json, src/index.ts, python/, tests/)
+                                       into plugins/<id> [--out D] and list it in workspace.json
   config check <experiment|config>     validate a config and compose its model with shape checks [--json [--portable]]
   data inspect <file.nii[.gz]>         header, dims, spacing, orientation, intensities, labels [--json]
   data prepare <experiment>            prepare the dataset into the training cache [--force]
@@ -50,6 +53,7 @@ type Handler = (args: ParsedArgs) => Promise<number>;
 
 const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
   'plugins list': { flags: ['json', 'kind'], run: pluginsList },
+  'plugins new': { flags: ['kind', 'out'], run: pluginsNew },
   'config check': { flags: ['json', 'portable'], run: configCheck },
   'data inspect': { flags: ['json'], run: dataInspect },
   'data prepare': { flags: ['force'], run: dataPrepare },

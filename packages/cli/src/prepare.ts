@@ -18,7 +18,7 @@ import {
   smoothRandomField, uniqueLabels, warpNearest, warpTrilinear, writeNifti, writePreparedVolume, toLabelMap,
   type Volume,
 } from '@llmed/imaging';
-import { pairsForProtocol, type Pair, type Scan } from './protocols.ts';
+import { pairsForProtocol, type Pair } from './protocols.ts';
 
 /** Where an experiment's raw data lives: `$LLMED_DATA/<basename of data.root>` when set, else data.root. */
 export function dataRoot(workspaceRoot: string, cfg: ExperimentConfig): string {
@@ -182,7 +182,7 @@ async function generateSyntheticDeformations(cfg: ExperimentConfig, root: string
   let labels: Volume<Int32Array> | undefined;
   if (t.labels) {
     const raw = await readLabelMap(t.labels);
-    let l: Volume = cfg.data.preprocess.orientation ? reorientToCanonical(raw, cfg.data.preprocess.orientation) : raw;
+    const l: Volume = cfg.data.preprocess.orientation ? reorientToCanonical(raw, cfg.data.preprocess.orientation) : raw;
     labels = toLabelMap(resampleToShape(l, shape, 'nearest'), t.labels);
   }
   const files: { image: string; labels?: string }[] = [];
