@@ -7,7 +7,7 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['**/node_modules/**', '**/dist/**', '.cache/**', 'runs/**', '.nx/**', 'bench/results/**'],
+    ignores: ['**/node_modules/**', '.venv/**', '**/dist/**', '.cache/**', 'runs/**', '.nx/**', 'bench/results/**'],
   },
   js.configs.recommended,
   ...tseslint.configs.recommended,

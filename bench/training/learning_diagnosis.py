@@ -92,7 +92,7 @@ def main() -> None:
         for name, module in net.named_modules():
             if isinstance(module, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)):
                 hooks.append(module.register_forward_hook(
-                    lambda m, i, o, name=name: rows.append({"layer": name, "channels": int(o.shape[1]),
+                    lambda m, i, o, name=name, rows=rows: rows.append({"layer": name, "channels": int(o.shape[1]),
                                                             "spatialStd": float(o.std(dim=(2, 3, 4)).mean()),
                                                             "absMean": float(o.mean(dim=(2, 3, 4)).abs().mean())})))
         with torch.no_grad():

@@ -26,7 +26,12 @@ rng = np.random.default_rng(0)
 for name in ("a", "b"):
     write_prepared_volume(prepared, name, rng.random((nz, ny, nx), dtype=np.float32))
     write_prepared_volume(prepared, f"{name}_labels", rng.choice([0, *labels], size=(nz, ny, nx)).astype(np.int32))
-pair = lambda m, f: {"moving": m, "fixed": f, "movingLabels": f"{m}_labels", "fixedLabels": f"{f}_labels"}
+
+
+def pair(m, f):
+    return {"moving": m, "fixed": f, "movingLabels": f"{m}_labels", "fixedLabels": f"{f}_labels"}
+
+
 (prepared / "pairs.json").write_text(json.dumps({"title": "memory bench", "shape": [nx, ny, nz], "labels": labels,
                                                  "train": [pair("a", "b"), pair("b", "a")], "val": [], "test": []}))
 trainer = Trainer(out / "run", spec, config, prepared, {"device": device, "workspaceRoot": workspace})

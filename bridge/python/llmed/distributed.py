@@ -55,9 +55,10 @@ import os
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -108,7 +109,7 @@ class DistributedContext:
         return self.rank == 0
 
     @classmethod
-    def from_environment(cls, device_choice: str | None, timeout_minutes: float = 30.0) -> "DistributedContext":
+    def from_environment(cls, device_choice: str | None, timeout_minutes: float = 30.0) -> DistributedContext:
         """Join the process group torchrun describes in RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT."""
         missing = [k for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
         if missing:

@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_train_engine import ToyRegNet, make_config, make_prepared, toy_loss
 
 from llmed.train import Trainer, seed_everything
-from test_train_engine import ToyRegNet, make_config, make_prepared, toy_loss
 
 TESTS_DIR = Path(__file__).resolve().parent
 WORKER = TESTS_DIR / "dist_toy_worker.py"
@@ -158,6 +158,7 @@ def test_a_rank_that_raises_ends_the_job_with_its_message(tmp_path, prepared):
 def test_ddp_leaves_the_frozen_base_weights_out(tmp_path):
     """DDP over the trainable parameters only: the frozen 'LLM' is neither broadcast nor reduced."""
     import torch.distributed as dist
+
     from llmed.distributed import DistributedContext
     from llmed.train import base_weight_names
 
