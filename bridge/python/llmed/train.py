@@ -563,7 +563,8 @@ class Trainer:
                                 scaler=self.scaler if with_optimizer else None)
         if tag == "last":
             self._last_saved_step = self.step
-        self._event("checkpoint", which=tag, step=self.step, phase=phase.index, path=str(paths["tensors"]))
+        # relative to the run folder, so a log names no machine path and a moved run folder still reads right
+        self._event("checkpoint", which=tag, step=self.step, phase=phase.index, path=os.path.relpath(paths["tensors"], self.run_dir))
 
     def _finish_stopped(self, reason: str, message: str) -> None:
         if self._last_saved_step != self.step:
