@@ -9,3 +9,6 @@ export * from './score.ts';
 export * from './prealign.ts';
 export * from './register.ts';
 export * from './evaluate.ts';
+export * from './text/tokenizer.ts';
+export * from './text/decoder.ts';
+export * from './text/generate.ts';
