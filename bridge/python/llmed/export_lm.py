@@ -28,8 +28,9 @@ import os
 import shutil
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -238,3 +239,49 @@ def export_decoder(model: nn.Module, out_dir: str | os.PathLike[str], *, parity_
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def export_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, prompt: str = "The liver",
+                      parity_steps: int = 8, tolerance: float = 1e-3, opset: int = 17) -> dict[str, Any]:
+    """Export the causal LM of a Hugging Face checkpoint folder (weights, config and tokenizer files) as a
+    decoder folder Node can generate from; the tokenizer files are copied beside the graph."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    checkpoint = Path(checkpoint)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        if not (checkpoint / name).exists():
+            raise LMExportError(f"{checkpoint / name} is missing: a checkpoint folder needs config.json, the weights "
+                                "and tokenizer.json / tokenizer_config.json (npm run setup writes them for SmolLM2)")
+    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
+    model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32).eval()
+    ids = tokenizer(prompt, add_special_tokens=False).input_ids
+    fragment = export_decoder(model, out_dir, parity_prompts=[ids, ids[:1]], parity_steps=parity_steps,
+                              tolerance=tolerance, opset=opset)
+    out_dir = Path(out_dir)
+    for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
+        if (checkpoint / name).exists():
+            shutil.copy2(checkpoint / name, out_dir / name)
+    return fragment
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m llmed.export_lm", description="Export a checkpoint's causal LM decoder (KV cache) to ONNX")
+    parser.add_argument("checkpoint", help="Hugging Face checkpoint folder (config.json, weights, tokenizer.json)")
+    parser.add_argument("out_dir", help="folder to write (decoder.onnx, embed_tokens.f32, decoder.json, tokenizer files)")
+    parser.add_argument("--opset", type=int, default=17)
+    args = parser.parse_args(argv)
+    try:
+        fragment = export_checkpoint(args.checkpoint, args.out_dir, opset=args.opset)
+    except LMExportError as err:
+        print(f"error[checkpoint] {args.checkpoint}: {err}", file=sys.stderr)
+        return 1
+    parity = fragment["parity"]
+    print(json.dumps({"out": str(args.out_dir), "sameTokens": parity["sameTokens"], "maxLogitDifference": parity["maxLogitDifference"]}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
