@@ -196,37 +196,38 @@ def greedy_parity(model: nn.Module, path: Path, prompts: Sequence[Sequence[int]]
             "sameTokens": torch_ids == ort_ids, "steps": steps, "prompts": [list(p) for p in prompts]}
 
 
-def export_decoder(model: nn.Module, out_dir: str | os.PathLike[str], *, parity_prompts: Sequence[Sequence[int]],
-                   parity_steps: int = 8, tolerance: float = 1e-3, opset: int = 17,
-                   external_data: str = "auto") -> dict[str, Any]:
-    """Export ``model`` (a transformers causal LM, LoRA already merged, eval mode) into ``out_dir``.
+def write_decoder(model: nn.Module, folder: Path, *, parity_prompts: Sequence[Sequence[int]], parity_steps: int = 8,
+                  tolerance: float = 1e-3, opset: int = 17, external_data: str = "auto") -> dict[str, Any]:
+    """Write decoder.onnx (+ .data) and embed_tokens.f32 of ``model`` into ``folder`` and check greedy parity;
+    raises :class:`LMExportError` when onnxruntime and torch disagree. Returns the decoder record."""
+    model = model.float().eval()
+    weight_bytes = sum(p.numel() * 4 for p in model.parameters())
+    external = external_data == "always" or (external_data == "auto" and weight_bytes > EXTERNAL_DATA_BYTES)
+    graph = folder / "decoder.onnx"
+    _export_graph(model, graph, opset, external)
+    table = model.get_input_embeddings().weight.detach().float().contiguous().numpy()
+    table.astype("<f4").tofile(folder / "embed_tokens.f32")
+    parity = greedy_parity(model, graph, parity_prompts, parity_steps, tolerance)
+    if not parity["sameTokens"] or parity["maxLogitDifference"] > tolerance:
+        raise LMExportError(
+            f"onnxruntime and torch disagree on greedy decoding (same tokens: {parity['sameTokens']}, largest logit "
+            f"difference {parity['maxLogitDifference']:.3g} > {tolerance:g}); nothing was written")
+    return {
+        "decoder": {"file": "decoder.onnx", "externalData": "decoder.onnx.data" if external else None, "opset": opset},
+        "embeddings": {"file": "embed_tokens.f32", "dtype": "float32", "shape": list(table.shape)},
+        "cache": cache_geometry(model.config),
+        "parity": parity,
+    }
 
-    Written under a temporary sibling name and renamed into place only after the greedy parity check passes;
-    returns the manifest fragment (files, geometry, parity)."""
+
+def publish_staged(write, out_dir: str | os.PathLike[str]) -> Any:
+    """Run ``write(staging_folder)`` in a temporary sibling of ``out_dir`` and rename the result into place
+    only when it returns; a previous folder is moved aside first and removed after the rename."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    model = model.float().eval()
-    geometry = cache_geometry(model.config)
     staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
     try:
-        weight_bytes = sum(p.numel() * 4 for p in model.parameters())
-        external = external_data == "always" or (external_data == "auto" and weight_bytes > EXTERNAL_DATA_BYTES)
-        graph = staging / "decoder.onnx"
-        _export_graph(model, graph, opset, external)
-        table = model.get_input_embeddings().weight.detach().float().contiguous().numpy()
-        table.astype("<f4").tofile(staging / "embed_tokens.f32")
-        parity = greedy_parity(model, graph, parity_prompts, parity_steps, tolerance)
-        if not parity["sameTokens"] or parity["maxLogitDifference"] > tolerance:
-            raise LMExportError(
-                f"onnxruntime and torch disagree on greedy decoding (same tokens: {parity['sameTokens']}, largest logit "
-                f"difference {parity['maxLogitDifference']:.3g} > {tolerance:g}); nothing was written")
-        fragment = {
-            "decoder": {"file": "decoder.onnx", "externalData": "decoder.onnx.data" if external else None, "opset": opset},
-            "embeddings": {"file": "embed_tokens.f32", "dtype": "float32", "shape": list(table.shape)},
-            "cache": geometry,
-            "parity": parity,
-        }
-        (staging / "decoder.json").write_text(json.dumps(fragment, indent=1) + "\n")
+        result = write(staging)
         os.chmod(staging, 0o755)
         aside = None
         if out_dir.exists():
@@ -235,10 +236,23 @@ def export_decoder(model: nn.Module, out_dir: str | os.PathLike[str], *, parity_
         os.replace(staging, out_dir)
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
-        return fragment
+        return result
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def export_decoder(model: nn.Module, out_dir: str | os.PathLike[str], *, parity_prompts: Sequence[Sequence[int]],
+                   parity_steps: int = 8, tolerance: float = 1e-3, opset: int = 17,
+                   external_data: str = "auto") -> dict[str, Any]:
+    """Export ``model`` (a transformers causal LM, LoRA already merged) into ``out_dir``, published only after
+    the greedy parity check passes; writes decoder.json and returns its content."""
+    def write(folder: Path) -> dict[str, Any]:
+        record = write_decoder(model, folder, parity_prompts=parity_prompts, parity_steps=parity_steps,
+                               tolerance=tolerance, opset=opset, external_data=external_data)
+        (folder / "decoder.json").write_text(json.dumps(record, indent=1) + "\n")
+        return record
+    return publish_staged(write, out_dir)
 
 
 def export_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, prompt: str = "The liver",

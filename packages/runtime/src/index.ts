@@ -12,3 +12,4 @@ export * from './evaluate.ts';
 export * from './text/tokenizer.ts';
 export * from './text/decoder.ts';
 export * from './text/generate.ts';
+export * from './text/report.ts';

@@ -43,10 +43,11 @@ export class CausalDecoder {
     private readonly session: import('onnxruntime-node').InferenceSession,
   ) {}
 
-  static async load(folder: string, opts: DecoderOptions = {}): Promise<CausalDecoder> {
-    const recordFile = join(folder, 'decoder.json');
-    if (!existsSync(recordFile)) throw new LlmedError('checkpoint', `${recordFile} is missing: this is not a decoder export`, { where: folder, hint: 'export a report model with `llmed export <experiment>`' });
-    const record = JSON.parse(readFileSync(recordFile, 'utf8')) as DecoderRecord;
+  /** Load `folder`'s decoder, described by `given` (a report manifest) or by the folder's decoder.json. */
+  static async load(folder: string, opts: DecoderOptions = {}, given?: DecoderRecord): Promise<CausalDecoder> {
+    const recordFile = given ? join(folder, 'manifest.json') : join(folder, 'decoder.json');
+    if (!given && !existsSync(recordFile)) throw new LlmedError('checkpoint', `${recordFile} is missing: this is not a decoder export`, { where: folder, hint: 'export a report model with `llmed export <experiment>`' });
+    const record = given ?? (JSON.parse(readFileSync(recordFile, 'utf8')) as DecoderRecord);
     const { hidden, vocab } = record.cache;
     const tableFile = join(folder, record.embeddings.file);
     const bytes = readFileSync(tableFile);

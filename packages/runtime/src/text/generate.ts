@@ -30,6 +30,8 @@ export interface GenerationOptions {
   repetitionPenalty?: number;
   /** Called with each new token of each sequence, in order, as soon as it is chosen. */
   onToken?: (sequence: number, id: number) => void;
+  /** Called with each sequence's raw next-token logits (before the penalty), e.g. to score option letters. */
+  onLogits?: (row: Float32Array, sequence: number, step: number) => void;
 }
 
 export interface GenerationResult {
@@ -150,6 +152,7 @@ export async function generate(decoder: CausalDecoder, prompts: readonly (readon
     for (let b = 0; b < batch; b++) {
       if (done[b]) continue;
       const row = lastLogits.subarray(b * vocab, (b + 1) * vocab);
+      opts.onLogits?.(row, b, produced);
       penaliseRepeats(row, seen[b], penalty);
       const id = chooseToken(row, opts, random);
       next[b] = id;
