@@ -16,8 +16,12 @@
  * can always be checked; `tensor` + `tensorShape` are the bytes in the order the original model reads them
  * (M3D: (1, D=Z, H=X, W=Y); Merlin: (1, X, Y, Z)), in C order.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createHash } from 'node:crypto';
 import { dataError } from '@llmed/core/errors';
 import {
+  readNifti, sha256File, writePreparedVolume, type PreparedHeader,
   minMaxNormalize, multiplyAffine, permuteFlipAxes, reorientToCanonical, resampleToShape, resampleToSpacing, windowIntensity,
   withData, asFloat32, type Vec3, type Volume, type VoxelArray,
 } from '@llmed/imaging';
@@ -26,6 +30,8 @@ export interface PreprocessedCT {
   volume: Volume<Float32Array>;
   tensor: Float32Array;
   tensorShape: number[];
+  /** `tensor` as a Volume whose i-fastest layout is the tensor's C order (what the prepared cache stores). */
+  tensorVolume: Volume<Float32Array>;
   /** What was done, for manifests. */
   steps: string[];
 }
@@ -97,7 +103,7 @@ export function m3dPreprocess(vol: Volume, opts: M3DOptions = {}, where = 'm3d p
   steps.push('permute (X,Y,Z) -> (Z,X,Y)');
   const out = resampleToShape(v, [W, H, D], 'linear') as Volume<Float32Array>;
   steps.push(`trilinear align-corners to ${D}x${H}x${W}`);
-  return { volume: out, tensor: out.data, tensorShape: [1, D, H, W], steps };
+  return { volume: out, tensor: out.data, tensorShape: [1, D, H, W], tensorVolume: out, steps };
 }
 
 export interface MerlinOptions {
@@ -125,6 +131,29 @@ export function merlinPreprocess(vol: Volume, opts: MerlinOptions = {}, where = 
   const out = centerPadCrop(v as Volume<Float32Array>, shape, 0);
   steps.push(`symmetric pad (0) / centre crop to ${shape.join('x')}`);
   // Merlin reads (C, X, Y, Z) in C order: Z fastest, i.e. the i-fastest layout of the axes reversed.
-  const tensor = permuteFlipAxes(out, [2, 1, 0], [false, false, false]).data;
-  return { volume: out, tensor, tensorShape: [1, shape[0], shape[1], shape[2]], steps };
+  const tensorVolume = permuteFlipAxes(out, [2, 1, 0], [false, false, false]);
+  return { volume: out, tensor: tensorVolume.data, tensorShape: [1, shape[0], shape[1], shape[2]], tensorVolume, steps };
+}
+
+export type CtPipeline = { name: 'm3d'; options?: M3DOptions } | { name: 'merlin'; options?: MerlinOptions };
+
+/**
+ * Preprocess a CT file once and keep it in the prepared cache (@llmed/imaging's raw float32 + JSON
+ * header, memory-mapped by the Python side); the data file is in the tensor's C order, so the header's
+ * `shape` is the model's input shape. The cache key is the source file's SHA-256 and the pipeline with
+ * its options: a changed file or setting is prepared again, an unchanged one is read back.
+ */
+export async function prepareCT(file: string, pipeline: CtPipeline, cacheDir: string): Promise<{ dir: string; name: string; header: PreparedHeader; cached: boolean }> {
+  const sha = await sha256File(file);
+  const key = createHash('sha256').update(JSON.stringify({ sha, pipeline: pipeline.name, options: pipeline.options ?? {} })).digest('hex');
+  const name = `${pipeline.name}-${key.slice(0, 20)}`;
+  const headerFile = path.join(cacheDir, `${name}.json`);
+  if (existsSync(headerFile)) {
+    const header = JSON.parse(readFileSync(headerFile, 'utf8')) as PreparedHeader;
+    if (header.meta?.key === key && existsSync(path.join(cacheDir, header.dataFile))) return { dir: cacheDir, name, header, cached: true };
+  }
+  const vol = await readNifti(file);
+  const p = pipeline.name === 'm3d' ? m3dPreprocess(vol, pipeline.options, file) : merlinPreprocess(vol, pipeline.options, file);
+  const header = await writePreparedVolume(cacheDir, name, p.tensorVolume, { source: file, preprocessing: { pipeline: pipeline.name, steps: p.steps, tensorShape: p.tensorShape }, meta: { key } });
+  return { dir: cacheDir, name, header, cached: false };
 }

@@ -1,6 +1,9 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { axisCodes, makeVolume, voxelToWorld, worldToVoxel } from '@llmed/imaging';
-import { centerPadCrop, extractBox, m3dPreprocess, merlinPreprocess } from '@llmed/reports';
+import { axisCodes, makeVolume, readPreparedVolume, voxelToWorld, worldToVoxel, writeNifti } from '@llmed/imaging';
+import { centerPadCrop, extractBox, m3dPreprocess, merlinPreprocess, prepareCT } from '@llmed/reports';
 
 /** An LPS volume (the DICOM orientation, as ITK writes it) of −1000 HU with a +1000 HU marker block. */
 function lpsVolumeWithMarker() {
@@ -118,5 +121,29 @@ describe('extractBox / centerPadCrop', () => {
     // MONAI's centre crop of 5 → 2 starts at ⌊5/2⌋ − ⌊2/2⌋ = 1; symmetric pad of 3 → 6 puts ⌊3/2⌋ = 1 before.
     const c = centerPadCrop(makeVolume(Float32Array.from({ length: 15 }, (_, n) => n), [5, 3, 1]), [2, 6, 1], 9);
     expect(Array.from(c.data)).toEqual([9, 9, 1, 2, 6, 7, 11, 12, 9, 9, 9, 9]);
+  });
+});
+
+describe('prepareCT (preprocess once, cached)', () => {
+  it('writes the tensor in the prepared cache and reads it back while file and settings are unchanged', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'llmed-prepare-ct-'));
+    try {
+      const { vol } = lpsVolumeWithMarker();
+      const file = path.join(dir, 'ct.nii.gz');
+      await writeNifti(file, vol, { datatype: 'int16' });
+      const pipeline = { name: 'merlin' as const, options: { shape: [32, 28, 16] as [number, number, number] } };
+      const first = await prepareCT(file, pipeline, path.join(dir, 'cache'));
+      expect(first.cached).toBe(false);
+      expect(first.header.shape).toEqual([1, 32, 28, 16]); // (C, X, Y, Z): Merlin's input order
+      const again = await prepareCT(file, pipeline, path.join(dir, 'cache'));
+      expect(again.cached).toBe(true);
+      const other = await prepareCT(file, { name: 'm3d', options: { shape: [4, 8, 8] } }, path.join(dir, 'cache'));
+      expect(other.cached).toBe(false);
+      expect(other.header.shape).toEqual([1, 4, 8, 8]);
+      const back = await readPreparedVolume(first.dir, first.name);
+      expect(Array.from(back.volume.data)).toEqual(Array.from(merlinPreprocess(vol, pipeline.options).tensor));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
