@@ -366,7 +366,6 @@ export async function generateReportProxy(opts: ReportProxyOptions): Promise<Gen
       const augment = kind === 'ct'
         ? { scale: rng.uniform(0.95, 1.05), shift: rng.uniform(-15, 15), noiseSd: rng.uniform(4, 12), zoom }
         : { scale: rng.uniform(0.93, 1.07), shift: rng.uniform(-0.03, 0.03), noiseSd: rng.uniform(0.01, 0.03), zoom };
-      augmentIntensity(crop, augment.scale, augment.shift, augment.noiseSd, 0, rng);
 
       // Facts per region: phase (CT, in its region), findings, then a normal sentence per visible organ without one.
       const regionFacts: Record<string, Fact[]> = Object.fromEntries(anatomy.regions.map((r) => [r, []]));
@@ -380,7 +379,11 @@ export async function generateReportProxy(opts: ReportProxyOptions): Promise<Gen
       const reports = Object.fromEntries(anatomy.regions.map((r) => [r, regionFacts[r].map((f) => writeFact(f, pick, anatomy.modality)).join(' ')]));
 
       // Volumes, written at the output shape.
-      const imgOut = resampleToShape(withData(imgBox, crop.img), outShape, 'linear');
+      const imgOut = resampleToShape(withData(imgBox, crop.img), outShape, 'linear') as Volume<Float32Array>;
+      // Intensity augmentation and noise on the written grid: noise is a property of the delivered image
+      // (and drawing it there costs a tenth of drawing it at the source resolution).
+      const outCrop: Crop = { img: imgOut.data, lab: new Int32Array(0), dims: imgOut.dims, spacing: imgOut.spacing };
+      augmentIntensity(outCrop, augment.scale, augment.shift, augment.noiseSd, 0, rng);
       const labOut = resampleToShape(withData(labBox, crop.lab), outShape, 'nearest');
       const description = 'llmed report-proxy pseudo-subject (synthetic findings)';
       const imgBytes = kind === 'ct'
