@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLlmedError } from '@llmed/core/errors';
-import { readNifti } from '@llmed/imaging';
+import { axisCodes, readNifti, voxelToWorld } from '@llmed/imaging';
 import {
   BRAIN_STATEMENT, checkLeakage, defaultDataDir, factF1, FACT_F1_CATEGORIES, generateReportProxy, OPTION_LETTERS, parseReport,
   QUESTION_TYPES, readReportProxy, STATEMENT, type Fact, type LeakageInput, type ReportProxy,
@@ -58,6 +58,31 @@ describe.skipIf(!hasCt)('report-proxy (CT)', () => {
     for (const s of d.scans) counts[s.split]++;
     expect(counts).toEqual(a.counts);
     expect(counts.test).toBe(5);
+  });
+
+  it('writes RAS volumes whose painted sided findings lie on the side the facts say', async () => {
+    const centroidX = (data: Float32Array, dims: readonly number[], affine: number[], label: number) => {
+      const s = [0, 0, 0];
+      let n = 0;
+      for (let q = 0; q < data.length; q++) if (data[q] === label) { s[0] += q % dims[0]; s[1] += Math.floor(q / dims[0]) % dims[1]; s[2] += Math.floor(q / (dims[0] * dims[1])); n++; }
+      return n ? voxelToWorld(affine, s[0] / n, s[1] / n, s[2] / n)[0] : NaN;
+    };
+    let checked = 0;
+    for (const s of d.scans) {
+      const findings = d.truth[s.id].findings as Array<{ kind: string; organ?: string }>;
+      const sided = findings.find((f) => (f.kind === 'stone' || f.kind === 'lesion') && (f.organ === 'kidney_left' || f.organ === 'kidney_right'));
+      if (!sided) continue;
+      const lab = await readNifti(path.join(a.out, String(s.meta!.labels)));
+      expect(axisCodes(lab.affine)).toBe('RAS');
+      const findingX = centroidX(lab.data, lab.dims, lab.affine, sided.kind === 'stone' ? 230 : 200);
+      const otherKidneyX = centroidX(lab.data, lab.dims, lab.affine, sided.organ === 'kidney_left' ? 2 : 3);
+      if (Number.isNaN(findingX) || Number.isNaN(otherKidneyX)) continue; // too small to survive downsampling, or the other kidney is cut off
+      // RAS: x grows towards the patient's right, so a left-kidney finding lies left of (below) the right kidney.
+      if (sided.organ === 'kidney_left') expect(findingX).toBeLessThan(otherKidneyX);
+      else expect(findingX).toBeGreaterThan(otherKidneyX);
+      checked++;
+    }
+    expect(checked).toBeGreaterThan(0);
   });
 
   it('parses every generated report back into its facts: fact-f1 = 1.0 in every category that occurs', () => {
