@@ -92,11 +92,15 @@ def main(out: str) -> None:
 
     images = {side: image(side) for side in REPORTS}
     (out_dir / "images").mkdir(exist_ok=True)
+    import nibabel as nib
     for side, x in images.items():
         x.astype("<f4").tofile(out_dir / "images" / f"{side}.f32")
+        # the same image as a scan: M3D's pipeline reads the array (X, Y, Z) as the tensor (Z, X, Y), and on this
+        # grid its min-max and same-size resampling leave the values as they are
+        nib.save(nib.Nifti1Image(np.ascontiguousarray(x[0, 0].transpose(1, 2, 0)), np.eye(4)), str(out_dir / "images" / f"{side}.nii.gz"))
     manifest = export_report_model(
         vision, lm, tokenizer, out_dir / "export", image_shape=SHAPE,
-        preprocess={"id": "prepared", "shape": list(SHAPE), "note": "the tests feed preprocessed float32 volumes"},
+        preprocess={"pipeline": "m3d", "shape": [SHAPE[2], SHAPE[1], SHAPE[0]]},
         prompts=PROMPTS, image_token="<im_patch>", stop_ids=[eos],
         generation={"strategy": "greedy", "maxNewTokens": 24}, parity_images=list(images.values()), parity_steps=6,
         source={"what": "tests.tiny_report_export"})

@@ -5,7 +5,9 @@
  *
  * - the generated report of each image is torch's (token ids and text), streamed as it grows;
  * - the option-letter scores of a multiple-choice question are torch's, and the answer follows the image;
- * - a tampered or truncated file, or a registration export, is refused with one error naming the file.
+ * - a tampered or truncated file, or a registration export, is refused with one error naming the file;
+ * - `llmed report` / `llmed ask` on the NIfTI scans, with Python hidden (no PYTHON_BIN, no venv on PATH),
+ *   preprocess by the export's pipeline (M3D), stream the report and write report.json / answer.json.
  */
 import { spawnSync } from 'node:child_process';
 import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -16,6 +18,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openReportExport, ReportGenerator } from '../src/index.ts';
 
 const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const CLI = join(WORKSPACE, 'packages', 'cli', 'bin', 'llmed.mjs');
 const VENV_PYTHON = join(WORKSPACE, '.venv', 'bin', 'python');
 const haveVenv = existsSync(VENV_PYTHON);
 if (!haveVenv) console.warn(`[report generation tests] skipped: no Python environment at ${VENV_PYTHON} to build the tiny export (run npm run setup)`);
@@ -89,4 +92,29 @@ describe.skipIf(!haveVenv)('report generation from a report export', () => {
     writeFileSync(join(copy, 'manifest.json'), JSON.stringify({ ...manifest, kind: undefined }));
     await expect(openReportExport(copy)).rejects.toThrow(/not a report generator/);
   });
+
+  it('llmed report and llmed ask run on a NIfTI scan with Python out of reach', () => {
+    const env: NodeJS.ProcessEnv = { ...process.env, PYTHON_BIN: join(tmp, 'no-python-here', 'python') };
+    env.PATH = (env.PATH ?? '').split(':').filter((p) => !p.includes('.venv')).join(':');
+    delete env.VIRTUAL_ENV;
+    const run = (args: string[]) => spawnSync(process.execPath, [CLI, ...args], { cwd: tmp, env, encoding: 'utf8', timeout: 120_000 });
+    for (const side of ['left', 'right']) {
+      const r = run(['report', '--model', exportDir, '--image', join(tmp, 'images', `${side}.nii.gz`), '--region', 'abdomen', '--out', join(tmp, `${side}.json`), '--threads', '1']);
+      expect(r.status, r.stderr).toBe(0);
+      expect(r.stdout.trim()).toBe(ref.reports[side].text.trim());
+      const written = JSON.parse(readFileSync(join(tmp, `${side}.json`), 'utf8'));
+      expect(written.report).toBe(ref.reports[side].text);
+      expect(written.finish).toBe('stop');
+      expect(written.preprocessing.join(' ')).toMatch(/min-max/);
+    }
+    const choices = Object.entries(ref.choices).map(([k, v]) => `${k}=${v}`).join(',');
+    const a = run(['ask', '--model', exportDir, '--image', join(tmp, 'images', 'right.nii.gz'), '--question', ref.question, '--choices', choices, '--out', join(tmp, 'answer.json'), '--json']);
+    expect(a.status, a.stderr).toBe(0);
+    expect(JSON.parse(a.stdout).answer).toBe('B');
+    const bad = run(['ask', '--model', exportDir, '--image', join(tmp, 'images', 'right.nii.gz'), '--question', 'q', '--choices', 'A=x,A=y']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toMatch(/choice A is given twice/);
+    const noFile = run(['report', '--model', exportDir, '--image', join(tmp, 'nope.nii.gz')]);
+    expect(noFile.stderr).toMatch(/no such file/);
+  }, 240_000);
 });
