@@ -1,0 +1,52 @@
+/** bleu: the cases (nltk's numbers), and nltk / sacrebleu on pseudo-reports through the Python reference. */
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { pluginOptions, readPluginCases } from '@llmed/core';
+import { caseMismatches, metricInterval, randomReports, REPORT_WORDS, runPythonReference, runTextCase, textInput } from '@llmed/text';
+import { bleu, descriptor, type BleuOptions } from '../src/index.ts';
+
+const dir = join(dirname(fileURLToPath(import.meta.url)), '..');
+const cases = readPluginCases(dir);
+const opts = (o: Partial<BleuOptions> = {}) => pluginOptions(descriptor, o, 'bleu') as unknown as BleuOptions;
+
+describe('bleu', () => {
+  it.each(cases.map((c) => [c.name, c] as const))('case: %s', async (_n, c) => {
+    const { result } = await runTextCase(descriptor, c);
+    expect(caseMismatches(result, c)).toEqual([]);
+  });
+
+  it('matches nltk corpus_bleu and sacrebleu on 40 pseudo-reports (and its defaults are the Python ones)', () => {
+    const cands = randomReports(1, 40, REPORT_WORDS, 1, 16);
+    const refs = randomReports(2, 40, REPORT_WORDS, 3, 16).map((r, i) => (i % 3 === 0 ? [r, randomReports(100 + i, 1, REPORT_WORDS)[0]] : [r]));
+    const calls = [opts(), opts({ tokenise: '13a' }), opts({ smoothing: 'floor', order: 2 })].map((o) => ({ options: o, inputs: { candidates: cands, references: refs } }));
+    const py = runPythonReference(dir, 'llmed_bleu', calls);
+    if (py.skip) return console.warn(`[bleu] nltk cross-check SKIPPED: ${py.skip}`);
+    expect(py.defaults).toEqual(opts());
+    calls.forEach((c, k) => {
+      const ts = bleu(textInput(cands, refs), c.options);
+      for (const [name, v] of Object.entries(py.results![k])) expect(ts.outputs[name] ?? ts.value, `${name} (call ${k})`).toBeCloseTo(v as number, 10);
+    });
+  });
+
+  it('equals sacrebleu with 13a tokens and no smoothing (mixed case, punctuation, numbers)', () => {
+    const cands = ['The 3.5cm lesion, left kidney.', 'Spleen: mildly enlarged (12 cm).', 'No effusion; no ascites.'];
+    const refs = [['A 3.5 cm lesion in the left kidney.'], ['The spleen is mildly enlarged (12 cm).'], ['No pleural effusion; no ascites.']];
+    const py = runPythonReference(dir, 'llmed_bleu_sacre', [{ options: opts({ tokenise: '13a' }), inputs: { candidates: cands, references: refs } }]);
+    if (py.skip) return console.warn(`[bleu] sacrebleu cross-check SKIPPED: ${py.skip}`);
+    expect(bleu(textInput(cands, refs), opts({ tokenise: '13a' })).outputs['bleu-4']).toBeCloseTo(py.results![0]['bleu-4'] as number, 10);
+  });
+
+  it('has a seeded corpus bootstrap interval around its value', () => {
+    const cands = randomReports(3, 30, REPORT_WORDS);
+    const refs = randomReports(4, 30, REPORT_WORDS);
+    const input = textInput(cands, refs);
+    const o = opts({ order: 1 });
+    const r = bleu(input, o);
+    const a = metricInterval(descriptor.runtime as never, input, r, o, { seed: 7, resamples: 200 });
+    const b = metricInterval(descriptor.runtime as never, input, r, o, { seed: 7, resamples: 200 });
+    expect(a).toEqual(b);
+    expect(a.lo).toBeLessThan(r.value);
+    expect(a.hi).toBeGreaterThan(r.value);
+  });
+});
