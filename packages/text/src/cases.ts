@@ -1,7 +1,7 @@
 /**
  * Running a text Metric plugin on its `tests/cases.json`: a case's inputs are
  * `{ "candidates": [str], "references": [str | [str]], "choices"?: [[str]] }` and its expected values name
- * the metric's outputs (`"bleu-4"`, `"chance"`, ...) or `"value"`; the Python reference of the plugin
+ * the metric's outputs (`"bleu-4"`, `"chance"`, ...), `"value"` or a per-sample score `"sample-<i>"`; the Python reference of the plugin
  * (`plugins/<id>/python/<module>`) returns the same names, so both languages check the same numbers.
  */
 import { pluginOptions, type PluginCase, type PluginDescriptor, type TextMetricContext, type TextMetricResult } from '@llmed/core';
@@ -21,9 +21,9 @@ export async function runTextCase(d: PluginDescriptor<any>, c: PluginCase, ctx?:
   return { result, options };
 }
 
-/** The outputs of a result by name, `value` included. */
+/** The outputs of a result by name: its outputs, `value`, its counts, and `sample-<i>` per sample. */
 export function resultOutputs(r: TextMetricResult): Record<string, number> {
-  return { ...r.outputs, value: r.value, ...(r.counts ?? {}) };
+  return { ...Object.fromEntries(r.perSample.map((v, i) => [`sample-${i}`, v])), ...r.outputs, value: r.value, ...(r.counts ?? {}) };
 }
 
 /** Mismatches between a result and a case's expected numbers (empty when all are within tolerance). */

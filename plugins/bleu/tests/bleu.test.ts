@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { pluginOptions, readPluginCases } from '@llmed/core';
-import { caseMismatches, metricInterval, randomReports, REPORT_WORDS, runPythonReference, runTextCase, textInput } from '@llmed/text';
+import { caseMismatches, metricInterval, metricPairedTest, randomReports, REPORT_WORDS, runPythonReference, runTextCase, textInput } from '@llmed/text';
 import { bleu, descriptor, type BleuOptions } from '../src/index.ts';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -48,5 +48,18 @@ describe('bleu', () => {
     expect(a).toEqual(b);
     expect(a.lo).toBeLessThan(r.value);
     expect(a.hi).toBeGreaterThan(r.value);
+  });
+
+  it('paired randomisation on corpus BLEU: p = 1 for identical systems, at its floor for a clearly better one', () => {
+    const refs = randomReports(5, 40, REPORT_WORDS, 6, 14);
+    const good = refs.map((r, i) => (i % 4 === 0 ? randomReports(50 + i, 1, REPORT_WORDS)[0] : r));
+    const bad = randomReports(6, 40, REPORT_WORDS, 6, 14);
+    const o = opts({ order: 2 });
+    const sys = (c: string[]) => ({ input: textInput(c, refs), result: bleu(textInput(c, refs), o) });
+    const same = metricPairedTest(descriptor.runtime as never, sys(good), sys([...good]), o, { trials: 200 });
+    expect(same.pValue).toBe(1);
+    const diff = metricPairedTest(descriptor.runtime as never, sys(good), sys(bad), o, { trials: 200 });
+    expect(diff.difference).toBeGreaterThan(0.3);
+    expect(diff.pValue).toBe(1 / 201);
   });
 });
