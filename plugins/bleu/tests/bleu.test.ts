@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { pluginOptions, readPluginCases } from '@llmed/core';
-import { caseMismatches, metricInterval, metricPairedTest, randomReports, REPORT_WORDS, runPythonReference, runTextCase, textInput } from '@llmed/text';
+import { caseMismatches, metricInterval, metricPairedTest, randomReports, resultOutputs, REPORT_WORDS, runPythonReference, runTextCase, textInput } from '@llmed/text';
 import { bleu, descriptor, type BleuOptions } from '../src/index.ts';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -16,7 +16,7 @@ describe('bleu', () => {
     expect(caseMismatches(result, c)).toEqual([]);
   });
 
-  it('matches nltk corpus_bleu and sacrebleu on 40 pseudo-reports (and its defaults are the Python ones)', () => {
+  it('matches nltk corpus_bleu (and sentence_bleu per sample) on 40 pseudo-reports; its defaults are the Python ones', () => {
     const cands = randomReports(1, 40, REPORT_WORDS, 1, 16);
     const refs = randomReports(2, 40, REPORT_WORDS, 3, 16).map((r, i) => (i % 3 === 0 ? [r, randomReports(100 + i, 1, REPORT_WORDS)[0]] : [r]));
     const calls = [opts(), opts({ tokenise: '13a' }), opts({ smoothing: 'floor', order: 2 })].map((o) => ({ options: o, inputs: { candidates: cands, references: refs } }));
@@ -25,7 +25,7 @@ describe('bleu', () => {
     expect(py.defaults).toEqual(opts());
     calls.forEach((c, k) => {
       const ts = bleu(textInput(cands, refs), c.options);
-      for (const [name, v] of Object.entries(py.results![k])) expect(ts.outputs[name] ?? ts.value, `${name} (call ${k})`).toBeCloseTo(v as number, 10);
+      for (const [name, v] of Object.entries(py.results![k])) expect(resultOutputs(ts)[name], `${name} (call ${k})`).toBeCloseTo(v as number, 10);
     });
   });
 

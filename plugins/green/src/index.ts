@@ -64,9 +64,11 @@ export function judgeFolder(o: GreenOptions, ctx?: TextMetricContext): string {
 
 /** The judge's answers to the prompts, from the Python runner (python/llmed_green/judge.py). */
 function runJudge(folder: string, prompts: string[], o: GreenOptions, ctx?: TextMetricContext): string[] {
+  // The bridge's rule: $PYTHON_BIN, else the workspace's .venv.
   const root = ctx?.workspaceRoot ?? process.cwd();
-  const py = join(root, '.venv', 'bin', 'python');
-  const r = spawnSync(existsSync(py) ? py : 'python3', ['-m', 'llmed_green.judge'], {
+  const py = process.env.PYTHON_BIN ?? join(root, '.venv', 'bin', 'python');
+  if (!process.env.PYTHON_BIN && !existsSync(py)) throw new LlmedError('bridge', `no Python environment at ${join(root, '.venv')} to run the GREEN judge`, { hint: 'run `npm run setup` (torch and transformers)' });
+  const r = spawnSync(py, ['-m', 'llmed_green.judge'], {
     input: JSON.stringify({ model: folder, prompts, maxNewTokens: o.maxNewTokens, batchSize: o.batchSize, device: o.device }),
     encoding: 'utf8', maxBuffer: 256 << 20, env: { ...process.env, PYTHONPATH: PYTHON_ROOT, HF_HUB_OFFLINE: '1' },
   });

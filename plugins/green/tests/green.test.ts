@@ -1,11 +1,12 @@
 /** green: parser and formula on fixed judge answers, the skip without a judge, and the judge runner. */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { pluginOptions, readPluginCases } from '@llmed/core';
-import { REPO_ROOT, textInput } from '@llmed/text';
+import { REPO_ROOT, textInput, VENV_PYTHON } from '@llmed/text';
 import { descriptor, greenFromAnswers, greenPrompt, greenScore, parseGreenAnswer, runtime, type GreenOptions } from '../src/index.ts';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -60,13 +61,21 @@ describe('green', () => {
     }
   });
 
-  // A real judge is 7 B parameters; the runner itself is exercised with the demo's SmolLM2-135M, whose
-  // few greedy tokens are not a GREEN answer (skipped where its folder has no tokenizer.json): they must come back counted as unparseable, not as 0.
-  const smol = join(REPO_ROOT, '.cache', 'checkpoints', 'SmolLM2-135M-Instruct');
-  it.skipIf(!existsSync(join(smol, 'config.json')) || !existsSync(join(smol, 'tokenizer.json')))('runs a local judge folder through the Python runner; a non-GREEN answer is unparseable', async () => {
-    const r = await runtime.computeText(textInput(['The liver is normal.'], ['Small hypodense liver lesion.']), opts({ judge: smol, maxNewTokens: 6 }), { workspaceRoot: REPO_ROOT });
-    expect(r.skipped).toBeUndefined();
-    expect(r.counts).toEqual({ unparseable: 1, answered: 1 });
-    expect(r.value).toBeNaN();
+  // A real judge is 7 B parameters; the runner is exercised end to end with a tiny random Llama and a
+  // word-level tokenizer (tests/tiny_judge.py): its greedy noise must come back unparseable, not 0.
+  const py = spawnSync(VENV_PYTHON, ['-c', 'import transformers, tokenizers'], { encoding: 'utf8' });
+  it.skipIf(py.status !== 0)('runs a local judge folder through the Python runner; a noise answer is unparseable', async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'llmed-green-judge-'));
+    try {
+      const b = spawnSync(VENV_PYTHON, [join(dir, 'tests', 'tiny_judge.py'), join(tmp, 'judge')], { encoding: 'utf8' });
+      expect(b.status, b.stderr).toBe(0);
+      const r = await runtime.computeText(textInput(['The liver is normal.', 'No lesion.'], ['Small hypodense liver lesion.', 'No lesion.']), opts({ judge: join(tmp, 'judge'), maxNewTokens: 4 }), { workspaceRoot: REPO_ROOT });
+      expect(r.skipped).toBeUndefined();
+      expect(r.counts).toEqual({ unparseable: 2, answered: 2 });
+      expect(r.value).toBeNaN();
+      expect(r.outputs['green-as-released']).toBe(0);
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   }, 120_000);
 });

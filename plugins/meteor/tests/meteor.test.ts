@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { pluginOptions, readPluginCases } from '@llmed/core';
-import { caseMismatches, DEFAULT_WORDNET, hasWordnet, porterStem, randomReports, REPORT_WORDS, runPythonReference, runTextCase, textInput, wordnet } from '@llmed/text';
+import { caseMismatches, DEFAULT_WORDNET, resultOutputs, hasWordnet, porterStem, randomReports, REPORT_WORDS, runPythonReference, runTextCase, textInput, wordnet } from '@llmed/text';
 import { descriptor, meteor, type MeteorOptions } from '../src/index.ts';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -39,7 +39,10 @@ describe.skipIf(!haveWordnet)('meteor (WordNet from Debian wordnet-base + wordne
     const py = runPythonReference(dir, 'llmed_meteor', calls);
     if (py.skip) return console.warn(`[meteor] nltk cross-check SKIPPED: ${py.skip}`);
     expect(py.defaults).toEqual(opts());
-    calls.forEach((c, k) => expect(meteor(textInput(cands, refs), c.options).value, `call ${k}`).toBeCloseTo(py.results![k].meteor as number, 10));
+    calls.forEach((c, k) => {
+      const ts = resultOutputs(meteor(textInput(cands, refs), c.options));
+      for (const [name, v] of Object.entries(py.results![k])) expect(ts[name], `${name} (call ${k})`).toBeCloseTo(v as number, 10);
+    });
   });
 });
 

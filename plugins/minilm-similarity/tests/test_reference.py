@@ -10,9 +10,9 @@ import pytest
 PLUGIN = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PLUGIN.parents[1] / "bridge" / "python"), str(PLUGIN / "python")]
 
-from llmed.plugin_cases import read_cases  # noqa: E402
-
 import llmed_minilm_similarity as ref  # noqa: E402
+
+from llmed.plugin_cases import read_cases  # noqa: E402
 
 CASES = read_cases(PLUGIN)
 FOLDER = ref.model_folder({})

@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { pluginOptions, readPluginCases } from '@llmed/core';
-import { caseMismatches, randomReports, REPORT_WORDS, runPythonReference, runTextCase, textInput } from '@llmed/text';
+import { caseMismatches, randomReports, resultOutputs, REPORT_WORDS, runPythonReference, runTextCase, textInput } from '@llmed/text';
 import { rougeL, descriptor, type RougeLOptions } from '../src/index.ts';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -25,7 +25,7 @@ describe('rouge-l', () => {
     expect(py.defaults).toEqual(opts());
     calls.forEach((c, k) => {
       const ts = rougeL(textInput(cands, refs), c.options);
-      for (const [name, v] of Object.entries(py.results![k])) expect(name === 'value' ? ts.value : ts.outputs[name], `${name} (call ${k})`).toBeCloseTo(v as number, 9);
+      for (const [name, v] of Object.entries(py.results![k])) expect(resultOutputs(ts)[name], `${name} (call ${k})`).toBeCloseTo(v as number, 9);
     });
   });
 });

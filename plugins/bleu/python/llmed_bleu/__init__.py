@@ -10,7 +10,7 @@ DEFAULTS = {"order": 4, "smoothing": "none", "tokenise": "words", "lowercase": F
 def reference(options: dict, inputs: dict) -> dict[str, float]:
     import warnings
 
-    from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu
+    from nltk.translate.bleu_score import SmoothingFunction, corpus_bleu, sentence_bleu
 
     o = {**DEFAULTS, **options}
 
@@ -27,6 +27,9 @@ def reference(options: dict, inputs: dict) -> dict[str, float]:
         warnings.simplefilter("ignore")
         for n in range(1, 5):
             out[f"bleu-{n}"] = float(corpus_bleu(refs, hyps, weights=tuple([1.0 / n] * n), smoothing_function=fn))
+        n = o["order"]
+        for i, (r, h) in enumerate(zip(refs, hyps)):
+            out[f"sample-{i}"] = float(sentence_bleu(r, h, weights=tuple([1.0 / n] * n), smoothing_function=fn))
     out["value"] = out[f"bleu-{o['order']}"]
     return out
 

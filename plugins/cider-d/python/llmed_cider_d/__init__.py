@@ -17,5 +17,5 @@ def reference(options: dict, inputs: dict) -> dict[str, float]:
 
     gts = {i: [join(r) for r in rs] for i, rs in enumerate(as_reference_lists(inputs["references"]))}
     res = {i: [join(c)] for i, c in enumerate(inputs["candidates"])}
-    score, _ = Cider(sigma=float(o["sigma"])).compute_score(gts, res)
-    return {"cider-d": float(score), "value": float(score)}
+    score, per = Cider(sigma=float(o["sigma"])).compute_score(gts, res)
+    return {"cider-d": float(score), "value": float(score), **{f"sample-{i}": float(v) for i, v in enumerate(per)}}

@@ -91,4 +91,4 @@ def reference(options: dict, inputs: dict) -> dict[str, float]:
         meteor_score([tokenise(r, o["tokenise"]) for r in refs], tokenise(cand, o["tokenise"]), wordnet=wn, alpha=o["alpha"], beta=o["beta"], gamma=o["gamma"])
         for cand, refs in zip(inputs["candidates"], as_reference_lists(inputs["references"]))
     ]
-    return {"meteor": sum(scores) / len(scores), "value": sum(scores) / len(scores)}
+    return {"meteor": sum(scores) / len(scores), "value": sum(scores) / len(scores), **{f"sample-{i}": v for i, v in enumerate(scores)}}

@@ -29,4 +29,4 @@ def reference(options: dict, inputs: dict) -> dict[str, float]:
         p.append(s.precision)
         r.append(s.recall)
     n = len(f)
-    return {"rouge-l": sum(f) / n, "rouge-l-precision": sum(p) / n, "rouge-l-recall": sum(r) / n, "value": sum(f) / n}
+    return {**{f"sample-{i}": v for i, v in enumerate(f)}, "rouge-l": sum(f) / n, "rouge-l-precision": sum(p) / n, "rouge-l-recall": sum(r) / n, "value": sum(f) / n}
