@@ -12,19 +12,29 @@ import math
 from pathlib import Path
 from typing import Any
 
-__all__ = ["read_cases", "case_value"]
+__all__ = ["DEFAULT_CASE_TOLERANCE", "read_cases", "case_value"]
+
+
+DEFAULT_CASE_TOLERANCE = 1e-6
 
 
 def read_cases(plugin_dir: str | Path) -> list[dict]:
-    """The cases of the plugin in ``plugin_dir`` (empty when it has no tests/cases.json)."""
+    """The cases of the plugin in ``plugin_dir`` (empty when it has no tests/cases.json), each with
+    ``options``, ``inputs``, ``expected`` and ``tolerance`` filled in."""
     path = Path(plugin_dir) / "tests" / "cases.json"
     if not path.is_file():
         return []
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf8"))
     cases = data.get("cases") if isinstance(data, dict) else None
     if not isinstance(cases, list):
         raise ValueError(f"{path} must hold {{\"cases\": [...]}}")
-    return cases
+    out = []
+    for t, case in enumerate(cases):
+        if not isinstance(case.get("name"), str) or not case["name"]:
+            raise ValueError(f"{path} cases[{t}]: every case needs a name")
+        out.append({**case, "options": case.get("options", {}), "inputs": case.get("inputs", {}),
+                    "expected": case.get("expected", {}), "tolerance": case.get("tolerance", DEFAULT_CASE_TOLERANCE)})
+    return out
 
 
 def case_value(value: Any):

@@ -2,6 +2,8 @@ export * from './errors.ts';
 export * from './lock.ts';
 export * from './shapes.ts';
 export * from './plugin.ts';
+export * from './text-metric.ts';
+export * from './plugin-cases.ts';
 export * from './workspace.ts';
 export * from './registry.ts';
 export * from './config.ts';

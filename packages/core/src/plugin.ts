@@ -51,7 +51,10 @@ export interface PluginDescriptor<O extends object = Record<string, any>> {
   missing?(options: O, ctx: ShapeContext): string | undefined;
   /** The torch module factory, for plugins with trainable parts (or losses computed in training). */
   python?: PythonEntry;
-  /** TypeScript implementation used at inference/evaluation (metrics; losses used as metrics). */
+  /**
+   * TypeScript implementation used at inference/evaluation (metrics; losses used as metrics). Text metrics
+   * (report generation, VQA) put a `TextMetricRuntime` here (text-metric.ts; `isTextMetricRuntime`).
+   */
   runtime?: unknown;
   /**
    * A tiny configuration the registry-walking tests build and run: options and input shapes small enough
