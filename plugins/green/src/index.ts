@@ -6,7 +6,7 @@
  * (c) wrong anatomic location, (d) wrong severity, (e) comparison not in the reference, (f) omitted
  * comparison to a prior study; insignificant errors are not scored.
  *
- * Variant: green_score's prompt and reading rules (prompt.ts, parse.ts), reports cut to 300 words,
+ * Variant: green_score's prompt (read from the judge folder, prompt.ts) and reading rules (parse.ts), reports cut to 300 words,
  * greedy decoding; but an answer the parser cannot read is counted in `unparseable` and left out of the
  * mean, where green_score scores it 0 (that number is output too, as `green-as-released`). The judge is a
  * model in a local folder (`judge`, relative to the workspace; GREEN-RadLlama2-7b, or GREEN-MM-RadLLaMA-7b
@@ -19,7 +19,7 @@ import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { definePlugin, LlmedError, pluginModule, type TextMetricContext, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
 import { greenAsReleased, greenScore, parseGreenAnswer } from './parse.ts';
-import { greenPrompt } from './prompt.ts';
+import { greenPrompt, PROMPT_FILE, readPromptTemplate } from './prompt.ts';
 
 export * from './parse.ts';
 export * from './prompt.ts';
@@ -89,7 +89,11 @@ export const runtime: TextMetricRuntime<GreenOptions> = {
     }
     // GREEN scores against the first reference; an empty reference has nothing to match and is skipped
     // by the AMOS-MM runner, so callers leave such samples out before scoring.
-    const prompts = input.samples.map((s) => greenPrompt(s.references[0] ?? '', s.candidate, o.maxWords));
+    const template = readPromptTemplate(folder);
+    if (template === undefined) {
+      return { value: NaN, outputs: {}, perSample: input.samples.map(() => NaN), unit: 'fraction', higherIsBetter: true, skipped: `no GREEN prompt at ${join(folder, PROMPT_FILE)} (GREEN's instruction, as green_score's make_prompt builds it, with {reference} and {candidate})` };
+    }
+    const prompts = input.samples.map((s) => greenPrompt(template, s.references[0] ?? '', s.candidate, o.maxWords));
     return greenFromAnswers(runJudge(folder, prompts, o, ctx));
   },
 };

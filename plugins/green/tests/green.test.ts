@@ -1,13 +1,13 @@
 /** green: parser and formula on fixed judge answers, the skip without a judge, and the judge runner. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { pluginOptions, readPluginCases } from '@llmed/core';
 import { REPO_ROOT, textInput, VENV_PYTHON } from '@llmed/text';
-import { descriptor, greenFromAnswers, greenPrompt, greenScore, parseGreenAnswer, runtime, type GreenOptions } from '../src/index.ts';
+import { descriptor, greenFromAnswers, greenPrompt, greenScore, parseGreenAnswer, readPromptTemplate, runtime, type GreenOptions } from '../src/index.ts';
 
 const dir = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cases = readPluginCases(dir);
@@ -43,11 +43,23 @@ describe('green', () => {
     expect(r.outputs['green-as-released']).toBeCloseTo(0.375, 12);
   });
 
-  it('the prompt carries both reports cut to maxWords words', () => {
-    const p = greenPrompt('one two three four', 'alpha  beta\ngamma delta', 3);
-    expect(p).toContain('2. Reference Report:\n    one two three\n');
-    expect(p).toContain('3. Candidate Report:\n    alpha beta gamma\n');
-    expect(p).toContain('[Matched Findings]:');
+  it('the prompt (from the judge folder) carries both reports cut to maxWords words', () => {
+    const p = greenPrompt('Reference:\n{reference}\nCandidate:\n{candidate}\n', 'one two three four', 'alpha  beta\ngamma delta', 3);
+    expect(p).toBe('Reference:\none two three\nCandidate:\nalpha beta gamma\n');
+    const tmp = mkdtempSync(join(tmpdir(), 'llmed-green-'));
+    try {
+      expect(readPromptTemplate(tmp)).toBeUndefined();
+      writeFileSync(join(tmp, 'green_prompt.txt'), 'only {reference}');
+      expect(() => readPromptTemplate(tmp)).toThrow(/must hold \{candidate\} exactly once/);
+      writeFileSync(join(tmp, 'config.json'), '{}');
+      writeFileSync(join(tmp, 'tokenizer.json'), '{}');
+      rmSync(join(tmp, 'green_prompt.txt'));
+      return Promise.resolve(runtime.computeText(textInput(['a'], ['b']), opts({ judge: tmp }), { workspaceRoot: tmp })).then((r) => {
+        expect(r.skipped).toMatch(/^no GREEN prompt at .*green_prompt\.txt/);
+      });
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
   });
 
   it('is skipped with "no judge model at <path>" when the judge folder is missing', async () => {

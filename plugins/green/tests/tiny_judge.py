@@ -21,6 +21,9 @@ def build(out: str | Path) -> Path:
                       max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0)
     LlamaForCausalLM(cfg).save_pretrained(out)
     fast.save_pretrained(out)
+    # a stand-in instruction in our words (GREEN's own text is the user's to put here beside a real judge)
+    (out / "green_prompt.txt").write_text("Compare the candidate report with the reference report.\n"
+                                           "Reference: {reference}\nCandidate: {candidate}\n")
     return out
 
 
