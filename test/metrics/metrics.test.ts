@@ -17,22 +17,12 @@ import { descriptor as l2rSdlogjDescriptor, l2rSdLogJacobian } from '@llmed/plug
 import { descriptor as sdlogjDescriptor, sdLogJacobian } from '@llmed/plugin-sdlogj';
 import { answerPerLabel, hasPython, MetricReference } from '../helpers/metric-reference.ts';
 import { hasSharedData, sharedData } from '../helpers/workspace.ts';
+import { ball, voxelIndex } from '../helpers/volumes.ts';
 
 // Whole-volume scipy references take tens of seconds on a busy 2-core machine.
 const REAL_DATA_TIMEOUT_MS = 240_000;
 const ASEG_EVAL_LABELS = [2, 3, 4, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 24, 28, 31, 41, 42, 43, 46, 47, 49, 50, 51, 52, 53, 54, 60, 63];
 const shared = (f: string) => `${sharedData}/${f}`;
-
-const idx = (dims: readonly number[], i: number, j: number, k: number) => i + dims[0] * (j + dims[1] * k);
-
-/** Binary ball of radius r (voxels) centred at c. */
-function ball(dims: Vec3, c: readonly number[], r: number, value = 1): Int32Array {
-  const out = new Int32Array(dims[0] * dims[1] * dims[2]);
-  for (let k = 0; k < dims[2]; k++) for (let j = 0; j < dims[1]; j++) for (let i = 0; i < dims[0]; i++) {
-    if ((i - c[0]) ** 2 + (j - c[1]) ** 2 + (k - c[2]) ** 2 <= r * r) out[idx(dims, i, j, k)] = value;
-  }
-  return out;
-}
 
 describe('Jacobian metrics: analytic cases', () => {
   const dims: Vec3 = [7, 6, 5];
@@ -53,14 +43,14 @@ describe('Jacobian metrics: analytic cases', () => {
     const ux = [0, 0, 0, -1, -3, -5, -5.5, -5.5, -5.5, -5.5];
     // ∂u_x/∂i: [0, 0, -0.5, -1.5, -2, -1.25, -0.25, 0, 0, 0] → det: [1, 1, 0.5, -0.5, -1, -0.25, 0.75, 1, 1, 1]
     const u = new Float32Array(3 * m);
-    for (let k = 0; k < 3; k++) for (let j = 0; j < 3; j++) for (let i = 0; i < 10; i++) u[idx(line, i, j, k)] = ux[i];
+    for (let k = 0; k < 3; k++) for (let j = 0; j < 3; j++) for (let i = 0; i < 10; i++) u[voxelIndex(line, i, j, k)] = ux[i];
     const det = jacobianDeterminant(u, line);
     expect([...det.subarray(0, 10)]).toEqual([1, 1, 0.5, -0.5, -1, -0.25, 0.75, 1, 1, 1]);
     expect(nonpositiveJacobianPercent(det)).toBeCloseTo((100 * 3) / 10, 10);
     expect(negativeJacobianPercent(det)).toBeCloseTo((100 * 3) / 10, 10);
     // Make one determinant exactly 0: ∂u_x/∂i = −1 at i = 2 only counts for ≤ 0.
     const ux0 = [0, 0, 0, -2, -2, -2, -2, -2, -2, -2]; // gradient at i=2: (−2 − 0)/2 = −1 → det 0; at 3: −1 → 0
-    for (let k = 0; k < 3; k++) for (let j = 0; j < 3; j++) for (let i = 0; i < 10; i++) u[idx(line, i, j, k)] = ux0[i];
+    for (let k = 0; k < 3; k++) for (let j = 0; j < 3; j++) for (let i = 0; i < 10; i++) u[voxelIndex(line, i, j, k)] = ux0[i];
     const det0 = jacobianDeterminant(u, line);
     expect([...det0.subarray(0, 10)]).toEqual([1, 1, 0, 0, 1, 1, 1, 1, 1, 1]);
     expect(nonpositiveJacobianPercent(det0)).toBeCloseTo(20, 10);
@@ -102,7 +92,7 @@ function randomField(dims: Vec3, maxDisplacementCoarse: number, seed: number): F
 function cropVolume(data: Int32Array, dims: Vec3, lo: Vec3, hi: Vec3): { data: Int32Array; dims: Vec3 } {
   const out: Vec3 = [hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]];
   const res = new Int32Array(out[0] * out[1] * out[2]);
-  for (let k = 0, o = 0; k < out[2]; k++) for (let j = 0; j < out[1]; j++) for (let i = 0; i < out[0]; i++, o++) res[o] = data[idx(dims, lo[0] + i, lo[1] + j, lo[2] + k)];
+  for (let k = 0, o = 0; k < out[2]; k++) for (let j = 0; j < out[1]; j++) for (let i = 0; i < out[0]; i++, o++) res[o] = data[voxelIndex(dims, lo[0] + i, lo[1] + j, lo[2] + k)];
   return { data: res, dims: out };
 }
 

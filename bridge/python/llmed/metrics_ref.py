@@ -125,6 +125,20 @@ def directed_surface_distances(a: np.ndarray, b: np.ndarray, sampling, crop: boo
     return dt_b[sa], dt_a[sb]
 
 
+def per_label_surface_distances(fixed, warped, labels, sampling, reduce, crop: bool = True) -> dict:
+    """label → ``reduce(A→B distances, B→A distances)`` over the 6-connectivity surfaces of A = fixed == l and
+    B = warped == l; NaN when either is empty (the TypeScript ``perLabelSurfaceDistances``)."""
+    out = {}
+    for label in labels:
+        a = fixed == label
+        b = warped == label
+        if not a.any() or not b.any():
+            out[str(label)] = float("nan")
+            continue
+        out[str(label)] = float(reduce(*directed_surface_distances(a, b, sampling, crop)))
+    return out
+
+
 # -------------------------------------------------------------------------------------- Jacobian
 def jacobian_determinant(field: np.ndarray, spacing=None) -> np.ndarray:
     """det(I + ∇u) with np.gradient (central inside, one-sided at the borders), field (3, nz, ny, nx).

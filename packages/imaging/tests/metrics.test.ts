@@ -16,19 +16,9 @@ import {
   type Vec3,
 } from '../src/index.ts';
 import { hasPython, runPython } from './helpers.ts';
+import { ball, voxelIndex } from '../../../test/helpers/volumes.ts';
 
 if (!hasPython) console.warn('[metrics tests] no venv python with numpy/scipy: the surface-distance table check is SKIPPED');
-
-const idx = (dims: readonly number[], i: number, j: number, k: number) => i + dims[0] * (j + dims[1] * k);
-
-/** Binary ball of radius r (voxels) centred at c. */
-function ball(dims: Vec3, c: readonly number[], r: number, value = 1): Int32Array {
-  const out = new Int32Array(dims[0] * dims[1] * dims[2]);
-  for (let k = 0; k < dims[2]; k++) for (let j = 0; j < dims[1]; j++) for (let i = 0; i < dims[0]; i++) {
-    if ((i - c[0]) ** 2 + (j - c[1]) ** 2 + (k - c[2]) ** 2 <= r * r) out[idx(dims, i, j, k)] = value;
-  }
-  return out;
-}
 
 /** Deterministic pseudo-random numbers in [0, 1). */
 function uniform(seed: number): () => number {
@@ -44,16 +34,16 @@ describe('distance transform and surfaces', () => {
     const n = dims[0] * dims[1] * dims[2];
     const features = new Uint8Array(n);
     for (let q = 0; q < n; q++) features[q] = rand() < 0.04 ? 1 : 0;
-    features[idx(dims, 4, 3, 2)] = 1;
+    features[voxelIndex(dims, 4, 3, 2)] = 1;
     const d2 = squaredDistanceTransform(features, dims, spacing);
     let worst = 0;
     for (let k = 0; k < dims[2]; k++) for (let j = 0; j < dims[1]; j++) for (let i = 0; i < dims[0]; i++) {
       let best = Infinity;
       for (let c = 0; c < dims[2]; c++) for (let b = 0; b < dims[1]; b++) for (let a = 0; a < dims[0]; a++) {
-        if (!features[idx(dims, a, b, c)]) continue;
+        if (!features[voxelIndex(dims, a, b, c)]) continue;
         best = Math.min(best, ((i - a) * spacing[0]) ** 2 + ((j - b) * spacing[1]) ** 2 + ((k - c) * spacing[2]) ** 2);
       }
-      worst = Math.max(worst, Math.abs(best - d2[idx(dims, i, j, k)]));
+      worst = Math.max(worst, Math.abs(best - d2[voxelIndex(dims, i, j, k)]));
     }
     expect(worst).toBeLessThan(1e-9);
   });
@@ -67,10 +57,10 @@ describe('distance transform and surfaces', () => {
   it('surface = voxels with a face neighbour outside (6-connectivity); the image border counts as outside', () => {
     const dims: Vec3 = [5, 5, 5];
     const cube = new Uint8Array(125);
-    for (let k = 1; k < 4; k++) for (let j = 1; j < 4; j++) for (let i = 1; i < 4; i++) cube[idx(dims, i, j, k)] = 1;
+    for (let k = 1; k < 4; k++) for (let j = 1; j < 4; j++) for (let i = 1; i < 4; i++) cube[voxelIndex(dims, i, j, k)] = 1;
     const s = surfaceVoxels(cube, dims);
     expect(s.reduce((a, b) => a + b, 0)).toBe(26); // 3³ minus the centre
-    expect(s[idx(dims, 2, 2, 2)]).toBe(0);
+    expect(s[voxelIndex(dims, 2, 2, 2)]).toBe(0);
     const full = surfaceVoxels(new Uint8Array(27).fill(1), [3, 3, 3]);
     expect(full.reduce((a, b) => a + b, 0)).toBe(26); // only the centre is interior
   });
@@ -123,7 +113,7 @@ describe('Jacobian determinant: analytic cases', () => {
     const spacing = [0.5, 2, 3];
     const u = new Float32Array(3 * n), uMm = new Float32Array(3 * n);
     for (let k = 0; k < 5; k++) for (let j = 0; j < 6; j++) for (let i = 0; i < 7; i++) {
-      const p = idx(dims, i, j, k);
+      const p = voxelIndex(dims, i, j, k);
       for (let c = 0; c < 3; c++) {
         u[c * n + p] = A[c][0] * i + A[c][1] * j + A[c][2] * k;
         uMm[c * n + p] = u[c * n + p] * spacing[c];

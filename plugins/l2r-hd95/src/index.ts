@@ -39,11 +39,13 @@ export const descriptor = definePlugin<L2rHd95Options>({
   python: pythonEntry(import.meta.url, '../python', 'llmed_l2r_hd95', 'reference'),
   runtime,
   example: {
-    // two boxes, the warped ones shifted along i and j: both labels overlap partly
+    // two boxes, warped by a shift along i and j; the unwarped moving map has both labels (Learn2Reg scores a
+    // label only when the moving scan has it), and the spacing is there to show that l2r-hd95 ignores it
     options: {},
     inputs: {
       fixedLabels: { shape: [6, 8, 10], boxes: [{ label: 1, lo: [1, 1, 1], hi: [4, 5, 6] }, { label: 2, lo: [2, 4, 5], hi: [5, 7, 9] }], dtype: 'int32' },
       warpedLabels: { shape: [6, 8, 10], boxes: [{ label: 1, lo: [1, 2, 2], hi: [4, 6, 6] }, { label: 2, lo: [2, 4, 6], hi: [5, 8, 10] }], dtype: 'int32' },
+      movingLabels: { shape: [6, 8, 10], boxes: [{ label: 1, lo: [1, 1, 2], hi: [4, 5, 7] }, { label: 2, lo: [2, 3, 5], hi: [5, 6, 9] }], dtype: 'int32' },
       spacing: [0.8, 1, 2.5],
     },
   },

@@ -6,22 +6,12 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { Vec3 } from '@llmed/imaging';
 import { hasPython, MetricReference } from '../../../test/helpers/metric-reference.ts';
 import { descriptor, l2rHd95, voxelBoundaryHd95 } from '../src/index.ts';
-
-const idx = (dims: readonly number[], i: number, j: number, k: number) => i + dims[0] * (j + dims[1] * k);
-
-/** Binary ball of radius r (voxels) centred at c. */
-function ball(dims: Vec3, c: readonly number[], r: number, value = 1): Int32Array {
-  const out = new Int32Array(dims[0] * dims[1] * dims[2]);
-  for (let k = 0; k < dims[2]; k++) for (let j = 0; j < dims[1]; j++) for (let i = 0; i < dims[0]; i++) {
-    if ((i - c[0]) ** 2 + (j - c[1]) ** 2 + (k - c[2]) ** 2 <= r * r) out[idx(dims, i, j, k)] = value;
-  }
-  return out;
-}
+import { ball, voxelIndex } from '../../../test/helpers/volumes.ts';
 
 it('two parallel planes d voxels apart: l2r-hd95 = d voxels, whatever the spacing', () => {
   const dims: Vec3 = [6, 5, 12];
   const a = new Int32Array(6 * 5 * 12), b = new Int32Array(6 * 5 * 12);
-  for (let j = 0; j < 5; j++) for (let i = 0; i < 6; i++) { a[idx(dims, i, j, 3)] = 1; b[idx(dims, i, j, 7)] = 1; }
+  for (let j = 0; j < 5; j++) for (let i = 0; i < 6; i++) { a[voxelIndex(dims, i, j, 3)] = 1; b[voxelIndex(dims, i, j, 7)] = 1; }
   expect(l2rHd95(a, b, dims, [1]).perLabel['1']).toBe(4);
 });
 

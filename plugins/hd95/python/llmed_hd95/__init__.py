@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmed.metrics_ref import array_sampling, chosen_labels, directed_surface_distances, input_spacing, label_map, label_result
+from llmed.metrics_ref import array_sampling, chosen_labels, input_spacing, label_map, label_result, per_label_surface_distances
 
 
 def hd95(fixed, warped, labels, spacing, crop: bool = True) -> dict:
     """95th percentile (numpy linear) of the pooled symmetric surface distances, in mm; NaN when a label is
     empty in either map. ``crop=False`` runs the transforms on the whole volume (bench/metrics times both)."""
-    out = {}
-    sampling = array_sampling(spacing)
-    for label in labels:
-        a = fixed == label
-        b = warped == label
-        if not a.any() or not b.any():
-            out[str(label)] = float("nan")
-            continue
-        d_ab, d_ba = directed_surface_distances(a, b, sampling, crop)
-        out[str(label)] = float(np.percentile(np.concatenate([d_ab, d_ba]), 95))
-    return out
+    return per_label_surface_distances(fixed, warped, labels, array_sampling(spacing), lambda ab, ba: np.percentile(np.concatenate([ab, ba]), 95), crop)
 
 
 def reference(options: dict, inputs: dict, crop: bool = True) -> dict[str, float]:

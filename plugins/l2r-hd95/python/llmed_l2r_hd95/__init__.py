@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmed.metrics_ref import chosen_labels, directed_surface_distances, label_map, label_result
+from llmed.metrics_ref import chosen_labels, label_map, label_result, per_label_surface_distances
 
 
 def _surface_distance_package():
@@ -51,16 +51,8 @@ def _robust_percentile(distances: np.ndarray, percent: float) -> float:
 def voxel_boundary_hd95(fixed, warped, labels, crop: bool = True) -> dict:
     """``voxelBoundaryHd95``: max of the two directed 95th percentiles over 6-connectivity surface voxels with
     equal weights, spacing 1 (what l2r-hd95 computed before it matched Learn2Reg)."""
-    out = {}
-    for label in labels:
-        a = fixed == label
-        b = warped == label
-        if not a.any() or not b.any():
-            out[str(label)] = float("nan")
-            continue
-        d_ab, d_ba = directed_surface_distances(a, b, (1.0, 1.0, 1.0), crop)
-        out[str(label)] = max(_robust_percentile(d_ab, 95.0), _robust_percentile(d_ba, 95.0))
-    return out
+    return per_label_surface_distances(fixed, warped, labels, (1.0, 1.0, 1.0),
+                                       lambda ab, ba: max(_robust_percentile(ab, 95.0), _robust_percentile(ba, 95.0)), crop)
 
 
 def voxel_boundary_reference(options: dict, inputs: dict) -> dict[str, float]:
