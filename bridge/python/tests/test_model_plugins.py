@@ -1,5 +1,6 @@
 """Registry walk: every plugin with a python package builds from its TypeScript descriptor's `example` and
-runs forward + backward on random inputs of the example shapes.
+runs forward + backward on random inputs of the example shapes (a Metric: its reference runs on the
+example's values and gives a finite number).
 
 The examples come, in order of preference, from
 1. the CLI: ``node packages/cli/bin/llmed.mjs plugins list --json``;
@@ -11,6 +12,7 @@ The examples come, in order of preference, from
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import subprocess
 import sys
@@ -183,6 +185,13 @@ def test_plugin_example_builds_and_runs(example, tiny_checkpoint):
                                                         layers=int(options.get("numLayers", 2))))
         except UnknownFamily as e:
             pytest.skip(f"third-party LLM family {example['id']!r}: {e}")
+    if kind == "Metric":
+        # a Metric's python entry is its numpy reference, run on the example's values (plugin-cases encoding)
+        from llmed.plugin_cases import case_value
+
+        out = _load(example)(options, {k: case_value(v) for k, v in inputs.items()})
+        assert math.isfinite(out["value"]), out
+        return
     module = _load(example)(options, inputs)
     assert isinstance(module, torch.nn.Module)
 

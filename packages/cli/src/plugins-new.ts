@@ -254,7 +254,8 @@ export const descriptor = definePlugin<${n.pascal}Options>({
   summary: 'mean displacement magnitude in mm',
   options: { type: 'object', properties: {} },
   runtime,
-  example: { options: {}, inputs: {} },
+  // a Metric's example inputs are values (packages/core/src/plugin-cases.ts): a (3, K, J, I) field here
+  example: { options: {}, inputs: { field: { shape: [3, 2, 2, 2], sine: { seed: 0, scale: 0.5, offset: 0 } }, spacing: [1, 1, 2] } },
 });
 
 export default pluginModule(descriptor);

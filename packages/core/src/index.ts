@@ -9,3 +9,4 @@ export * from './registry.ts';
 export * from './config.ts';
 export * from './compose.ts';
 export * from "./llm.ts";
+export * from './plugin-cases.ts';

@@ -21,10 +21,12 @@ import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } fro
 import { basename, dirname, join, resolve } from 'node:path';
 import { acquireWriteLock, LlmedError } from '@llmed/core';
 import {
-  asFloat32, axisCodes, boxAlignedAffine, countNonFinite, describeExtraDimensions, fieldMmToVoxels, foldingPercent, invertAffine, multiplyAffine, voxelToWorld, fieldVoxelsToMm, geometryDifferences, jacobianDeterminant, preprocessImage,
+  asFloat32, axisCodes, boxAlignedAffine, countNonFinite, describeExtraDimensions, fieldMmToVoxels, invertAffine, multiplyAffine, voxelToWorld, fieldVoxelsToMm, geometryDifferences, jacobianDeterminant, preprocessImage,
   preprocessImageOnGrid, readNifti, resampleOntoGrid, spacingFromAffine, toLabelMap, writeDisplacementField, writeFileAtomic, writeNifti,
   type NiftiVolume, type Volume,
 } from '@llmed/imaging';
+// the folding warning counts folds as the jacobian-nonpositive metric does (det J ≤ 0), whichever metrics were asked for
+import { nonpositiveJacobianPercent } from '@llmed/plugin-jacobian-nonpositive';
 import { openExport, type OpenedExport } from './manifest.ts';
 import { affinePrealign, type AffinePrealignment } from './prealign.ts';
 import { FieldPredictor } from './predictor.ts';
@@ -357,7 +359,7 @@ async function registerPairLocked(opts: RegisterPairOptions, out: string): Promi
       : {};
     affineReport = { fixedToMoving: prealign.fixedToMoving.map((x) => round(x, 6)), library: prealign.library, seconds: round(prealign.seconds, 2), metrics: metricsAfterAffine, elastix: prealign.elastix };
   }
-  const folded = foldingPercent(detJ);
+  const folded = nonpositiveJacobianPercent(detJ);
   if (folded > 1) notes.push(`warning: ${folded.toFixed(2)} % of the voxels fold (det J ≤ 0): the field is not a plausible deformation there; the pair may be outside what the model was trained on${opts.affine ? '' : ', or unaligned (try --affine)'}`);
   const tMetrics = performance.now();
 
