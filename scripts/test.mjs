@@ -55,8 +55,8 @@ const py = join(root, '.venv', 'bin', 'python');
 const pyTests = join(root, 'bridge', 'python', 'tests');
 if (existsSync(pyTests) && extra.length === 0) {
   const junit = join(out, 'pytest.xml');
-  // bridge/python/tests, and every plugin's own tests/test_*.py (plugins own their tests)
-  const p = spawnSync(py, ['-m', 'pytest', '-q', '-rs', `--junitxml=${junit}`, 'tests', join(root, 'plugins')], { cwd: join(root, 'bridge', 'python'), stdio: 'inherit', env: { ...process.env, PYTHONUNBUFFERED: '1' } });
+  // The bridge's tests and the plugin folders' own (plugins/<id>/tests/test_*.py), as pyproject's testpaths.
+  const p = spawnSync(py, ['-m', 'pytest', '-q', '-rs', `--junitxml=${junit}`, 'tests', join('..', '..', 'plugins')], { cwd: join(root, 'bridge', 'python'), stdio: 'inherit', env: { ...process.env, PYTHONUNBUFFERED: '1' } });
   if (existsSync(junit)) {
     const xml = readFileSync(junit, 'utf8');
     const m = xml.match(/<testsuite [^>]*>/);

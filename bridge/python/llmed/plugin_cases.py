@@ -1,8 +1,29 @@
-"""Per-plugin test cases (``plugins/<id>/tests/cases.json``), the Python decoder; the TypeScript one is
-packages/core/src/plugin-cases.ts and follows the same rules (read its module comment for the format).
+"""Per-plugin test cases: ``plugins/<id>/tests/cases.json``, read by the TypeScript and the Python walkers.
 
-Minimal version written with the Metric references (helper h-metrics); the full one comes with the loss
-and decoder cases. Tensor values decode to numpy arrays in the stated dtype; other JSON passes through.
+File format::
+
+    { "cases": [ { "name": str,
+                   "options": {...},                 # partial; defaults come from the descriptor's schema
+                   "inputs": { name: VALUE },
+                   "expected": { name: VALUE | number | {"shape": [..]} },
+                   "tolerance": abs,                  # default 1e-6
+                   ...                                 # walker-specific keys pass through (see below)
+                 } ] }
+
+``VALUE`` (a tensor, flat C order in torch/numpy layout, e.g. ``(N, C, K, J, I)``):
+
+- ``{"shape": [..], "data": [..]}`` — literal (float32 unless ``"dtype"`` says otherwise);
+- ``{"shape": [..], "sine": {"seed": s, "scale": a, "offset": b}}`` — ``value[i] = b + a·sin(1.7·i + s)``,
+  computed in float64, then float32 (both languages produce the same bits from the same formula);
+- ``{"shape": [..], "boxes": [{"label": L, "lo": [..], "hi": [..]}], "dtype": "int32"}`` — zeros with each
+  half-open box ``lo ≤ x < hi`` set to ``L``, later boxes winning; ``lo``/``hi`` name the *last*
+  ``len(lo)`` axes (the spatial ones when shorter than the shape), the leading axes are covered whole;
+- any other JSON (strings, numbers, ``{"shape": [..]}`` alone as an expected shape) passes through
+  unchanged; a list is decoded item by item (a list of tensors stays a list).
+
+The Python walker (bridge/python/tests/test_plugin_cases.py) also reads ``"shapes"``: the node's shape
+inputs as the TypeScript composer gives them to the factory (``{"tokens": {"type": "tokens", …}}``), for
+modules whose factory needs them; ``inputs`` then holds the forward call's tensors.
 """
 from __future__ import annotations
 
@@ -13,48 +34,67 @@ from typing import Any
 
 import numpy as np
 
+__all__ = ["CASES_FILE", "DEFAULT_TOLERANCE", "read_cases", "case_value"]
+
+CASES_FILE = Path("tests") / "cases.json"
 DEFAULT_TOLERANCE = 1e-6
-_DTYPES = {"float32": np.float32, "float64": np.float64, "int32": np.int32, "uint8": np.uint8}
-
-
-def case_value(value: Any) -> Any:
-    """A tensor VALUE ({"shape"} with one of "data", "sine", "boxes") as a numpy array; anything else unchanged."""
-    if not isinstance(value, dict) or not isinstance(value.get("shape"), list):
-        return value
-    encodings = [k for k in ("data", "sine", "boxes") if k in value]
-    if not encodings:
-        return value  # an expected output shape
-    if len(encodings) > 1:
-        raise ValueError(f"a value gives {' and '.join(encodings)}; give one of data, sine, boxes")
-    shape = tuple(int(s) for s in value["shape"])
-    dtype = _DTYPES[value.get("dtype", "int32" if "boxes" in value else "float32")]
-    n = math.prod(shape)
-    if "data" in value:
-        if len(value["data"]) != n:
-            raise ValueError(f"data has {len(value['data'])} numbers, shape {list(shape)} needs {n}")
-        return np.asarray(value["data"], dtype=np.float64).astype(dtype).reshape(shape)
-    if "sine" in value:
-        s = value["sine"]
-        i = np.arange(n, dtype=np.float64)
-        # float64 first, one rounding on storing: the same bits as TypeScript's Math.sin into a Float32Array
-        return (float(s.get("offset", 0.0)) + float(s.get("scale", 1.0)) * np.sin(1.7 * i + float(s.get("seed", 0.0)))).astype(dtype).reshape(shape)
-    out = np.zeros(shape, dtype=dtype)
-    for box in value["boxes"]:
-        out[tuple(slice(int(lo), int(hi)) for lo, hi in zip(box["lo"], box["hi"]))] = box["label"]
-    return out
+_TENSOR_KEYS = ("data", "sine", "boxes")
 
 
 def read_cases(plugin_dir: str | Path) -> list[dict]:
-    """The cases of ``plugin_dir/tests/cases.json`` with options, inputs, expected and tolerance filled in;
-    an empty list when the plugin has none. Inputs stay encoded (decode each with :func:`case_value`)."""
-    path = Path(plugin_dir) / "tests" / "cases.json"
+    """The cases of the plugin folder ``plugin_dir`` (``[]`` when it has no ``tests/cases.json``), each with
+    ``options``, ``inputs`` and ``expected`` present (empty when absent) and ``tolerance`` filled in."""
+    path = Path(plugin_dir) / CASES_FILE
     if not path.is_file():
         return []
-    doc = json.loads(path.read_text())
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON ({e})") from e
+    cases = doc.get("cases") if isinstance(doc, dict) else None
+    if not isinstance(cases, list):
+        raise ValueError(f"{path}: expected {{\"cases\": [...]}}")
     out = []
-    for t, c in enumerate(doc["cases"]):
-        if not isinstance(c.get("name"), str) or not c["name"]:
-            raise ValueError(f"{path} cases[{t}] needs a name")
-        out.append({"name": c["name"], "options": dict(c.get("options") or {}), "inputs": dict(c.get("inputs") or {}),
-                    "expected": dict(c.get("expected") or {}), "tolerance": float(c.get("tolerance", DEFAULT_TOLERANCE))})
+    for i, case in enumerate(cases):
+        if not isinstance(case, dict) or not isinstance(case.get("name"), str):
+            raise ValueError(f"{path}: cases[{i}] needs a string \"name\"")
+        out.append({**case, "options": dict(case.get("options") or {}), "inputs": dict(case.get("inputs") or {}),
+                    "expected": dict(case.get("expected") or {}),
+                    "tolerance": float(case.get("tolerance", DEFAULT_TOLERANCE))})
+    return out
+
+
+def _shape(value: dict) -> tuple[int, ...]:
+    shape = value.get("shape")
+    if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise ValueError(f"a case tensor needs \"shape\": a list of sizes, got {shape!r}")
+    return tuple(shape)
+
+
+def case_value(value: Any) -> Any:
+    """Decode one case value: tensors to numpy arrays (float32, or ``"dtype"``); anything else unchanged."""
+    if isinstance(value, list):
+        return [case_value(v) for v in value]
+    if not isinstance(value, dict) or not any(k in value for k in _TENSOR_KEYS):
+        return value
+    shape = _shape(value)
+    size = math.prod(shape)
+    if "data" in value:
+        data = np.asarray(value["data"], dtype=np.float64)
+        if data.size != size:
+            raise ValueError(f"a case tensor of shape {list(shape)} needs {size} values, got {data.size}")
+        return data.reshape(shape).astype(value.get("dtype", "float32"))
+    if "sine" in value:
+        s = value["sine"]
+        i = np.arange(size, dtype=np.float64)
+        data = float(s.get("offset", 0.0)) + float(s.get("scale", 1.0)) * np.sin(1.7 * i + float(s.get("seed", 0.0)))
+        return data.astype(np.float32).reshape(shape).astype(value.get("dtype", "float32"))
+    out = np.zeros(shape, dtype=value.get("dtype", "int32"))
+    for box in value["boxes"]:
+        lo, hi = list(box["lo"]), list(box["hi"])
+        if len(lo) != len(hi) or len(lo) > len(shape):
+            raise ValueError(f"box lo {lo} / hi {hi} do not fit a tensor of shape {list(shape)}")
+        lead = len(shape) - len(lo)
+        index = (slice(None),) * lead + tuple(slice(int(a), int(b)) for a, b in zip(lo, hi))
+        out[index] = box["label"]
     return out
