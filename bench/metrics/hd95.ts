@@ -15,7 +15,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hd95, l2rHd95, readLabelMap, smoothRandomField, upsampleField, type Vec3, warpNearest, writeFileAtomic } from '@llmed/imaging';
+import { hd95, l2rHd95, readLabelMap, smoothRandomField, upsampleField, type Vec3, warpNearest } from '@llmed/imaging';
+import { writeFileAtomic } from '@llmed/core';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sharedData = process.env.LLMED_SHARED_DATA ?? path.resolve(repoRoot, '../shared/data');
