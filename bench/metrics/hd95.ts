@@ -15,8 +15,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pluginOptions } from '@llmed/core';
-import { readLabelMap, smoothRandomField, upsampleField, type Vec3, warpNearest, writeFileAtomic } from '@llmed/imaging';
+import { pluginOptions, writeFileAtomic } from '@llmed/core';
+import { readLabelMap, smoothRandomField, upsampleField, type Vec3, warpNearest } from '@llmed/imaging';
 import { descriptor as hd95Descriptor, hd95 } from '@llmed/plugin-hd95';
 import { l2rHd95 } from '@llmed/plugin-l2r-hd95';
 

@@ -64,7 +64,7 @@ import torch.nn as nn
 
 from .checkpoint import (CheckpointError, base_fingerprint, load_checkpoint, read_checkpoint_record, save_checkpoint)
 from .data import DataError, Pair, PairSampler, PreparedDataset
-from .files import remove_stale_temporaries
+from .atomic import atomic_write_json, remove_stale_temporaries
 from .nn import use_onednn_conv3d
 
 ModelFactory = Callable[[dict], nn.Module]
@@ -317,7 +317,7 @@ class Trainer:
                                   hint="resume it (--resume) or train into a new run folder")
         for name, value in (("spec.json", self.spec), ("config.json", self.config)):
             if self.is_main and not (self.run_dir / name).exists():
-                (self.run_dir / name).write_text(json.dumps(value, indent=2) + "\n")
+                atomic_write_json(self.run_dir / name, value)  # a kill never leaves half a spec.json
         self._log_file = open(self.run_dir / "log.jsonl", "a", buffering=1) if self.is_main else None
         if stale:
             self._event("cleaned", message=f"removed {len(stale)} temporary checkpoint file(s) left by an interrupted write",

@@ -1,5 +1,6 @@
 export * from './errors.ts';
 export * from './lock.ts';
+export * from './atomic.ts';
 export * from './shapes.ts';
 export * from './plugin.ts';
 export * from './text-metric.ts';
