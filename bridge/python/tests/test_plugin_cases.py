@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -128,9 +129,32 @@ def _run_module(kind: str, module, inputs: dict) -> dict:
         return module(inputs["moving"], inputs.get("fixed"), inputs.get("moving_pyramid"), inputs.get("fixed_pyramid"), inputs["stage_maps"])
     if "moving_pyramid" in inputs:  # the tokens node
         return {"output": module(inputs["moving_pyramid"], inputs["fixed_pyramid"])}
-    if "tokens" in inputs:  # block items and stage adapters
-        return {"output": module(inputs["tokens"])}
+    if "tokens" in inputs:  # block items (their output is tokens again) and stage adapters
+        out = module(inputs["tokens"])
+        return {"output": out, "tokens": out} if kind in ("LLMBackbone", "Adapter") and torch.is_tensor(out) else {"output": out}
     raise AssertionError(f"no call convention for a {kind} with inputs {sorted(inputs)}")
+
+
+_TINY_CHECKPOINTS: dict[str, Path] = {}
+
+
+def _family_of(python: dict):
+    """The ``FAMILY`` a plugin's python package describes (an LLM family plugin), else None."""
+    if str(python["root"]) not in sys.path:
+        sys.path.insert(0, str(python["root"]))
+    return getattr(importlib.import_module(python["module"]), "FAMILY", None)
+
+
+def _tiny_checkpoint(python: dict) -> Path:
+    """A tiny checkpoint of the family a plugin's python package describes (its ``FAMILY``), once per run."""
+    from llmed.testing import write_tiny_checkpoint
+
+    key = python["module"]
+    if key not in _TINY_CHECKPOINTS:
+        family = _family_of(python)
+        folder = Path(tempfile.mkdtemp(prefix=f"llmed-tiny-{family.id}-"))
+        _TINY_CHECKPOINTS[key] = Path(write_tiny_checkpoint(family, folder, fill="sine", layers=2)["dir"])
+    return _TINY_CHECKPOINTS[key]
 
 
 def test_some_plugins_have_cases():
@@ -150,6 +174,10 @@ def test_plugin_case(entry, python, case):
             pytest.skip(f"{entry['id']} has no python reference(); the TypeScript walker runs its cases")
         result = module.reference(options, {k: case_value(v) for k, v in case["inputs"].items()})
     else:
+        if entry["kind"] == "LLMBackbone" and _family_of(python) is not None:
+            # An LLM family's cases name the tiny checkpoint of its descriptor example (test/fixtures/tiny-<id>);
+            # it is written here, by the family's own classes, with the weights of a formula (fill="sine").
+            options = {**options, "checkpoint": str(_tiny_checkpoint(python))}
         torch.manual_seed(int(case.get("seed", 0)))
         module = load_factory(python)(options, case.get("shapes") or {})
         with torch.no_grad():
