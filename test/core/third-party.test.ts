@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { composeModel, isLlmedError, llmBackboneDescriptor, loadExperimentConfig, loadRegistry, loadWorkspace, pluginOptions, readLLMFamily } from '@llmed/core';
+import { composeModel, isLlmedError, llmBackboneDescriptor, loadExperimentConfig, loadRegistry, loadWorkspace, pluginOptions, readLLMFamily, type LLMBackboneOptions } from '@llmed/core';
 import { makeTinyWorkspace, tinyConfig } from '../helpers/tiny-workspace.ts';
 import { llmed, repoRoot } from '../helpers/workspace.ts';
 
@@ -87,7 +87,7 @@ describe('an LLM family described by its family.json', () => {
       const d = llmBackboneDescriptor({ ...family, python: { root: dir, module: 'x', factory: 'build' } });
       const options = pluginOptions(d, {}, 'phi3');
       expect(options).toMatchObject({ checkpoint: good.defaults.checkpoint, hiddenSize: 3072, layers: [15] });
-      const withLora = d.resolve!({ ...options, lora: { rank: 4 } as never }, { workspaceRoot: dir });
+      const withLora = d.resolve!({ ...(options as unknown as LLMBackboneOptions), lora: { rank: 4 } as never }, { workspaceRoot: dir });
       expect(withLora.lora!.targets).toEqual(['qkv_proj']);
       for (const [edit, message] of [
         [(f: any) => { delete f.transformers.decoderLayer; }, /needs "transformers\.decoderLayer"/],
