@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { composeModel, isLlmedError, llmBackboneDescriptor, loadExperimentConfig, loadRegistry, loadWorkspace, pluginOptions, readLLMFamily } from '@llmed/core';
+import { composeModel, isLlmedError, llmBackboneDescriptor, loadExperimentConfig, loadRegistry, loadWorkspace, pluginOptions, readLLMFamily, type LLMBackboneOptions } from '@llmed/core';
 import { makeTinyWorkspace, tinyConfig } from '../helpers/tiny-workspace.ts';
 import { llmed, repoRoot } from '../helpers/workspace.ts';
 
@@ -87,7 +87,7 @@ describe('an LLM family described by its family.json', () => {
       const d = llmBackboneDescriptor({ ...family, python: { root: dir, module: 'x', factory: 'build' } });
       const options = pluginOptions(d, {}, 'phi3');
       expect(options).toMatchObject({ checkpoint: good.defaults.checkpoint, hiddenSize: 3072, layers: [15] });
-      const withLora = d.resolve!({ ...options, lora: { rank: 4 } as never }, { workspaceRoot: dir });
+      const withLora = d.resolve!({ ...(options as unknown as LLMBackboneOptions), lora: { rank: 4 } as never }, { workspaceRoot: dir });
       expect(withLora.lora!.targets).toEqual(['qkv_proj']);
       for (const [edit, message] of [
         [(f: any) => { delete f.transformers.decoderLayer; }, /needs "transformers\.decoderLayer"/],
@@ -121,8 +121,8 @@ describe('third-party plugins outside the llmed checkout', () => {
       write(join(outside, 'plugins/ssim/package.json'), JSON.stringify({ name: 'ssim-loss', type: 'module', main: 'index.ts' }));
       write(join(outside, 'plugins/ssim/index.ts'), `
 import { definePlugin, pluginModule } from '@llmed/core';
-import { dice } from '@llmed/imaging';
-export default pluginModule(definePlugin({ id: 'ssim', kind: 'Loss', summary: 'outside the checkout, dice ' + dice(Int32Array.of(1), Int32Array.of(1), [1]).mean, options: { type: 'object', properties: {} }, example: { options: {}, inputs: {} } }));
+import { nanMean } from '@llmed/imaging';
+export default pluginModule(definePlugin({ id: 'ssim', kind: 'Loss', summary: 'outside the checkout, mean ' + nanMean([1, NaN]), options: { type: 'object', properties: {} }, example: { options: {}, inputs: {} } }));
 `);
       write(join(outside, 'ws/workspace.json'), JSON.stringify({ experiments: {}, plugins: [join(repoRoot, 'plugins') + '/*', join(outside, 'plugins/ssim')] }));
       const r = spawnSync(process.execPath, [join(repoRoot, 'packages/cli/bin/llmed.mjs'), 'plugins', 'list', '--kind', 'Loss'], {
@@ -130,7 +130,7 @@ export default pluginModule(definePlugin({ id: 'ssim', kind: 'Loss', summary: 'o
       });
       expect(r.stderr).not.toMatch(/error\[/);
       expect(r.status).toBe(0);
-      expect(r.stdout).toMatch(/ssim .*outside the checkout, dice 1/);
+      expect(r.stdout).toMatch(/ssim .*outside the checkout, mean 1/);
       expect(r.stdout).toMatch(/mse .*plugins\/mse/);
     } finally {
       rmSync(outside, { recursive: true, force: true });

@@ -18,6 +18,12 @@ import json
 import sys
 from pathlib import Path
 
+try:  # pytest puts tests/ on sys.path; ``python -m tests.fixtures`` imports it as a package
+    from plugin_registry import fill_options
+except ImportError:  # pragma: no cover - the module form
+    from tests.plugin_registry import fill_options
+
+
 PLUGINS_DIR = Path(__file__).resolve().parents[3] / "plugins"
 
 
@@ -112,7 +118,8 @@ def registered_plugins(plugins_dir) -> dict:
 
 def _node(plugins_dir, path: str, pid: str, kind: str, options: dict, inputs: dict, output: dict | None = None, **extra) -> dict:
     module = "llmed_" + pid.replace("-", "_")
-    node = {"path": path, "id": pid, "kind": kind, "options": options,
+    # The composer hands every factory its options filled from the descriptor's schema; so do these specs.
+    node = {"path": path, "id": pid, "kind": kind, "options": fill_options(pid, options),
             "python": {"root": str(Path(plugins_dir) / pid / "python"), "module": module, "factory": "build"},
             "inputs": inputs}
     if output is not None:

@@ -6,7 +6,7 @@ import { join, relative, sep } from 'node:path';
 import { describeSpec, LlmedError } from '@llmed/core';
 import type { ParsedArgs } from './args.ts';
 import { loadExperiment, type Experiment, type Loaded } from './context.ts';
-import { dataRoot } from './prepare.ts';
+import { dataRoot } from '@llmed/data';
 
 export async function configCheck(args: ParsedArgs): Promise<number> {
   const target = args.positionals[0];

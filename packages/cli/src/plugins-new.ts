@@ -6,10 +6,9 @@
  * builds, and its tests pass as written. The folder is built under a temporary name and renamed into
  * place; when workspace.json's plugin list does not cover it yet, it is added there.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
-import { LlmedError, loadWorkspace, PLUGIN_KINDS, pluginEntries, type PluginKind } from '@llmed/core';
-import { writeFileAtomic } from '@llmed/imaging';
+import { LlmedError, loadWorkspace, PLUGIN_KINDS, pluginEntries, publishFolder, writeFileAtomic, type PluginKind } from '@llmed/core';
 import type { ParsedArgs } from './args.ts';
 import { flagString } from './args.ts';
 import { loadContext } from './context.ts';
@@ -47,7 +46,7 @@ export async function pluginsNew(args: ParsedArgs): Promise<number> {
       mkdirSync(join(staging, rel, '..'), { recursive: true });
       writeFileSync(join(staging, rel), text);
     }
-    renameSync(staging, target);
+    publishFolder(staging, target);
   } catch (e) {
     rmSync(staging, { recursive: true, force: true });
     throw new LlmedError('plugin', `could not write ${target}: ${(e as Error).message}`, { where: target, cause: e });
@@ -254,7 +253,8 @@ export const descriptor = definePlugin<${n.pascal}Options>({
   summary: 'mean displacement magnitude in mm',
   options: { type: 'object', properties: {} },
   runtime,
-  example: { options: {}, inputs: {} },
+  // a Metric's example inputs are values (packages/core/src/plugin-cases.ts): a (3, K, J, I) field here
+  example: { options: {}, inputs: { field: { shape: [3, 2, 2, 2], sine: { seed: 0, scale: 0.5, offset: 0 } }, spacing: [1, 1, 2] } },
 });
 
 export default pluginModule(descriptor);

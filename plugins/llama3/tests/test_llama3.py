@@ -13,8 +13,15 @@ import pytest
 import torch
 from safetensors import safe_open
 
-from llmed.plugin_cases import case_value, read_cases
+from llmed.plugin_cases import case_value as _case_array, read_cases
 from llmed.testing import write_tiny_checkpoint
+
+
+def case_value(value):
+    """A case's tensor as torch (llmed.plugin_cases decodes to numpy)."""
+    array = _case_array(value)
+    return torch.from_numpy(array) if hasattr(array, "dtype") else array
+
 
 PLUGIN = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PLUGIN / "python"))

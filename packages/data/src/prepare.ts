@@ -6,13 +6,19 @@
  * (`preprocessImage`, `preprocessLabels` of @llmed/imaging) runs again at inference, so training and
  * inference agree.
  *
- * The folder is built under a temporary name and renamed into place, so an interrupted prepare leaves
- * nothing half-written; a fingerprint of the data config skips work already done.
+ * The folder is built under a staging name and published with @llmed/core `publishFolder`: the previous
+ * prepared folder is renamed aside, the new one renamed into place, and only then is the old one removed,
+ * so an interrupted prepare leaves nothing half-written and never loses the previous folder (a crash
+ * between the two renames is undone by `recoverFolder` at the next prepare). A fingerprint of the data
+ * config skips work already done.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { basename, isAbsolute, join, resolve } from 'node:path';
-import { acquireWriteLock, checkExperimentName, dataError, LlmedError, type ExperimentConfig, type Workspace } from '@llmed/core';
+import {
+  acquireWriteLock, checkExperimentName, dataError, LlmedError, publishFolder, recoverFolder, stagingFolder,
+  type ExperimentConfig, type PublishHooks, type Workspace,
+} from '@llmed/core';
 import {
   assertSameGeometry, preprocessField, preprocessImage, preprocessLabels, readNifti, readLabelMap, reorientToCanonical, resampleToShape,
   smoothRandomField, uniqueLabels, warpNearest, warpTrilinear, writeNifti, writePreparedVolume, toLabelMap,
@@ -47,7 +53,7 @@ export interface PreparedPairs {
 /**
  * What decides whether a prepared folder is still current: the data config, the root, and — for datasets
  * described by a manifest (a pairs list, a dataset JSON) — the manifest's content and modification time,
- * so that regenerating or editing a dataset (e.g. `python -m llmed.proxies`) prepares it again.
+ * so that regenerating or editing a dataset (e.g. `python bench/proxies/proxies.py`) prepares it again.
  */
 function fingerprintOf(cfg: ExperimentConfig, root: string): string {
   const manifest = cfg.data.manifest ? join(root, cfg.data.manifest) : undefined;
@@ -58,7 +64,13 @@ function fingerprintOf(cfg: ExperimentConfig, root: string): string {
   return createHash('sha256').update(JSON.stringify(stamp)).digest('hex').slice(0, 16);
 }
 
-export interface PrepareOptions { force?: boolean; onProgress?: (done: number, total: number, what: string) => void; log?: (msg: string) => void }
+export interface PrepareOptions {
+  force?: boolean;
+  onProgress?: (done: number, total: number, what: string) => void;
+  log?: (msg: string) => void;
+  /** Test seam: runs at the swap point of publishing the prepared folder (old folder aside, new one not yet in). */
+  publish?: PublishHooks;
+}
 
 /** Prepare an experiment's data, holding the write lock of its prepared folder (one writer at a time). */
 export async function prepareExperiment(ws: Workspace, name: string, cfg: ExperimentConfig, opts: PrepareOptions = {}): Promise<{ dir: string; pairs: PreparedPairs; skipped: boolean }> {
@@ -74,6 +86,8 @@ async function prepareUnlocked(ws: Workspace, name: string, cfg: ExperimentConfi
   const log = opts.log ?? (() => {});
   const root = dataRoot(ws.root, cfg);
   const out = preparedDir(ws.root, name);
+  // A prepare killed between its two renames left the previous folder aside: put it back before reading it.
+  for (const line of recoverFolder(out)) log(`prepared folder: ${line}`);
   const fingerprint = fingerprintOf(cfg, root);
   const pairsFile = join(out, 'pairs.json');
   if (!opts.force && existsSync(pairsFile)) {
@@ -90,7 +104,7 @@ async function prepareUnlocked(ws: Workspace, name: string, cfg: ExperimentConfi
   const todo = scans.filter((s) => used.has(s.name));
   if (todo.length === 0) throw dataError(root, 'no scans found for the protocol', cfg.data.howToGet);
 
-  const tmp = `${out}.tmp-${process.pid}`;
+  const tmp = stagingFolder(out);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   const labelValues = new Set<number>();
@@ -148,9 +162,7 @@ async function prepareUnlocked(ws: Workspace, name: string, cfg: ExperimentConfi
       scans: todo.length,
     };
     writeFileSync(join(tmp, 'pairs.json'), `${JSON.stringify(pairs, null, 2)}\n`);
-    rmSync(out, { recursive: true, force: true });
-    mkdirSync(join(out, '..'), { recursive: true });
-    renameSync(tmp, out);
+    publishFolder(tmp, out, opts.publish);
     return { dir: out, pairs, skipped: false };
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
@@ -172,7 +184,8 @@ async function generateSyntheticDeformations(cfg: ExperimentConfig, root: string
     if (!existsSync(f)) throw new LlmedError('data', `template ${f} does not exist`, { where: 'data.template', hint: cfg.data.howToGet });
   }
   log(`generating ${t.copies} deformed copies of ${basename(t.image)} in ${root}`);
-  const tmp = `${root}.tmp-${process.pid}`;
+  recoverFolder(root);
+  const tmp = stagingFolder(root);
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   const shape = cfg.data.preprocess.shape;
@@ -194,9 +207,7 @@ async function generateSyntheticDeformations(cfg: ExperimentConfig, root: string
     files.push({ image: `${name}.nii.gz`, ...(labels ? { labels: `${name}_labels.nii.gz` } : {}) });
   }
   writeFileSync(join(tmp, 'generation.json'), `${JSON.stringify({ params, files, note: 'Each copy is the template warped by its own smooth random field (llmed smoothRandomField, seeded). One real subject: not a paper dataset.' }, null, 2)}\n`);
-  rmSync(root, { recursive: true, force: true });
-  mkdirSync(join(root, '..'), { recursive: true });
-  renameSync(tmp, root);
+  publishFolder(tmp, root);
 }
 
 export function listFiles(dir: string, re: RegExp): string[] {

@@ -1,9 +1,10 @@
-"""Proxy datasets (``python -m llmed.proxies``): determinism, relabelling, ground-truth fields, and the
-cross-checks against the TypeScript twins (smoothRandomField, readDisplacementField).
+"""Proxy datasets (``python bench/proxies/proxies.py``): determinism, relabelling, ground-truth fields, and the
+cross-checks with TypeScript (the random fields handed over from smoothRandomField, readDisplacementField).
 
 The generator runs on coarse grids here (``--downsample 8``, moments pre-alignment for the brains), so the
 whole module takes well under a minute. Tests that read ``../shared/data`` skip, with the reason shown,
-when that folder is absent; the TypeScript cross-checks skip without Node/tsx.
+when that folder is absent; the TypeScript cross-checks, and generation itself (its random fields come from
+@llmed/imaging), skip without Node/tsx.
 """
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmed import proxies as P
+HERE = Path(__file__).resolve().parents[1]  # bench/proxies
+REPO = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+import proxies as P  # noqa: E402
 
-PYTHON_ROOT = Path(__file__).resolve().parents[1]
-REPO = PYTHON_ROOT.parents[1]
+SCRIPT = HERE / "proxies.py"
 SOURCE = Path(os.environ.get(P.SOURCE_ENV) or P.DEFAULT_SOURCE)
 TSX = REPO / "node_modules" / ".bin" / "tsx"
 NAMES = ["prostate-mr-us", "abdomen-mrct-proxy", "knee-synthetic", "oasis-proxy", "synthetic-warps"]
@@ -35,10 +38,9 @@ needs_tsx = pytest.mark.skipif(not TSX.exists(), reason="no node_modules/.bin/ts
 
 
 def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(PYTHON_ROOT))
-    r = subprocess.run([sys.executable, "-m", "llmed.proxies", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run([sys.executable, str(SCRIPT), *args], cwd=REPO, capture_output=True, text=True, timeout=600)
     if check and r.returncode != 0:
-        raise AssertionError(f"llmed.proxies {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+        raise AssertionError(f"proxies.py {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
     return r
 
 
@@ -62,6 +64,8 @@ def generated(tmp_path_factory):
     """Every proxy generated twice by the same command into two folders (coarse grids, moments alignment)."""
     if not SOURCE.is_dir():
         pytest.skip(f"shared data folder {SOURCE} is absent (see ../shared/data/README.md)")
+    if not TSX.exists():
+        pytest.skip("no node_modules/.bin/tsx: the proxies' random fields are made by @llmed/imaging")
     outs = []
     for k in range(2):
         out = tmp_path_factory.mktemp(f"proxies{k}")
@@ -156,7 +160,7 @@ def test_dataset_json_describes_pairs_honestly(generated, name):
 def test_llmed_pairs_protocol_reads_the_folders_as_dataset_json_says(generated):
     """The TypeScript side (`pairsForProtocol`, what `llmed data prepare` runs) holds out exactly the pairs that
     dataset.json marks as test, and every scan that has labels keeps them."""
-    protocols = json.dumps(str(REPO / "packages" / "cli" / "src" / "protocols.ts"))
+    protocols = json.dumps(str(REPO / "packages" / "data" / "src" / "protocols.ts"))
     folders = json.dumps({n: str(generated[0] / n) for n in NAMES})
     out = run_tsx(f"""
       const {{ pairsForProtocol }} = await import({protocols});
@@ -185,6 +189,7 @@ def test_llmed_pairs_protocol_reads_the_folders_as_dataset_json_says(generated):
 
 
 @needs_data
+@needs_tsx
 def test_abdomen_labels_are_relabelled_onto_the_shared_table(tmp_path):
     run_cli("abdomen-mrct-proxy", "--out", str(tmp_path), "--data", str(SOURCE), "--quiet")  # full grid: CT untouched
     folder = tmp_path / "abdomen-mrct-proxy"
@@ -335,35 +340,24 @@ def test_typescript_reads_the_ground_truth_field_as_the_same_voxels(generated):
 
 
 @needs_tsx
-def test_smooth_random_field_matches_typescript():
+def test_smooth_random_field_is_the_typescript_one():
+    """The proxies' fields are made by @llmed/imaging and handed over through a file: byte order, layout and
+    values arrive exactly as TypeScript computed them (compared here with the same call's JSON output)."""
     dims, opts = [7, 6, 5], {"maxDisplacement": 3, "smoothness": 4, "seed": 11}
     out = run_tsx(f"""
       const im = await import({IMAGING});
       const f = im.smoothRandomField({json.dumps(dims)}, {json.dumps(opts)});
-      const n = im.seededNormal(5); const normals = [n(), n(), n(), n()];
-      process.stdout.write(JSON.stringify({{field: Array.from(f), normals}}));
+      process.stdout.write(JSON.stringify({{field: Array.from(f)}}));
     """)
     got = json.loads(out)
     ts = np.array(got["field"], dtype=np.float32).reshape(3, dims[2], dims[1], dims[0])
     py = P.smooth_random_field(dims, opts["maxDisplacement"], opts["smoothness"], opts["seed"])
-    assert np.allclose(P.seeded_normals(5, 4), got["normals"], rtol=0, atol=1e-12)
-    assert np.abs(ts - py).max() < 1e-5
-
-
-def test_mulberry32_draws_are_independent_of_where_the_stream_is_cut():
-    u = P.mulberry32_uniforms(1, 5)
-    assert np.array_equal(P.mulberry32_uniforms(1, 3, start=2), u[2:])
-    assert ((u >= 0) & (u < 1)).all()
-
-
-@needs_tsx
-def test_mulberry32_matches_typescript():
-    out = run_tsx(f"""
-      const im = await import({IMAGING});
-      const r = im.mulberry32(123456789); const xs = []; for (let i = 0; i < 6; i++) xs.push(r());
-      process.stdout.write(JSON.stringify(xs));
-    """)
-    assert np.array_equal(P.mulberry32_uniforms(123456789, 6), np.array(json.loads(out)))
+    assert py.dtype == np.float32 and py.shape == ts.shape
+    assert np.array_equal(ts, py)
+    # a batch gives each field as alone, in order
+    both = P.smooth_random_fields(dims, [(3, 4, 12), (3, 4, 11)])
+    assert np.array_equal(both[1], py) and not np.array_equal(both[0], py)
+    assert np.abs(np.sqrt((py.astype(np.float64) ** 2).sum(axis=0)).max() - 3) < 1e-5
 
 
 # ------------------------------------------------------------------------------------------ alignment

@@ -1,11 +1,15 @@
 """Proxy datasets for the real-data benchmark, generated deterministically from the shared volumes.
 
 None of the papers' datasets can be downloaded here; the real volumes that can are described in
-``../shared/data/README.md``. This module turns them into registration datasets::
+``../shared/data/README.md``. This script turns them into registration datasets::
 
-    python -m llmed.proxies <name|all> [--out .cache/data] [--data ../shared/data] [--force] [--downsample F]
+    .venv/bin/python bench/proxies/proxies.py <name|all> [--out .cache/data] [--data ../shared/data] [--force] [--downsample F]
 
-(run with ``bridge/python`` on ``PYTHONPATH``). Each proxy is a folder ``<out>/<name>/`` of NIfTI files with
+It is a benchmark tool, not part of the trainer: it lives in bench/ and uses the libraries for everything
+imaging (nibabel for NIfTI files and orientations, scipy for resampling and filters, SimpleITK for affine
+registration) and llmed's own primitives for the rest — the torch warp and the reference metrics of
+``bridge/python/llmed`` (put on ``sys.path`` below), and @llmed/imaging ``smoothRandomField`` for the known
+deformations, run in TypeScript by ``random-fields.ts`` (Node and the workspace's tsx are needed). Each proxy is a folder ``<out>/<name>/`` of NIfTI files with
 
 * ``dataset.json``: what the data is (``title`` names it honestly — a proxy, never a paper dataset),
   how it was made (generator parameters, source checksums, alignment results), its scans, and its
@@ -39,13 +43,14 @@ Proxies:
     label stacks become 3-D label maps (1 gland, 2 and 3 the two landmarks).
 ``synthetic-warps``
     The aligned brains of the oasis proxy at 2 mm, each warped by known smooth random deformations
-    (the algorithm of ``smoothRandomField`` in @llmed/imaging, ported exactly). Pairs are original →
+    (@llmed/imaging ``smoothRandomField`` itself, see ``random-fields.ts``). Pairs are original →
     warped with the ground-truth field saved (NIfTI DISPVECT, world millimetres, on the fixed grid),
     so endpoint error can be computed.
 
 Determinism: every random draw is seeded, registration runs single-threaded with a seeded sampler and
 its result is rounded before use, gzip headers carry no time stamp; the same command gives the same
-bytes. Each folder is built under a temporary name and renamed into place; an existing folder whose
+bytes. Each folder is built under a staging name and published with ``llmed.atomic.publish_folder`` (the old
+folder is renamed aside, never deleted before the new one is in place); an existing folder whose
 ``dataset.json`` records the same parameters is left alone unless ``--force``.
 """
 from __future__ import annotations
@@ -56,7 +61,9 @@ import math
 import os
 import re
 import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -65,11 +72,19 @@ from typing import Any
 
 import numpy as np
 
-from .files import sha256_file
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# llmed's Python primitives (warp, reference metrics, atomic publishing) come from the bridge package.
+if str(REPO_ROOT / "bridge" / "python") not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT / "bridge" / "python"))
+
+from llmed.atomic import publish_folder, recover_folder, staging_folder  # noqa: E402
+from llmed.files import sha256_file  # noqa: E402
 
 GENERATOR_VERSION = 1
 FORMAT = "llmed-proxy-v1"
-REPO_ROOT = Path(__file__).resolve().parents[3]
+COMMAND = "python bench/proxies/proxies.py"
+TSX = REPO_ROOT / "node_modules" / ".bin" / "tsx"
+FIELD_SCRIPT = Path(__file__).resolve().with_name("random-fields.ts")
 DEFAULT_OUT = REPO_ROOT / ".cache" / "data"
 DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data"
 SOURCE_ENV = "LLMED_SHARED_DATA"
@@ -299,67 +314,38 @@ def axis_codes(affine: np.ndarray) -> str:
     return "".join(_nib().aff2axcodes(affine))
 
 
-# ================================================================= smooth random fields (TS port)
+# ===================================================================== smooth random fields (TypeScript)
 
 
-def mulberry32_uniforms(seed: int, count: int, start: int = 0) -> np.ndarray:
-    """Uniforms ``start … start+count−1`` (0-based) of ``mulberry32(seed)`` as float64 in [0, 1).
+def smooth_random_fields(dims_ijk: Sequence[int], specs: Sequence[tuple[float, float, int]]) -> list[np.ndarray]:
+    """Fields of @llmed/imaging ``smoothRandomField`` on a grid of ``dims_ijk`` voxels, one per
+    ``(max_displacement, smoothness, seed)``: white noise blurred with σ = max(smoothness/2, 1), tapered to zero
+    over the outer ``smoothness`` voxels, scaled so the largest magnitude is ``max_displacement`` voxels.
 
-    The generator's state after call r (1-based) is ``seed + r·0x6D2B79F5 mod 2³²``, so every draw is
-    computed independently; uint32 arithmetic reproduces JavaScript's ``Math.imul``/``>>>`` exactly.
-    """
-    r = np.arange(start + 1, start + count + 1, dtype=np.uint64)
-    s = ((np.uint64(seed & 0xFFFFFFFF) + r * np.uint64(0x6D2B79F5)) & np.uint64(0xFFFFFFFF)).astype(np.uint32)
-    t = s
-    t = (t ^ (t >> np.uint32(15))) * (t | np.uint32(1))
-    t = t ^ (t + (t ^ (t >> np.uint32(7))) * (t | np.uint32(61)))
-    t = t ^ (t >> np.uint32(14))
-    return t.astype(np.float64) / 4294967296.0
-
-
-def seeded_normals(seed: int, count: int) -> np.ndarray:
-    """``count`` standard normals of @llmed/imaging ``seededNormal(seed)`` (Box–Muller, 2 uniforms each)."""
-    u = mulberry32_uniforms(seed, 2 * count)
-    u1 = np.maximum(u[0::2], 1e-12)
-    return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u[1::2])
-
-
-def gaussian_blur_like_ts(data: np.ndarray, sigma: float) -> np.ndarray:
-    """@llmed/imaging ``gaussianBlur``: separable, radius ceil(3σ) (at least 1), clamped borders, float32
-    between axes; ``data`` in torch order (K, J, I), axes blurred i, j, k."""
-    from scipy import ndimage
-
-    radius = max(1, math.ceil(3 * sigma))
-    taps = np.arange(-radius, radius + 1, dtype=np.float64)
-    exact = np.exp(-(taps * taps) / (2 * sigma * sigma))
-    kernel = (exact.astype(np.float32).astype(np.float64) / exact.sum()).astype(np.float32).astype(np.float64)
-    cur = data.astype(np.float32)
-    for axis in (2, 1, 0):  # NIfTI i, j, k
-        cur = ndimage.correlate1d(cur.astype(np.float64), kernel, axis=axis, mode="nearest").astype(np.float32)
-    return cur
+    They are made by the TypeScript implementation itself (``random-fields.ts``, one Node process for the whole
+    batch) and read back from raw files, so there is one implementation of the algorithm and its random stream.
+    Returns float32 arrays ``(3, K, J, I)``, channel c along NIfTI axis c, in voxels."""
+    dims = [int(n) for n in dims_ijk]
+    if not specs:
+        return []
+    if not TSX.exists():
+        raise ProxyError(TSX, "the TypeScript runner tsx is missing (the random fields are made by @llmed/imaging)",
+                         "run `npm install` (or `npm run setup`) in the repository first")
+    with tempfile.TemporaryDirectory(prefix="llmed-fields-") as tmp:
+        job = {"dims": dims, "fields": [{"maxDisplacement": float(m), "smoothness": float(s), "seed": int(seed), "file": f"{i}.f32"}
+                                        for i, (m, s, seed) in enumerate(specs)]}
+        job_file = Path(tmp) / "job.json"
+        job_file.write_text(json.dumps(job))
+        r = subprocess.run([str(TSX), str(FIELD_SCRIPT), str(job_file)], cwd=REPO_ROOT, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ProxyError(FIELD_SCRIPT, f"making the random fields failed (exit {r.returncode}): {r.stderr.strip()[-400:]}")
+        nx, ny, nz = dims
+        return [np.fromfile(Path(tmp) / f["file"], dtype="<f4").reshape(3, nz, ny, nx).astype(np.float32) for f in job["fields"]]
 
 
 def smooth_random_field(dims_ijk: Sequence[int], max_displacement: float, smoothness: float, seed: int) -> np.ndarray:
-    """The smooth random displacement field of @llmed/imaging ``smoothRandomField`` (same algorithm and
-    random stream, cross-checked in tests): white noise blurred with σ = max(smoothness/2, 1), tapered
-    to zero over the outer ``smoothness`` voxels, scaled so the largest magnitude is ``max_displacement``
-    voxels. Returns float32 ``(3, K, J, I)``, channel c along NIfTI axis c, in voxels."""
-    nx, ny, nz = (int(n) for n in dims_ijk)
-    n = nx * ny * nz
-    noise = seeded_normals(seed, 3 * n).astype(np.float32)
-    sigma = max(smoothness / 2, 1.0)
-    out = np.stack([gaussian_blur_like_ts(noise[c * n:(c + 1) * n].reshape(nz, ny, nx), sigma) for c in range(3)])
-
-    def taper(length: int) -> np.ndarray:
-        p = np.arange(length, dtype=np.float64)
-        return np.minimum(1.0, np.minimum(p, length - 1 - p) / max(smoothness, 1.0))
-
-    w = np.maximum(0.0, (taper(nx)[None, None, :] * taper(ny)[None, :, None]) * taper(nz)[:, None, None])
-    out = (out.astype(np.float64) * w).astype(np.float32)
-    o64 = out.astype(np.float64)
-    max_mag = float(np.sqrt(o64[0] ** 2 + o64[1] ** 2 + o64[2] ** 2).max())
-    s = max_displacement / max_mag if max_mag > 0 else 0.0
-    return (out.astype(np.float64) * s).astype(np.float32)
+    """One field of :func:`smooth_random_fields`."""
+    return smooth_random_fields(dims_ijk, [(max_displacement, smoothness, seed)])[0]
 
 
 def warp_volume(data_ijk: np.ndarray, field_kji: np.ndarray, *, labels: bool) -> np.ndarray:
@@ -367,7 +353,7 @@ def warp_volume(data_ijk: np.ndarray, field_kji: np.ndarray, *, labels: bool) ->
     zeros outside, for images; nearest for labels. ``data_ijk`` [i, j, k]; the field (3, K, J, I) in voxels."""
     import torch
 
-    from .nn import warp
+    from llmed.nn import warp
 
     vol = torch.from_numpy(np.ascontiguousarray(data_ijk.transpose(2, 1, 0)).astype(np.float32))[None, None]
     f = torch.from_numpy(np.ascontiguousarray(field_kji))[None]
@@ -390,7 +376,7 @@ def field_mm_to_voxels(field_ijk3: np.ndarray, affine: np.ndarray) -> np.ndarray
 
 
 def jacobian_nonpositive_percent(field_kji: np.ndarray) -> float:
-    from .metrics_ref import jacobian_determinant
+    from llmed.metrics_ref import jacobian_determinant
 
     det = jacobian_determinant(field_kji)
     return float(100.0 * np.count_nonzero(det <= 0) / det.size)
@@ -399,20 +385,13 @@ def jacobian_nonpositive_percent(field_kji: np.ndarray) -> float:
 # ======================================================================================== metrics
 
 
-def dice_scores(a: np.ndarray, b: np.ndarray, labels: Sequence[int]) -> dict[str, float]:
-    """Per-label Dice of two label maps on one grid; labels absent from both are left out."""
-    out: dict[str, float] = {}
-    for v in labels:
-        x, y = a == v, b == v
-        den = int(x.sum()) + int(y.sum())
-        if den:
-            out[str(v)] = round(2.0 * int((x & y).sum()) / den, 4)
-    return out
-
-
 def mean_dice(a: np.ndarray, b: np.ndarray, labels: Sequence[int]) -> float:
-    s = dice_scores(a, b, labels)
-    return round(float(np.mean(list(s.values()))), 4) if s else float("nan")
+    """Mean Dice (llmed.metrics_ref) over the labels present in either map, each rounded to 4 digits first
+    (the dataset.json checks); NaN when none is present."""
+    from llmed.metrics_ref import dice
+
+    s = [round(v, 4) for v in dice(a, b, labels).values() if not math.isnan(v)]
+    return round(float(np.mean(s)), 4) if s else float("nan")
 
 
 def protocol_test_count(n_pairs: int) -> int:
@@ -628,7 +607,8 @@ def generate(name: str, ctx: Context) -> tuple[Path, bool, float]:
         except (OSError, json.JSONDecodeError):
             pass
     t0 = time.time()
-    tmp = ctx.out / f".{name}.tmp-{os.getpid()}"
+    recover_folder(final)  # an earlier run killed while publishing left the old folder aside: put it back first
+    tmp = staging_folder(final)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
@@ -640,7 +620,7 @@ def generate(name: str, ctx: Context) -> tuple[Path, bool, float]:
             "title": built.title,
             "description": built.description,
             "generator": {
-                "command": f"python -m llmed.proxies {name}" + (f" --downsample {ctx.downsample}" if ctx.downsample != 1 else ""),
+                "command": f"{COMMAND} {name}" + (f" --downsample {ctx.downsample}" if ctx.downsample != 1 else ""),
                 "params": params,
             },
             **built.extra,
@@ -653,10 +633,7 @@ def generate(name: str, ctx: Context) -> tuple[Path, bool, float]:
         plain = [{k: p[k] for k in ("moving", "fixed", "movingLabels", "fixedLabels", "groundTruthField") if p.get(k)} for p in pairs]
         (tmp / "pairs.json").write_text(json.dumps(plain, indent=2) + "\n")
         (tmp / "dataset.json").write_text(json.dumps(dataset, indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp.rename(final)
+        publish_folder(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -867,10 +844,12 @@ def build_synthetic_warps(ctx: Context, folder: Path) -> Built:
             write_nifti(folder / f"{name}_aseg.nii.gz", v["labels"], aff, kind="labels", description=f"llmed synthetic-warps {name} aseg")
             entry["labels"] = f"{name}_aseg.nii.gz"
         scans.append(entry)
+    seeds = {(c, bi): 1000 * (bi + 1) + c for c in range(copies) for bi in range(len(b["brains"]))}
+    made = dict(zip(seeds, smooth_random_fields(dims, [(max_disp, smooth, seed) for seed in seeds.values()])))  # one Node run
     for c in range(copies):
         for bi, (name, v) in enumerate(b["brains"].items()):
-            seed = 1000 * (bi + 1) + c
-            u = smooth_random_field(dims, max_disp, smooth, seed)
+            seed = seeds[(c, bi)]
+            u = made.pop((c, bi))
             warped = f"{name}_warp{c}"
             write_nifti(folder / f"{warped}.nii.gz", warp_volume(v["image"], u, labels=False), aff, kind="image",
                         description=f"llmed synthetic-warps {name} warped by field seed {seed}")
@@ -1004,9 +983,10 @@ def build_abdomen(ctx: Context, folder: Path) -> Built:
     pairs = []
     copies, max_disp, smooth = 4, 3.0, 8.0
     deformations = []
+    fields = smooth_random_fields(shape, [(max_disp / f, max(smooth / f, 2.0), 500 + c) for c in range(copies)])
     for c in range(copies):
         seed = 500 + c
-        u = smooth_random_field(shape, max_disp / f, max(smooth / f, 2.0), seed)
+        u = fields[c]
         name = f"mr_deformed{c}"
         write_nifti(folder / f"{name}.nii.gz", warp_volume(mr_img, u, labels=False), grid_affine, kind="image",
                     description=f"{desc} MR under synthetic deformation seed {seed}")
@@ -1230,7 +1210,7 @@ PROXIES: dict[str, ProxySpec] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m llmed.proxies",
+    parser = argparse.ArgumentParser(prog=COMMAND,
                                      description="Generate the benchmark's proxy datasets from the shared real volumes.")
     parser.add_argument("name", help=f"a proxy ({', '.join(PROXIES)}) or 'all'")
     parser.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")

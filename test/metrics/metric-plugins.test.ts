@@ -1,19 +1,19 @@
 /**
- * The eight Metric plugins: each computes what its @llmed/imaging function computes, reports its unit and
- * direction, honours its options, and refuses a missing input with one clear `data` error.
+ * The eight Metric plugins: each computes what its own function (plugins/<id>/src/) computes, reports its
+ * unit and direction, honours its options, and refuses a missing input with one clear `data` error.
  */
 import { describe, expect, it } from 'vitest';
 import { pluginOptions, type PluginDescriptor } from '@llmed/core';
-import { descriptor as diceDescriptor } from '@llmed/plugin-dice';
-import { descriptor as hd95Descriptor } from '@llmed/plugin-hd95';
-import { descriptor as l2rHd95Descriptor } from '@llmed/plugin-l2r-hd95';
-import { descriptor as nonpositiveDescriptor } from '@llmed/plugin-jacobian-nonpositive';
-import { descriptor as negativeDescriptor } from '@llmed/plugin-jacobian-negative';
-import { descriptor as sdlogjDescriptor } from '@llmed/plugin-sdlogj';
-import { descriptor as l2rSdlogjDescriptor } from '@llmed/plugin-l2r-sdlogj';
-import { descriptor as epeDescriptor } from '@llmed/plugin-endpoint-error';
-import { dice, endpointError, foldingPercent, hd95, jacobianDeterminant, l2rHd95, l2rSdLogJacobian, sdLogJacobian, type MetricInput, type MetricResult, type MetricRuntime, type Vec3 } from '../src/index.ts';
-import { expectLlmedError } from './helpers.ts';
+import { descriptor as diceDescriptor, dice } from '@llmed/plugin-dice';
+import { descriptor as hd95Descriptor, hd95 } from '@llmed/plugin-hd95';
+import { descriptor as l2rHd95Descriptor, l2rHd95 } from '@llmed/plugin-l2r-hd95';
+import { descriptor as nonpositiveDescriptor, nonpositiveJacobianPercent } from '@llmed/plugin-jacobian-nonpositive';
+import { descriptor as negativeDescriptor, negativeJacobianPercent } from '@llmed/plugin-jacobian-negative';
+import { descriptor as sdlogjDescriptor, sdLogJacobian } from '@llmed/plugin-sdlogj';
+import { descriptor as l2rSdlogjDescriptor, l2rSdLogJacobian } from '@llmed/plugin-l2r-sdlogj';
+import { descriptor as epeDescriptor, endpointError } from '@llmed/plugin-endpoint-error';
+import { jacobianDeterminant, type MetricInput, type MetricResult, type MetricRuntime, type Vec3 } from '@llmed/imaging';
+import { expectLlmedError } from '../../packages/imaging/tests/helpers.ts';
 
 const dims: Vec3 = [12, 10, 8];
 const n = dims[0] * dims[1] * dims[2];
@@ -80,8 +80,8 @@ describe('Metric plugins', () => {
     const det = jacobianDeterminant(field, dims);
     const nonpositive = compute(nonpositiveDescriptor, input);
     const negative = compute(negativeDescriptor, input);
-    expect(nonpositive.value).toBe(foldingPercent(det));
-    expect(negative.value).toBe(foldingPercent(det, { strict: true }));
+    expect(nonpositive.value).toBe(nonpositiveJacobianPercent(det));
+    expect(negative.value).toBe(negativeJacobianPercent(det));
     expect(nonpositive.value).toBeGreaterThan(negative.value); // the field has det J = 0 voxels
     expect(negative.value).toBeGreaterThan(0);
     expect(nonpositive.unit).toBe('%');
