@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from llmed.atomic import publish_folder, recover_folder, staging_folder
 
 # Weights above this many bytes go to an external data file: protobuf refuses messages over 2 GB.
 EXTERNAL_DATA_BYTES = 1_800_000_000
@@ -221,21 +222,17 @@ def write_decoder(model: nn.Module, folder: Path, *, parity_prompts: Sequence[Se
 
 
 def publish_staged(write, out_dir: str | os.PathLike[str]) -> Any:
-    """Run ``write(staging_folder)`` in a temporary sibling of ``out_dir`` and rename the result into place
-    only when it returns; a previous folder is moved aside first and removed after the rename."""
+    """Run ``write(staging_folder)`` and publish the folder to ``out_dir`` only when it returns
+    (llmed.atomic: staged beside the target, the old folder renamed aside, never deleted first)."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-{os.getpid()}-", dir=out_dir.parent))
+    recover_folder(out_dir)
+    staging = staging_folder(out_dir)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
     try:
         result = write(staging)
         os.chmod(staging, 0o755)
-        aside = None
-        if out_dir.exists():
-            aside = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, aside)
-        os.replace(staging, out_dir)
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
+        publish_folder(staging, out_dir)
         return result
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
