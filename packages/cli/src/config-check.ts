@@ -3,15 +3,17 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
-import { describeSpec, LlmedError } from '@llmed/core';
+import { describeReportSpec, describeSpec, LlmedError } from '@llmed/core';
 import type { ParsedArgs } from './args.ts';
-import { loadExperiment, type Experiment, type Loaded } from './context.ts';
+import { loadAnyExperiment, type Experiment, type Loaded, type ReportExperiment } from './context.ts';
 import { dataRoot } from './prepare.ts';
 
 export async function configCheck(args: ParsedArgs): Promise<number> {
   const target = args.positionals[0];
   if (!target) throw new LlmedError('usage', 'config check needs an experiment name or a config file', { hint: 'llmed config check abdomen-mrct' });
-  const ex = await loadExperiment(target);
+  const any = await loadAnyExperiment(target);
+  if (any.task === 'report') return reportCheck(any, Boolean(args.flags.json));
+  const ex = any;
   const pythonNote = await checkLlmPythonSide(ex);
   if (args.flags.json) {
     // --portable: paths inside the workspace as `<workspace>/…`, so the spec can be shared (docs/example-model-spec.json
@@ -33,6 +35,29 @@ export async function configCheck(args: ParsedArgs): Promise<number> {
   const root = dataRoot(ex.ws.root, ex.config);
   notes.push(`data: ${ex.config.data.title} at ${relative(process.cwd(), root) || root} ${existsSync(root) ? 'found' : 'not found — needed for prepare/train'}`);
   if (pythonNote) notes.push(pythonNote);
+  for (const n of notes) console.log(`  · ${n}`);
+  return 0;
+}
+
+/** The report-generation form of the check: the composed chain and what is still missing on disk. */
+function reportCheck(ex: Loaded & ReportExperiment, json: boolean): number {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(ex.spec, null, 2)}\n`);
+    return 0;
+  }
+  const rel = relative(process.cwd(), ex.configFile) || ex.configFile;
+  console.log(`✓ ${rel}: ${ex.config.method} report-generation experiment '${ex.name}' — schema, plugin options and shapes check out`);
+  for (const line of describeReportSpec(ex.spec)) console.log(`  ${line}`);
+  const notes: string[] = [];
+  const llm = ex.spec.llm;
+  notes.push(`${llm.path} ${llm.id}: checkpoint ${String(llm.options.checkpoint)} ${llm.options.checkpointFound ? 'found (model type and hidden size verified against its config.json)' : 'not found — needed for training, not for this check'}`);
+  for (const node of [ex.spec.encoder, ex.spec.projector, llm, ...ex.spec.losses]) {
+    const d = ex.registry.get(node.id);
+    const missing = node === llm ? d.causalLM?.missing(node.options as never, { workspaceRoot: ex.ws.root }) : d.missing?.(node.options, { workspaceRoot: ex.ws.root });
+    if (missing && !(node === llm && !llm.options.checkpointFound)) notes.push(`${node.path} (${node.id}): ${missing}`);
+  }
+  const root = dataRoot(ex.ws.root, ex.config as never);
+  notes.push(`data: ${ex.config.data.title} at ${relative(process.cwd(), root) || root} ${existsSync(root) ? 'found' : 'not found — needed for prepare/train'}`);
   for (const n of notes) console.log(`  · ${n}`);
   return 0;
 }

@@ -9,6 +9,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { causalLMFacet } from './causal-lm.ts';
 import { configError } from './errors.ts';
 import { definePlugin, type PluginDescriptor, type PythonEntry } from './plugin.ts';
 import { requireInput, ShapeMismatch } from './shapes.ts';
@@ -51,6 +52,8 @@ export interface LLMFamily {
   loraTargets: string[];
   python: PythonEntry;
   reference?: string;
+  /** Report generation: the end-of-text token when it is not the tokenizer's eos (causal-lm.ts). */
+  endOfText?: string;
 }
 
 export function llmBackboneDescriptor(f: LLMFamily): PluginDescriptor<LLMBackboneOptions> {
@@ -60,6 +63,8 @@ export function llmBackboneDescriptor(f: LLMFamily): PluginDescriptor<LLMBackbon
     summary: `${f.title} decoder layer(s) from a local Hugging Face checkpoint, frozen, optional LoRA`,
     reference: f.reference,
     python: f.python,
+    // report generation uses the same family as a whole causal LM (causal-lm.ts)
+    causalLM: causalLMFacet(f),
     options: {
       type: 'object',
       properties: {
