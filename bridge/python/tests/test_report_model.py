@@ -13,9 +13,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from fixtures import registered_plugins  # noqa: E402
 from report_fixtures import build_tiny_lm, lm_options  # noqa: E402
 
+from fixtures import registered_plugins  # noqa: E402
 from llmed.causal_lm import IGNORE, CausalLM  # noqa: E402
 from llmed.data import write_prepared_volume  # noqa: E402
 from llmed.report import ReportData, ReportTrainer, lr_at  # noqa: E402
