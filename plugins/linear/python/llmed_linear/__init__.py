@@ -7,6 +7,7 @@ import torch.nn as nn
 
 
 class LinearAdapter(nn.Module):
+    changes_length = True  # the token count out is not the count in (pooling / a mean token)
     def __init__(self, options: dict, tokens: dict):
         super().__init__()
         self.mean = options["tokens"] == "mean"

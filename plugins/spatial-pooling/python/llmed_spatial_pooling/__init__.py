@@ -15,6 +15,7 @@ import torch.nn.functional as F
 
 
 class SpatialPoolingProjector(nn.Module):
+    changes_length = True  # the token count out is not the count in (pooling / a mean token)
     def __init__(self, options: dict, tokens: dict):
         super().__init__()
         gi, gj, gk = (int(n) for n in tokens["grid"])
