@@ -160,7 +160,12 @@ def start_training(run_dir: str, spec_path: str, config_path: str, prepared_dir:
             raise err
         # The spec file lives in the run folder: its python paths are never imported from (llmed.assemble).
         _require_plugins(options.get("plugins"), spec_path)
-        trainer = Trainer(run_dir, spec, config, prepared_dir, options)
+        # ``options.trainer`` ("module:Class", as under torchrun): report generation's llmed.report:ReportTrainer
+        if options.get("trainer"):
+            from .distributed import load_trainer_class
+            trainer = load_trainer_class(str(options["trainer"]))(run_dir, spec, config, prepared_dir, options)
+        else:
+            trainer = Trainer(run_dir, spec, config, prepared_dir, options)
         _trainer = trainer
         trainer.start()
     return {"runDir": str(Path(run_dir).resolve()), "pid": os.getpid()}

@@ -74,3 +74,11 @@ def lm_options(info: dict, lora: dict | None = None, init: str = "pretrained") -
     return {"checkpoint": info["dir"], "hiddenSize": info["hidden"], "init": init,
             "lora": {"rank": 16, "alpha": 32, "dropout": 0.05, "targets": "all-linear"} if lora is None else lora,
             "imageToken": "<im_patch>", "endOfText": info["endOfText"], "family": info["family"]}
+
+
+if __name__ == "__main__":  # python tests/report_fixtures.py <family> <out_dir> [hidden]: for the TypeScript tests
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    family, out = sys.argv[1], sys.argv[2]
+    print(json.dumps(build_tiny_lm(family, out, hidden=int(sys.argv[3]) if len(sys.argv) > 3 else 32)))

@@ -122,7 +122,9 @@ export function causalLMFacet(f: CausalLMFamilyFacts): CausalLMFacet {
       if (o.init === 'pretrained' && !weights) lacking.push('the *.safetensors weights (with model.safetensors.index.json when sharded)');
       if (!TOKENIZER_FILES.some(has)) lacking.push('the tokenizer (tokenizer.json, or tokenizer.model, with tokenizer_config.json and special_tokens_map.json)');
       if (!lacking.length) return undefined;
-      return `${f.title} causal LM checkpoint folder ${dir} lacks ${lacking.join(', ')}: put those files of ${f.huggingFaceRepo} (or the model the config names) from Hugging Face in that folder, or set "checkpoint" to where they are. Nothing is downloaded at run time.`;
+      // a folder that already has a config.json holds some model: ask for that model's files, not the family default's
+      const model = has('config.json') ? 'the model whose config.json is there' : f.huggingFaceRepo;
+      return `${f.title} causal LM checkpoint folder ${dir} lacks ${lacking.join(', ')}: put those files of ${model} (from Hugging Face) in that folder, or set "checkpoint" to where they are. Nothing is downloaded at run time.`;
     },
     shape(inputs, o) {
       const t = requireInput(inputs, 'tokens', f.id);
