@@ -458,12 +458,27 @@ class ReportTrainer(Trainer):
             self._last_saved_step = self.step
         self._event("checkpoint", which=tag, step=self.step, phase=index, path=os.path.relpath(paths["tensors"], self.run_dir))
 
+    def _precompute_features(self) -> None:
+        """Encode every sample once before the first step (a frozen encoder), so that step times and the ETA
+        are those of training; progress goes to the status message and one ``features`` event."""
+        todo = self.train_samples + self.val_samples
+        start = time.time()
+        for n, sample in enumerate(todo):
+            if self._stop.is_set():
+                return
+            self._features_of(sample)
+            self._update(message=f"encoding samples with the frozen {self.spec['encoder']['id']}: {n + 1}/{len(todo)}")
+        self._event("features", samples=len(todo), seconds=round(time.time() - start, 3), folder=str(self.feature_dir))
+        self._update(message=None)
+
     def _loop(self) -> None:
         resuming = self._resume_record is not None
         if self.step >= self.total:
             self._update(state="done", message="nothing to do: the run had already finished")
             self._event("done", step=self.step, best=self.best, message="already finished")
             return
+        if self.cache_features:
+            self._precompute_features()
         self._enter_stage(self._stage_for(self.step), resuming)
         session_start, first = time.time(), self.step
         rate, last = None, time.time()

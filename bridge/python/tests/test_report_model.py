@@ -18,7 +18,7 @@ from report_fixtures import build_tiny_lm, lm_options  # noqa: E402
 from fixtures import registered_plugins  # noqa: E402
 from llmed.causal_lm import IGNORE, CausalLM  # noqa: E402
 from llmed.data import write_prepared_volume  # noqa: E402
-from llmed.report import ReportData, ReportTrainer, lr_at  # noqa: E402
+from llmed.report import ReportData, ReportModel, ReportTrainer, lr_at  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 PLUGINS = registered_plugins(REPO / "plugins")
@@ -230,13 +230,26 @@ def test_gradient_accumulation_matches_the_bigger_batch(tiny_lms, tmp_path):
     assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(grads_big, grads_acc))
 
 
-def test_frozen_encoder_features_are_cached_per_sample(tiny_lms, tmp_path):
+def test_frozen_encoder_features_are_cached_per_sample(tiny_lms, tmp_path, monkeypatch):
     info = tiny_lms("llama")
     t = trainer(tmp_path, info, [{"name": "p", "train": ["projector"], "steps": 2, "lr": 1e-3}])
     assert t.run()["state"] == "done"
     files = sorted((tmp_path / "prepared" / "features").rglob("*.safetensors"))
     assert len(files) == 5  # 4 training + 1 validation sample, each encoded once
     assert t.cache_features
+    events = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [e["samples"] for e in events if e["event"] == "features"] == [5]  # before the first step
+    assert [e["event"] for e in events].index("features") < [e["event"] for e in events].index("step")
+    # a second run reads the cached tokens instead of encoding again
+    again = trainer(tmp_path, info, [{"name": "p", "train": ["projector"], "steps": 1, "lr": 1e-3}], run="again")
+
+    def no_encoding(self, volumes):
+        raise AssertionError("a cached sample was encoded again")
+
+    monkeypatch.setattr(ReportModel, "encode", no_encoding)
+    st = again.run()
+    assert st["state"] == "done"
+    assert torch.equal(again._features["case0"], t._features["case0"])
 
 
 def test_a_frozen_encoder_cannot_be_listed_as_trained(tiny_lms, tmp_path):
