@@ -275,3 +275,24 @@ def test_learning_rate_warms_up_then_decays():
     assert lr_at(1, 10, 1.0, 0.2, "cosine") == pytest.approx(1.0)
     assert lr_at(9, 10, 1.0, 0.2, "cosine") < 0.05
     assert lr_at(5, 10, 1.0, 0.0, "constant") == 1.0
+
+
+def test_option_log_likelihoods_sum_the_answer_tokens(tiny_lms):
+    lm = CausalLM(lm_options(tiny_lms("qwen2")))
+    img = torch.randn(1, 2, HIDDEN)
+    prompt = "describe . choices : A . cyst B . stone"
+    scores = lm.option_log_likelihoods(prompt, ["A", "B"], img)
+    enc = lm.encode_sample(2, prompt, "B", 64)
+    batch = lm.collate([enc])
+    with torch.no_grad():
+        logp = torch.log_softmax(lm(batch["input_ids"], batch["attention_mask"], img).float(), dim=-1)[0]
+    manual = sum(float(logp[t - 1, enc.ids[t]]) for t, lab in enumerate(enc.labels) if lab != IGNORE)
+    assert scores[1] == pytest.approx(manual, abs=1e-4) and len(scores) == 2 and scores[0] != scores[1]
+
+
+def test_bf16_autocast_trains_on_cpu(tiny_lms, tmp_path):
+    info = tiny_lms("llama")
+    t = trainer(tmp_path, info, [{"name": "p", "train": ["projector", "lora"], "steps": 2, "lr": 1e-3}], precision="bf16")
+    st = t.run()
+    assert st["state"] == "done", st.get("traceback")
+    assert st["amp"] == "bfloat16" and math_finite(st["loss"])
