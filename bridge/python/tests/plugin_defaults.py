@@ -32,3 +32,18 @@ def fill_options(plugin_dir: str | Path, partials: list[dict]) -> list[dict]:
     if r.returncode != 0:
         raise RuntimeError(f"reading the descriptor of {plugin_dir} failed: {r.stderr.strip()[-500:]}")
     return json.loads(r.stdout)
+
+
+_CASE_OPTIONS: dict[str, list[dict]] = {}
+
+
+def case_options(plugin_dir: str | Path, extra: list[dict] | None = None) -> list[dict]:
+    """The filled options of every case in the plugin's tests/cases.json (in order), then of ``extra``: one
+    tsx run per plugin folder and test process, however many cases use them."""
+    from llmed.plugin_cases import read_cases
+
+    key = json.dumps([str(plugin_dir), extra or []])
+    if key not in _CASE_OPTIONS:
+        partials = [c.get("options", {}) for c in read_cases(plugin_dir)] + list(extra or [])
+        _CASE_OPTIONS[key] = fill_options(plugin_dir, partials)
+    return _CASE_OPTIONS[key]

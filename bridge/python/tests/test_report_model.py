@@ -296,3 +296,17 @@ def test_bf16_autocast_trains_on_cpu(tiny_lms, tmp_path):
     st = t.run()
     assert st["state"] == "done", st.get("traceback")
     assert st["amp"] == "bfloat16" and math_finite(st["loss"])
+
+
+def test_gradient_checkpointing_gives_the_same_step(tiny_lms, tmp_path):
+    info = tiny_lms("llama")
+    stages = [{"name": "p", "train": ["projector", "lora"], "steps": 1, "lr": 1e-3}]
+    plain = trainer(tmp_path, info, stages, run="plain")
+    ckpt = trainer(tmp_path, info, stages, run="ckpt", gradientCheckpointing=True)
+    a, b = plain.run(), ckpt.run()
+    assert a["state"] == b["state"] == "done", b.get("traceback")
+    base = ckpt.model.lm.model.get_base_model()
+    assert base.is_gradient_checkpointing
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+    grads = [(p.grad, q.grad) for p, q in zip(plain.model.projector.parameters(), ckpt.model.projector.parameters())]
+    assert all(torch.allclose(g, h, rtol=1e-4, atol=1e-7) for g, h in grads)

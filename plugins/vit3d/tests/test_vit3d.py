@@ -12,7 +12,7 @@ import torch
 HERE = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(HERE / "python"), str(HERE.parents[1] / "bridge/python"), str(HERE.parents[1] / "bridge/python/tests")]
 from llmed_vit3d import _MONAI_RULES, build, map_monai_keys, patchify  # noqa: E402
-from plugin_defaults import fill_options  # noqa: E402
+from plugin_defaults import case_options  # noqa: E402
 
 from llmed.plugin_cases import case_value, read_cases  # noqa: E402
 from llmed.weights import WeightsError  # noqa: E402
@@ -24,12 +24,12 @@ IMAGE = {"type": "volume", "channels": 1, "spatial": [8, 8, 4]}
 
 @pytest.fixture(scope="module")
 def tiny_options():
-    return fill_options(HERE, [TINY, {**TINY, "trainable": False}, {}])
+    return case_options(HERE, [TINY, {**TINY, "trainable": False}, {}])[-3:]
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
-def test_cases(case):
-    (options,) = fill_options(HERE, [case.get("options", {})])
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[c["name"] for c in CASES])
+def test_cases(index):
+    case, options = CASES[index], case_options(HERE)[index]
     model = build(options, {"image": case["inputs"]["imageShape"]})
     out = model(torch.from_numpy(case_value(case["inputs"]["image"])))
     assert list(out.shape) == case["expected"]["tokens"]["shape"]
