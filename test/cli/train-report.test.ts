@@ -75,6 +75,14 @@ describe('llmed train (report generation)', () => {
     const check = llmed(['config', 'check', 'tiny-report'], { cwd: root });
     expect(check.status, check.stderr).toBe(0);
     expect(check.stdout).toContain('checkpoint checkpoints/tiny-llama3 found');
+    expect(check.stdout).toMatch(/Python side of model\.llm builds: .*end-of-text <\|end_of_text\|>/);
+    // an end-of-text token the tokenizer does not have fails the check, naming the config
+    const bad = config({ align: 1, lora: 2 });
+    bad.model.llm.with.endOfText = '<|no_such_token|>';
+    writeFileSync(join(root, 'configs', 'tiny-report', 'bad.json'), JSON.stringify(bad));
+    const failed = llmed(['config', 'check', join(root, 'configs', 'tiny-report', 'bad.json')], { cwd: root });
+    expect(failed.status).toBe(1);
+    expect(failed.stderr).toMatch(/^error\[plugin\] configs\/tiny-report\/bad\.json: model\.llm \(llama3\): the causal LM cannot be built: endOfText '<\|no_such_token\|>' is not a token/);
 
     const r = llmed(['train', 'tiny-report', '--device', 'cpu'], { cwd: root, timeoutMs: 240_000 });
     expect(r.status, r.stderr).toBe(0);

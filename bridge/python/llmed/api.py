@@ -205,6 +205,36 @@ def wait(timeout_s: float = 10.0) -> dict:
 
 
 @structured
+def check_report_llm(spec_path: str, workspace_root: str | None = None) -> dict:
+    """The Python side of a report spec's causal LM, without reading weights: the checkpoint's config loads
+    with transformers' Auto classes as one of the family's model types, and its tokenizer loads, takes the
+    image token as one token and has the end-of-text token the options name."""
+    from pathlib import Path as _Path
+
+    from transformers import AutoConfig
+
+    from .causal_lm import _folder, load_tokenizer
+
+    spec = _read_json(spec_path, "model spec", "config")
+    node = spec.get("llm") or {}
+    options = node.get("options") or {}
+    folder = _folder(str(options.get("checkpoint", "")), workspace_root)
+    if not _Path(folder, "config.json").is_file():
+        return {"ok": True, "checked": [], "skipped": [node.get("path")]}
+    where = f"{node.get('path')} ({node.get('id')})"
+    try:
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        types = (options.get("family") or {}).get("modelTypes") or []
+        if types and config.model_type not in types:
+            raise ValueError(f"model_type {config.model_type!r} is not one of {', '.join(types)}")
+        tok, image_id, eot_id, _, _ = load_tokenizer(options, _Path(folder))
+    except Exception as e:  # noqa: BLE001 — every reason is reported as the node's
+        return _error("plugin", f"{where}: the causal LM cannot be built: {e}", where=node.get("path"))
+    return {"ok": True, "checked": [node.get("path")], "imageTokenId": image_id, "endOfTextId": eot_id,
+            "endOfText": tok.convert_ids_to_tokens(eot_id), "vocab": len(tok)}
+
+
+@structured
 def check_llm_nodes(spec_path: str, workspace_root: str | None = None, plugins: dict | None = None) -> dict:
     """Whether the Python side of each LLM backbone node can be built, without reading weights: its plugin
     module imports, its family resolves to transformers classes that import, and the checkpoint's config

@@ -59,10 +59,48 @@ def _folder(checkpoint: str, workspace_root: str | os.PathLike | None) -> Path:
     return path
 
 
+def load_tokenizer(options: dict, folder: Path):
+    """The checkpoint's tokenizer with the image token added; returns (tokenizer, image id, end-of-text id,
+    pad id, size before the addition). Reads no weights (``llmed config check`` uses it)."""
+    from transformers import AddedToken, AutoTokenizer
+
+    try:
+        # tokenizer.json is the tokenizer itself (the Rust tokenizers file, which Node's tokenizer reads too):
+        # load it as written rather than letting a family class rebuild it from its vocabulary.
+        if (folder / "tokenizer.json").is_file():
+            from transformers import PreTrainedTokenizerFast
+            tok = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
+        else:
+            tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    except Exception as err:
+        raise CausalLMError(f"cannot load the tokenizer: {type(err).__name__}: {err}", where=str(folder),
+                            hint="the folder needs tokenizer.json (or tokenizer.model) and tokenizer_config.json") from None
+    # --- tokenizer: one special image token, end-of-text, padding -------------------------------
+    old_len = len(tok)
+    image_token = str(options.get("imageToken", "<im_patch>"))
+    tok.add_tokens([AddedToken(image_token, special=True, normalized=False)], special_tokens=True)
+    image_id = int(tok.convert_tokens_to_ids(image_token))
+    if tok(image_token, add_special_tokens=False)["input_ids"] != [image_id]:
+        raise CausalLMError(f"{image_token} does not tokenise as one token", where=str(folder))
+    eot = options.get("endOfText")
+    if eot:
+        eot_id = tok.convert_tokens_to_ids(eot)
+        if eot_id is None or eot_id == tok.unk_token_id or tok.convert_ids_to_tokens(eot_id) != eot:
+            raise CausalLMError(f"endOfText {eot!r} is not a token of this tokenizer", where=str(folder), kind="config")
+        eot_id = int(eot_id)
+    elif tok.eos_token_id is not None:
+        eot_id = int(tok.eos_token_id)
+    else:
+        raise CausalLMError("the tokenizer has no eos token; set model.llm.with.endOfText", where=str(folder), kind="config")
+    pad_id = int(tok.pad_token_id) if tok.pad_token_id is not None else eot_id
+
+    return tok, image_id, eot_id, pad_id, old_len
+
+
 class CausalLM(nn.Module):
     def __init__(self, options: dict, workspace_root: str | os.PathLike | None = None):
         super().__init__()
-        from transformers import AddedToken, AutoConfig, AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM
 
         self.options = dict(options)
         folder = _folder(str(options["checkpoint"]), workspace_root)
@@ -79,17 +117,6 @@ class CausalLM(nn.Module):
         if int(options.get("hiddenSize", config.hidden_size)) != int(config.hidden_size):
             raise CausalLMError(f"hiddenSize {options['hiddenSize']} does not match the checkpoint's hidden_size {config.hidden_size}",
                                 where=str(folder / "config.json"), kind="shape")
-        try:
-            # tokenizer.json is the tokenizer itself (the Rust tokenizers file, which Node's tokenizer reads too):
-            # load it as written rather than letting a family class rebuild it from its vocabulary.
-            if (folder / "tokenizer.json").is_file():
-                from transformers import PreTrainedTokenizerFast
-                tok = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
-            else:
-                tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
-        except Exception as err:
-            raise CausalLMError(f"cannot load the tokenizer: {type(err).__name__}: {err}", where=str(folder),
-                                hint="the folder needs tokenizer.json (or tokenizer.model) and tokenizer_config.json") from None
         if options.get("init", "pretrained") == "pretrained":
             model, info = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
                                                                output_loading_info=True)
@@ -104,24 +131,7 @@ class CausalLM(nn.Module):
             model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
         model.config.use_cache = False
 
-        # --- tokenizer: one special image token, end-of-text, padding -------------------------------
-        old_len = len(tok)
-        image_token = str(options.get("imageToken", "<im_patch>"))
-        tok.add_tokens([AddedToken(image_token, special=True, normalized=False)], special_tokens=True)
-        self.image_id = int(tok.convert_tokens_to_ids(image_token))
-        if tok(image_token, add_special_tokens=False)["input_ids"] != [self.image_id]:
-            raise CausalLMError(f"{image_token} does not tokenise as one token", where=str(folder))
-        eot = options.get("endOfText")
-        if eot:
-            eot_id = tok.convert_tokens_to_ids(eot)
-            if eot_id is None or eot_id == tok.unk_token_id or tok.convert_ids_to_tokens(eot_id) != eot:
-                raise CausalLMError(f"endOfText {eot!r} is not a token of this tokenizer", where=str(folder), kind="config")
-            self.eot_id = int(eot_id)
-        elif tok.eos_token_id is not None:
-            self.eot_id = int(tok.eos_token_id)
-        else:
-            raise CausalLMError("the tokenizer has no eos token; set model.llm.with.endOfText", where=str(folder), kind="config")
-        self.pad_id = int(tok.pad_token_id) if tok.pad_token_id is not None else self.eot_id
+        tok, self.image_id, self.eot_id, self.pad_id, old_len = load_tokenizer(options, folder)
         self.tokenizer = tok
 
         rows = model.get_input_embeddings().weight.shape[0]

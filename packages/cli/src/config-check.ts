@@ -13,6 +13,7 @@ export async function configCheck(args: ParsedArgs): Promise<number> {
   if (!target) throw new LlmedError('usage', 'config check needs an experiment name or a config file', { hint: 'llmed config check abdomen-mrct' });
   const any = await loadAnyExperiment(target);
   if (any.task === 'report') return reportCheck(any, Boolean(args.flags.json));
+
   const ex = any;
   const pythonNote = await checkLlmPythonSide(ex);
   if (args.flags.json) {
@@ -40,7 +41,7 @@ export async function configCheck(args: ParsedArgs): Promise<number> {
 }
 
 /** The report-generation form of the check: the composed chain and what is still missing on disk. */
-function reportCheck(ex: Loaded & ReportExperiment, json: boolean): number {
+async function reportCheck(ex: Loaded & ReportExperiment, json: boolean): Promise<number> {
   if (json) {
     process.stdout.write(`${JSON.stringify(ex.spec, null, 2)}\n`);
     return 0;
@@ -58,8 +59,36 @@ function reportCheck(ex: Loaded & ReportExperiment, json: boolean): number {
   }
   const root = dataRoot(ex.ws.root, ex.config as never);
   notes.push(`data: ${ex.config.data.title} at ${relative(process.cwd(), root) || root} ${existsSync(root) ? 'found' : 'not found — needed for prepare/train'}`);
+  const llmReady = llm.options.checkpointFound && !ex.registry.get(llm.id).causalLM?.missing(llm.options as never, { workspaceRoot: ex.ws.root });
+  if (llmReady) notes.push(await checkPython(ex, 'check_report_llm', ex.spec, (r) => `Python side of model.llm builds: transformers config, tokenizer with ${String(llm.options.imageToken)} as token ${String(r.imageTokenId)}, end-of-text ${String(r.endOfText)} (${String(r.endOfTextId)})`));
   for (const n of notes) console.log(`  · ${n}`);
   return 0;
+}
+
+/** Run one `llmed.api` check on the spec in the workspace's Python; a failure fails the check naming the config. */
+async function checkPython(ex: Loaded & { configFile: string }, fn: string, spec: unknown, say: (r: Record<string, unknown>) => string): Promise<string> {
+  const { BRIDGE_PYTHON_ROOT, resolvePythonBin } = await import('@llmed/bridge');
+  const python = [ex.ws.root, join(BRIDGE_PYTHON_ROOT, '..', '..')].map((root) => { try { return resolvePythonBin(root); } catch { return null; } }).find(Boolean);
+  if (!python) return `the Python side (${fn}) was not checked: no Python environment (npm run setup)`;
+  const dir = mkdtempSync(join(tmpdir(), 'llmed-check-'));
+  try {
+    const specFile = join(dir, 'spec.json');
+    writeFileSync(specFile, JSON.stringify(spec));
+    const code = `import json, sys\nfrom llmed.api import ${fn}\nprint(json.dumps(${fn}(sys.argv[1], sys.argv[2])))`;
+    const r = spawnSync(python, ['-c', code, specFile, ex.ws.root], {
+      encoding: 'utf8', timeout: 300_000, env: { ...process.env, PYTHONPATH: [BRIDGE_PYTHON_ROOT, process.env.PYTHONPATH].filter(Boolean).join(':') },
+    });
+    let result: Record<string, unknown> & { ok?: boolean; message?: string };
+    try {
+      result = JSON.parse((r.stdout ?? '').trim().split('\n').pop() ?? '');
+    } catch {
+      throw new LlmedError('bridge', `could not run the Python check ${fn}: ${(r.stderr || r.error?.message || 'no answer').trim().split('\n').pop()}`, { where: relative(process.cwd(), ex.configFile) || ex.configFile });
+    }
+    if (!result.ok) throw new LlmedError('plugin', result.message ?? `${fn} failed`, { where: relative(process.cwd(), ex.configFile) || ex.configFile });
+    return say(result);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** A copy of `value` whose strings naming paths under `root` read `<workspace>/relative/path`. */
