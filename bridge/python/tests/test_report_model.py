@@ -310,3 +310,30 @@ def test_gradient_checkpointing_gives_the_same_step(tiny_lms, tmp_path):
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
     grads = [(p.grad, q.grad) for p, q in zip(plain.model.projector.parameters(), ckpt.model.projector.parameters())]
     assert all(torch.allclose(g, h, rtol=1e-4, atol=1e-7) for g, h in grads)
+
+
+def test_the_papers_groups_train_the_vit_projector_lora_and_embeddings(tiny_lms, tmp_path):
+    info = tiny_lms("llama3")
+    spec = spec_for(info, encoder_trainable=True)
+    t = trainer(tmp_path, info, [{"name": "lora", "train": ["encoder", "projector", "lora", "embeddings"], "steps": 1, "lr": 1e-3}], spec=spec)
+    st = t.run()
+    assert st["state"] == "done", st.get("traceback")
+    assert not t.cache_features  # a trained encoder sees the volumes every step
+    from safetensors.torch import load_file
+    saved = load_file(str(tmp_path / "run" / "checkpoints" / "last.safetensors"))
+    assert any(k.startswith("encoder.blocks.0.") for k in saved)
+    assert any("embed_tokens" in k for k in saved) and any("lm_head" in k for k in saved)  # untied: both saved
+    assert not any(k.endswith("q_proj.base_layer.weight") for k in saved)  # the frozen decoder weights are not
+
+
+def test_new_tokens_group_trains_only_the_added_rows(tiny_lms):
+    lm = CausalLM(lm_options(tiny_lms("phi3")))
+    lm.set_trainable({"new-tokens"})
+    enc = lm.encode_sample(0, "describe", "the liver", 32)
+    ids = torch.tensor([enc.ids + [lm.image_id]])
+    logits = lm(ids, torch.ones_like(ids))
+    logits.float().pow(2).mean().backward()
+    for p in lm.embedding_params():
+        nonzero = torch.nonzero(p.grad.abs().sum(dim=1)).flatten().tolist()
+        assert nonzero == [lm.image_id]
+    assert all(p.grad is None for p in lm.lora_params())
