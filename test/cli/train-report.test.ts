@@ -95,5 +95,22 @@ describe('llmed train (report generation)', () => {
     expect(events.filter((e) => e.event === 'step')).toHaveLength(3);
     expect(existsSync(join(run, 'checkpoints', 'last.safetensors'))).toBe(true);
     expect(JSON.parse(readFileSync(join(run, 'spec.json'), 'utf8')).task).toBe('report');
-  }, 300_000);
+
+    // a time budget stops after the first step with checkpoints/last; --resume finishes the run
+    const budget = config({ align: 1, lora: 2 });
+    (budget.train as Record<string, unknown>).timeBudgetMinutes = 0.000001;
+    writeFileSync(join(root, 'configs', 'tiny-report', 'config.json'), JSON.stringify(budget));
+    const part = join(root, 'runs', 'budget');
+    const first = llmed(['train', 'tiny-report', '--device', 'cpu', '--run-dir', part], { cwd: root, timeoutMs: 240_000 });
+    expect(first.status, first.stderr).toBe(0);
+    expect(first.stdout).toMatch(/training stopped at step 1\/3 .*time budget/);
+    const again = llmed(['train', 'tiny-report', '--device', 'cpu', '--resume', part], { cwd: root, timeoutMs: 240_000 });
+    expect(again.status, again.stderr).toBe(0);
+    expect(again.stdout).toMatch(/training stopped at step 2\/3/);  // the run's own config.json keeps its budget
+    const last = llmed(['train', 'tiny-report', '--device', 'cpu', '--resume', part], { cwd: root, timeoutMs: 240_000 });
+    expect(last.status, last.stderr).toBe(0);
+    expect(last.stdout).toMatch(/training done at step 3\/3/);
+    const steps = readFileSync(join(part, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.event === 'step');
+    expect(steps.map((e) => e.step)).toEqual([1, 2, 3]);
+  }, 400_000);
 });
