@@ -113,3 +113,11 @@ def test_a_pickled_object_is_refused(tmp_path, tiny_options):
     torch.save({"x": Payload()}, str(file))  # an arbitrary pickled object: a weights-only load refuses it
     with pytest.raises(WeightsError, match="weights-only"):
         build({**tiny_options[0], "weights": str(file)}, {"image": IMAGE})
+
+
+def test_paper_sizes_have_the_parameter_count_of_m3ds_vit(tiny_options):
+    # spec §3.3: ViT3D ≈ 87.4 M parameters (patch embedding, position embedding, CLS, 12 blocks, final norm)
+    model = build(tiny_options[2], {"image": {"type": "volume", "channels": 1, "spatial": [256, 256, 32]}})
+    count = sum(p.numel() for p in model.parameters())
+    assert count == pytest.approx(87.4e6, rel=0.002)
+    assert model.position.shape == (1, 2048, 768) and model.blocks[0].attn.qkv.bias is None
