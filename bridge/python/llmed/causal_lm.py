@@ -117,8 +117,10 @@ class CausalLM(nn.Module):
         if int(options.get("hiddenSize", config.hidden_size)) != int(config.hidden_size):
             raise CausalLMError(f"hiddenSize {options['hiddenSize']} does not match the checkpoint's hidden_size {config.hidden_size}",
                                 where=str(folder / "config.json"), kind="shape")
+        # loadDtype (set by the report trainer, not a config option): bfloat16 halves an 8 B model's memory on a GPU
+        dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[str(options.get("loadDtype", "float32"))]
         if options.get("init", "pretrained") == "pretrained":
-            model, info = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=torch.float32,
+            model, info = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype,
                                                                output_loading_info=True)
             problems = []
             for what in ("missing_keys", "unexpected_keys", "mismatched_keys"):
@@ -128,7 +130,7 @@ class CausalLM(nn.Module):
             if problems:
                 raise CausalLMError("checkpoint does not load strictly: " + "; ".join(problems), where=str(folder))
         else:
-            model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+            model = AutoModelForCausalLM.from_config(config, dtype=dtype)
         model.config.use_cache = False
 
         tok, self.image_id, self.eot_id, self.pad_id, old_len = load_tokenizer(options, folder)

@@ -252,18 +252,6 @@ class ReportTrainer(Trainer):
         self.val_samples = self.data.split("val", kinds)[: self.val_limit]
         self.sampler = PairSampler(len(self.train_samples), self.seed)
 
-        self.model = self.report_factory(self.spec).to(self.device)
-        groups_ever = {g for s in self.stages for g in s["train"]}
-        self.model.set_stage(sorted(groups_ever))
-        trainable_ever = {n for n, p in self.model.named_parameters() if p.requires_grad}
-        self.base_names = [n for n, _ in self.model.named_parameters() if n not in trainable_ever]
-        self.base_sha = self._base_fingerprint()
-        self.cache_features = "encoder" not in groups_ever
-        self._features: dict[str, torch.Tensor] = {}
-        self.feature_dir = Path(opts.get("featureCache") or self.prepared_dir / "features") / self._feature_key()
-        if t.get("gradientCheckpointing"):
-            self.model.lm.gradient_checkpointing()
-
         precision = str(opts.get("precision", t.get("precision", "auto")))
         self.amp_dtype = None
         if precision != "fp32":
@@ -272,6 +260,30 @@ class ReportTrainer(Trainer):
             elif self.device.type == "cpu" and (precision == "bf16" or cpu_has_bf16()):
                 self.amp_dtype = torch.bfloat16
         self.scaler = None
+        # The frozen LLM weights in bf16 on a GPU that trains in bf16 (an 8 B model: 16 GB instead of 32); what
+        # trains stays float32 (AdamW on bf16 weights loses small updates). ``options.llmDtype`` forces one.
+        llm_dtype = str(opts.get("llmDtype", "auto"))
+        if llm_dtype == "auto":
+            llm_dtype = "bfloat16" if self.device.type == "cuda" and self.amp_dtype == torch.bfloat16 else "float32"
+        build_spec = self.spec
+        if llm_dtype != "float32":
+            build_spec = json.loads(json.dumps(self.spec))
+            build_spec["llm"]["options"]["loadDtype"] = llm_dtype
+        self.model = self.report_factory(build_spec).to(self.device)
+        groups_ever = {g for s in self.stages for g in s["train"]}
+        self.model.set_stage(sorted(groups_ever))
+        trainable_ever = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        for n, p in self.model.named_parameters():
+            if n in trainable_ever and p.dtype != torch.float32:
+                p.data = p.data.float()
+        self.base_names = [n for n, _ in self.model.named_parameters() if n not in trainable_ever]
+        self.base_sha = self._base_fingerprint()
+        self.cache_features = "encoder" not in groups_ever
+        self._features: dict[str, torch.Tensor] = {}
+        self.feature_dir = Path(opts.get("featureCache") or self.prepared_dir / "features") / self._feature_key()
+        if t.get("gradientCheckpointing"):
+            self.model.lm.gradient_checkpointing()
+
 
         # Stages as phases: (index 1.., start, steps).
         self.stage_bounds, start = [], 0
@@ -298,7 +310,7 @@ class ReportTrainer(Trainer):
                     trainable=sum(p.numel() for n, p in self.model.named_parameters() if n in trainable_ever),
                     baseWeights=len(self.base_names), batchSize=self.batch_size, gradientAccumulation=self.accumulate,
                     trainSamples=len(self.train_samples), valSamples=len(self.val_samples),
-                    cachedFeatures=self.cache_features, imageTokens=self.model.image_tokens)
+                    cachedFeatures=self.cache_features, imageTokens=self.model.image_tokens, llmDtype=llm_dtype)
 
     def _base_fingerprint(self) -> str:
         """What the frozen weights are: the LLM folder's files (names, sizes) and the frozen plugin options.

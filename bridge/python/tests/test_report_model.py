@@ -337,3 +337,16 @@ def test_new_tokens_group_trains_only_the_added_rows(tiny_lms):
         nonzero = torch.nonzero(p.grad.abs().sum(dim=1)).flatten().tolist()
         assert nonzero == [lm.image_id]
     assert all(p.grad is None for p in lm.lora_params())
+
+
+def test_frozen_llm_weights_in_bf16_with_float32_trainables(tiny_lms, tmp_path):
+    info = tiny_lms("qwen2")
+    t = trainer(tmp_path, info, [{"name": "p", "train": ["projector", "lora", "embeddings"], "steps": 2, "lr": 1e-3}],
+                options={"llmDtype": "bfloat16"}, precision="bf16")
+    st = t.run()
+    assert st["state"] == "done", st.get("traceback")
+    params = dict(t.model.lm.model.named_parameters())
+    base = [p for n, p in params.items() if n.endswith("q_proj.base_layer.weight")]
+    assert base and all(p.dtype == torch.bfloat16 for p in base)
+    assert all(p.dtype == torch.float32 for p in t.model.lm.lora_params() + t.model.lm.embedding_params())
+    assert json.loads((tmp_path / "run" / "spec.json").read_text())["llm"]["options"].get("loadDtype") is None
