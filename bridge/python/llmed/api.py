@@ -303,12 +303,23 @@ def describe_model(spec_path: str, workspace_root: str | None = None, plugins: d
 
 @structured
 def export_model(run_dir: str, tag: str = "best", out_dir: str | None = None, workspace_root: str | None = None,
-                 threads: int | None = None, plugins: dict | None = None) -> dict:
-    """ONNX export of a run's field predictor with its manifest and parity check (llmed.export); the
-    model is built from ``plugins`` (the registered plugins by id), never from paths in the run folder."""
+                 threads: int | None = None, plugins: dict | None = None, prompts: dict | None = None) -> dict:
+    """ONNX export of a run with its manifest and parity check: a registration run's field predictor
+    (llmed.export), or a report run's vision path and decoder (llmed.export_report, ``prompts`` from the
+    TypeScript side); the model is built from ``plugins`` (the registered plugins by id), never from paths
+    in the run folder."""
     from .export import export_run
 
     _require_plugins(plugins, str(Path(run_dir) / "spec.json"))
+    spec = json.loads((Path(run_dir) / "spec.json").read_text()) if (Path(run_dir) / "spec.json").is_file() else {}
+    if spec.get("task") == "report":
+        from .export_report import export_report_run
+
+        if not prompts:
+            raise ValueError("a report export needs the prompt templates (prompts)")
+        manifest = export_report_run(run_dir, tag, out_dir, plugins=plugins, prompts=prompts, workspace_root=workspace_root)
+        out = Path(out_dir).resolve() if out_dir else Path(run_dir).resolve() / "export"
+        return {"exportDir": str(out), "manifest": manifest}
     manifest = export_run(run_dir, tag, out_dir, workspace_root=workspace_root, threads=threads, plugins=plugins)
     out = Path(out_dir).resolve() if out_dir else Path(run_dir).resolve() / "export"
     return {"exportDir": str(out), "manifest": manifest}

@@ -180,3 +180,51 @@ def export_report_model(vision: nn.Module, lm: nn.Module, tokenizer: Any, out_di
         return manifest
 
     return publish_staged(write, out_dir)
+
+
+class VisionPath(nn.Module):
+    """The trained encoder and projector as one graph: preprocessed image → image tokens of the LLM's width."""
+
+    def __init__(self, encoder: nn.Module, projector: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+        self.projector = projector
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.encoder(image))
+
+
+def export_report_run(run_dir: str | Path, tag: str = "best", out_dir: str | Path | None = None, *, plugins: dict,
+                      prompts: dict[str, str], workspace_root: str | None = None, parity_samples: int = 2,
+                      parity_steps: int = 8) -> dict[str, Any]:
+    """Export a trained report run (llmed.report): vision path, LoRA-merged decoder, tokenizer, manifest.
+
+    ``prompts`` are the text templates after the image tokens, from the TypeScript side that owns them
+    (@llmed/reports: ``{region}`` in the report prompt, ``{question}`` and ``{choices}`` in the VQA one); the
+    tokenizer's prefix specials (BOS) and the ``{image}`` mark go in front, as the trainer lays out a sample.
+    Parity runs on the first ``parity_samples`` test images of the run's prepared folder."""
+    from .report import ReportData, load_report_model
+    from .train import read_run_json
+
+    run = Path(run_dir).resolve()
+    config = read_run_json(run, "config.json")
+    model, record = load_report_model(run, tag, "cpu", workspace_root, plugins)
+    lm = model.lm
+    merged = lm.model.merge_and_unload() if hasattr(lm.model, "merge_and_unload") else lm.model
+    merged.config.use_cache = True
+    prefix = lm.tokenizer.decode(lm._prefix()) if lm._prefix() else ""
+    templates = {kind: prefix + "{image}" + text for kind, text in prompts.items()}
+    prepared = Path(config["data"].get("prepared") or Path(workspace_root or ".") / ".cache" / "prepared" / config["name"])
+    if not prepared.is_absolute():
+        prepared = Path(workspace_root or ".") / prepared
+    data = ReportData(prepared)
+    tests = data.split("test") or data.split("val") or data.split("train")
+    images = [data.volume(s).unsqueeze(0).float().numpy() for s in tests[:parity_samples]]
+    shape = list(images[0].shape[2:])
+    region = next((s.region for s in tests if getattr(s, "region", None)), "abdomen")
+    return export_report_model(
+        VisionPath(model.encoder, model.projector), merged, lm.tokenizer, out_dir or run / "export", image_shape=shape,
+        preprocess=dict(config["data"]["preprocess"]), prompts=templates, image_token=lm.tokenizer.convert_ids_to_tokens(lm.image_id),
+        stop_ids=[int(lm.eot_id)], generation=dict(config.get("generate", {})), parity_images=images, parity_region=region,
+        parity_steps=parity_steps,
+        source={"experiment": config["name"], "run": run.name, "tag": tag, "step": record.get("step") if isinstance(record, dict) else None})

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { acquireWriteLock, checkSpecPlugins, LlmedError, readJsonFile, recoverFolder, type ModelSpec } from '@llmed/core';
 import { checkOutputFolder } from '@llmed/runtime';
+import { regionPrompt } from '@llmed/reports';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadContext } from './context.ts';
 import { resolveRun } from './runs.ts';
@@ -26,7 +27,10 @@ export async function exportRun(runDir: string, opts: { tag?: 'best' | 'last'; o
   // The run folder names its plugins by id; their code comes from this workspace's registry, never from
   // paths in spec.json (a run folder is data).
   const specFile = join(runDir, 'spec.json');
-  checkSpecPlugins(readJsonFile(specFile) as ModelSpec, registry, specFile);
+  const spec = readJsonFile(specFile) as ModelSpec & { task?: string };
+  checkSpecPlugins(spec, registry, specFile);
+  // A report run's prompt templates come from the code that wrote its training prompts (@llmed/reports).
+  const prompts = spec.task === 'report' ? { report: regionPrompt('{region}'), vqa: '{question} Choices: {choices}' } : undefined;
   const plugins = registry.pythonEntries();
   const target = resolve(opts.outDir ?? join(runDir, 'export'));
   checkOutputFolder(target, 'export');
@@ -49,7 +53,7 @@ export async function exportRun(runDir: string, opts: { tag?: 'best' | 'last'; o
     session = await PythonSession.open({ workspaceRoot: ws.root });
     if (signalled) throw signalled;
     await Promise.race([session.addImportPaths(pluginImportPaths(plugins)), cancelled]);
-    return await Promise.race([session.exportModel(runDir, { ...opts, workspaceRoot: ws.root, plugins }), session.exited, cancelled]);
+    return await Promise.race([session.exportModel(runDir, { ...opts, workspaceRoot: ws.root, plugins, prompts }), session.exited, cancelled]);
   } catch (e) {
     if (session && isCancellation(e)) await stopExport(session, target);
     throw e;

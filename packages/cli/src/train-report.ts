@@ -5,20 +5,20 @@
  * print a generated report beside its reference at the end.
  */
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
-import { isAbsolute, join, relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import { checkSpecPlugins, LlmedError, readJsonFile, withWriteLock, type ReportExperimentConfig, type ReportModelSpec } from '@llmed/core';
 import type { TrainStatus } from '@llmed/bridge';
 import type { Loaded, ReportExperiment } from './context.ts';
 import { formatSeconds, Progress } from './progress.ts';
+import { runReportPrepare } from './data.ts';
+import { reportPreparedDir as preparedReportDir } from '@llmed/data';
 import { failedRun, type TrainOptions } from './train.ts';
 
 export const REPORT_TRAINER = 'llmed.report:ReportTrainer';
 
 /** The prepared folder a report experiment trains from: data.prepared, else .cache/prepared/<name>. */
-export function reportPreparedDir(root: string, ex: ReportExperiment): string {
-  const p = ex.config.data.prepared;
-  if (p) return isAbsolute(p) ? p : resolve(root, p);
-  return join(root, '.cache', 'prepared', ex.name);
+export function reportPreparedDir(_root: string, ex: ReportExperiment & Pick<Loaded, 'ws'>): string {
+  return preparedReportDir(ex.ws, ex.name, ex.config);
 }
 
 /** Every missing thing at once, each saying what to put where; nothing starts while one is missing. */
@@ -61,6 +61,9 @@ export async function trainReportExperiment(ex: Loaded & ReportExperiment, opts:
     checkSpecPlugins(spec, ex.registry, specFile);
     config = readJsonFile(join(runDir, 'config.json')) as ReportExperimentConfig;
   }
+  // A dataset llmed can read (or the stand-in it can generate) is prepared first, as for registration.
+  const generated = ex.config.data.source === 'standin' || existsSync(resolve(ex.ws.root, ex.config.data.root));
+  if (!opts.resume && generated) await runReportPrepare(ex.ws, ex.name, ex.config);
   checkReportRequirements(ex);
   if (opts.batchSize && !opts.resume) config.train.batchSize = opts.batchSize;
   if (opts.iterations && !opts.resume) {
