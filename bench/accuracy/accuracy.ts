@@ -56,7 +56,9 @@ const TABLES: Record<'warps' | 'oasis' | 'abdomen', { config: string; proxy: str
   },
 };
 
-const LLM_FAMILIES = ['llama2', 'llama3', 'phi3', 'qwen2'];
+// The registered LLM family plugins (LLMBackbone plugins backed by a checkpoint folder), filled from the
+// registry before any arm is patched: the benchmark keeps no list of families of its own.
+let LLM_FAMILIES: string[] = [];
 const llmNodes = (c: Config) => (c.model.block as Config[]).filter((b) => LLM_FAMILIES.includes(b.use) && !b.share);
 
 /** Another experiment's model and loss on this arm's data and grid (the token grid follows the input size). */
@@ -331,6 +333,7 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} cores (${cpus()[0]?.model.trim()}), ${(totalmem() / 2 ** 30).toFixed(0)} GiB, load ${loadavg().map((x) => x.toFixed(2)).join('/')} at start`;
   mkdirSync(WORK, { recursive: true });
   const registry = await loadRegistry(loadWorkspace(ROOT));
+  LLM_FAMILIES = registry.list().filter((d) => d.kind === 'LLMBackbone' && 'checkpoint' in ((d.options.properties as object) ?? {})).map((d) => d.id);
   const metricIds = ['dice', 'hd95', 'jacobian-nonpositive', 'sdlogj', 'endpoint-error'];
   const metrics: MetricPlugin[] = metricIds.map((id) => ({ id, runtime: registry.get(id, 'Metric').runtime as MetricRuntime }));
   const wanted = (id: string) => !only || only.includes(id);

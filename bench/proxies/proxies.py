@@ -386,9 +386,12 @@ def jacobian_nonpositive_percent(field_kji: np.ndarray) -> float:
 
 
 def mean_dice(a: np.ndarray, b: np.ndarray, labels: Sequence[int]) -> float:
-    """Mean Dice (llmed.metrics_ref) over the labels present in either map, each rounded to 4 digits first
-    (the dataset.json checks); NaN when none is present."""
-    from llmed.metrics_ref import dice
+    """Mean Dice (the dice plugin's numpy reference, plugins/dice/python) over the labels present in either map,
+    each rounded to 4 digits first (the dataset.json checks); NaN when none is present."""
+    plugin_python = str(Path(__file__).resolve().parents[2] / "plugins" / "dice" / "python")
+    if plugin_python not in sys.path:
+        sys.path.insert(0, plugin_python)
+    from llmed_dice import dice
 
     s = [round(v, 4) for v in dice(a, b, labels).values() if not math.isnan(v)]
     return round(float(np.mean(s)), 4) if s else float("nan")

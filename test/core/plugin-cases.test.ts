@@ -2,13 +2,15 @@
  * The per-plugin cases (`plugins/<id>/tests/cases.json`, packages/core/src/plugin-cases.ts): the decoder's
  * rules, then the TypeScript walk — every registered Metric with cases runs each of them and must give the
  * expected numbers, which the plugin's Python reference gave too (bridge/python/tests walks the same files).
- * A new Metric is tested here by adding a cases file to its folder, with no test file of its own.
+ * A text Metric runs its text cases through `computeText` (@llmed/text `runTextCase`). A new Metric is
+ * tested here by adding a cases file to its folder, with no test file of its own.
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { caseValue, isCaseTensor, loadRegistry, loadWorkspace, pluginOptions, readPluginCases, type CaseTensor, type LlmedError, type PluginDescriptor } from '@llmed/core';
+import { caseValue, isCaseTensor, isTextMetricRuntime, loadRegistry, loadWorkspace, pluginOptions, readPluginCases, type CaseTensor, type LlmedError, type PluginDescriptor } from '@llmed/core';
 import { metricInputFromCase, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { resultOutputs, runTextCase } from '@llmed/text';
 import { repoRoot, tempDir } from '../helpers/workspace.ts';
 
 describe('caseValue', () => {
@@ -106,9 +108,24 @@ describe('Metric plugin cases', () => {
   });
 
   describe.each(withCases.map((m) => [m.d.id, m] as const))('%s', (id, { d, dir }) => {
-    it.each(readPluginCases(dir!).map((c) => [c.name, c] as const))('%s', (_name, c) => {
+    const text = isTextMetricRuntime(d.runtime);
+    // it.for, not it.each: its callback also gets the test context (skip)
+    it.for(readPluginCases(dir!).map((c) => [c.name, c] as const))('%s', async ([, c], { skip }) => {
       const options = pluginOptions(d, c.options, `${dir}/tests/cases.json ${c.name}.options`);
-      const out = metricOutputs((d.runtime as MetricRuntime).compute(metricInputFromCase(c.inputs, `${id} case ${c.name}`), options));
+      const why = d.missing?.(options, { workspaceRoot: repoRoot });
+      if (why) return skip(why);
+      let out: Record<string, number>;
+      if (text) {
+        // A text Metric's cases give texts (candidates, references, VQA choices). GREEN's give a judge's
+        // answers instead, which its runtime gets only from a judge model: its own tests
+        // (plugins/green/tests) and the Python walk check those.
+        if (!Array.isArray(c.inputs.candidates)) return skip(`${id}: the case gives no candidates (${Object.keys(c.inputs).join(', ')}); checked by the plugin's own tests`);
+        const { result } = await runTextCase(d, c, { workspaceRoot: repoRoot });
+        if (result.skipped) return skip(`${id}: ${result.skipped}`);
+        out = resultOutputs(result);
+      } else {
+        out = metricOutputs((d.runtime as MetricRuntime).compute(metricInputFromCase(c.inputs, `${id} case ${c.name}`), options));
+      }
       expect(Object.keys(c.expected).length, 'a case must expect something').toBeGreaterThan(0);
       for (const [name, want] of Object.entries(c.expected)) {
         expect(typeof want, `${name}: a metric's outputs are numbers`).toBe('number');

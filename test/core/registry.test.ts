@@ -1,13 +1,15 @@
 /**
  * The registry walk (timm style): every plugin registered in the workspace is exercised from its own
  * descriptor — options default-filled and validated, shape rule run on its example, the inversify binding
- * resolved by id, a Metric run on its example values — so a new plugin is tested without writing a new test file. The Python side walks the
- * same list (`llmed plugins list --json`) and runs a forward pass of each torch module.
+ * resolved by id, a Metric run on its example values (label maps and fields, or texts for a text Metric)
+ * — so a new plugin is tested without writing a new test file. The Python side walks the same list
+ * (`llmed plugins list --json`) and runs a forward pass of each torch module.
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { didYouMean, type LlmedError, loadRegistry, resolveExperiment, loadWorkspace, PLUGIN, pluginKey, pluginOptions, PLUGIN_KINDS, type PluginDescriptor } from '@llmed/core';
+import { didYouMean, isTextMetricRuntime, type LlmedError, loadRegistry, resolveExperiment, loadWorkspace, PLUGIN, pluginKey, pluginOptions, PLUGIN_KINDS, type PluginDescriptor } from '@llmed/core';
 import { metricInputFromCase, type MetricRuntime } from '@llmed/imaging';
+import { caseTextInput } from '@llmed/text';
 import { repoRoot } from '../helpers/workspace.ts';
 
 const ws = loadWorkspace(repoRoot);
@@ -70,10 +72,29 @@ describe.each(all.map((d) => [d.id, d] as const))('plugin %s', (_id, d) => {
     expect(text).toMatch(/model\.x\.with\.notAnOption: is not a known setting/);
   });
 
-  it.runIf(d.kind === 'Metric')('runs on its example inputs and gives a finite number', () => {
-    // a Metric's example inputs are values (label maps, fields) in the plugin-cases encoding
-    const input = metricInputFromCase(d.example.inputs, `${d.id}.example.inputs`);
-    const r = (d.runtime as MetricRuntime).compute(input, pluginOptions(d, d.example.options, `${d.id}.example`));
+  it.runIf(d.kind === 'Metric')('runs on its example inputs and gives a finite number', async ({ skip }) => {
+    const options = pluginOptions(d, d.example.options, `${d.id}.example`);
+    // a resource outside npm and pip (METEOR's WordNet): the descriptor says what to install
+    const why = d.missing?.(options, { workspaceRoot: repoRoot });
+    if (why) return skip(why);
+    let r: { value: number; unit: string; higherIsBetter: boolean };
+    if (isTextMetricRuntime(d.runtime)) {
+      // a text Metric's example inputs are texts (candidates, references, VQA choices), as in its cases
+      const input = caseTextInput({ name: `${d.id}.example`, options: d.example.options, inputs: d.example.inputs, expected: {}, tolerance: 0 });
+      const t = await d.runtime.computeText(input, options, { workspaceRoot: repoRoot });
+      expect(t.perSample.length).toBe(input.samples.length);
+      if (t.skipped) {
+        // its model is not on this machine (the MiniLM export, a GREEN judge): the runtime says so, names
+        // where it looked and scores nothing
+        expect(t.skipped).toMatch(/\//);
+        expect(t.value).toBeNaN();
+        return skip(`${d.id}: ${t.skipped}`);
+      }
+      r = t;
+    } else {
+      // a registration Metric's example inputs are values (label maps, fields) in the plugin-cases encoding
+      r = (d.runtime as MetricRuntime).compute(metricInputFromCase(d.example.inputs, `${d.id}.example.inputs`), options);
+    }
     expect(Number.isFinite(r.value), `${d.id} gave ${r.value}`).toBe(true);
     expect(typeof r.unit).toBe('string');
     expect(typeof r.higherIsBetter).toBe('boolean');

@@ -1,8 +1,9 @@
 """The registered plugins as the TypeScript side describes them, for the Python tests.
 
-Each entry is ``{id, kind, options, optionsSchema, inputs, output?, python}``: the descriptor's example
-(options default-filled by ``@llmed/core``'s ``pluginOptions``, as the composer does), its option schema
-and its python entry. The list comes, in order of preference, from
+Each entry is ``{id, kind, text?, options, optionsSchema, inputs, output?, python}``: the descriptor's
+example (options default-filled by ``@llmed/core``'s ``pluginOptions``, as the composer does), its option
+schema and its python entry; ``text: true`` marks a text Metric (its runtime is a ``TextMetricRuntime``, its
+example inputs are texts). The list comes, in order of preference, from
 
 1. the CLI: ``node packages/cli/bin/llmed.mjs plugins list --json``;
 2. the descriptors themselves, loaded with tsx (``plugins/*/src/index.ts``);
@@ -39,7 +40,8 @@ TSX_SCRIPT = r"""
     if (!d) continue;
     const options = core.pluginOptions(d, d.example.options, `${d.id}.example`);
     const python = d.python ? { root: `plugins/${dir}/python`, module: d.python.module, factory: d.python.factory } : null;
-    out.push({ id: d.id, kind: d.kind, optionsSchema: d.options, options, inputs: d.example.inputs, python });
+    const text = core.isTextMetricRuntime(d.runtime) ? { text: true } : {};
+    out.push({ id: d.id, kind: d.kind, ...text, optionsSchema: d.options, options, inputs: d.example.inputs, python });
   }
   process.stdout.write(JSON.stringify(out, null, 1));
 })().catch((e) => { console.error(e); process.exit(1); });
@@ -111,3 +113,12 @@ def fill_options(plugin_id: str, options: dict | None) -> dict:
     if entry is None or "optionsSchema" not in entry:
         return dict(options or {})
     return _fill(entry["optionsSchema"], dict(options or {}))
+
+
+def reference_missing(module, options: dict) -> str | None:
+    """Why a Metric's python reference cannot run on this machine, or None. A reference that needs a local
+    resource outside pip's reach (METEOR's WordNet from Debian packages, the MiniLM model that npm run setup
+    unpacks) defines ``missing(options) -> str | None`` (as the TypeScript descriptor's ``missing``) naming what
+    is absent and where; the walks skip with that reason rather than fail on a machine without it."""
+    check = getattr(module, "missing", None)
+    return check(options) if callable(check) else None

@@ -1,6 +1,6 @@
 """Registry walk: every plugin with a python package builds from its TypeScript descriptor's `example` and
 runs forward + backward on random inputs of the example shapes (a Metric: its reference runs on the
-example's values and gives a finite number).
+example's values, label maps and fields or, for a text Metric, texts, and gives a finite number).
 
 The examples come from the live CLI listing, the descriptors loaded with tsx, or the snapshot
 ``tests/plugin_examples.json`` (see ``plugin_registry``). Regenerate the snapshot with
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from plugin_registry import PLUGINS, REPO, SNAPSHOT, examples_via_tsx, load_examples
+from plugin_registry import PLUGINS, REPO, SNAPSHOT, examples_via_tsx, load_examples, reference_missing
 
 
 def python_packages() -> dict[str, Path]:
@@ -43,6 +43,9 @@ def test_snapshot_lists_the_same_plugins_as_the_live_descriptors():
     live = {e["id"]: e["python"]["module"] for e in WITH_PYTHON}
     assert snap == live, "tests/plugin_examples.json is stale: python tests/test_model_plugins.py --write-examples"
     # The option schemas too: without Node, tests fill options from the snapshot's schemas.
+    # and which Metrics are text Metrics (their examples are texts, not label maps)
+    assert {e["id"] for e in snapshot if e.get("text")} == {e["id"] for e in EXAMPLES if e.get("text")}, \
+        "tests/plugin_examples.json's text Metrics are stale: python tests/test_model_plugins.py --write-examples"
     snap_schemas = {e["id"]: e.get("optionsSchema") for e in snapshot}
     live_schemas = {e["id"]: e.get("optionsSchema") for e in EXAMPLES}
     assert snap_schemas == live_schemas, "tests/plugin_examples.json's option schemas are stale: python tests/test_model_plugins.py --write-examples"
@@ -126,10 +129,21 @@ def test_plugin_example_builds_and_runs(example, tiny_checkpoint):
         except UnknownFamily as e:
             pytest.skip(f"third-party LLM family {example['id']!r}: {e}")
     if kind == "Metric":
-        # a Metric's python entry is its numpy reference, run on the example's values (plugin-cases encoding)
-        from llmed.plugin_cases import case_value
+        reference = _load(example)
+        if example.get("text"):
+            # A text Metric's example inputs are texts (candidates, references, VQA choices; GREEN: a judge's
+            # answers), given to its reference as they are; one needing a local resource may be skipped.
+            assert inputs and all(isinstance(v, list) for v in inputs.values()), f"{example['id']}: a text Metric's example inputs are lists of texts, got {inputs!r}"
+            why = reference_missing(sys.modules[reference.__module__], options)
+            if why:
+                pytest.skip(f"{example['id']}: {why}")
+            out = reference(options, inputs)
+        else:
+            # a registration Metric's python entry is its numpy reference, run on the example's values
+            # (label maps and fields in the plugin-cases encoding)
+            from llmed.plugin_cases import case_value
 
-        out = _load(example)(options, {k: case_value(v) for k, v in inputs.items()})
+            out = reference(options, {k: case_value(v) for k, v in inputs.items()})
         assert math.isfinite(out["value"]), out
         return
     module = _load(example)(options, inputs)

@@ -10,7 +10,9 @@ snapshot) whose folder has cases:
 - losses are called as ``loss(outputs, batch)``: ``outputs`` = ``{"fields", "warped"}`` of the inputs, the
   batch the rest; ``expected["loss"]`` is the number;
 - Metric plugins run through their python module's ``reference(options, inputs) -> dict`` when they have
-  one (the TypeScript walker runs every Metric through its runtime).
+  one (the TypeScript walker runs every Metric through its runtime); a text Metric's inputs are texts,
+  which pass through ``case_value`` unchanged. A reference whose ``missing(options)`` names an absent
+  local resource (WordNet, a model folder) is skipped with that reason.
 
 Torch is seeded with the case's ``seed`` (default 0) before a module is built, so values recorded from
 a seeded build are reproducible on this pinned torch.
@@ -28,7 +30,7 @@ import torch
 
 from llmed.assemble import load_factory
 from llmed.plugin_cases import case_value, read_cases
-from plugin_registry import PLUGINS, REPO, fill_options, load_examples
+from plugin_registry import PLUGINS, REPO, fill_options, load_examples, reference_missing
 
 SOURCE, ENTRIES = load_examples()
 
@@ -172,6 +174,9 @@ def test_plugin_case(entry, python, case):
         module = importlib.import_module(python["module"])
         if not hasattr(module, "reference"):
             pytest.skip(f"{entry['id']} has no python reference(); the TypeScript walker runs its cases")
+        why = reference_missing(module, options)
+        if why:
+            pytest.skip(f"{entry['id']}: {why}")
         result = module.reference(options, {k: case_value(v) for k, v in case["inputs"].items()})
     else:
         if entry["kind"] == "LLMBackbone" and _family_of(python) is not None:

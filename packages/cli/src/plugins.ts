@@ -1,10 +1,14 @@
 /** `llmed plugins list [--json] [--kind K]`: the registry, straight from the inversify container. */
-import { PLUGIN_KINDS, pluginOptions, type PluginDescriptor, type PluginKind, LlmedError } from '@llmed/core';
+import { isTextMetricRuntime, PLUGIN_KINDS, pluginOptions, type PluginDescriptor, type PluginKind, LlmedError } from '@llmed/core';
 import type { ParsedArgs } from './args.ts';
 import { flagString } from './args.ts';
 import { loadContext } from './context.ts';
 
-/** A descriptor as JSON, with its example options default-filled and the example's output shape. */
+/**
+ * A descriptor as JSON, with its example options default-filled and the example's output shape. A text
+ * Metric (report generation, VQA) is marked `text: true`: its example inputs are texts, not label maps,
+ * which is how the Python walks tell the two kinds of Metric apart.
+ */
 export function describePlugin(d: PluginDescriptor<any>, source: string | undefined, workspaceRoot: string) {
   const options = pluginOptions(d, d.example.options, `${d.id}.example.options`);
   let output: unknown;
@@ -13,7 +17,7 @@ export function describePlugin(d: PluginDescriptor<any>, source: string | undefi
   } catch (e) {
     output = { error: (e as Error).message };
   }
-  return { id: d.id, kind: d.kind, summary: d.summary, source, reference: d.reference, python: d.python, optionsSchema: d.options, options, inputs: d.example.inputs, output };
+  return { id: d.id, kind: d.kind, summary: d.summary, source, reference: d.reference, python: d.python, ...(isTextMetricRuntime(d.runtime) ? { text: true } : {}), optionsSchema: d.options, options, inputs: d.example.inputs, output };
 }
 
 export async function pluginsList(args: ParsedArgs): Promise<number> {

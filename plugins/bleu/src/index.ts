@@ -14,7 +14,7 @@
  * Per-sample scores are sentence BLEU-N (nltk `sentence_bleu`, same smoothing): for pages of single
  * samples, not averaged into the value. Intervals resample samples and recompute the corpus value.
  */
-import { definePlugin, pluginModule, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
+import { definePlugin, pluginModule, pythonEntry, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
 import { ngramCounts, tokenise, tokeniseOption, type Tokeniser } from '@llmed/text';
 
 export interface BleuOptions { order: number; smoothing: 'none' | 'floor'; tokenise: Tokeniser; lowercase: boolean }
@@ -102,8 +102,16 @@ export const descriptor = definePlugin<BleuOptions>({
       lowercase: { type: 'boolean', default: false, description: "fold case after '13a' tokenisation (the other tokenisers lower-case already, except 'whitespace')" },
     },
   },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_bleu', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // two reports, the second with two references; a 4-gram matches, so BLEU-4 is above 0 unsmoothed
+    options: {},
+    inputs: {
+      candidates: ['The liver is normal in size.', 'A small hypodense lesion in the left kidney.'],
+      references: ['The liver is normal in size.', ['A 2 cm hypodense lesion in the left kidney.', 'Small left renal lesion.']],
+    },
+  },
 });
 
 export default pluginModule(descriptor);

@@ -13,7 +13,7 @@
  * option (default 'words') and n-grams taken on those tokens, as pycocoevalcap does on space-separated
  * (PTB-tokenised) text. Not a fraction: identical texts score 10 only when every n-gram is rare enough.
  */
-import { definePlugin, pluginModule, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
+import { definePlugin, pluginModule, pythonEntry, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
 import { allNgramCounts, ngramOrder, tokenise, tokeniseOption, type Tokeniser } from '@llmed/text';
 
 export interface CiderDOptions { sigma: number; tokenise: Tokeniser }
@@ -83,8 +83,16 @@ export const descriptor = definePlugin<CiderDOptions>({
       tokenise: tokeniseOption('words'),
     },
   },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_cider_d', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // two reports: the document frequencies come from their references
+    options: {},
+    inputs: {
+      candidates: ['The liver is normal in size.', 'A small hypodense lesion in the left kidney.'],
+      references: ['The liver is normal in size.', ['A 2 cm hypodense lesion in the left kidney.', 'Small left renal lesion.']],
+    },
+  },
 });
 
 export default pluginModule(descriptor);

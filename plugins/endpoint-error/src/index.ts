@@ -28,7 +28,7 @@ export const descriptor = definePlugin<EndpointErrorOptions>({
   id: 'endpoint-error',
   kind: 'Metric',
   summary: 'EPE: mean ‖u − u*‖ in mm against the true field (pairs made by known deformations)',
-  reference: 'optical-flow endpoint error; synthetic-warps proxy (bridge/python/llmed/proxies.py)',
+  reference: 'optical-flow endpoint error; synthetic-warps proxy (bench/proxies/proxies.py)',
   options: {
     type: 'object',
     properties: { region: { enum: ['foreground', 'all'], default: 'foreground', description: "'foreground': fixed labels > 0 when the pair has labels; 'all': every voxel" } },

@@ -17,7 +17,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { definePlugin, LlmedError, pluginModule, type TextMetricContext, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
+import { definePlugin, LlmedError, pluginModule, pythonEntry, type TextMetricContext, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
 import { greenAsReleased, greenScore, parseGreenAnswer } from './parse.ts';
 import { greenPrompt, PROMPT_FILE, readPromptTemplate } from './prompt.ts';
 
@@ -113,8 +113,25 @@ export const descriptor = definePlugin<GreenOptions>({
       device: { type: 'string', default: 'cpu', description: "torch device of the judge ('cuda' runs it in fp16)" },
     },
   },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_green', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // The TypeScript runtime judges candidates against references (skipped, naming the folder, without the
+    // judge model); the Python reference checks the reading rules and formula on a judge's answer, here
+    // one missed finding and one matched: GREEN 1/2.
+    options: {},
+    inputs: {
+      candidates: ['The liver is normal.'],
+      references: ['The liver is normal. Small right pleural effusion.'],
+      answers: [
+        '[Explanation]:\nThe candidate omits the effusion.\n\n[Clinically Significant Errors]:\n(a) False report of a finding in the candidate: 0.\n'
+        + '(b) Missing a finding present in the reference: 1. small right pleural effusion\n(c) Misidentification of a finding\'s anatomic location/position: 0.\n'
+        + '(d) Misassessment of the severity of a finding: 0.\n(e) Mentioning a comparison that isn\'t in the reference: 0.\n'
+        + '(f) Omitting a comparison detailing a change from a prior study: 0.\n\n[Clinically Insignificant Errors]:\nNo clinically insignificant errors.\n\n'
+        + '[Matched Findings]:\n1. normal liver\n',
+      ],
+    },
+  },
 });
 
 export default pluginModule(descriptor);

@@ -13,7 +13,7 @@
  * score = Fmean·(1 − penalty), α 0.9, β 3, γ 0.5; 0 without a match. Several references: the best.
  * The value is the mean over samples. Tokenisation: `tokenise` (default 'words').
  */
-import { definePlugin, LlmedError, pluginModule, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
+import { definePlugin, LlmedError, pluginModule, pythonEntry, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
 import { DEFAULT_WORDNET, hasWordnet, porterStem, tokenise, tokeniseOption, wordnet, type Tokeniser, type WordNet } from '@llmed/text';
 
 export interface MeteorOptions { alpha: number; beta: number; gamma: number; tokenise: Tokeniser; wordnet: string }
@@ -101,8 +101,18 @@ export const descriptor = definePlugin<MeteorOptions>({
       wordnet: { type: 'string', default: DEFAULT_WORDNET, description: "folder of the WordNet 3.0 database files (Debian's wordnet-base)" },
     },
   },
+  // WordNet is a system package that setup does not fetch: name what to install (the registry walks skip on it)
+  missing: (o) => (hasWordnet(o.wordnet) ? undefined : `METEOR needs the WordNet 3.0 database files in ${o.wordnet}: apt-get install wordnet-base wordnet-sense-index, or set the meteor option wordnet`),
+  python: pythonEntry(import.meta.url, '../python', 'llmed_meteor', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // two reports, the second scored against the better of two references (needs WordNet, else the walks skip)
+    options: {},
+    inputs: {
+      candidates: ['The liver is normal in size.', 'A small hypodense lesion in the left kidney.'],
+      references: ['The liver is normal in size.', ['A 2 cm hypodense lesion in the left kidney.', 'Small left renal lesion.']],
+    },
+  },
 });
 
 export default pluginModule(descriptor);

@@ -13,7 +13,7 @@
  */
 import { existsSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
-import { definePlugin, LlmedError, pluginModule, type TextMetricContext, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
+import { definePlugin, LlmedError, pluginModule, pythonEntry, type TextMetricContext, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
 import { WordPiece } from './wordpiece.ts';
 
 export { WordPiece } from './wordpiece.ts';
@@ -103,8 +103,16 @@ export const descriptor = definePlugin<MinilmOptions>({
       batchSize: { type: 'integer', minimum: 1, default: 16, description: 'texts per ONNX run' },
     },
   },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_minilm_similarity', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // a paraphrase and an unrelated pair (needs the MiniLM model, else the TypeScript runtime is skipped and the Python walks skip)
+    options: {},
+    inputs: {
+      candidates: ['The spleen is mildly enlarged.', 'No pleural effusion.'],
+      references: ['Mild splenomegaly.', 'The pancreas is unremarkable.'],
+    },
+  },
 });
 
 export default pluginModule(descriptor);

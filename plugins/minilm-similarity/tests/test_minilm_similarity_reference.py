@@ -13,14 +13,15 @@ sys.path[:0] = [str(PLUGIN.parents[1] / "bridge" / "python"), str(PLUGIN / "pyth
 import llmed_minilm_similarity as ref  # noqa: E402
 
 from llmed.plugin_cases import read_cases  # noqa: E402
+from plugin_registry import fill_options  # noqa: E402  (bridge/python/tests, on the path by plugins/conftest.py)
 
 CASES = read_cases(PLUGIN)
-FOLDER = ref.model_folder({})
+WHY = ref.missing(fill_options("minilm-similarity", {}))
 
 
-@pytest.mark.skipif(not (FOLDER / "model.safetensors").exists(), reason=f"no MiniLM model at {FOLDER} (npm run setup)")
+@pytest.mark.skipif(WHY is not None, reason=str(WHY))
 @pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
 def test_case(case):
-    got = ref.reference(case["options"], case["inputs"])
+    got = ref.reference(fill_options("minilm-similarity", case["options"]), case["inputs"])
     for k, want in case["expected"].items():
         assert got[k] == pytest.approx(want, abs=case["tolerance"]), k

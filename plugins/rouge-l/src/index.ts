@@ -9,7 +9,7 @@
  * intervals here come from @llmed/text instead). Tokenisation: 'rouge' (default; rouge-score's own: lower
  * case, every character outside [a-z0-9] becomes a separator, so "3.5" is two tokens) or any other.
  */
-import { definePlugin, pluginModule, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
+import { definePlugin, pluginModule, pythonEntry, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
 import { lcsLength, tokenise, tokeniseOption, type Tokeniser } from '@llmed/text';
 
 export interface RougeLOptions { tokenise: Tokeniser }
@@ -51,8 +51,16 @@ export const descriptor = definePlugin<RougeLOptions>({
   summary: "ROUGE-L F1 (LCS, β=1) per sample, best reference, mean over samples (rouge-score's rougeL, no stemming)",
   reference: 'Lin 2004; rouge-score 0.1.2 rouge_scorer rougeL / score_multi (tests/cases.json)',
   options: { type: 'object', properties: { tokenise: tokeniseOption('rouge') } },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_rouge_l', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // two reports, the second scored against the better of two references
+    options: {},
+    inputs: {
+      candidates: ['The liver is normal in size.', 'A small hypodense lesion in the left kidney.'],
+      references: ['The liver is normal in size.', ['A 2 cm hypodense lesion in the left kidney.', 'Small left renal lesion.']],
+    },
+  },
 });
 
 export default pluginModule(descriptor);

@@ -11,7 +11,7 @@
  * Chance = mean over questions of 1/k, k the question's number of choices (its `choices`, else the
  * `optionCount` option): what always guessing uniformly scores in expectation.
  */
-import { definePlugin, pluginModule, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
+import { definePlugin, pluginModule, pythonEntry, type TextMetricInput, type TextMetricResult, type TextMetricRuntime } from '@llmed/core';
 
 export interface VqaAccuracyOptions { match: 'letter' | 'm3d'; optionCount: number }
 
@@ -68,8 +68,17 @@ export const descriptor = definePlugin<VqaAccuracyOptions>({
       optionCount: { type: 'integer', minimum: 2, maximum: 26, default: 4, description: 'number of options of a question that lists no choices (gives the chance level 1/k)' },
     },
   },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_vqa_accuracy', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // two four-option questions, one answered right; the correct letter is the reference
+    options: {},
+    inputs: {
+      candidates: ['B. The spleen', 'A'],
+      references: ['B', 'C'],
+      choices: [['liver', 'spleen', 'kidney', 'pancreas'], ['none', 'mild', 'moderate', 'severe']],
+    },
+  },
 });
 
 export default pluginModule(descriptor);

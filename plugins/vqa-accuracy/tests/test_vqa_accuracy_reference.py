@@ -10,6 +10,7 @@ PLUGIN = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(PLUGIN.parents[1] / "bridge" / "python"), str(PLUGIN / "python")]
 
 from llmed.plugin_cases import read_cases  # noqa: E402
+from plugin_registry import fill_options  # noqa: E402  (bridge/python/tests, on the path by plugins/conftest.py)
 
 CASES = read_cases(PLUGIN)
 
@@ -18,6 +19,6 @@ CASES = read_cases(PLUGIN)
 def test_case(case):
     import llmed_vqa_accuracy
 
-    got = llmed_vqa_accuracy.reference(case["options"], case["inputs"])
+    got = llmed_vqa_accuracy.reference(fill_options("vqa-accuracy", case["options"]), case["inputs"])
     for k, want in case["expected"].items():
         assert got[k] == pytest.approx(want, abs=case["tolerance"]), k

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 
-DEFAULTS = {"judge": ".cache/checkpoints/GREEN-RadLlama2-7b", "maxWords": 300, "maxNewTokens": 2048, "batchSize": 4, "device": "cpu"}
 SIGNIFICANT, INSIGNIFICANT, MATCHED = "Clinically Significant Errors", "Clinically Insignificant Errors", "Matched Findings"
 
 

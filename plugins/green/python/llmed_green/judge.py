@@ -17,7 +17,9 @@ def _chat(tokenizer, prompt: str) -> str:
     return tokenizer.apply_chat_template([turn], tokenize=False, add_generation_prompt=True)
 
 
-def judge(model_dir: str, prompts: list[str], max_new_tokens: int = 2048, batch_size: int = 4, device: str = "cpu") -> list[str]:
+def judge(model_dir: str, prompts: list[str], max_new_tokens: int, batch_size: int, device: str) -> list[str]:
+    """Greedy answers of the judge in ``model_dir``, one per prompt. The sizes and device come from the green
+    options (their defaults are the descriptor schema's; none are kept here)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -38,7 +40,7 @@ def judge(model_dir: str, prompts: list[str], max_new_tokens: int = 2048, batch_
 
 def main() -> None:
     req = json.load(sys.stdin)
-    answers = judge(req["model"], req["prompts"], int(req.get("maxNewTokens", 2048)), int(req.get("batchSize", 4)), req.get("device", "cpu"))
+    answers = judge(req["model"], req["prompts"], int(req["maxNewTokens"]), int(req["batchSize"]), req["device"])
     print(json.dumps({"answers": answers}))
 
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from llmed.text_tokenise import as_reference_lists, tokenise
 
-DEFAULTS = {"alpha": 0.9, "beta": 3, "gamma": 0.5, "tokenise": "words", "wordnet": "/usr/share/wordnet"}
 DEBIAN_PACKAGES = "wordnet-base wordnet-sense-index"
 NEEDED = [f"{k}.{p}" for k in ("index", "data") for p in ("noun", "verb", "adj", "adv")] + [f"{p}.exc" for p in ("noun", "verb", "adj", "adv")] + ["index.sense"]
 
@@ -79,16 +78,22 @@ def wordnet_reader(folder: str):
         return WordNetCorpusReader(str(corpus), None)
 
 
+def missing(options: dict) -> str | None:
+    """Why the reference cannot run on this machine (no WordNet database at ``options["wordnet"]``), or None.
+    The registry walks skip with this reason instead of failing on a missing system package."""
+    return missing_wordnet(options["wordnet"])
+
+
 def reference(options: dict, inputs: dict) -> dict[str, float]:
     from nltk.translate.meteor_score import meteor_score
 
-    o = {**DEFAULTS, **options}
-    why = missing_wordnet(o["wordnet"])
+    why = missing(options)
     if why:
         raise FileNotFoundError(why)
-    wn = wordnet_reader(o["wordnet"])
+    wn = wordnet_reader(options["wordnet"])
+    how = options["tokenise"]
     scores = [
-        meteor_score([tokenise(r, o["tokenise"]) for r in refs], tokenise(cand, o["tokenise"]), wordnet=wn, alpha=o["alpha"], beta=o["beta"], gamma=o["gamma"])
+        meteor_score([tokenise(r, how) for r in refs], tokenise(cand, how), wordnet=wn, alpha=options["alpha"], beta=options["beta"], gamma=options["gamma"])
         for cand, refs in zip(inputs["candidates"], as_reference_lists(inputs["references"]))
     ]
     return {"meteor": sum(scores) / len(scores), "value": sum(scores) / len(scores), **{f"sample-{i}": v for i, v in enumerate(scores)}}

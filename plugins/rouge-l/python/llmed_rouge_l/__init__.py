@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from llmed.text_tokenise import as_reference_lists, tokenise
 
-DEFAULTS = {"tokenise": "rouge"}
-
 
 class _Tokens:
     """rouge-score tokenizer interface over llmed's tokenisers (its own when 'rouge')."""
@@ -20,8 +18,7 @@ class _Tokens:
 def reference(options: dict, inputs: dict) -> dict[str, float]:
     from rouge_score import rouge_scorer
 
-    o = {**DEFAULTS, **options}
-    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False, tokenizer=None if o["tokenise"] == "rouge" else _Tokens(o["tokenise"]))
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False, tokenizer=None if options["tokenise"] == "rouge" else _Tokens(options["tokenise"]))
     f, p, r = [], [], []
     for cand, refs in zip(inputs["candidates"], as_reference_lists(inputs["references"])):
         s = scorer.score_multi(refs, cand)["rougeL"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-DEFAULTS = {"match": "letter", "optionCount": 4}
 _LETTER = re.compile(r"\s*\(?([A-Za-z])(?:[.):]|\s|$)")
 
 
@@ -17,17 +16,16 @@ def answer_letter(text: str, k: int) -> str | None:
 
 
 def reference(options: dict, inputs: dict) -> dict[str, float]:
-    o = {**DEFAULTS, **options}
     choices = inputs.get("choices")
     hits, chance, unparsed = 0, 0.0, 0
     n = len(inputs["candidates"])
     for i, cand in enumerate(inputs["candidates"]):
         ref = inputs["references"][i]
         ref = ref if isinstance(ref, str) else ref[0]
-        k = len(choices[i]) if choices else o["optionCount"]
+        k = len(choices[i]) if choices else options["optionCount"]
         chance += 1 / k
         truth = answer_letter(ref, k)
-        if o["match"] == "m3d":
+        if options["match"] == "m3d":
             hits += f"{truth}." in cand
             continue
         got = answer_letter(cand, k)
