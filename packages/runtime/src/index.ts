@@ -13,3 +13,4 @@ export * from './text/tokenizer.ts';
 export * from './text/decoder.ts';
 export * from './text/generate.ts';
 export * from './text/report.ts';
+export * from './text/evaluate-report.ts';
