@@ -100,7 +100,7 @@ def main(out: str) -> None:
         nib.save(nib.Nifti1Image(np.ascontiguousarray(x[0, 0].transpose(1, 2, 0)), np.eye(4)), str(out_dir / "images" / f"{side}.nii.gz"))
     manifest = export_report_model(
         vision, lm, tokenizer, out_dir / "export", image_shape=SHAPE,
-        preprocess={"pipeline": "m3d", "shape": [SHAPE[2], SHAPE[1], SHAPE[0]]},
+        preprocess={"pipeline": "m3d", "shape": [SHAPE[1], SHAPE[2], SHAPE[0]]},  # NIfTI order (i, j, k) of a (D, H, W) tensor
         prompts=PROMPTS, image_token="<im_patch>", stop_ids=[eos],
         generation={"strategy": "greedy", "maxNewTokens": 24}, parity_images=list(images.values()), parity_steps=6,
         source={"what": "tests.tiny_report_export"})

@@ -163,11 +163,12 @@ export async function prepareCT(file: string, pipeline: CtPipeline, cacheDir: st
  * model's `input.shape` — as the pipeline it names. The one mapping used by dataset preparation and by
  * `llmed report` on a new scan, so training and inference see the same tensor.
  */
-export function ctPipelineOf(p: { pipeline: string; shape: readonly number[] }, where = 'data.preprocess'): CtPipeline {
+export function ctPipelineOf(p: { pipeline: string; shape: readonly number[]; spacing?: readonly number[] }, where = 'data.preprocess'): CtPipeline {
   if (!Array.isArray(p.shape) || p.shape.length !== 3) throw dataError(where, `shape must be three sizes in NIfTI axis order, got ${JSON.stringify(p.shape)}`);
-  // M3D's option is (D, H, W) = (k, j, i); Merlin's is (X, Y, Z) = (i, j, k).
-  if (p.pipeline === 'm3d') return { name: 'm3d', options: { shape: [p.shape[2], p.shape[1], p.shape[0]] } };
-  if (p.pipeline === 'merlin') return { name: 'merlin', options: { shape: [p.shape[0], p.shape[1], p.shape[2]] as Vec3 } };
+  const [i, j, k] = p.shape;
+  // M3D's tensor is (D, H, W) = (Z, X, Y) of the file, so its shape option is (k, i, j); Merlin's is (X, Y, Z) after RAS.
+  if (p.pipeline === 'm3d') return { name: 'm3d', options: { shape: [k, i, j] } };
+  if (p.pipeline === 'merlin') return { name: 'merlin', options: { shape: [i, j, k], ...(p.spacing ? { spacing: [...p.spacing] as Vec3 } : {}) } };
   throw dataError(where, `unknown preprocessing pipeline '${p.pipeline}'; llmed has 'm3d' and 'merlin'`);
 }
 
