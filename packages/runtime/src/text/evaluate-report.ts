@@ -17,7 +17,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { LlmedError, publishFolder, recoverFolder, stagingFolder, writeFileAtomic, type TextMetricResult, type TextMetricRuntime, type TextSample } from '@llmed/core';
 import { readPreparedVolume } from '@llmed/imaging';
-import { metricInterval, type Interval } from '@llmed/text';
+import { bootstrapMean, metricInterval, type Interval } from '@llmed/text';
 import { Canvas, type Rgb } from '../pictures/canvas.ts';
 import { encodePng } from '../pictures/png.ts';
 import { extractSlice, intensityWindow, windowed, type Axis } from '../pictures/slices.ts';
@@ -52,6 +52,11 @@ export interface ReportEvalOptions {
   onProgress?: (done: number, total: number, id: string) => void;
   /** Draw the per-sample pages' slices (default true). */
   pictures?: boolean;
+  /**
+   * Which sample's image a sample is generated from (default: its own). The shuffled-image baseline gives
+   * each sample another sample's image: a model whose text does not depend on the image scores the same.
+   */
+  imageFrom?: (sample: PreparedSample, index: number, samples: readonly PreparedSample[]) => PreparedSample;
 }
 
 export interface RegionRow { region: string; n: number; metrics: Record<string, { value: number; interval?: Interval; outputs: Record<string, number>; skipped?: string }> }
@@ -95,36 +100,12 @@ export function middleSlices(data: ArrayLike<number>, dims: readonly number[], z
 
 const fmt = (v: number) => (Number.isFinite(v) ? v.toFixed(3) : 'n/a');
 
-export async function evaluateReportExport(o: ReportEvalOptions): Promise<ReportEvaluation> {
-  const split = o.split ?? 'test';
-  const all = readSamples(o.preparedDir).filter((s) => s.split === split);
-  const reports = all.filter((s) => s.kind === 'report').slice(0, o.limit ?? Infinity);
-  const vqa = all.filter((s) => s.kind === 'vqa').slice(0, o.limit ?? Infinity);
-  if (reports.length + vqa.length === 0) throw new LlmedError('data', `no ${split} samples in ${join(o.preparedDir, 'samples.json')}`, { where: o.preparedDir });
-  const generator = await ReportGenerator.load(o.exportDir, { threads: o.threads });
-  const generated: GeneratedSample[] = [];
-  const images = new Map<string, { data: Float32Array; dims: readonly number[] }>();
-  try {
-    let done = 0;
-    for (const s of reports) {
-      const img = images.get(s.image) ?? await imageOf(o.preparedDir, s);
-      images.set(s.image, img);
-      const r = await generator.report(img.data, { region: s.region ?? 'abdomen' });
-      generated.push({ ...s, generated: r.text, finish: r.finish, scores: {} });
-      o.onProgress?.(++done, reports.length + vqa.length, s.id);
-    }
-    for (const s of vqa) {
-      const img = images.get(s.image) ?? await imageOf(o.preparedDir, s);
-      images.set(s.image, img);
-      const question = s.prompt.split(' Choices: ')[0];
-      const r = await generator.ask(img.data, question, s.options ?? {});
-      generated.push({ ...s, generated: r.answer, scores: { correct: r.answer === s.answer ? 1 : 0 } });
-      o.onProgress?.(++done, reports.length + vqa.length, s.id);
-    }
-  } finally {
-    await generator.release();
-  }
-
+/**
+ * Score generated samples (a model's, or a baseline's candidates) by text metrics per region and overall,
+ * each with a seeded 95 % bootstrap interval, and VQA items by accuracy with the chance level. Per-sample
+ * scores of the overall row are written into each sample's `scores`.
+ */
+export async function scoreReportSamples(generated: GeneratedSample[], metrics: TextMetricPlugin[], workspaceRoot: string): Promise<{ rows: RegionRow[]; vqa?: ReportEvaluation['vqa'] }> {
   // Text metrics per region and overall.
   const genReports = generated.filter((g) => g.kind === 'report');
   const regions = [...new Set(genReports.map((g) => g.region ?? 'all'))].sort();
@@ -134,8 +115,8 @@ export async function evaluateReportExport(o: ReportEvalOptions): Promise<Report
     if (group.length === 0) continue;
     const input = { samples: group.map((g): TextSample => ({ id: g.id, candidate: g.generated, references: [g.answer] })) };
     const row: RegionRow = { region, n: group.length, metrics: {} };
-    for (const m of o.metrics) {
-      const r: TextMetricResult = await m.runtime.computeText(input, m.options, { workspaceRoot: o.workspaceRoot });
+    for (const m of metrics) {
+      const r: TextMetricResult = await m.runtime.computeText(input, m.options, { workspaceRoot });
       if (r.skipped) { row.metrics[m.id] = { value: NaN, outputs: {}, skipped: r.skipped }; continue; }
       const interval = m.runtime.aggregate === 'corpus' || r.perSample.every(Number.isFinite) ? metricInterval(m.runtime, input, r, m.options, { seed: 0 }) : undefined;
       row.metrics[m.id] = { value: r.value, interval, outputs: r.outputs };
@@ -148,11 +129,48 @@ export async function evaluateReportExport(o: ReportEvalOptions): Promise<Report
   if (genVqa.length) {
     const hits = genVqa.map((g) => g.scores.correct);
     const mean = hits.reduce((a, b) => a + b, 0) / hits.length;
-    const { bootstrapMean } = await import('@llmed/text');
     const chance = genVqa.reduce((a, g) => a + 1 / Math.max(1, Object.keys(g.options ?? {}).length), 0) / genVqa.length;
     vqaRow = { n: genVqa.length, accuracy: mean, interval: { ...bootstrapMean(hits, { seed: 0 }), value: mean }, chance };
   }
 
+  return { rows, vqa: vqaRow };
+}
+
+export async function evaluateReportExport(o: ReportEvalOptions): Promise<ReportEvaluation> {
+  const split = o.split ?? 'test';
+  const all = readSamples(o.preparedDir).filter((s) => s.split === split);
+  const reports = all.filter((s) => s.kind === 'report').slice(0, o.limit ?? Infinity);
+  const vqa = all.filter((s) => s.kind === 'vqa').slice(0, o.limit ?? Infinity);
+  if (reports.length + vqa.length === 0) throw new LlmedError('data', `no ${split} samples in ${join(o.preparedDir, 'samples.json')}`, { where: o.preparedDir });
+  const generator = await ReportGenerator.load(o.exportDir, { threads: o.threads });
+  const generated: GeneratedSample[] = [];
+  const images = new Map<string, { data: Float32Array; dims: readonly number[] }>();
+  try {
+    let done = 0;
+    for (const [n, s] of reports.entries()) {
+      const source = o.imageFrom?.(s, n, reports) ?? s;
+      const img = images.get(source.image) ?? await imageOf(o.preparedDir, source);
+      images.set(source.image, img);
+      const r = await generator.report(img.data, { region: s.region ?? 'abdomen' });
+      generated.push({ ...s, generated: r.text, finish: r.finish, scores: {} });
+      o.onProgress?.(++done, reports.length + vqa.length, s.id);
+    }
+    for (const [n, s] of vqa.entries()) {
+      const source = o.imageFrom?.(s, n, vqa) ?? s;
+      const img = images.get(source.image) ?? await imageOf(o.preparedDir, source);
+      images.set(source.image, img);
+      const question = s.prompt.split(' Choices: ')[0];
+      const r = await generator.ask(img.data, question, s.options ?? {});
+      generated.push({ ...s, generated: r.answer, scores: { correct: r.answer === s.answer ? 1 : 0 } });
+      o.onProgress?.(++done, reports.length + vqa.length, s.id);
+    }
+  } finally {
+    await generator.release();
+  }
+
+  const { rows, vqa: vqaRow } = await scoreReportSamples(generated, o.metrics, o.workspaceRoot);
+  const genReports = generated.filter((g) => g.kind === 'report');
+  const genVqa = generated.filter((g) => g.kind === 'vqa');
   const metricIds = o.metrics.map((m) => m.id);
   const lines = [
     `# Report evaluation (${split} split; ${genReports.length} reports, ${genVqa.length} questions)`,
