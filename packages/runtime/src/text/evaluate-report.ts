@@ -25,6 +25,8 @@ import { ReportGenerator } from './report.ts';
 
 export interface PreparedSample {
   id: string;
+  /** The scan the sample comes from (absent in older samples.json: the id is `<scan>-<region>`). */
+  scanId?: string;
   image: string;
   region?: string;
   kind: 'report' | 'vqa';
