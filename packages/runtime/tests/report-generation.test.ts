@@ -15,7 +15,10 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { openReportExport, ReportGenerator } from '../src/index.ts';
+import { writePreparedVolume } from '@llmed/imaging';
+import { descriptor as rougeL, runtime as rougeLRuntime } from '@llmed/plugin-rouge-l';
+import { pluginOptions } from '@llmed/core';
+import { evaluateReportExport, openReportExport, ReportGenerator } from '../src/index.ts';
 
 const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 const CLI = join(WORKSPACE, 'packages', 'cli', 'bin', 'llmed.mjs');
@@ -117,4 +120,23 @@ describe.skipIf(!haveVenv)('report generation from a report export', () => {
     const noFile = run(['report', '--model', exportDir, '--image', join(tmp, 'nope.nii.gz')]);
     expect(noFile.stderr).toMatch(/no such file/);
   }, 240_000);
+
+  it('evaluates the export on a prepared folder: per-region table, pages, and the shuffled-image baseline scores lower', async () => {
+    const prepared = join(tmp, 'prepared');
+    const samples = [];
+    for (const side of ['left', 'right']) {
+      // the tensor (D, H, W) = (8, 16, 16) is a volume with dims [16, 16, 8] in llmed's i-fastest layout
+      await writePreparedVolume(join(prepared, 'volumes'), side, { data: image(side), dims: [16, 16, 8], components: 1, spacing: [1, 1, 1], affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], datatype: 'float32' }, { source: side });
+      samples.push({ id: `${side}-abdomen`, image: `volumes/${side}.json`, region: 'abdomen', kind: 'report', prompt: 'p', answer: ref.reports[side].text, split: 'test' });
+    }
+    writeFileSync(join(prepared, 'samples.json'), JSON.stringify({ samples }));
+    const metrics = [{ id: 'rouge-l', runtime: rougeLRuntime, options: pluginOptions(rougeL, {}, 'rouge-l') }];
+    const own = await evaluateReportExport({ exportDir, preparedDir: prepared, out: join(tmp, 'eval'), metrics, workspaceRoot: WORKSPACE, threads: 1 });
+    expect(own.rows.map((r) => r.region)).toEqual(['abdomen', 'all']);
+    expect(own.rows[1].metrics['rouge-l'].value).toBeCloseTo(1, 12);
+    for (const f of ['table.md', 'table.json', 'samples.json', 'samples/left-abdomen.md', 'samples/left-abdomen.png', 'samples/left-abdomen.nii.gz']) expect(existsSync(join(tmp, 'eval', f)), f).toBe(true);
+    expect(readFileSync(join(tmp, 'eval', 'samples', 'right-abdomen.md'), 'utf8')).toContain(ref.reports.right.text.trim());
+    const shuffled = await evaluateReportExport({ exportDir, preparedDir: prepared, out: join(tmp, 'eval-shuffled'), metrics, workspaceRoot: WORKSPACE, threads: 1, imageFrom: (_s, i, xs) => xs[(i + 1) % xs.length] });
+    expect(shuffled.rows[1].metrics['rouge-l'].value).toBeLessThan(0.8);
+  }, 120_000);
 });

@@ -9,6 +9,7 @@
  *   samples.json              per sample: prompt, reference, generated text, per-sample scores
  *   samples/<id>.md + .png    a page per sample: the CT's three middle slices, prompt, reference, generated
  *                             text and what `describe` (the facts parser, for the stand-in) reads in each
+ *   samples/<id>.nii.gz       the prepared CT the model saw (for `llmed view`)
  *
  * The samples and images are the prepared folder's (samples.json + prepared volumes, the trainer's input):
  * the export's vision graph sees exactly what training saw.
@@ -16,7 +17,7 @@
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { LlmedError, publishFolder, recoverFolder, stagingFolder, writeFileAtomic, type TextMetricResult, type TextMetricRuntime, type TextSample } from '@llmed/core';
-import { readPreparedVolume } from '@llmed/imaging';
+import { readPreparedVolume, writeNifti, type Volume } from '@llmed/imaging';
 import { bootstrapMean, metricInterval, type Interval } from '@llmed/text';
 import { Canvas, type Rgb } from '../pictures/canvas.ts';
 import { encodePng } from '../pictures/png.ts';
@@ -72,11 +73,11 @@ function readSamples(preparedDir: string): PreparedSample[] {
   return Array.isArray(doc) ? doc : (doc.samples ?? []);
 }
 
-async function imageOf(preparedDir: string, sample: PreparedSample): Promise<{ data: Float32Array; dims: readonly number[] }> {
+async function imageOf(preparedDir: string, sample: PreparedSample): Promise<{ data: Float32Array; dims: readonly number[]; volume: Volume }> {
   const header = resolve(preparedDir, sample.image);
   if (!header.startsWith(resolve(preparedDir))) throw new LlmedError('data', `sample ${sample.id} names an image outside the prepared folder`, { where: join(preparedDir, 'samples.json') });
   const { volume } = await readPreparedVolume(dirname(header), header.slice(dirname(header).length + 1).replace(/\.json$/, ''));
-  return { data: volume.data as Float32Array, dims: volume.dims };
+  return { data: volume.data as Float32Array, dims: volume.dims, volume };
 }
 
 /** The three middle slices of a volume side by side (grey, 1st–99th percentile window), as a PNG. */
@@ -146,7 +147,7 @@ export async function evaluateReportExport(o: ReportEvalOptions): Promise<Report
   if (reports.length + vqa.length === 0) throw new LlmedError('data', `no ${split} samples in ${join(o.preparedDir, 'samples.json')}`, { where: o.preparedDir });
   const generator = await ReportGenerator.load(o.exportDir, { threads: o.threads });
   const generated: GeneratedSample[] = [];
-  const images = new Map<string, { data: Float32Array; dims: readonly number[] }>();
+  const images = new Map<string, { data: Float32Array; dims: readonly number[]; volume: Volume }>();
   try {
     let done = 0;
     for (const [n, s] of reports.entries()) {
@@ -205,6 +206,8 @@ export async function evaluateReportExport(o: ReportEvalOptions): Promise<Report
       if (o.pictures !== false) {
         const img = images.get(g.image)!;
         await writeFileAtomic(join(staging, 'samples', `${g.id}.png`), middleSlices(img.data, img.dims));
+        // the prepared CT as NIfTI (its prepared affine), for `llmed view` beside the texts
+        await writeNifti(join(staging, 'samples', `${g.id}.nii.gz`), img.volume);
         page.push(`![the prepared CT, three middle slices](${g.id}.png)`, '');
       }
       page.push(`**Prompt:** ${g.prompt}`, '', `**Reference:** ${g.answer}`, '', `**Generated:** ${g.generated}`, '');
