@@ -66,7 +66,7 @@ async function blindPrepared(): Promise<string> {
   const first = resolve(prepared, samples[0].image);
   const { volume } = await readPreparedVolume(dirname(first), first.slice(dirname(first).length + 1).replace(/\.json$/, ''));
   mkdirSync(join(dir, 'volumes'), { recursive: true });
-  await writePreparedVolume(join(dir, 'volumes'), 'empty', { ...volume, data: new Float32Array(volume.data.length) }, { source: 'an empty volume (the blind baseline)' });
+  await writePreparedVolume(join(dir, 'volumes'), 'empty', { ...volume, data: new Float32Array(volume.data.length) }, { meta: { note: 'an empty volume (air everywhere): the blind baseline' } });
   const doc = { ...(JSON.parse(readFileSync(join(prepared, 'samples.json'), 'utf8')) as object), samples: samples.map((s) => ({ ...s, image: 'volumes/empty.json' })) };
   await writeFileAtomic(join(dir, 'samples.json'), `${JSON.stringify(doc, null, 1)}\n`);
   return dir;

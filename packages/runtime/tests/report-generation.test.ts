@@ -126,7 +126,7 @@ describe.skipIf(!haveVenv)('report generation from a report export', () => {
     const samples = [];
     for (const side of ['left', 'right']) {
       // the tensor (D, H, W) = (8, 16, 16) is a volume with dims [16, 16, 8] in llmed's i-fastest layout
-      await writePreparedVolume(join(prepared, 'volumes'), side, { data: image(side), dims: [16, 16, 8], components: 1, spacing: [1, 1, 1], affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], datatype: 'float32' }, { source: side });
+      await writePreparedVolume(join(prepared, 'volumes'), side, { data: image(side), dims: [16, 16, 8], components: 1, spacing: [1, 1, 1], affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], datatype: 'float32' }, { source: join(tmp, 'images', `${side}.nii.gz`) });
       samples.push({ id: `${side}-abdomen`, image: `volumes/${side}.json`, region: 'abdomen', kind: 'report', prompt: 'p', answer: ref.reports[side].text, split: 'test' });
     }
     writeFileSync(join(prepared, 'samples.json'), JSON.stringify({ samples }));
