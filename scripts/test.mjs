@@ -55,7 +55,10 @@ const py = join(root, '.venv', 'bin', 'python');
 const pyTests = join(root, 'bridge', 'python', 'tests');
 if (existsSync(pyTests) && extra.length === 0) {
   const junit = join(out, 'pytest.xml');
-  const p = spawnSync(py, ['-m', 'pytest', '-q', '-rs', `--junitxml=${junit}`, 'tests'], { cwd: join(root, 'bridge', 'python'), stdio: 'inherit', env: { ...process.env, PYTHONUNBUFFERED: '1' } });
+  // The bridge's tests, the plugin folders' own (plugins/<id>/tests/test_*.py, as pyproject's testpaths), and the
+  // Python tools outside the package (bench/proxies builds the benchmark's datasets).
+  const pyDirs = ['tests', join('..', '..', 'plugins'), join(root, 'bench', 'proxies', 'tests')].filter((d) => existsSync(resolve(root, 'bridge', 'python', d)));
+  const p = spawnSync(py, ['-m', 'pytest', '-q', '-rs', `--junitxml=${junit}`, ...pyDirs], { cwd: join(root, 'bridge', 'python'), stdio: 'inherit', env: { ...process.env, PYTHONUNBUFFERED: '1' } });
   if (existsSync(junit)) {
     const xml = readFileSync(junit, 'utf8');
     const m = xml.match(/<testsuite [^>]*>/);

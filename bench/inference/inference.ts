@@ -29,17 +29,17 @@
  * (unmoved by waiting for a core). Writes bench/results/inference.{json,md} (temp file, then rename).
  */
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import * as ort from 'onnxruntime-node';
-import { composeModel, loadExperimentConfig, loadRegistry, loadWorkspace, type ExperimentConfig } from '@llmed/core';
+import { composeModel, loadExperimentConfig, loadRegistry, loadWorkspace, publishFolder, stagingFolder, writeFileAtomicSync, type ExperimentConfig } from '@llmed/core';
 import { BRIDGE_PYTHON_ROOT } from '@llmed/bridge';
 import { readPreparedVolume } from '../../packages/imaging/src/cache.ts';
 import { warpTrilinear } from '../../packages/imaging/src/warp.ts';
-import { prepareExperiment } from '../../packages/cli/src/prepare.ts';
+import { prepareExperiment } from '@llmed/data';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const here = join(root, 'bench/inference');
@@ -72,11 +72,7 @@ const median = (xs: number[]) => {
 const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-function writeAtomic(file: string, text: string) {
-  const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, text);
-  renameSync(tmp, file);
-}
+const writeAtomic = (file: string, text: string) => writeFileAtomicSync(file, text);
 
 // ---- the Python side: one long-lived process answering one JSON line per command ----------------------
 
@@ -127,7 +123,7 @@ class PythonSide {
 function onnxruntimeAtNodeVersion(version: string): { path: string | null; note: string } {
   const target = join(cacheDir, `onnxruntime-${version}`);
   if (existsSync(join(target, 'onnxruntime', '__init__.py'))) return { path: target, note: `onnxruntime ${version} from ${relative(root, target)}` };
-  const staging = `${target}.tmp-${process.pid}`;
+  const staging = stagingFolder(target);
   rmSync(staging, { recursive: true, force: true });
   console.log(`installing onnxruntime==${version} (Python) into ${relative(root, target)} to compare like with like`);
   const r = spawnSync(python, ['-m', 'pip', 'install', '--quiet', '--no-deps', '--target', staging, `onnxruntime==${version}`], { encoding: 'utf8' });
@@ -135,7 +131,7 @@ function onnxruntimeAtNodeVersion(version: string): { path: string | null; note:
     rmSync(staging, { recursive: true, force: true });
     return { path: null, note: `pip could not install onnxruntime==${version}: ${(r.stderr || r.stdout).trim().split('\n').pop()}` };
   }
-  renameSync(staging, target);
+  publishFolder(staging, target);
   return { path: target, note: `onnxruntime ${version} installed by this run into ${relative(root, target)}` };
 }
 

@@ -15,7 +15,10 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { hd95, l2rHd95, readLabelMap, smoothRandomField, upsampleField, type Vec3, warpNearest, writeFileAtomic } from '@llmed/imaging';
+import { pluginOptions, writeFileAtomic } from '@llmed/core';
+import { readLabelMap, smoothRandomField, upsampleField, type Vec3, warpNearest } from '@llmed/imaging';
+import { descriptor as hd95Descriptor, hd95 } from '@llmed/plugin-hd95';
+import { l2rHd95 } from '@llmed/plugin-l2r-hd95';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const sharedData = process.env.LLMED_SHARED_DATA ?? path.resolve(repoRoot, '../shared/data');
@@ -58,12 +61,21 @@ async function main(): Promise<void> {
     const fixedFile = path.join(tmp, 'fixed.i32'), warpedFile = path.join(tmp, 'warped.i32');
     writeFileSync(fixedFile, new Uint8Array(aseg.data.buffer, aseg.data.byteOffset, aseg.data.byteLength));
     writeFileSync(warpedFile, new Uint8Array(warped.buffer, warped.byteOffset, warped.byteLength));
-    const base = { op: 'hd95', dims, spacing: aseg.spacing, labels: LABELS, fixed: fixedFile, warped: warpedFile };
+    // the hd95 plugin's scipy reference (plugins/hd95/python), run through metrics_ref.py's command line
+    const shape = [dims[2], dims[1], dims[0]];
+    const base = {
+      python: hd95Descriptor.python, options: pluginOptions(hd95Descriptor, { labels: LABELS }, 'hd95'),
+      inputs: { fixedLabels: { raw: fixedFile, dtype: 'int32', shape }, warpedLabels: { raw: warpedFile, dtype: 'int32', shape }, spacing: aseg.spacing },
+    };
     const fullRuns = Math.max(1, Math.min(runs, 2));
-    const requests = [...Array(runs).fill({ ...base, crop: true }), ...Array(fullRuns).fill({ ...base, crop: false })];
+    const requests = [...Array(runs).fill({ ...base, kwargs: { crop: true } }), ...Array(fullRuns).fill({ ...base, kwargs: { crop: false } })];
     const reqFile = path.join(tmp, 'req.json');
     writeFileSync(reqFile, JSON.stringify(requests));
-    const answers = JSON.parse(execFileSync(python, [refScript, reqFile], { encoding: 'utf8', maxBuffer: 64 << 20 }).trim().split('\n').pop()!) as Array<{ perLabel: Record<string, number | null>; mean: number; seconds: number }>;
+    const answers = (JSON.parse(execFileSync(python, [refScript, reqFile], { encoding: 'utf8', maxBuffer: 64 << 20 }).trim().split('\n').pop()!) as Array<Record<string, number | null>>)
+      .map((a) => ({
+        perLabel: Object.fromEntries(Object.entries(a).filter(([k]) => k.startsWith('perLabel.')).map(([k, v]) => [k.slice('perLabel.'.length), v])),
+        mean: a.value as number, seconds: a.seconds as number,
+      }));
     const cropped = answers.slice(0, runs), full = answers.slice(runs);
 
     let maxAbsDiff = 0;

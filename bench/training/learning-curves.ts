@@ -10,7 +10,7 @@
  */
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { writeFileAtomic } from '@llmed/imaging';
+import { writeFileAtomic } from '@llmed/core';
 import { jsonNumbers, linePlot, savePicture, type LineSeries } from '@llmed/runtime';
 
 type Point = [number, number];

@@ -22,14 +22,18 @@ import copy
 import json
 import math
 import sys
+from pathlib import Path
 
 import torch
 
 from llmed.assemble import build_loss, build_model
 from llmed.data import PreparedDataset
-from llmed.losses import gaussian_smooth
 from llmed.nn import upsample_field, warp
 from llmed.train import dice_per_label, seed_everything
+
+# The Gaussian is the mse plugin's (plugins/mse/python), where the loss that uses it lives.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "mse" / "python"))
+from llmed_mse import gaussian_smooth  # noqa: E402
 
 
 def with_init(spec: dict, init: str) -> dict:

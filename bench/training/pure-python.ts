@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { composeModel, loadExperimentConfig, type loadRegistry, type Workspace } from '@llmed/core';
 import { BRIDGE_PYTHON_ROOT, specImportPaths } from '@llmed/bridge';
-import { prepareExperiment } from '../../packages/cli/src/prepare.ts';
+import { prepareExperiment } from '@llmed/data';
 
 export interface TimedExperiment {
   experiment: string;

@@ -8,9 +8,9 @@
  * state `stopped`, which this resolves with. A second Ctrl-C gives up waiting. Python is always shut
  * down in `finally`, so Node can exit.
  */
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { LlmedError, runFolderSpec, specNodes, type AnyModelSpec, type ExperimentConfig, type PythonEntry, type ReportExperimentConfig } from '@llmed/core';
+import { LlmedError, writeFileAtomicSync, runFolderSpec, specNodes, type AnyModelSpec, type ExperimentConfig, type PythonEntry, type ReportExperimentConfig } from '@llmed/core';
 import { BRIDGE_PYTHON_ROOT, PythonBridgeError, PythonSession } from './session.ts';
 import type { BestMetric, TrainStatus } from './types.ts';
 
@@ -101,9 +101,7 @@ export function pluginImportPaths(plugins: Record<string, PythonEntry>): string[
 }
 
 function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(tmp, file);
+  writeFileAtomicSync(file, `${JSON.stringify(value, null, 2)}\n`);
 }
 
 /** A sleep that can be cancelled, so no timer outlives the run and keeps Node alive. */

@@ -8,26 +8,19 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { composeModel, loadRegistry, loadWorkspace, validateExperiment, type ExperimentConfig, type ModelSpec } from '@llmed/core';
+import { makeVolume, writePreparedVolume } from '@llmed/imaging';
 
 export const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const VENV_PYTHON = join(WORKSPACE, '.venv', 'bin', 'python');
 const SHAPE: [number, number, number] = [32, 32, 16]; // nx, ny, nz
 
-/** Write one prepared volume: raw little-endian data in (k, j, i) C order, i fastest, plus its header. */
-function writeVolume(dir: string, name: string, data: Float32Array | Int32Array): void {
-  const isLabel = data instanceof Int32Array;
-  const ext = isLabel ? 'i32' : 'f32';
-  const [nx, ny, nz] = SHAPE;
-  writeFileSync(join(dir, `${name}.${ext}`), Buffer.from(data.buffer, data.byteOffset, data.byteLength));
-  writeFileSync(join(dir, `${name}.json`), JSON.stringify({
-    format: 'llmed-prepared-v1', name, dataFile: `${name}.${ext}`, dtype: isLabel ? 'int32' : 'float32', numpyDtype: isLabel ? '<i4' : '<f4',
-    byteOrder: 'little', shape: [1, nz, ny, nx], dims: SHAPE, components: 1, spacing: [1, 1, 1],
-    affine: [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], orientation: 'RAS', bytes: data.byteLength, source: null, preprocessing: null,
-  }));
+/** Write one prepared volume through imaging's own cache writer (1 mm RAS identity grid), the format data prepare writes. */
+async function writeVolume(dir: string, name: string, data: Float32Array | Int32Array): Promise<void> {
+  await writePreparedVolume(dir, name, makeVolume(data, SHAPE));
 }
 
 /** Four blob "scans" with two labels each; train on all ordered pairs of three, validate on the fourth. */
-export function writeTinyDataset(dir: string): string {
+export async function writeTinyDataset(dir: string): Promise<string> {
   mkdirSync(dir, { recursive: true });
   const [nx, ny, nz] = SHAPE;
   const names: string[] = [];
@@ -42,8 +35,8 @@ export function writeTinyDataset(dir: string): string {
       labels[idx] = r2 < 0.5 ? 1 : r2 < 1.5 ? 2 : 0;
     }
     const name = `scan${s}`;
-    writeVolume(dir, name, image);
-    writeVolume(dir, `${name}_labels`, labels);
+    await writeVolume(dir, name, image);
+    await writeVolume(dir, `${name}_labels`, labels);
     names.push(name);
   }
   const pair = (m: string, f: string) => ({ moving: m, fixed: f, movingLabels: `${m}_labels`, fixedLabels: `${f}_labels` });
@@ -91,7 +84,7 @@ export function logEvents(runDir: string): { event: string; [k: string]: unknown
 
 /** Build the tiny LLaMA checkpoint under `tmp`, write the dataset, and compose the experiment. */
 export async function tinyExperiment(tmp: string, train: Partial<ExperimentConfig['train']> = {}): Promise<{ prepared: string; config: ExperimentConfig; spec: ModelSpec; configFile: string }> {
-  const prepared = writeTinyDataset(join(tmp, 'prepared'));
+  const prepared = await writeTinyDataset(join(tmp, 'prepared'));
   const llm = join(tmp, 'tiny-llama');
   const built = spawnSync(VENV_PYTHON, ['-m', 'tests.fixtures', 'llama', llm, '--hidden', '64', '--layers', '2'], { cwd: join(WORKSPACE, 'bridge', 'python'), encoding: 'utf8' });
   if (built.status !== 0) throw new Error(`could not build the tiny LLaMA checkpoint: ${built.stderr}`);

@@ -1,12 +1,13 @@
 /**
  * The registry walk (timm style): every plugin registered in the workspace is exercised from its own
  * descriptor — options default-filled and validated, shape rule run on its example, the inversify binding
- * resolved by id — so a new plugin is tested without writing a new test file. The Python side walks the
+ * resolved by id, a Metric run on its example values — so a new plugin is tested without writing a new test file. The Python side walks the
  * same list (`llmed plugins list --json`) and runs a forward pass of each torch module.
  */
 import { existsSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { didYouMean, type LlmedError, loadRegistry, resolveExperiment, loadWorkspace, PLUGIN, pluginKey, pluginOptions, PLUGIN_KINDS, type PluginDescriptor } from '@llmed/core';
+import { metricInputFromCase, type MetricRuntime } from '@llmed/imaging';
 import { repoRoot } from '../helpers/workspace.ts';
 
 const ws = loadWorkspace(repoRoot);
@@ -67,6 +68,15 @@ describe.each(all.map((d) => [d.id, d] as const))('plugin %s', (_id, d) => {
     let text = '';
     try { pluginOptions(d, { ...d.example.options, notAnOption: 1 }, 'model.x.with'); } catch (e) { text = (e as LlmedError).format(); }
     expect(text).toMatch(/model\.x\.with\.notAnOption: is not a known setting/);
+  });
+
+  it.runIf(d.kind === 'Metric')('runs on its example inputs and gives a finite number', () => {
+    // a Metric's example inputs are values (label maps, fields) in the plugin-cases encoding
+    const input = metricInputFromCase(d.example.inputs, `${d.id}.example.inputs`);
+    const r = (d.runtime as MetricRuntime).compute(input, pluginOptions(d, d.example.options, `${d.id}.example`));
+    expect(Number.isFinite(r.value), `${d.id} gave ${r.value}`).toBe(true);
+    expect(typeof r.unit).toBe('string');
+    expect(typeof r.higherIsBetter).toBe('boolean');
   });
 
   it.skipIf(!d.shape)('maps its example inputs to an output shape', () => {

@@ -237,12 +237,13 @@ def check_report_llm(spec_path: str, workspace_root: str | None = None) -> dict:
 @structured
 def check_llm_nodes(spec_path: str, workspace_root: str | None = None, plugins: dict | None = None) -> dict:
     """Whether the Python side of each LLM backbone node can be built, without reading weights: its plugin
-    module imports, its family resolves to transformers classes that import, and the checkpoint's config
-    loads as that family (its code from ``plugins`` by id when given, as everywhere). Nodes whose checkpoint folder is not there yet are left to training to report."""
+    module imports and names its family (``FAMILY``, a :class:`llmed.llm.Family`), the family's transformers
+    classes import, and the checkpoint's config loads as that family (its code from ``plugins`` by id when
+    given, as everywhere). Nodes whose checkpoint folder is not there yet are left to training to report."""
     from pathlib import Path as _Path
 
     from .assemble import load_factory, python_entry
-    from .llm import load_text_config, resolve_checkpoint_dir, resolve_family
+    from .llm import Family, load_text_config, resolve_checkpoint_dir
 
     spec = _read_json(spec_path, "model spec", "config")
     checked, skipped = [], []
@@ -258,8 +259,10 @@ def check_llm_nodes(spec_path: str, workspace_root: str | None = None, plugins: 
         try:
             factory = load_factory(python_entry(node, plugins), workspace_root)
             module = sys.modules.get(getattr(factory, "__module__", "") or "")
-            family_id = getattr(module, "FAMILY", node.get("id"))
-            family = resolve_family(family_id, _Path(folder))
+            family = getattr(module, "FAMILY", None)
+            if not isinstance(family, Family):
+                raise TypeError(f"plugin module {getattr(module, '__name__', '?')} has no FAMILY = llmed.llm.Family.from_json(...)")
+            family.classes()
             load_text_config(family, _Path(folder))
         except Exception as e:  # noqa: BLE001 — every reason is reported as the node's
             return _error("plugin", f"{where}: the Python side cannot be built: {e}", where=node.get("path"))

@@ -42,6 +42,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from .atomic import atomic_write, atomic_write_group, atomic_write_json, atomic_write_text  # noqa: F401
+
 CHECKPOINT_FORMAT = "llmed-checkpoint-v1"
 OPTIMIZER_METADATA_KEY = "llmed.optimizer"
 
@@ -66,66 +68,7 @@ class CheckpointError(Exception):
         return self.where
 
 
-# ----------------------------------------------------------------------------------------------------
-# Atomic file writes
-# ----------------------------------------------------------------------------------------------------
-
-def _write_temporary(path: str, write: Callable[[str], None]) -> str:
-    """``write`` to ``<path>.tmp-<pid>`` and flush it to disk; returns the temporary name."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    write(tmp)
-    with open(tmp, "rb+") as f:  # the bytes must be on disk before a name points at them
-        os.fsync(f.fileno())
-    return tmp
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> None:
-    """Run ``write(tmp_path)``, then ``os.replace(tmp_path, path)``; on any failure remove the temporary
-    file and re-raise, leaving ``path`` as it was."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        _write_temporary(path, write)
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-
-
-def atomic_write_group(writes: list[tuple[str | os.PathLike[str], Callable[[str], None]]]) -> None:
-    """Write several files as one checkpoint: every file goes to its temporary name first; only when all
-    are complete are they renamed, in order (put the commit record last). A failure while writing
-    renames nothing, so the previous files stay as they were."""
-    staged: list[tuple[str, str]] = []
-    try:
-        for path, write in writes:
-            path = os.fspath(path)
-            staged.append((f"{path}.tmp-{os.getpid()}", path))
-            _write_temporary(path, write)
-        for tmp, path in staged:
-            os.replace(tmp, path)
-    except BaseException:
-        for tmp, _ in staged:
-            _remove_quietly(tmp)
-        raise
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    def write(tmp: str) -> None:
-        with open(tmp, "w") as f:
-            f.write(text)
-    atomic_write(path, write)
-
-
-def atomic_write_json(path: str | os.PathLike[str], value: Any) -> None:
-    atomic_write_text(path, json.dumps(value, indent=2) + "\n")
+# Atomic writes: llmed.atomic (the one implementation); the names stay importable from here.
 
 
 # ----------------------------------------------------------------------------------------------------

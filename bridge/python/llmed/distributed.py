@@ -64,7 +64,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from .checkpoint import atomic_write_json
+from .atomic import atomic_write_json
 
 RANK_ERROR_DIR_ENV = "LLMED_RANK_ERROR_DIR"
 PARENT_PID_ENV = "LLMED_PARENT_PID"

@@ -65,7 +65,8 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from .files import json_safe, remove_stale_temporaries, sha256_file, workspace_root_from_env
+from .atomic import publish_folder, recover_folder, staging_folder
+from .files import json_safe, sha256_file, workspace_root_from_env
 
 EXPORT_FORMAT = "llmed-export-v1"
 MIN_OPSET = 20  # 5-D GridSample (the decoder's internal warps) needs opset 20
@@ -181,24 +182,6 @@ def check_output_folder(target: Path) -> None:
                           kind="usage", where=str(target), hint="choose another --out")
 
 
-def _replace_dir(staging: Path, target: Path) -> None:
-    """Move ``staging`` to ``target``; an existing ``target`` is moved aside first and removed after."""
-    old = None
-    if target.exists():
-        old = target.with_name(f"{target.name}.old-{os.getpid()}")
-        if old.exists():
-            shutil.rmtree(old)
-        os.replace(target, old)
-    try:
-        os.replace(staging, target)
-    except BaseException:
-        if old is not None:
-            os.replace(old, target)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 # ----------------------------------------------------------------------------------------------------
 # the export
 # ----------------------------------------------------------------------------------------------------
@@ -259,8 +242,8 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
 
     target = Path(out_dir).resolve() if out_dir else run / "export"
     check_output_folder(target)
-    remove_stale_temporaries(target.parent, f"{target.name}.")
-    staging = target.with_name(f"{target.name}.tmp-{os.getpid()}")
+    recover_folder(target)  # what a kill during an earlier export left beside the target
+    staging = staging_folder(target)
     if staging.exists():
         shutil.rmtree(staging)
     staging.mkdir(parents=True)
@@ -418,7 +401,7 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
         }
         (staging / "manifest.json").write_text(dumps_manifest(manifest))
         target.parent.mkdir(parents=True, exist_ok=True)
-        _replace_dir(staging, target)
+        publish_folder(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

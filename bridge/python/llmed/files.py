@@ -6,6 +6,9 @@ import math
 import os
 from typing import Any
 
+# Temporaries left by a kill are cleaned in llmed.atomic, beside the writers; the name stays importable here.
+from .atomic import remove_stale_temporaries  # noqa: F401
+
 # The environment variable naming the llmed workspace, the same one the TypeScript side reads
 # (packages/core/src/workspace.ts, findWorkspaceRoot): one name in both languages.
 WORKSPACE_ENV = "LLMED_WORKSPACE"
@@ -34,40 +37,3 @@ def json_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [json_safe(v) for v in value]
     return value
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
-def remove_stale_temporaries(folder: str | os.PathLike[str], stem: str = "") -> list[str]:
-    """Remove ``<stem>*.tmp-<pid>`` files and folders in ``folder`` whose writer (process ``pid``) is gone:
-    what a kill leaves behind (atomic writes go to ``<name>.tmp-<pid>`` first). Returns the names removed."""
-    import re
-    import shutil
-
-    removed: list[str] = []
-    try:
-        entries = list(os.scandir(folder))
-    except FileNotFoundError:
-        return removed
-    pattern = re.compile(re.escape(stem) + r".*\.tmp-(\d+)$")
-    for entry in entries:
-        m = pattern.fullmatch(entry.name)
-        if not m or int(m.group(1)) == os.getpid() or _pid_alive(int(m.group(1))):
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)
-        else:
-            try:
-                os.unlink(entry.path)
-            except FileNotFoundError:
-                pass
-        removed.append(entry.name)
-    return removed

@@ -36,6 +36,7 @@ from typing import Any
 
 import numpy as np
 
+from .atomic import publish_folder
 from .files import sha256_file
 
 #: GGUF tensor name (per block, after "blk.N.") -> Hugging Face name (after "model.layers.N.").
@@ -298,9 +299,7 @@ def convert_gguf(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         os.chmod(staging, 0o755)
         for written in staging.iterdir():
             os.chmod(written, 0o644)
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        os.replace(staging, out_dir)
+        publish_folder(staging, out_dir)  # the old folder is removed only once the new one is in place
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

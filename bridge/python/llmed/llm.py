@@ -1,8 +1,7 @@
 """Hugging Face decoder layers as a token encoder, loaded from a local checkpoint folder.
 
 ``build_decoder_stack(family, options, inputs)`` returns a :class:`DecoderStack`: the chosen decoder
-layers of a LLaMA-2/3, Phi-3 or Qwen2 checkpoint, built with transformers' own layer class for the
-family and loaded strictly from only those layers' tensors (the safetensors index tells which shard
+layers of a checkpoint of ``family``, built with transformers' own layer class for the family and loaded strictly from only those layers' tensors (the safetensors index tells which shard
 holds ``model.layers.{i}.*``; other shards are never opened). The stack maps tokens ``(N, L, H)`` to
 ``(N, L, H)``:
 
@@ -24,6 +23,12 @@ Weights are frozen (``requires_grad=False``) unless ``trainable``; ``init: 'rand
 architecture with fresh weights (normal(0, initializer_range), like a from-scratch HF model) and reads
 no tensors; ``lora`` injects peft LoRA adapters into the named projections (Phi-3's fused
 ``qkv_proj``) and only they train. ``merge_lora`` folds them back for ONNX export.
+
+Families are not listed here. Each LLM family plugin describes its own in ``plugins/<id>/family.json``
+(transformers module and class names, accepted ``model_type`` values, Hugging Face repo, LoRA targets,
+option defaults), which its TypeScript descriptor and its Python package both read; the package builds
+with ``build_decoder_stack(Family.from_json(...), options, inputs)``. This module keeps what every family
+shares: reading a checkpoint's config and only the chosen layers' tensors, the call semantics, LoRA.
 """
 from __future__ import annotations
 
@@ -45,7 +50,9 @@ from .files import workspace_root_from_env
 __all__ = [
     "CheckpointError",
     "LLMOptionsError",
-    "FAMILIES",
+    "FamilyError",
+    "Family",
+    "CLASS_ROLES",
     "DecoderStack",
     "build_decoder_stack",
     "resolve_checkpoint_dir",
@@ -76,94 +83,137 @@ class LLMOptionsError(CheckpointError, ValueError):
         return self._path
 
 
+class FamilyError(ValueError):
+    """A family description (a plugin's ``family.json``) that cannot be read or names classes transformers
+    does not have. llmed error kind ``'plugin'``: the fix is in the plugin folder, named by ``where``."""
+
+    kind = "plugin"
+
+    def __init__(self, message: str, where: str | os.PathLike[str] | None = None, hint: str | None = None):
+        super().__init__(message)
+        self.where = str(where) if where is not None else None
+        self.hint = hint
+
+
+# The roles a family names a transformers class for, as ``family.json`` spells them (its "transformers"
+# object). The first four build the decoder stack; ``model`` and ``causalLM`` are named so that the same
+# family object can later build the whole language model (embeddings, final norm, LM head).
+CLASS_ROLES = ("config", "decoderLayer", "rotaryEmbedding", "rmsNorm", "model", "causalLM")
+_REQUIRED_ROLES = CLASS_ROLES[:4]
+
+
 @dataclass(frozen=True)
 class Family:
-    """One transformers architecture family and where its classes live."""
+    """One transformers architecture family: which checkpoints it accepts and where its classes live.
+
+    An LLM family plugin describes itself in its own folder (``plugins/<id>/family.json``, read by its
+    TypeScript descriptor too) and its Python package passes ``Family.from_json(...)`` to
+    :func:`build_decoder_stack`; llmed keeps no table of families.
+    """
 
     id: str
     title: str
     model_types: tuple[str, ...]
     hf_repo: str  # the Hugging Face repo to get weights from (for error messages)
-    module: str
-    config_class: str
-    layer_class: str
-    rotary_class: str
-    norm_class: str
+    module: str  # the transformers modeling module that holds the classes
+    classes_by_role: tuple[tuple[str, str], ...]  # (role, class name), roles from CLASS_ROLES
+    lora_targets: tuple[str, ...] = ()
+    source: str | None = None  # the family.json it was read from
+
+    @classmethod
+    def from_dict(cls, data: dict, source: str | os.PathLike[str] | None = None) -> Family:
+        """A family from the parsed ``family.json`` object (the keys the TypeScript descriptor reads too)."""
+        where = str(source) if source is not None else None
+
+        def need(obj: Any, key: str, typ: type, what: str):
+            value = obj.get(key) if isinstance(obj, dict) else None
+            if not isinstance(value, typ) or (typ in (str, list) and not value):
+                raise FamilyError(f"family description {where or '(in memory)'} needs {what}", where)
+            return value
+
+        tf = need(data, "transformers", dict, '"transformers": {"module", "config", "decoderLayer", "rotaryEmbedding", "rmsNorm"}')
+        roles = []
+        for role in CLASS_ROLES:
+            if role in _REQUIRED_ROLES:
+                roles.append((role, need(tf, role, str, f'"transformers.{role}" (a class name in {tf.get("module")})')))
+            elif isinstance(tf.get(role), str):
+                roles.append((role, tf[role]))
+        model_types = need(data, "modelTypes", list, '"modelTypes": the config.json model_type values it accepts')
+        return cls(id=need(data, "id", str, '"id"'), title=need(data, "title", str, '"title"'),
+                   model_types=tuple(str(t) for t in model_types),
+                   hf_repo=str(data.get("huggingFaceRepo") or f"(the Hugging Face repo of a {data.get('title')} model)"),
+                   module=need(tf, "module", str, '"transformers.module" (e.g. transformers.models.llama.modeling_llama)'),
+                   classes_by_role=tuple(roles), lora_targets=tuple(str(t) for t in data.get("loraTargets") or ()), source=where)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike[str]) -> Family:
+        """Read a plugin's ``family.json``; a missing or malformed file is a :class:`FamilyError` naming it."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise FamilyError(f"family description {path} does not exist", path,
+                              hint="an LLM family plugin keeps its family.json next to package.json") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise FamilyError(f"family description {path} is not valid JSON: {e}", path) from None
+        if not isinstance(data, dict):
+            raise FamilyError(f"family description {path} must hold a JSON object", path)
+        return cls.from_dict(data, path)
+
+    @classmethod
+    def from_model_type(cls, family_id: str, model_type: str) -> Family:
+        """A family for a transformers decoder whose classes have the usual names (``<Name>Config``,
+        ``<Name>DecoderLayer``, ``<Name>RotaryEmbedding``, ``<Name>RMSNorm`` in ``models.<type>.modeling_<type>``),
+        derived from transformers' model type: a starting point for a new plugin's family.json."""
+        from transformers import CONFIG_MAPPING
+
+        try:
+            config_cls = CONFIG_MAPPING[model_type]
+        except KeyError:
+            raise LLMOptionsError(f"unknown LLM family {family_id!r}: transformers has no model type {model_type!r}") from None
+        name = config_cls.__name__[: -len("Config")]
+        family = cls(family_id, name, (model_type,), f"(the Hugging Face repo of your {name} model)",
+                     module=f"transformers.models.{model_type}.modeling_{model_type}",
+                     classes_by_role=(("config", config_cls.__name__), ("decoderLayer", f"{name}DecoderLayer"),
+                                      ("rotaryEmbedding", f"{name}RotaryEmbedding"), ("rmsNorm", f"{name}RMSNorm"),
+                                      ("model", f"{name}Model"), ("causalLM", f"{name}ForCausalLM")))
+        family.classes()
+        return family
+
+    def class_name(self, role: str) -> str | None:
+        return dict(self.classes_by_role).get(role)
+
+    def cls(self, role: str):
+        """The transformers class of ``role`` (one of CLASS_ROLES), imported now. The config class may live in
+        the sibling ``configuration_*`` module; a name transformers does not have is a FamilyError."""
+        name = self.class_name(role)
+        if name is None:
+            raise FamilyError(f"LLM family {self.id!r} names no transformers class for {role!r}", self.source)
+        where = [self.module]
+        if ".modeling_" in self.module:
+            where.append(self.module.replace(".modeling_", ".configuration_"))
+        errors = []
+        for module_name in where:
+            try:
+                module = importlib.import_module(module_name)
+            except ImportError as e:
+                errors.append(f"cannot import {module_name}: {e}")
+                continue
+            if hasattr(module, name):
+                return getattr(module, name)
+            errors.append(f"{module_name} has no {name}")
+        raise FamilyError(f"LLM family {self.id!r} (model type {', '.join(self.model_types)}) cannot be built from the installed "
+                          f"transformers: {'; '.join(errors)}", self.source,
+                          hint="fix the class names in the plugin's family.json (see the family's transformers modeling module)")
 
     def classes(self):
-        mod = importlib.import_module(self.module)
-        cfg_mod = importlib.import_module(self.module.replace(".modeling_", ".configuration_"))
-        return (getattr(cfg_mod, self.config_class), getattr(mod, self.layer_class),
-                getattr(mod, self.rotary_class), getattr(mod, self.norm_class))
-
-
-_LLAMA = dict(module="transformers.models.llama.modeling_llama", config_class="LlamaConfig",
-              layer_class="LlamaDecoderLayer", rotary_class="LlamaRotaryEmbedding", norm_class="LlamaRMSNorm")
-FAMILIES: dict[str, Family] = {
-    "llama2": Family("llama2", "LLaMA 2", ("llama",), "meta-llama/Llama-2-7b-hf", **_LLAMA),
-    "llama3": Family("llama3", "LLaMA 3", ("llama",), "meta-llama/Meta-Llama-3-8B", **_LLAMA),
-    "phi3": Family("phi3", "Phi-3", ("phi3", "phi3_v"), "microsoft/Phi-3-mini-4k-instruct",
-                   module="transformers.models.phi3.modeling_phi3", config_class="Phi3Config",
-                   layer_class="Phi3DecoderLayer", rotary_class="Phi3RotaryEmbedding", norm_class="Phi3RMSNorm"),
-    "qwen2": Family("qwen2", "Qwen2", ("qwen2",), "Qwen/Qwen2-7B",
-                    module="transformers.models.qwen2.modeling_qwen2", config_class="Qwen2Config",
-                    layer_class="Qwen2DecoderLayer", rotary_class="Qwen2RotaryEmbedding", norm_class="Qwen2RMSNorm"),
-}
-
-def register_family(family: Family) -> None:
-    """Make a family known under ``family.id`` (a third-party LLM plugin's Python package calls this at
-    import when its classes do not follow transformers' usual names)."""
-    FAMILIES[family.id] = family
-
-
-def family_from_model_type(family_id: str, model_type: str) -> Family:
-    """A family for any transformers decoder whose classes have the usual names (``<Name>Config``,
-    ``<Name>DecoderLayer``, ``<Name>RotaryEmbedding``, ``<Name>RMSNorm`` in ``models.<type>.modeling_<type>``):
-    Mistral, Gemma, ... — so a third-party family plugin needs no Python of its own beyond naming its id."""
-    from transformers import CONFIG_MAPPING
-
-    try:
-        config_cls = CONFIG_MAPPING[model_type]
-    except KeyError:
-        raise LLMOptionsError(f"unknown LLM family {family_id!r}: transformers has no model type {model_type!r}; "
-                              f"known families: {', '.join(FAMILIES)}") from None
-    name = config_cls.__name__[: -len("Config")]
-    family = Family(family_id, name, (model_type,), f"(the Hugging Face repo of your {name} model)",
-                    module=f"transformers.models.{model_type}.modeling_{model_type}", config_class=config_cls.__name__,
-                    layer_class=f"{name}DecoderLayer", rotary_class=f"{name}RotaryEmbedding", norm_class=f"{name}RMSNorm")
-    try:
-        family.classes()
-    except (ImportError, AttributeError) as e:
-        raise LLMOptionsError(f"LLM family {family_id!r} (model type {model_type!r}) cannot be built from transformers: {e}; "
-                              f"its Python package must call llmed.llm.register_family(Family(...)) with its classes") from None
-    return family
-
-
-def resolve_family(family_id: str, folder: Path | None = None) -> Family:
-    """The family ``family_id``: a registered one, else derived from the checkpoint's model type."""
-    if family_id in FAMILIES:
-        return FAMILIES[family_id]
-    cfg = (folder / "config.json") if folder is not None else None
-    if cfg is None or not cfg.is_file():
-        raise LLMOptionsError(f"unknown LLM family {family_id!r}; known: {', '.join(FAMILIES)} (or a checkpoint whose "
-                              f"config.json names a transformers model type)")
-    try:
-        raw = json.loads(cfg.read_text())
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"{cfg} is not valid JSON: {e}", cfg) from e
-    text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
-    return family_from_model_type(family_id, str(text.get("model_type") or raw.get("model_type")))
+        """(config, decoder layer, rotary embedding, RMSNorm) classes, the ones a decoder stack needs."""
+        return tuple(self.cls(role) for role in _REQUIRED_ROLES)
 
 
 # Where decoder layers live in the safetensors key space, most common first (text-only models, then
 # the language half of multimodal ones).
 _LAYER_PREFIXES = ("model.layers.", "model.language_model.layers.", "language_model.model.layers.", "model.model.layers.")
-
-_DEFAULTS: dict[str, Any] = {
-    "layers": None, "hiddenSize": None, "init": "pretrained", "trainable": False, "attention": "bidirectional",
-    "rope": False, "finalNorm": "none", "lora": None,
-}
-
 
 def resolve_checkpoint_dir(checkpoint: str, workspace_root: str | os.PathLike | None = None) -> Path:
     """A relative checkpoint path is relative to the workspace root (``$LLMED_WORKSPACE``, else cwd)."""
@@ -202,7 +252,7 @@ def load_text_config(family: Family, folder: Path):
         raise CheckpointError(
             f"checkpoint {cfg_file} has model_type {model_type!r}, which is not a {family.title} model "
             f"(expected {', '.join(family.model_types)})", cfg_file)
-    config_cls = family.classes()[0]
+    config_cls = family.cls("config")
     fields = {k: v for k, v in text.items() if k not in ("model_type", "architectures", "auto_map", "text_config", "vision_config")}
     config = config_cls(**fields)
     return config
@@ -407,46 +457,52 @@ def _load_strict(module: nn.Module, state: dict, what: str, folder: Path) -> Non
         raise CheckpointError(f"{what} of checkpoint {folder} has tensors of the wrong shape: {e}", folder) from e
 
 
-def build_decoder_stack(family: str, options: dict, inputs: dict | None = None, workspace_root: str | None = None,
-                        attn_implementation: str = "sdpa") -> DecoderStack:
-    """Build the LLM backbone node of ``family`` (``llama2``/``llama3``/``phi3``/``qwen2``, a registered one, or
-    any transformers decoder with the usual class names, found from the checkpoint's model type).
+# The node options build_decoder_stack reads. They arrive filled in from the descriptor's schema
+# (packages/core/src/llm.ts, the one place of their defaults); a caller that left one out gets an error, not a guess.
+_OPTION_KEYS = ("checkpoint", "layers", "hiddenSize", "init", "trainable", "attention", "rope", "finalNorm", "lora")
+_LORA_KEYS = ("rank", "alpha", "dropout", "targets")
 
-    ``options`` are the ModelSpec node options (``checkpoint``, ``layers``, ``hiddenSize``, ``init``,
-    ``trainable``, ``attention``, ``rope``, ``finalNorm``, ``lora``); ``inputs['tokens']['width']``, when
-    given, must equal the hidden size. Raises :class:`CheckpointError` for a missing folder / shard /
+
+def build_decoder_stack(family: Family, options: dict, inputs: dict | None = None, workspace_root: str | None = None,
+                        attn_implementation: str = "sdpa") -> DecoderStack:
+    """Build the LLM backbone node of ``family`` (the :class:`Family` its plugin read from its family.json).
+
+    ``options`` are the ModelSpec node's filled-in options (``checkpoint``, ``layers``, ``hiddenSize``,
+    ``init``, ``trainable``, ``attention``, ``rope``, ``finalNorm``, ``lora``); ``inputs['tokens']['width']``,
+    when given, must equal the hidden size. Raises :class:`CheckpointError` for a missing folder / shard /
     tensor and :class:`LLMOptionsError` for options that do not fit the checkpoint.
     """
-    opts = {**_DEFAULTS, **(options or {})}
-    fam = resolve_family(family, resolve_checkpoint_dir(opts["checkpoint"], workspace_root) if opts.get("checkpoint") else None)
-    if opts.get("attention") not in ("bidirectional", "causal"):
-        raise LLMOptionsError(f"attention must be 'bidirectional' or 'causal', got {opts.get('attention')!r}")
-    if opts.get("finalNorm") not in ("none", "ones", "checkpoint"):
-        raise LLMOptionsError(f"finalNorm must be 'none', 'ones' or 'checkpoint', got {opts.get('finalNorm')!r}")
-    if opts.get("init") not in ("pretrained", "random"):
-        raise LLMOptionsError(f"init must be 'pretrained' or 'random', got {opts.get('init')!r}")
-    if "checkpoint" not in opts or not opts["checkpoint"]:
+    if not isinstance(family, Family):
+        raise LLMOptionsError(f"build_decoder_stack takes the plugin's Family object (Family.from_json(<plugin>/family.json)), "
+                              f"got {family!r}")
+    opts = dict(options or {})
+    absent = [k for k in _OPTION_KEYS if k not in opts]
+    if absent:
+        raise LLMOptionsError(f"{family.title} backbone options lack {', '.join(absent)}: they arrive filled in from the "
+                              f"descriptor's schema (compose the model with @llmed/core, or pass every option)")
+    fam = family
+    if not opts["checkpoint"]:
         raise LLMOptionsError(f"{fam.title} backbone needs a `checkpoint` folder option")
     folder = resolve_checkpoint_dir(opts["checkpoint"], workspace_root)
     config = load_text_config(fam, folder)
     config._attn_implementation = attn_implementation
 
-    layers = list(opts.get("layers") or [])
-    if not layers:
-        raise LLMOptionsError(f"{fam.title} backbone needs at least one layer index (`layers`)")
+    layers = [int(i) for i in opts["layers"]]
     n_layers = int(config.num_hidden_layers)
-    bad = [i for i in layers if not (0 <= int(i) < n_layers)]
+    bad = [i for i in layers if not (0 <= i < n_layers)]
     if bad:
         raise LLMOptionsError(f"layer index {bad[0]} is out of range: checkpoint {folder} has {n_layers} layers (0..{n_layers - 1})", folder)
-    hidden = opts.get("hiddenSize")
-    if hidden is not None and int(hidden) != int(config.hidden_size):
+    # Checked here as well as in the descriptor's resolve: the checkpoint folder may not have existed when
+    # the model was composed (checkpointFound false), so this is the first time they meet.
+    hidden = opts["hiddenSize"]
+    if int(hidden) != int(config.hidden_size):
         raise LLMOptionsError(f"hiddenSize {hidden} does not match checkpoint {folder / 'config.json'}, whose hidden_size is {config.hidden_size}", folder)
     width = ((inputs or {}).get("tokens") or {}).get("width")
     if width is not None and int(width) != int(config.hidden_size):
         raise LLMOptionsError(f"tokens reaching the {fam.title} layers are {width} wide; checkpoint {folder} has hidden_size {config.hidden_size}", folder)
 
     pretrained = opts["init"] == "pretrained"
-    stack = DecoderStack(fam, config, [int(i) for i in layers], opts["attention"], bool(opts["rope"]), opts["finalNorm"],
+    stack = DecoderStack(fam, config, layers, opts["attention"], bool(opts["rope"]), opts["finalNorm"],
                          layer_device="meta" if pretrained else None)
     stack.checkpoint = str(folder)
     if not pretrained:
@@ -467,19 +523,21 @@ def build_decoder_stack(family: str, options: dict, inputs: dict | None = None, 
             raise CheckpointError(f"checkpoint {folder} left {', '.join(left)} unloaded", folder)
     stack.float()
 
-    trainable = bool(opts.get("trainable"))
+    trainable = bool(opts["trainable"])
     for p in stack.parameters():
         p.requires_grad_(trainable)
-    lora = opts.get("lora")
-    if lora:
-        _inject_lora(stack, fam, lora, folder)
+    if opts["lora"]:
+        _inject_lora(stack, fam, opts["lora"], folder)
     return stack
 
 
 def _inject_lora(stack: DecoderStack, family: Family, lora: dict, folder: Path) -> None:
     from peft import LoraConfig, inject_adapter_in_model
 
-    targets = list(lora.get("targets") or [])
+    absent = [k for k in _LORA_KEYS if k not in lora]
+    if absent:
+        raise LLMOptionsError(f"lora lacks {', '.join(absent)} (the descriptor's resolve fills them in)")
+    targets = list(lora["targets"])
     if not targets:
         raise LLMOptionsError("lora.targets must name at least one projection (e.g. q_proj, k_proj, v_proj)")
     names = {name.rsplit(".", 1)[-1] for name, m in stack.layers.named_modules() if isinstance(m, nn.Linear)}
@@ -487,8 +545,8 @@ def _inject_lora(stack: DecoderStack, family: Family, lora: dict, folder: Path) 
     if unknown:
         raise LLMOptionsError(f"LoRA target(s) {', '.join(unknown)} do not exist in {family.title} layers of {folder}; "
                               f"their linear projections are {', '.join(sorted(names))}")
-    cfg = LoraConfig(r=int(lora.get("rank", 64)), lora_alpha=float(lora.get("alpha", 64)),
-                     lora_dropout=float(lora.get("dropout", 0.0)), target_modules=targets, bias="none")
+    cfg = LoraConfig(r=int(lora["rank"]), lora_alpha=float(lora["alpha"]), lora_dropout=float(lora["dropout"]),
+                     target_modules=targets, bias="none")
     inject_adapter_in_model(cfg, stack.layers)
     for name, p in stack.named_parameters():
         if "lora_" in name:

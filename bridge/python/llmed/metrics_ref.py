@@ -1,61 +1,103 @@
-"""Reference implementations of llmed's registration metrics in numpy/scipy, for cross-checks only.
+"""numpy/scipy primitives the Metric plugins' Python references share, and the command line that runs a
+reference on arrays TypeScript wrote to disk (the cross-checks in test/metrics and bench/metrics).
 
-The TypeScript metrics (packages/imaging/src/metrics.ts) are the ones llmed uses; this module is an
-independent second implementation built from library routines (``scipy.ndimage.distance_transform_edt``
-with ``sampling``, ``binary_erosion``, ``np.gradient``, ``np.percentile``) so the tests can compare
-the two on real label maps and fields. It is not imported by the training code.
+Each Metric plugin has a numpy reference, ``reference(options, inputs) -> dict[str, float]``, in its own
+folder (``plugins/<id>/python/<module>/``, named by the descriptor's ``python`` entry). It is a second
+implementation built from library routines (``scipy.ndimage.distance_transform_edt`` with ``sampling``,
+``binary_erosion``, ``np.gradient``, ``np.percentile``, DeepMind's surface-distance for ``l2r-hd95``), so the
+tests can compare it with the TypeScript metric, which is the one llmed uses. What they share lives here;
+nothing here names a plugin. ``jacobian_determinant`` is also the determinant the synthetic-warps proxy
+(llmed.proxies) counts folds with. The training code does not import this module (its validation Dice is
+``llmed.train.dice_per_label``, in torch).
 
-Command line (used by the tests and by ``bench/metrics``)::
+Inputs are those of a plugin case (packages/core/src/plugin-cases.ts, llmed.plugin_cases): label maps
+(K, J, I), fields (3, K, J, I) with channel c = displacement along NIfTI axis c, in voxels, ``spacing``
+[sx, sy, sz] in mm, ``labels`` a list. Spacing [sx, sy, sz] is ``sampling=(sz, sy, sx)`` on the arrays.
+A reference returns ``{"value": v}`` and, for label metrics, ``{"perLabel.<l>": v_l}`` per label. Its
+options come filled in from the descriptor's schema (the only place of their defaults); an optional one
+without a default (``labels``) may be absent.
+
+Command line::
 
     python metrics_ref.py request.json
 
-``request.json`` names raw little-endian files written by TypeScript (label maps as int32, fields and
-determinants as float32, in llmed's layout: i fastest, fields component-major) and says which metric
-to compute (or holds a list of such requests); the answer (or the list of answers) is one JSON value on
-the last stdout line.
+``request.json`` is one request or a list of them (one interpreter start for all)::
 
-Array layout: a volume of dims [nx, ny, nz] with i fastest is, in numpy C order, an array of shape
-(nz, ny, nx); a field is (3, nz, ny, nx) with channel c = displacement along NIfTI axis c. Spacing
-[sx, sy, sz] therefore becomes ``sampling=(sz, sy, sx)``.
+    {"python": {"root": ".../plugins/hd95/python", "module": "llmed_hd95", "factory": "reference"},
+     "options": {...}, "kwargs": {...},
+     "inputs": {"fixedLabels": {"raw": "a.i32", "dtype": "int32", "shape": [K, J, I]}, "spacing": [..], ...}}
+
+``raw`` inputs are little-endian files in llmed's layout (i fastest, fields component-major), which is the
+C order of the shapes above; any other input passes through. The answer (or the list of answers) is one
+JSON value on the last stdout line: the reference's dict (NaN as null, ±∞ as ±1e999) plus ``seconds``,
+the time the reference took.
 """
 from __future__ import annotations
 
+import importlib
 import json
 import math
+import re
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage
 
 
-def read_volume(path: str, dims, dtype, components: int = 1) -> np.ndarray:
-    nx, ny, nz = dims
-    data = np.fromfile(path, dtype=np.dtype(dtype).newbyteorder("<"))
-    shape = (nz, ny, nx) if components == 1 else (components, nz, ny, nx)
-    return data.reshape(shape)
-
-
 def array_sampling(spacing) -> tuple:
+    """[sx, sy, sz] (NIfTI axis order) → sampling of a (K, J, I) array."""
     return (float(spacing[2]), float(spacing[1]), float(spacing[0]))
 
 
-# ----------------------------------------------------------------------------------------------- Dice
-def dice(fixed: np.ndarray, warped: np.ndarray, labels, absent_as: str = "nan") -> dict:
-    """2|A∩B| / (|A|+|B|) per label; 0/0 → NaN (or 0 with absent_as='zero')."""
-    out = {}
-    for label in labels:
-        a = fixed == label
-        b = warped == label
-        denom = int(a.sum()) + int(b.sum())
-        if denom == 0:
-            out[str(label)] = float("nan") if absent_as == "nan" else 0.0
-        else:
-            out[str(label)] = 2.0 * int(np.logical_and(a, b).sum()) / denom
-    return out
+# ------------------------------------------------------------------------------------------- inputs
+def label_map(x) -> np.ndarray:
+    """A (K, J, I) integer array from a decoded case value (numpy or torch, leading 1-dims allowed)."""
+    a = np.asarray(x)
+    while a.ndim > 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 3:
+        raise ValueError(f"a label map is (K, J, I), got shape {a.shape}")
+    return a if np.issubdtype(a.dtype, np.integer) else a.astype(np.int64)
 
 
-# -------------------------------------------------------------------------------------- surfaces, HD95
+def vector_field(x) -> np.ndarray:
+    """A (3, K, J, I) float64 array from a decoded case value (a leading batch of 1 allowed)."""
+    a = np.asarray(x)
+    if a.ndim == 5 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim != 4 or a.shape[0] != 3:
+        raise ValueError(f"a field is (3, K, J, I), got shape {a.shape}")
+    return a.astype(np.float64)
+
+
+def input_spacing(inputs: dict) -> list[float]:
+    return [float(s) for s in inputs.get("spacing", [1.0, 1.0, 1.0])]
+
+
+def chosen_labels(options: dict, inputs: dict, *maps: np.ndarray) -> list[int]:
+    """The labels a label metric scores: the ``labels`` option, else the input's list, else every non-zero
+    label in the maps (the TypeScript ``chooseLabels``)."""
+    if options.get("labels"):
+        return [int(v) for v in options["labels"]]
+    if inputs.get("labels"):
+        return [int(v) for v in inputs["labels"]]
+    present = set()
+    for m in maps:
+        present.update(int(v) for v in np.unique(m))
+    present.discard(0)
+    return sorted(present)
+
+
+def label_result(per_label: dict, mean: float | None = None) -> dict[str, float]:
+    """``{"value": nanmean, "perLabel.<l>": ...}``; the mean leaves NaN labels out (an infinite one stays in)."""
+    values = [v for v in per_label.values() if not math.isnan(v)]
+    value = mean if mean is not None else (float(np.mean(values)) if values else float("nan"))
+    return {"value": value, **{f"perLabel.{k}": float(v) for k, v in per_label.items()}}
+
+
+# -------------------------------------------------------------------------------------- surfaces
 _FACE = ndimage.generate_binary_structure(3, 1)
 
 
@@ -83,33 +125,9 @@ def directed_surface_distances(a: np.ndarray, b: np.ndarray, sampling, crop: boo
     return dt_b[sa], dt_a[sb]
 
 
-def hd95(fixed, warped, labels, spacing, crop: bool = True) -> dict:
-    """medpy-style: 95th percentile (numpy linear) of the pooled symmetric surface distances, in mm."""
-    out = {}
-    sampling = array_sampling(spacing)
-    for label in labels:
-        a = fixed == label
-        b = warped == label
-        if not a.any() or not b.any():
-            out[str(label)] = float("nan")
-            continue
-        d_ab, d_ba = directed_surface_distances(a, b, sampling, crop)
-        out[str(label)] = float(np.percentile(np.concatenate([d_ab, d_ba]), 95))
-    return out
-
-
-def _robust_percentile(distances: np.ndarray, percent: float) -> float:
-    """DeepMind surface-distance's percentile with every surface element weighted equally."""
-    d = np.sort(distances)
-    weights = np.ones_like(d)
-    cumulative = np.cumsum(weights) / np.sum(weights)
-    idx = np.searchsorted(cumulative, percent / 100.0)
-    return float(d[min(idx, len(d) - 1)])
-
-
-def voxel_boundary_hd95(fixed, warped, labels, crop: bool = True) -> dict:
-    """llmed's `voxelBoundaryHd95`: max of the two directed 95th percentiles over 6-connectivity surface
-    voxels with equal weights, spacing 1 (what l2r-hd95 computed before it matched Learn2Reg)."""
+def per_label_surface_distances(fixed, warped, labels, sampling, reduce, crop: bool = True) -> dict:
+    """label → ``reduce(A→B distances, B→A distances)`` over the 6-connectivity surfaces of A = fixed == l and
+    B = warped == l; NaN when either is empty (the TypeScript ``perLabelSurfaceDistances``)."""
     out = {}
     for label in labels:
         a = fixed == label
@@ -117,39 +135,11 @@ def voxel_boundary_hd95(fixed, warped, labels, crop: bool = True) -> dict:
         if not a.any() or not b.any():
             out[str(label)] = float("nan")
             continue
-        d_ab, d_ba = directed_surface_distances(a, b, (1.0, 1.0, 1.0), crop)
-        out[str(label)] = max(_robust_percentile(d_ab, 95.0), _robust_percentile(d_ba, 95.0))
+        out[str(label)] = float(reduce(*directed_surface_distances(a, b, sampling, crop)))
     return out
 
 
-def _surface_distance_package():
-    """DeepMind's surface-distance (PyPI ``surface-distance``, pinned in requirements.txt), the code Learn2Reg's
-    evaluation calls. Its 2018 source uses ``np.bool`` / ``np.Inf``, which numpy 2 removed: give them back."""
-    if not hasattr(np, "bool"):
-        np.bool = np.bool_
-    if not hasattr(np, "Inf"):
-        np.Inf = np.inf
-    import surface_distance  # noqa: PLC0415 (optional test dependency)
-
-    return surface_distance
-
-
-def l2r_hd95(fixed, moving, warped, labels) -> dict:
-    """Learn2Reg's evaluation ``compute_hd95(fixed, moving, moving_warped, labels)``: NaN when the label is
-    missing from the fixed or the unwarped moving map, else the official surface-distance robust Hausdorff
-    at 95 % with spacing ones."""
-    sd = _surface_distance_package()
-    out = {}
-    for label in labels:
-        if (fixed == label).sum() == 0 or (moving == label).sum() == 0:
-            out[str(label)] = float("nan")
-            continue
-        dist = sd.compute_surface_distances(fixed == label, warped == label, np.ones(3))
-        out[str(label)] = float(sd.compute_robust_hausdorff(dist, 95.0))
-    return out
-
-
-# ------------------------------------------------------------------------------------------- Jacobian
+# -------------------------------------------------------------------------------------- Jacobian
 def jacobian_determinant(field: np.ndarray, spacing=None) -> np.ndarray:
     """det(I + ∇u) with np.gradient (central inside, one-sided at the borders), field (3, nz, ny, nx).
 
@@ -167,93 +157,67 @@ def jacobian_determinant(field: np.ndarray, spacing=None) -> np.ndarray:
                 grads[axis] = np.gradient(u[c], steps[axis], axis=axis)
         for a in range(3):  # NIfTI axis a is numpy axis 2 - a
             J[c, a] = grads[2 - a] + (1.0 if c == a else 0.0)
+    return determinant3(J)
+
+
+def determinant3(J: np.ndarray) -> np.ndarray:
+    """Determinant of a (3, 3, ...) stack of matrices, by cofactors along the first row."""
     return (J[0, 0] * (J[1, 1] * J[2, 2] - J[1, 2] * J[2, 1])
             - J[0, 1] * (J[1, 0] * J[2, 2] - J[1, 2] * J[2, 0])
             + J[0, 2] * (J[1, 0] * J[2, 1] - J[1, 1] * J[2, 0]))
 
 
-def l2r_jacobian_determinant(field: np.ndarray) -> np.ndarray:
-    """The Learn2Reg evaluation's way: zero-padded [-0.5, 0, 0.5] correlation, cropped 2 voxels per face."""
-    u = field.astype(np.float64)
-    kernel = np.array([-0.5, 0.0, 0.5])
-    J = np.empty((3, 3) + u.shape[1:])
-    for c in range(3):
-        for a in range(3):
-            J[c, a] = ndimage.correlate1d(u[c], kernel, axis=2 - a, mode="constant", cval=0.0) + (1.0 if c == a else 0.0)
-    J = J[:, :, 2:-2, 2:-2, 2:-2]
-    return (J[0, 0] * (J[1, 1] * J[2, 2] - J[1, 2] * J[2, 1])
-            - J[0, 1] * (J[1, 0] * J[2, 2] - J[1, 2] * J[2, 0])
-            + J[0, 2] * (J[1, 0] * J[2, 1] - J[1, 1] * J[2, 0]))
-
-
-def jacobian_stats(field: np.ndarray, spacing=None) -> dict:
-    det = jacobian_determinant(field, spacing)
-    positive = det[det > 0]
-    l2r = l2r_jacobian_determinant(field) if min(field.shape[1:]) > 4 else np.empty(0)
-    return {
-        "det": det,
-        "nonpositive_percent": float(100.0 * np.count_nonzero(det <= 0) / det.size),
-        "negative_percent": float(100.0 * np.count_nonzero(det < 0) / det.size),
-        "sdlogj": float(np.log(positive).std()) if positive.size else float("nan"),
-        "l2r_sdlogj": float(np.log(np.clip(l2r + 3, 1e-9, 1e9)).std()) if l2r.size else float("nan"),
-    }
-
-
-# ------------------------------------------------------------------------------------- endpoint error
-def endpoint_error(field: np.ndarray, truth: np.ndarray, spacing, mask: np.ndarray | None = None) -> float:
-    """Mean over the mask (or every voxel) of the Euclidean norm, in mm, of the field error per voxel."""
-    scale = np.asarray(spacing, dtype=np.float64).reshape(3, 1, 1, 1)  # channel c is NIfTI axis c
-    norm = np.linalg.norm((field.astype(np.float64) - truth.astype(np.float64)) * scale, axis=0)
-    values = norm[mask != 0] if mask is not None else norm.ravel()
-    return float(values.mean()) if values.size else float("nan")
+def jacobian_compare(options: dict, inputs: dict) -> dict[str, float]:
+    """The determinant of ``inputs["field"]`` against ``inputs["det"]`` (TypeScript's): for the cross-checks of
+    imaging's ``jacobianDeterminant``, which every Jacobian metric calls."""
+    det = jacobian_determinant(vector_field(inputs["field"]))
+    ours = np.asarray(inputs["det"], dtype=np.float64).reshape(det.shape)
+    return {"min": float(det.min()), "max": float(det.max()), "maxAbsDiff": float(np.abs(ours - det).max())}
 
 
 # ----------------------------------------------------------------------------------------------- CLI
-def _nan_to_none(d: dict) -> dict:
-    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in d.items()}
+_MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_DTYPES = {"int32": "<i4", "float32": "<f4", "float64": "<f8", "uint8": "u1"}
+
+
+def _function(python: dict):
+    """``python.factory`` of ``python.module`` imported from ``python.root`` (no torch import on the way)."""
+    module_name = python.get("module") or "llmed.metrics_ref"
+    if not _MODULE_NAME.match(module_name):
+        raise ValueError(f"python module {module_name!r} is not a dotted module name")
+    root = python.get("root")
+    if root:
+        if not Path(root).is_dir():
+            raise ValueError(f"python root {root} does not exist")
+        if root not in sys.path:
+            sys.path.insert(0, root)
+    module = sys.modules[__name__] if module_name in ("llmed.metrics_ref", __name__) else importlib.import_module(module_name)
+    fn = getattr(module, python.get("factory") or "reference", None)
+    if not callable(fn):
+        raise ValueError(f"{module_name} has no function {python.get('factory') or 'reference'}()")
+    return fn
+
+
+def _input(value):
+    if isinstance(value, dict) and "raw" in value:
+        return np.fromfile(value["raw"], dtype=np.dtype(_DTYPES[value.get("dtype", "float32")])).reshape(value["shape"])
+    return value
 
 
 def handle(req: dict) -> dict:
-    op = req["op"]
-    dims = req["dims"]
-    if op in ("dice", "hd95", "l2r_hd95", "voxel_boundary_hd95"):
-        fixed = read_volume(req["fixed"], dims, "i4")
-        warped = read_volume(req["warped"], dims, "i4")
-        moving = read_volume(req["moving"], dims, "i4") if req.get("moving") else warped
-        labels = req["labels"]
-        t0 = time.perf_counter()
-        if op == "dice":
-            per = dice(fixed, warped, labels, req.get("absentAs", "nan"))
-        elif op == "hd95":
-            per = hd95(fixed, warped, labels, req["spacing"], req.get("crop", True))
-        elif op == "voxel_boundary_hd95":
-            per = voxel_boundary_hd95(fixed, warped, labels, req.get("crop", True))
-        else:
-            per = l2r_hd95(fixed, moving, warped, labels)
-        seconds = time.perf_counter() - t0
-        values = [v for v in per.values() if not math.isnan(v)]  # np.nanmean: an infinite label stays in
-        return {"perLabel": _nan_to_none(per), "mean": float(np.mean(values)) if values else None, "seconds": seconds}
-    if op == "jacobian":
-        field = read_volume(req["field"], dims, "f4", components=3)
-        stats = jacobian_stats(field, req.get("spacing"))
-        det = stats.pop("det")
-        out = _nan_to_none(stats)
-        out["min"] = float(det.min())
-        out["max"] = float(det.max())
-        if req.get("compareDet"):
-            ours = read_volume(req["compareDet"], dims, "f4").astype(np.float64)
-            out["maxAbsDiff"] = float(np.abs(ours - det).max())
-        return out
-    if op == "endpoint_error":
-        field = read_volume(req["field"], dims, "f4", components=3)
-        truth = read_volume(req["truth"], dims, "f4", components=3)
-        mask = read_volume(req["mask"], dims, "i4") if req.get("mask") else None
-        return {"epe": endpoint_error(field, truth, req["spacing"], mask)}
-    raise ValueError(f"unknown op {op!r}")
+    fn = _function(req.get("python") or {})
+    inputs = {k: _input(v) for k, v in (req.get("inputs") or {}).items()}
+    t0 = time.perf_counter()
+    out = dict(fn(dict(req.get("options") or {}), inputs, **(req.get("kwargs") or {})))
+    out["seconds"] = time.perf_counter() - t0
+    return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in out.items()}
 
 
 def main(argv) -> int:
     """One request object → one answer object; a list of requests → the list of answers (one interpreter start)."""
+    bridge_python = str(Path(__file__).resolve().parents[1])  # run as a script: the references import llmed
+    if bridge_python not in sys.path:
+        sys.path.insert(0, bridge_python)
     with open(argv[1]) as f:
         req = json.load(f)
     answer = [handle(r) for r in req] if isinstance(req, list) else handle(req)

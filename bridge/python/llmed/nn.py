@@ -1,5 +1,8 @@
 """Shared torch building blocks for llmed plugins (encoders, adapters, decoders, losses).
 
+Only primitives live here (convolution blocks, initialisation, token norms and reshapes, the warp and
+resampling); each named encoder, adapter, decoder and loss is in its own plugin folder.
+
 Axis and field conventions (binding for every plugin)
 -----------------------------------------------------
 Shape dicts from the TypeScript composer give spatial triples in NIfTI axis order ``(i, j, k)``.
@@ -54,7 +57,6 @@ __all__ = [
     "tokens_from_volume",
     "volume_from_tokens",
     "unshuffle_tokens",
-    "MultiscaleDecoder",
     "count_parameters",
 ]
 
@@ -414,139 +416,6 @@ def unshuffle_tokens(tokens: torch.Tensor, grid_kji: Sequence[int], block: int) 
     x = tokens.reshape(n, k, j, i, c, block, block, block)
     x = x.permute(0, 4, 1, 5, 2, 6, 3, 7)  # N C K d J h I w
     return x.reshape(n, c, k * block, j * block, i * block)
-
-
-# --------------------------------------------------------------------------------------------------
-# The multiscale decoder (LLaMA-Reg step decoder; also LLM-Morph's)
-# --------------------------------------------------------------------------------------------------
-
-
-class MultiscaleDecoder(nn.Module):
-    """LLaMA-Reg's non-U-shaped multi-scale decoder for one cascade step (spec §1.2, §1.4).
-
-    Stages ``s = 0 … S−1`` run coarsest (1/8 for LLaMA-Reg) to full resolution; each stage's width
-    ``w_s`` is the encoder's channel count at that scale and ``A_s`` is the stage adapter map.
-
-    First step (``fuse_previous=False``)::
-
-        F_0 = ConvBlock([m_0, f_0, A_0])                                  (no field)
-        F_1 = ConvBlock([m_1, f_1, up(F_0), A_1]);             φ_1 = Δ_1
-        F_s = ConvBlock([m_s, f_s, up(F_{s−1}), A_s, φ̂, m∘φ̂]); φ_s = φ̂ + Δ_s,  s ≥ 2
-
-    Later cascade steps (``fuse_previous=True``) replace the encoder skips by the previous step's fused
-    features ``F'_s`` and add their residual to the previous step's field *at the same scale*::
-
-        F_0 = ConvBlock([F'_0, A_0])
-        F_1 = ConvBlock([F'_1, up(F_0), A_1]);             φ_1 = φ'_1 + Δ_1
-        F_s = ConvBlock([F'_s, up(F_{s−1}), A_s, φ̂, m∘φ̂]); φ_s = φ'_s + Δ_s,  s ≥ 2
-
-    where ``m_s``/``f_s`` are the moving/fixed encoder features at the stage's scale, ``up`` a
-    ConvTranspose3d(k2, s2) to ``w_s`` channels, ``φ̂ = upsample_field(φ_{s−1})`` (×2 values when
-    ``rescale_upsampled_field``), ``m∘φ̂`` the full-resolution moving image sampled on the stage's grid,
-    and ``Δ_s = FlowHead(F_s)``. Fields are returned for stages 1…S−1 (1/4, 1/2, full for LLaMA-Reg),
-    each with the moving image warped by it on its own grid.
-    """
-
-    steps = 1
-    multi_step = False
-
-    def __init__(
-        self,
-        pyramid_levels: Sequence[dict],
-        stage_levels: Sequence[dict],
-        image_channels: int = 1,
-        flow_hidden: int = 16,
-        negative_slope: float = 0.2,
-        rescale_upsampled_field: bool = True,
-        fuse_previous: bool = False,
-        init: str = "pytorch",
-    ):
-        super().__init__()
-        if len(stage_levels) < 2:
-            raise ValueError(f"the multiscale decoder needs at least 2 stages, got {len(stage_levels)}")
-        scales = [int(s["scale"]) for s in stage_levels]
-        for a, b in zip(scales, scales[1:]):
-            if a != 2 * b:
-                raise ValueError(f"stage scales must halve from stage to stage (coarse → fine); got {scales}")
-        if scales[-1] != 1:
-            raise ValueError(f"the finest stage must be at full resolution (scale 1); got scales {scales}")
-        self.level_index: list[int] = []
-        widths: list[int] = []
-        for s in stage_levels:
-            found = [n for n, lvl in enumerate(pyramid_levels) if int(lvl["scale"]) == int(s["scale"])]
-            if not found:
-                raise ValueError(f"stage at 1/{s['scale']} has no encoder level at the same scale "
-                                 f"(encoder scales {[lvl['scale'] for lvl in pyramid_levels]})")
-            if list(pyramid_levels[found[0]]["spatial"]) != list(s["spatial"]):
-                raise ValueError(f"stage at 1/{s['scale']} is {s['spatial']} but the encoder level is "
-                                 f"{pyramid_levels[found[0]]['spatial']}")
-            self.level_index.append(found[0])
-            widths.append(int(pyramid_levels[found[0]]["channels"]))
-        self.scales = scales
-        self.widths = widths
-        self.fuse_previous = fuse_previous
-        self.rescale_upsampled_field = rescale_upsampled_field
-        self.image_channels = image_channels
-
-        skip = (lambda w: w) if fuse_previous else (lambda w: 2 * w)
-        self.fuse = nn.ModuleList()
-        self.up = nn.ModuleList([nn.Identity()])  # stage 0 has no predecessor
-        self.flow = nn.ModuleList([nn.Identity()])  # stage 0 predicts no field
-        for s, (w, st) in enumerate(zip(widths, stage_levels)):
-            a = int(st["channels"])
-            if s == 0:
-                self.fuse.append(ConvBlock(skip(w) + a, w, negative_slope))
-                continue
-            self.up.append(nn.ConvTranspose3d(widths[s - 1], w, kernel_size=2, stride=2))
-            extra = (3 + image_channels) if s >= 2 else 0
-            self.fuse.append(ConvBlock(skip(w) + w + a + extra, w, negative_slope))
-            self.flow.append(FlowHead(w, flow_hidden, init))
-        initialise(self.fuse, init, negative_slope)
-        initialise(self.up, init, negative_slope)
-
-    def forward(
-        self,
-        moving: torch.Tensor,
-        fixed: torch.Tensor | None,
-        moving_pyramid: Sequence[torch.Tensor] | None,
-        fixed_pyramid: Sequence[torch.Tensor] | None,
-        stage_maps: Sequence[torch.Tensor],
-        previous: dict | None = None,
-    ) -> dict:
-        """Returns ``{'fields': [φ_1…], 'warped': [m∘φ_1…], 'features': [F_0…]}`` (coarse → fine)."""
-        if len(stage_maps) != len(self.fuse):
-            raise ValueError(f"decoder built for {len(self.fuse)} stage maps, got {len(stage_maps)}")
-        if self.fuse_previous and previous is None:
-            raise ValueError("a later cascade step needs the previous step's outputs")
-        features: list[torch.Tensor] = []
-        fields: list[torch.Tensor] = []
-        warped: list[torch.Tensor] = []
-        for s, a in enumerate(stage_maps):
-            if self.fuse_previous:
-                parts = [previous["features"][s]]
-            else:
-                lvl = self.level_index[s]
-                parts = [moving_pyramid[lvl], fixed_pyramid[lvl]]
-            if s > 0:
-                parts.append(self.up[s](features[-1]))
-            parts.append(a)
-            if s >= 2:
-                carried = upsample_field(fields[-1], self.rescale_upsampled_field)
-                parts += [carried, warp(moving, carried)]
-            fused = self.fuse[s](torch.cat(parts, dim=1))
-            features.append(fused)
-            if s == 0:
-                continue
-            delta = self.flow[s](fused)
-            if self.fuse_previous:
-                field = previous["fields"][s - 1] + delta
-            elif s >= 2:
-                field = carried + delta
-            else:
-                field = delta
-            fields.append(field)
-            warped.append(warp(moving, field))
-        return {"fields": fields, "warped": warped, "features": features}
 
 
 def count_parameters(module: nn.Module) -> dict:

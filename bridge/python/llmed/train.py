@@ -64,7 +64,7 @@ import torch.nn as nn
 
 from .checkpoint import (CheckpointError, base_fingerprint, load_checkpoint, read_checkpoint_record, save_checkpoint)
 from .data import DataError, Pair, PairSampler, PreparedDataset
-from .files import remove_stale_temporaries
+from .atomic import atomic_write_json, remove_stale_temporaries
 from .nn import use_onednn_conv3d
 
 ModelFactory = Callable[[dict], nn.Module]
@@ -79,6 +79,24 @@ class NonFiniteLoss(Exception):
 
 class TrainingConfigError(Exception):
     kind = "config"
+
+
+# The training section's keys, every one filled by the TypeScript side from the experiment schema
+# (packages/core/src/config.ts, ``train``; ajv ``useDefaults``) before a config reaches Python, and read
+# here as they are: the schema is the one place for their defaults. ``cascade`` is optional by design.
+TRAIN_KEYS = ("iterations", "lr", "optimizer", "batchSize", "amp", "seed", "validateEvery", "checkpointEvery", "timeBudgetMinutes")
+
+
+def train_section(config: dict) -> dict:
+    """``config["train"]``, refused with the missing keys named when it was not filled from the schema."""
+    t = config.get("train")
+    if not isinstance(t, dict):
+        raise TrainingConfigError("the config has no train section")
+    missing = [k for k in TRAIN_KEYS if k not in t]
+    if missing:
+        raise TrainingConfigError(f"train.{', train.'.join(missing)} missing from the config: the TypeScript side fills every "
+                                  "training default from the experiment schema (packages/core/src/config.ts) before training")
+    return dict(t)
 
 
 @dataclass
@@ -106,7 +124,7 @@ def plan_phases(train_cfg: dict) -> tuple[str | None, list[Phase]]:
     for i, n in enumerate(counts):
         phases.append(Phase(i + 1, start, n))
         start += n
-    return str(cascade.get("schedule", "step-by-step")), phases
+    return str(cascade["schedule"]), phases
 
 
 def peak_memory(device: torch.device) -> dict[str, float]:
@@ -205,13 +223,13 @@ class Trainer:
         plugins = self.options.get("plugins")
         self.model_factory = model_factory or (lambda s: default_model_factory(s, root, plugins))
         self.loss_factory = loss_factory or (lambda s: default_loss_factory(s, root, plugins))
-        self.train_cfg = dict(config.get("train", {}))
+        self.train_cfg = train_section(config)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._log_file = None
         self._started = time.time()
-        total = int(self.train_cfg.get("iterations", 0))
+        total = int(self.train_cfg["iterations"])
         self._status: dict[str, Any] = {
             "state": "starting", "step": 0, "total": total, "phase": 1, "phases": 1, "loss": None, "terms": {},
             "it_s": None, "eta_s": None, "val_dice": None, "initial_dice": None, "best": None, "elapsed_s": 0.0, "device": None,
@@ -299,20 +317,20 @@ class Trainer:
                                   hint="resume it (--resume) or train into a new run folder")
         for name, value in (("spec.json", self.spec), ("config.json", self.config)):
             if self.is_main and not (self.run_dir / name).exists():
-                (self.run_dir / name).write_text(json.dumps(value, indent=2) + "\n")
+                atomic_write_json(self.run_dir / name, value)  # a kill never leaves half a spec.json
         self._log_file = open(self.run_dir / "log.jsonl", "a", buffering=1) if self.is_main else None
         if stale:
             self._event("cleaned", message=f"removed {len(stale)} temporary checkpoint file(s) left by an interrupted write",
                         files=stale)
 
         t = self.train_cfg
-        self.seed = int(t.get("seed", 0))
+        self.seed = int(t["seed"])
         self.total = int(t["iterations"])
         # Per process; ``options.batchSize`` overrides the config (a resume on another world size keeps the global batch).
-        self.batch_size = int(opts.get("batchSize", t.get("batchSize", 1)))
-        self.validate_every = int(t.get("validateEvery", 2000))
-        self.checkpoint_every = int(t.get("checkpointEvery", 2000))
-        budget_min = float(opts.get("timeBudgetMinutes", t.get("timeBudgetMinutes", 0)) or 0)
+        self.batch_size = int(opts.get("batchSize", t["batchSize"]))
+        self.validate_every = int(t["validateEvery"])
+        self.checkpoint_every = int(t["checkpointEvery"])
+        budget_min = float(opts.get("timeBudgetMinutes", t["timeBudgetMinutes"]) or 0)
         self.time_budget_s = budget_min * 60.0 if budget_min > 0 else None
         # Every step is logged up to 10k steps; longer runs log ~10k step lines (progress is in status()).
         self.log_every = max(1, int(opts.get("logEvery", max(1, self.total // 10_000))))
@@ -346,7 +364,7 @@ class Trainer:
         self.resized = self.net_kji != self.data.shape_kji
 
         self.amp_dtype: torch.dtype | None = None
-        if self.device.type == "cuda" and bool(t.get("amp", True)):
+        if self.device.type == "cuda" and bool(t["amp"]):
             want = str(opts.get("ampDtype", "auto"))
             if want == "bf16" or (want == "auto" and torch.cuda.is_bf16_supported()):
                 self.amp_dtype = torch.bfloat16
@@ -404,7 +422,7 @@ class Trainer:
         if not params:
             raise TrainingConfigError(f"phase {phase.index} has no trainable parameters")
         lr = float(self.train_cfg["lr"])
-        if str(self.train_cfg.get("optimizer", "adam")) == "adamw":
+        if str(self.train_cfg["optimizer"]) == "adamw":
             self.optimizer = torch.optim.AdamW(params, lr=lr)
         else:
             self.optimizer = torch.optim.Adam(params, lr=lr)
@@ -676,9 +694,10 @@ def load_run_model(run_dir: str | os.PathLike[str], tag: str = "best", device: s
         raise CheckpointError("building a run folder's model needs the registered plugins (plugins=..., id -> python entry); "
                               "the paths in its spec.json are never imported from", where=str(run_dir / "spec.json"))
     record = read_checkpoint_record(run_dir / "checkpoints", tag)
-    seed_everything(int(config.get("train", {}).get("seed", 0)))
+    train_cfg = train_section(config)
+    seed_everything(int(train_cfg["seed"]))
     model = (model_factory or (lambda s: default_model_factory(s, workspace_root, plugins)))(spec).to(device)
-    schedule, phases = plan_phases(config["train"])
+    schedule, phases = plan_phases(train_cfg)
     names = base_weight_names(model, schedule, phases)
     if schedule is not None and hasattr(model, "freeze_for_step"):
         model.freeze_for_step(int(record.get("phase", 1)), schedule)

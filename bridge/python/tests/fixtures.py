@@ -8,8 +8,8 @@ a downloaded checkpoint looks. Used by the pytest suite and by the TypeScript te
     cd bridge/python && python -m tests.fixtures llama /tmp/tiny-llama [--sharded] [--hidden 64] [--layers 2]
 
 prints a JSON line ``{"family", "dir", "files", "hidden_size", "num_layers"}``. ``family`` is a
-transformers family (``llama``, ``phi3``, ``qwen2``) or an llmed backbone id (``llama2``, ``llama3``
-map to ``llama``).
+transformers model type (``llama``, ``phi3``, ``qwen2``, ``mistral``, ...) or the id of an LLM family
+plugin in plugins/, whose family.json names its model type (``llama2``, ``llama3`` → ``llama``).
 """
 from __future__ import annotations
 
@@ -18,13 +18,27 @@ import json
 import sys
 from pathlib import Path
 
-FAMILY_OF_BACKBONE = {"llama2": "llama", "llama3": "llama", "llama": "llama", "phi3": "phi3", "qwen2": "qwen2"}
+try:  # pytest puts tests/ on sys.path; ``python -m tests.fixtures`` imports it as a package
+    from plugin_registry import fill_options
+except ImportError:  # pragma: no cover - the module form
+    from tests.plugin_registry import fill_options
+
+
+PLUGINS_DIR = Path(__file__).resolve().parents[3] / "plugins"
+
+
+def model_type_of(family: str) -> str:
+    """The transformers model type of ``family``: a family plugin's first ``modelTypes`` entry, else ``family`` itself."""
+    described = PLUGINS_DIR / family / "family.json"
+    if described.is_file():
+        return str(json.loads(described.read_text())["modelTypes"][0])
+    return family
 
 
 def tiny_config(family: str, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
                 intermediate: int | None = None, vocab: int = 96):
     """A transformers config of ``family`` with tiny sizes (GQA on: ``kv_heads < heads``)."""
-    family = FAMILY_OF_BACKBONE.get(family, family)
+    family = model_type_of(family)
     intermediate = intermediate or 2 * hidden
     common = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
                   intermediate_size=intermediate, vocab_size=vocab, max_position_embeddings=512, rms_norm_eps=1e-5,
@@ -51,7 +65,7 @@ class UnknownFamily(ValueError):
 
 
 def model_class(family: str):
-    family = FAMILY_OF_BACKBONE.get(family, family)
+    family = model_type_of(family)
     import transformers
     known = {"llama": transformers.LlamaForCausalLM, "phi3": transformers.Phi3ForCausalLM, "qwen2": transformers.Qwen2ForCausalLM}
     return known.get(family) or transformers.AutoModelForCausalLM
@@ -83,7 +97,7 @@ def build_tiny_checkpoint(family: str, out_dir: str | Path, sharded: bool = Fals
         model.save_pretrained(out, max_shard_size=shard_size)
     else:
         model.save_pretrained(out)
-    return {"family": FAMILY_OF_BACKBONE.get(family, family), "dir": str(out), "files": sorted(p.name for p in out.iterdir()),
+    return {"family": model_type_of(family), "dir": str(out), "files": sorted(p.name for p in out.iterdir()),
             "hidden_size": config.hidden_size, "num_layers": config.num_hidden_layers}
 
 
@@ -104,7 +118,8 @@ def registered_plugins(plugins_dir) -> dict:
 
 def _node(plugins_dir, path: str, pid: str, kind: str, options: dict, inputs: dict, output: dict | None = None, **extra) -> dict:
     module = "llmed_" + pid.replace("-", "_")
-    node = {"path": path, "id": pid, "kind": kind, "options": options,
+    # The composer hands every factory its options filled from the descriptor's schema; so do these specs.
+    node = {"path": path, "id": pid, "kind": kind, "options": fill_options(pid, options),
             "python": {"root": str(Path(plugins_dir) / pid / "python"), "module": module, "factory": "build"},
             "inputs": inputs}
     if output is not None:
@@ -182,7 +197,7 @@ def make_spec(plugins_dir, checkpoint=None, *, family: str = "llama3", hidden: i
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m tests.fixtures", description="write a tiny HF checkpoint for tests")
-    ap.add_argument("family", choices=sorted(FAMILY_OF_BACKBONE))
+    ap.add_argument("family", help="a transformers model type or the id of a family plugin in plugins/")
     ap.add_argument("out_dir")
     ap.add_argument("--sharded", action="store_true")
     ap.add_argument("--hidden", type=int, default=64)

@@ -1,4 +1,6 @@
-"""llmed.llm: loading chosen decoder layers from local HF checkpoints, call semantics, freezing, LoRA."""
+"""llmed.llm: loading chosen decoder layers from local HF checkpoints, call semantics, freezing, LoRA.
+
+The families are the first-party plugins' own (plugins/<id>/family.json); llmed.llm lists none."""
 from __future__ import annotations
 
 import json
@@ -6,11 +8,26 @@ import shutil
 
 import pytest
 import torch
+from conftest import PLUGINS_DIR
 
 import llmed.llm as llm_mod
-from llmed.llm import CheckpointError, LLMOptionsError, build_decoder_stack, merge_lora
+from llmed.llm import CheckpointError, Family, LLMOptionsError, build_decoder_stack, merge_lora
 
-FAMILIES = ["llama2", "llama3", "phi3", "qwen2"]
+# every first-party family plugin (llama2, llama3, phi3, qwen2): the folders that describe one
+FAMILIES = sorted(p.parent.name for p in PLUGINS_DIR.glob("*/family.json"))
+# The options the composer fills in that these tests leave at the schema's defaults (packages/core/src/llm.ts);
+# hiddenSize is that of the tiny checkpoints. build_decoder_stack itself keeps no defaults.
+BASE_OPTIONS = dict(hiddenSize=64, init="pretrained", trainable=False, attention="bidirectional", rope=False, finalNorm="none", lora=None)
+
+
+def plugin_family(family_id: str) -> Family:
+    return Family.from_json(PLUGINS_DIR / family_id / "family.json")
+
+
+def build(family, options: dict, inputs: dict | None = None):
+    """build_decoder_stack with a plugin's family (by id) or a Family, and the other options filled in."""
+    fam = family if isinstance(family, Family) else plugin_family(family)
+    return build_decoder_stack(fam, {**BASE_OPTIONS, **options}, inputs)
 
 
 def hf_hidden_states(folder, x):
@@ -28,8 +45,8 @@ def test_layers_match_transformers_full_model(family, tiny_checkpoint):
     hs = hf_hidden_states(folder, torch.randn(2, 12, 64))
     for i in range(3):
         last = i == 2  # transformers applies the model's final norm to the last hidden state
-        stack = build_decoder_stack(family, dict(checkpoint=str(folder), layers=[i], hiddenSize=64, attention="causal",
-                                                 rope=True, finalNorm="checkpoint" if last else "none")).eval()
+        stack = build(family, dict(checkpoint=str(folder), layers=[i], hiddenSize=64, attention="causal",
+                                   rope=True, finalNorm="checkpoint" if last else "none")).eval()
         with torch.no_grad():
             ours = stack(hs[i])
         assert torch.allclose(ours, hs[i + 1], atol=1e-5), (family, i, (ours - hs[i + 1]).abs().max())
@@ -60,26 +77,20 @@ def test_causal_layers_honour_the_sliding_window_like_transformers(family, tmp_p
     full = transformers.AutoModel.from_pretrained(str(tmp_path)).eval()
     with torch.no_grad():
         hs = full(inputs_embeds=x, output_hidden_states=True).hidden_states
-    fam = llm_mod.FAMILIES.get(family) or llm_mod.Family(
-        "mistral", "Mistral", ("mistral",), "mistralai/Mistral-7B-v0.1", module="transformers.models.mistral.modeling_mistral",
-        config_class="MistralConfig", layer_class="MistralDecoderLayer", rotary_class="MistralRotaryEmbedding", norm_class="MistralRMSNorm")
-    llm_mod.FAMILIES.setdefault(family, fam)
-    try:
-        for i in range(3):
-            stack = build_decoder_stack(family, dict(checkpoint=str(tmp_path), layers=[i], hiddenSize=64, attention="causal", rope=True,
-                                                     finalNorm="checkpoint" if i == 2 else "none")).eval()
-            assert stack.windows == [None if (family == "qwen2" and i == 0) else 16]
-            with torch.no_grad():
-                ours = stack(hs[i])
-            assert (ours - hs[i + 1]).abs().max() < 1e-5, (family, i, (ours - hs[i + 1]).abs().max())
-        # and the window matters: without it the sliding layers differ from transformers
-        stack = build_decoder_stack(family, dict(checkpoint=str(tmp_path), layers=[1], hiddenSize=64, attention="causal", rope=True)).eval()
-        stack.windows = [None]
+    # Mistral is no first-party family: its Family comes from transformers' model type, as a new plugin's would
+    fam = plugin_family(family) if family == "qwen2" else Family.from_model_type("mistral", "mistral")
+    for i in range(3):
+        stack = build(fam, dict(checkpoint=str(tmp_path), layers=[i], hiddenSize=64, attention="causal", rope=True,
+                                finalNorm="checkpoint" if i == 2 else "none")).eval()
+        assert stack.windows == [None if (family == "qwen2" and i == 0) else 16]
         with torch.no_grad():
-            assert (stack(hs[1]) - hs[2]).abs().max() > 1e-3
-    finally:
-        if family == "mistral":
-            llm_mod.FAMILIES.pop("mistral", None)
+            ours = stack(hs[i])
+        assert (ours - hs[i + 1]).abs().max() < 1e-5, (family, i, (ours - hs[i + 1]).abs().max())
+    # and the window matters: without it the sliding layers differ from transformers
+    stack = build(fam, dict(checkpoint=str(tmp_path), layers=[1], hiddenSize=64, attention="causal", rope=True)).eval()
+    stack.windows = [None]
+    with torch.no_grad():
+        assert (stack(hs[1]) - hs[2]).abs().max() > 1e-3
 
 
 def test_sharded_checkpoint_opens_only_the_shards_of_the_asked_layers(tiny_checkpoint, monkeypatch):
@@ -96,7 +107,7 @@ def test_sharded_checkpoint_opens_only_the_shards_of_the_asked_layers(tiny_check
         return real_open(path, *a, **kw)
 
     monkeypatch.setattr(llm_mod, "safe_open", recording_open)
-    stack = build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[1], hiddenSize=64))
+    stack = build("llama3", dict(checkpoint=str(folder), layers=[1], hiddenSize=64))
     assert {p.rsplit("/", 1)[-1] for p in opened} == shards_of_layer1
     assert set(stack.files_opened) == shards_of_layer1
     assert stack.keys_read == sorted(k for k in weight_map if k.startswith("model.layers.1."))
@@ -115,8 +126,8 @@ def test_bidirectional_attention_lets_later_tokens_change_earlier_outputs(tiny_c
     x = torch.randn(1, 8, 64)
     y = x.clone()
     y[0, -1] += 1.0  # change only the last token
-    bi = build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[0], attention="bidirectional"))
-    causal = build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[0], attention="causal"))
+    bi = build("llama3", dict(checkpoint=str(folder), layers=[0], attention="bidirectional"))
+    causal = build("llama3", dict(checkpoint=str(folder), layers=[0], attention="causal"))
     with torch.no_grad():
         assert not torch.allclose(bi(x)[0, 0], bi(y)[0, 0], atol=1e-6)
         assert torch.allclose(causal(x)[0, :-1], causal(y)[0, :-1], atol=1e-6)
@@ -127,8 +138,8 @@ def test_without_rope_bidirectional_layer_is_permutation_equivariant(tiny_checkp
     folder = tiny_checkpoint("qwen2")
     x = torch.randn(1, 10, 64)
     perm = torch.randperm(10)
-    plain = build_decoder_stack("qwen2", dict(checkpoint=str(folder), layers=[0, 1], rope=False))
-    roped = build_decoder_stack("qwen2", dict(checkpoint=str(folder), layers=[0, 1], rope=True))
+    plain = build("qwen2", dict(checkpoint=str(folder), layers=[0, 1], rope=False))
+    roped = build("qwen2", dict(checkpoint=str(folder), layers=[0, 1], rope=True))
     with torch.no_grad():
         assert torch.allclose(plain(x)[:, perm], plain(x[:, perm]), atol=1e-5)
         assert not torch.allclose(roped(x)[:, perm], roped(x[:, perm]), atol=1e-4)
@@ -136,7 +147,7 @@ def test_without_rope_bidirectional_layer_is_permutation_equivariant(tiny_checkp
 
 def test_final_norm_ones_is_an_unweighted_rmsnorm(tiny_checkpoint):
     folder = tiny_checkpoint("llama2")
-    stack = build_decoder_stack("llama2", dict(checkpoint=str(folder), layers=[0], finalNorm="ones"))
+    stack = build("llama2", dict(checkpoint=str(folder), layers=[0], finalNorm="ones"))
     assert torch.equal(stack.final_norm.weight, torch.ones(64))
     with torch.no_grad():
         out = stack(torch.randn(2, 5, 64))
@@ -145,15 +156,15 @@ def test_final_norm_ones_is_an_unweighted_rmsnorm(tiny_checkpoint):
 
 def test_random_init_reads_no_tensors(tiny_checkpoint):
     folder = tiny_checkpoint("phi3")
-    stack = build_decoder_stack("phi3", dict(checkpoint=str(folder), layers=[0], init="random"))
+    stack = build("phi3", dict(checkpoint=str(folder), layers=[0], init="random"))
     assert stack.keys_read == [] and stack.files_opened == []
-    loaded = build_decoder_stack("phi3", dict(checkpoint=str(folder), layers=[0]))
+    loaded = build("phi3", dict(checkpoint=str(folder), layers=[0]))
     assert not torch.equal(stack.layers[0].self_attn.qkv_proj.weight, loaded.layers[0].self_attn.qkv_proj.weight)
 
 
 def test_trainable_option_unfreezes_the_layers(tiny_checkpoint):
     folder = tiny_checkpoint("llama3")
-    stack = build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[0], trainable=True))
+    stack = build("llama3", dict(checkpoint=str(folder), layers=[0], trainable=True))
     assert all(p.requires_grad for p in stack.parameters())
 
 
@@ -161,7 +172,7 @@ def test_trainable_option_unfreezes_the_layers(tiny_checkpoint):
 def test_lora_trains_only_adapters_and_leaves_base_weights_bit_identical(family, targets, tiny_checkpoint):
     folder = tiny_checkpoint(family)
     torch.manual_seed(0)
-    stack = build_decoder_stack(family, dict(checkpoint=str(folder), layers=[0, 1],
+    stack = build(family, dict(checkpoint=str(folder), layers=[0, 1],
                                              lora=dict(rank=4, alpha=8, dropout=0.0, targets=targets)))
     trainable = {n for n, p in stack.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
@@ -192,13 +203,13 @@ def test_lora_trains_only_adapters_and_leaves_base_weights_bit_identical(family,
 def test_lora_rejects_targets_the_family_does_not_have(tiny_checkpoint):
     folder = tiny_checkpoint("phi3")
     with pytest.raises(LLMOptionsError, match="q_proj"):
-        build_decoder_stack("phi3", dict(checkpoint=str(folder), layers=[0], lora=dict(rank=2, alpha=2, targets=["q_proj"])))
+        build("phi3", dict(checkpoint=str(folder), layers=[0], lora=dict(rank=2, alpha=2, dropout=0.0, targets=["q_proj"])))
 
 
 def test_missing_folder_says_what_to_put_where(tmp_path):
     missing = tmp_path / "Meta-Llama-3-8B"
     with pytest.raises(CheckpointError) as e:
-        build_decoder_stack("llama3", dict(checkpoint=str(missing), layers=[15]))
+        build("llama3", dict(checkpoint=str(missing), layers=[15]))
     msg = str(e.value)
     assert str(missing) in msg and "config.json" in msg and ".safetensors" in msg and "meta-llama/Meta-Llama-3-8B" in msg
     assert e.value.kind == "checkpoint"
@@ -211,25 +222,25 @@ def test_missing_shard_is_named(tiny_checkpoint, tmp_path):
     weight_map = json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"]
     shard = weight_map["model.layers.2.mlp.up_proj.weight"]
     (folder / shard).unlink()
-    build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[0]))  # layer 0 does not need it
+    build("llama3", dict(checkpoint=str(folder), layers=[0]))  # layer 0 does not need it
     with pytest.raises(CheckpointError, match=shard):
-        build_decoder_stack("llama3", dict(checkpoint=str(folder), layers=[2]))
+        build("llama3", dict(checkpoint=str(folder), layers=[2]))
 
 
 def test_layer_index_out_of_range_and_hidden_size_mismatch(tiny_checkpoint):
     folder = tiny_checkpoint("qwen2")
     with pytest.raises(LLMOptionsError, match=r"layer index 5 is out of range.*2 layers"):
-        build_decoder_stack("qwen2", dict(checkpoint=str(folder), layers=[5]))
+        build("qwen2", dict(checkpoint=str(folder), layers=[5]))
     with pytest.raises(LLMOptionsError, match="hiddenSize 3584 .* hidden_size is 64"):
-        build_decoder_stack("qwen2", dict(checkpoint=str(folder), layers=[0], hiddenSize=3584))
+        build("qwen2", dict(checkpoint=str(folder), layers=[0], hiddenSize=3584))
     with pytest.raises(LLMOptionsError, match="32 wide"):
-        build_decoder_stack("qwen2", dict(checkpoint=str(folder), layers=[0]), {"tokens": {"width": 32}})
+        build("qwen2", dict(checkpoint=str(folder), layers=[0]), {"tokens": {"width": 32}})
 
 
 def test_wrong_family_and_incomplete_layer_are_clear_errors(tiny_checkpoint, tmp_path):
     folder = tiny_checkpoint("qwen2")
     with pytest.raises(CheckpointError, match="model_type 'qwen2'.*not a Phi-3"):
-        build_decoder_stack("phi3", dict(checkpoint=str(folder), layers=[0]))
+        build("phi3", dict(checkpoint=str(folder), layers=[0]))
     # a checkpoint whose layer lacks a tensor: strict loading names the missing key
     from safetensors.torch import load_file, save_file
 
@@ -239,13 +250,13 @@ def test_wrong_family_and_incomplete_layer_are_clear_errors(tiny_checkpoint, tmp
     del tensors["model.layers.0.self_attn.k_proj.bias"]
     save_file(tensors, str(broken / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(CheckpointError, match=r"missing self_attn\.k_proj\.bias"):
-        build_decoder_stack("qwen2", dict(checkpoint=str(broken), layers=[0]))
+        build("qwen2", dict(checkpoint=str(broken), layers=[0]))
 
 
 def test_relative_checkpoint_resolves_against_the_workspace_root(tiny_checkpoint, monkeypatch):
     folder = tiny_checkpoint("llama2")
     monkeypatch.setenv("LLMED_WORKSPACE", str(folder.parent))
-    stack = build_decoder_stack("llama2", dict(checkpoint=folder.name, layers=[1]))
+    stack = build("llama2", dict(checkpoint=folder.name, layers=[1]))
     assert stack.checkpoint == str(folder)
 
 
@@ -262,27 +273,25 @@ def test_fixture_cli_writes_a_loadable_checkpoint(tmp_path):
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout.strip().splitlines()[-1])
     assert info["family"] == "phi3" and info["hidden_size"] == 64 and "model.safetensors.index.json" in info["files"]
-    stack = build_decoder_stack("phi3", dict(checkpoint=str(out), layers=[1], hiddenSize=64))
+    stack = build("phi3", dict(checkpoint=str(out), layers=[1], hiddenSize=64))
     assert stack.layers[0].self_attn.qkv_proj.weight.shape == (64 + 2 * 32, 64)
 
 
-def test_third_party_families_resolve_from_the_model_type_or_say_why_not(tmp_path):
+def test_third_party_families_derive_from_the_model_type_or_say_why_not(tmp_path):
     from fixtures import UnknownFamily, build_tiny_checkpoint, tiny_config
 
     # a family named after its transformers model type gets a tiny checkpoint and builds with no Python of its own
     build_tiny_checkpoint("mistral", tmp_path / "mistral")
-    fam = llm_mod.resolve_family("mistral", tmp_path / "mistral")
-    assert (fam.layer_class, fam.model_types) == ("MistralDecoderLayer", ("mistral",))
-    stack = build_decoder_stack("mistral", dict(checkpoint=str(tmp_path / "mistral"), layers=[0], hiddenSize=64))
+    fam = llm_mod.Family.from_model_type("mistral", "mistral")
+    assert (fam.class_name("decoderLayer"), fam.model_types) == ("MistralDecoderLayer", ("mistral",))
+    stack = build(fam, dict(checkpoint=str(tmp_path / "mistral"), layers=[0], hiddenSize=64))
     assert stack(torch.randn(1, 5, 64)).shape == (1, 5, 64)
-    assert "mistral" not in llm_mod.FAMILIES  # derived, not registered behind the caller's back
+    assert not hasattr(llm_mod, "FAMILIES")  # no table of families: a family is an object its plugin passes
     # one transformers does not know: the plugin walk skips it, building it says what to do
     with pytest.raises(UnknownFamily):
         tiny_config("notatransformer")
-    (tmp_path / "odd").mkdir()
-    (tmp_path / "odd" / "config.json").write_text(json.dumps({"model_type": "notatransformer"}))
     with pytest.raises(LLMOptionsError, match="transformers has no model type 'notatransformer'"):
-        llm_mod.resolve_family("odd", tmp_path / "odd")
+        llm_mod.Family.from_model_type("odd", "notatransformer")
 
 
 def test_one_checkpoint_error_whose_file_at_fault_reaches_the_bridge_result(tiny_checkpoint, tmp_path):
@@ -295,13 +304,37 @@ def test_one_checkpoint_error_whose_file_at_fault_reaches_the_bridge_result(tiny
     shutil.copytree(tiny_checkpoint("llama2"), broken)
     (broken / "config.json").write_text("{not json")
     with pytest.raises(CheckpointError) as e:
-        build_decoder_stack("llama2", dict(checkpoint=str(broken), layers=[0]))
+        build("llama2", dict(checkpoint=str(broken), layers=[0]))
     assert e.value.where == str(broken / "config.json") and e.value.path == e.value.where
     # the bridge's structured result carries it (TypeScript's LlmedError.where comes from this field)
-    result = structured(lambda: build_decoder_stack("llama2", dict(checkpoint=str(broken), layers=[0])))()
+    result = structured(lambda: build("llama2", dict(checkpoint=str(broken), layers=[0])))()
     assert result["ok"] is False and result["kind"] == "checkpoint" and result["where"] == str(broken / "config.json")
     # an options error is the config's fault: no `where` (TypeScript names the config file), the folder kept as `path`
     with pytest.raises(LLMOptionsError) as o:
-        build_decoder_stack("llama2", dict(checkpoint=str(tiny_checkpoint("llama2")), layers=[7]))
+        build("llama2", dict(checkpoint=str(tiny_checkpoint("llama2")), layers=[7]))
     assert o.value.where is None and o.value.path == str(tiny_checkpoint("llama2"))
     assert isinstance(o.value, llmed.checkpoint.CheckpointError)
+
+
+def test_a_family_is_read_from_its_plugin_folder_and_a_broken_description_names_its_file(tmp_path):
+    from llmed.llm import FamilyError
+
+    fam = plugin_family("phi3")
+    assert fam.model_types == ("phi3", "phi3_v") and fam.lora_targets == ("qkv_proj",)
+    assert fam.cls("decoderLayer").__name__ == "Phi3DecoderLayer" and fam.cls("causalLM").__name__ == "Phi3ForCausalLM"
+    assert fam.source == str(PLUGINS_DIR / "phi3" / "family.json")
+    described = json.loads((PLUGINS_DIR / "phi3" / "family.json").read_text())
+    broken = tmp_path / "family.json"
+    del described["transformers"]["decoderLayer"]
+    broken.write_text(json.dumps(described))
+    with pytest.raises(FamilyError, match=r"transformers\.decoderLayer") as e:
+        Family.from_json(broken)
+    assert e.value.where == str(broken) and e.value.kind == "plugin"
+    described["transformers"]["decoderLayer"] = "Phi3NoSuchLayer"
+    broken.write_text(json.dumps(described))
+    with pytest.raises(FamilyError, match="has no Phi3NoSuchLayer"):
+        Family.from_json(broken).classes()
+    with pytest.raises(LLMOptionsError, match="takes the plugin's Family object"):
+        build_decoder_stack("phi3", {})
+    with pytest.raises(LLMOptionsError, match="lack .*attention"):
+        build_decoder_stack(fam, {"checkpoint": str(tmp_path), "layers": [0], "hiddenSize": 64})

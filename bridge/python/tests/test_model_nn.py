@@ -1,4 +1,6 @@
-"""llmed.nn: warping convention, field resampling, token reshapes, the multiscale decoder."""
+"""llmed.nn: warping convention, field resampling, token reshapes, conv blocks and initialisation.
+
+The multiscale decoder's tests are in plugins/multiscale/tests, the MSE loss's in plugins/mse/tests."""
 from __future__ import annotations
 
 import pytest
@@ -7,7 +9,6 @@ import torch
 from llmed.nn import (
     ConvBlock,
     DownConv,
-    MultiscaleDecoder,
     SpatialTransformer,
     TokenInstanceNorm,
     identity_grid,
@@ -133,52 +134,6 @@ def test_conv_blocks_shapes():
     assert torch_spatial([64, 80, 48]) == (48, 80, 64)
 
 
-def _decoder_inputs(spatial=(16, 16, 8), chans=(2, 4, 4, 8, 8), stage_ch=(8, 4, 2, 1)):
-    levels = [{"scale": 2 ** l, "channels": c, "spatial": [n // 2 ** l for n in spatial]} for l, c in enumerate(chans)]
-    stages = [{"scale": 8 // 2 ** k, "channels": c, "spatial": [n * 2 ** k // 8 for n in spatial]} for k, c in enumerate(stage_ch)]
-    mk = lambda c, sp: torch.rand(1, c, *torch_spatial(sp))  # noqa: E731
-    mp = [mk(l["channels"], l["spatial"]) for l in levels]
-    fp = [mk(l["channels"], l["spatial"]) for l in levels]
-    maps = [mk(s["channels"], s["spatial"]) for s in stages]
-    moving = mk(1, spatial)
-    return levels, stages, moving, mp, fp, maps
-
-
-def test_multiscale_decoder_fields_are_upsampled_previous_plus_residual():
-    levels, stages, moving, mp, fp, maps = _decoder_inputs()
-    for rescale in (True, False):
-        dec = MultiscaleDecoder(levels, stages, flow_hidden=4, rescale_upsampled_field=rescale)
-        out = dec(moving, None, mp, fp, maps)
-        assert [tuple(f.shape) for f in out["fields"]] == [(1, 3, 2, 4, 4), (1, 3, 4, 8, 8), (1, 3, 8, 16, 16)]
-        # zero the finest residual head: the full-res field must be exactly the upsampled 1/2 field
-        with torch.no_grad():
-            for p in dec.flow[-1][-1].parameters():
-                p.zero_()
-        out = dec(moving, None, mp, fp, maps)
-        assert torch.allclose(out["fields"][-1], upsample_field(out["fields"][-2], rescale), atol=1e-6)
-        assert torch.allclose(out["warped"][-1], warp(moving, out["fields"][-1]))
-
-
-def test_cascade_step_adds_its_residual_to_the_previous_step_per_scale():
-    levels, stages, moving, mp, fp, maps = _decoder_inputs()
-    first = MultiscaleDecoder(levels, stages, flow_hidden=4)
-    later = MultiscaleDecoder(levels, stages, flow_hidden=4, fuse_previous=True)
-    prev = first(moving, None, mp, fp, maps)
-    with torch.no_grad():
-        for head in list(later.flow)[1:]:
-            for p in head[-1].parameters():
-                p.zero_()
-    out = later(moving, None, None, None, maps, previous=prev)
-    for a, b in zip(out["fields"], prev["fields"]):
-        assert torch.allclose(a, b)
-
-
-def test_decoder_rejects_stage_scales_that_do_not_halve():
-    levels, stages, *_ = _decoder_inputs()
-    with pytest.raises(ValueError, match="halve"):
-        MultiscaleDecoder(levels, [stages[0], stages[2], stages[3]])
-
-
 @pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="this torch build has no oneDNN")
 def test_onednn_conv3d_matches_the_stock_path_in_values_gradients_and_export():
     torch.manual_seed(0)
@@ -237,22 +192,6 @@ def test_he_init_keeps_the_spatial_spread_through_a_deep_stack_and_flow_heads_st
     assert abs(float(transposed.weight.std()) - (2 / 1.04 / 8) ** 0.5) < 0.1
     with pytest.raises(ValueError, match="init must be one of he, pytorch"):
         initialise(head, "xavier")
-
-
-def test_mse_smoothing_blurs_both_images_and_zero_is_plain_mse():
-    from llmed.losses import MSELoss, gaussian_smooth
-
-    torch.manual_seed(0)
-    constant = torch.full((1, 1, 5, 6, 7), 3.0)
-    assert torch.allclose(gaussian_smooth(constant, 1.0), constant, atol=1e-5)  # replicated borders: no fall-off
-    a, b = torch.rand(1, 1, 8, 8, 8), torch.rand(1, 1, 8, 8, 8)
-    outputs = {"fields": [torch.zeros(1, 3, 8, 8, 8)], "warped": [a]}
-    plain = MSELoss({"scaleWeights": [1]})(outputs, {"fixed": b, "moving": a})
-    assert torch.allclose(plain, torch.mean((a - b) ** 2))
-    smoothed = MSELoss({"scaleWeights": [1], "smoothing": 1.0})(outputs, {"fixed": b, "moving": a})
-    # white noise loses most of its variance under a σ = 1 voxel Gaussian
-    assert float(smoothed) < 0.2 * float(plain)
-    assert torch.allclose(smoothed, torch.mean((gaussian_smooth(a, 1.0) - gaussian_smooth(b, 1.0)) ** 2))
 
 
 def test_onednn_backward_matches_the_stock_gradients_for_batches_strides_dilation_and_no_bias():

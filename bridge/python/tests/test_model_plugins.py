@@ -1,85 +1,22 @@
 """Registry walk: every plugin with a python package builds from its TypeScript descriptor's `example` and
-runs forward + backward on random inputs of the example shapes.
+runs forward + backward on random inputs of the example shapes (a Metric: its reference runs on the
+example's values and gives a finite number).
 
-The examples come, in order of preference, from
-1. the CLI: ``node packages/cli/bin/llmed.mjs plugins list --json``;
-2. the descriptors themselves, loaded with tsx (``plugins/*/src/index.ts``, options default-filled by
-   ``@llmed/core``'s ``pluginOptions`` — what the composer does);
-3. ``tests/plugin_examples.json``, a snapshot of 2 for machines without Node. Regenerate it with
-   ``python tests/test_model_plugins.py --write-examples``.
+The examples come from the live CLI listing, the descriptors loaded with tsx, or the snapshot
+``tests/plugin_examples.json`` (see ``plugin_registry``). Regenerate the snapshot with
+``python tests/test_model_plugins.py --write-examples``.
 """
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
+import math
 import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[3]
-PLUGINS = REPO / "plugins"
-SNAPSHOT = Path(__file__).resolve().parent / "plugin_examples.json"
-
-TSX_SCRIPT = r"""
-(async () => {
-  const { readdirSync, existsSync } = await import('node:fs');
-  const core = await import(%(core)s);
-  const root = %(plugins)s;
-  const out = [];
-  for (const dir of readdirSync(root).sort()) {
-    const idx = `${root}/${dir}/src/index.ts`;
-    if (!existsSync(idx)) continue;
-    const d = (await import(idx)).descriptor;
-    if (!d) continue;
-    const options = core.pluginOptions(d, d.example.options, `${d.id}.example`);
-    const python = d.python ? { root: `plugins/${dir}/python`, module: d.python.module, factory: d.python.factory } : null;
-    out.push({ id: d.id, kind: d.kind, options, inputs: d.example.inputs, python });
-  }
-  process.stdout.write(JSON.stringify(out, null, 1));
-})().catch((e) => { console.error(e); process.exit(1); });
-"""
-
-
-def _run_json(cmd: list[str]) -> list | None:
-    try:
-        r = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    if r.returncode != 0:
-        return None
-    try:
-        data = json.loads(r.stdout)
-    except json.JSONDecodeError:
-        return None
-    ok = isinstance(data, list) and data and all(isinstance(x, dict) and "id" in x and "kind" in x for x in data)
-    return data if ok else None
-
-
-def examples_via_cli() -> list | None:
-    cli = REPO / "packages/cli/bin/llmed.mjs"
-    node = shutil.which("node")
-    if not cli.is_file() or not node:
-        return None
-    return _run_json([node, str(cli), "plugins", "list", "--json"])
-
-
-def examples_via_tsx() -> list | None:
-    tsx = REPO / "node_modules/.bin/tsx"
-    if not tsx.exists():
-        return None
-    script = TSX_SCRIPT % {"core": json.dumps(str(REPO / "packages/core/src/index.ts")), "plugins": json.dumps(str(PLUGINS))}
-    return _run_json([str(tsx), "-e", script])
-
-
-def load_examples() -> tuple[str, list]:
-    for source, get in (("cli", examples_via_cli), ("tsx", examples_via_tsx)):
-        data = get()
-        if data:
-            return source, data
-    return "snapshot", json.loads(SNAPSHOT.read_text())
+from plugin_registry import PLUGINS, REPO, SNAPSHOT, examples_via_tsx, load_examples
 
 
 def python_packages() -> dict[str, Path]:
@@ -101,9 +38,14 @@ def test_every_python_plugin_has_an_example():
 def test_snapshot_lists_the_same_plugins_as_the_live_descriptors():
     if SOURCE == "snapshot":
         pytest.skip("no Node here: the snapshot is the only source")
-    snap = {e["id"]: e["python"]["module"] for e in json.loads(SNAPSHOT.read_text()) if e.get("python")}
+    snapshot = json.loads(SNAPSHOT.read_text())
+    snap = {e["id"]: e["python"]["module"] for e in snapshot if e.get("python")}
     live = {e["id"]: e["python"]["module"] for e in WITH_PYTHON}
     assert snap == live, "tests/plugin_examples.json is stale: python tests/test_model_plugins.py --write-examples"
+    # The option schemas too: without Node, tests fill options from the snapshot's schemas.
+    snap_schemas = {e["id"]: e.get("optionsSchema") for e in snapshot}
+    live_schemas = {e["id"]: e.get("optionsSchema") for e in EXAMPLES}
+    assert snap_schemas == live_schemas, "tests/plugin_examples.json's option schemas are stale: python tests/test_model_plugins.py --write-examples"
 
 
 def _vol(c, spatial_ijk):
@@ -183,6 +125,13 @@ def test_plugin_example_builds_and_runs(example, tiny_checkpoint):
                                                         layers=int(options.get("numLayers", 2))))
         except UnknownFamily as e:
             pytest.skip(f"third-party LLM family {example['id']!r}: {e}")
+    if kind == "Metric":
+        # a Metric's python entry is its numpy reference, run on the example's values (plugin-cases encoding)
+        from llmed.plugin_cases import case_value
+
+        out = _load(example)(options, {k: case_value(v) for k, v in inputs.items()})
+        assert math.isfinite(out["value"]), out
+        return
     module = _load(example)(options, inputs)
     assert isinstance(module, torch.nn.Module)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import threading
 import time
 from pathlib import Path
@@ -23,7 +24,7 @@ from safetensors.torch import load_file
 from llmed.checkpoint import read_checkpoint_record
 from llmed.data import write_prepared_volume
 from llmed.nn import warp
-from llmed.train import Trainer, plan_phases
+from llmed.train import TRAIN_KEYS, Trainer, TrainingConfigError, plan_phases, train_section
 
 SHAPE_IJK = (16, 12, 8)  # prepared grid (nx, ny, nz); torch (K, J, I) = (8, 12, 16)
 
@@ -470,3 +471,17 @@ def test_one_hot_labels_are_built_only_for_losses_that_use_them(tmp_path: Path, 
     from llmed.train import loss_uses_labels
     assert loss_uses_labels(toy_loss) is True  # undeclared: assume it does
     assert loss_uses_labels(nn.Module()) is True
+
+
+def test_the_training_keys_are_the_schemas_and_a_config_without_them_is_refused():
+    # The experiment schema (packages/core/src/config.ts, train) is where the keys and their defaults live;
+    # the trainer reads them as the TypeScript side filled them, with no defaults of its own.
+    config_ts = (Path(__file__).resolve().parents[3] / "packages" / "core" / "src" / "config.ts").read_text()
+    block = config_ts[config_ts.index("    train: {"):config_ts.index("        cascade: {")]
+    keys = re.findall(r"^ {8}(\w+): \{", block, flags=re.M)
+    assert tuple(keys) == TRAIN_KEYS
+    full = make_config(3)
+    assert train_section(full) == full["train"]
+    partial = {"train": {k: v for k, v in full["train"].items() if k not in ("seed", "amp")}}
+    with pytest.raises(TrainingConfigError, match=r"train\.amp, train\.seed missing"):
+        train_section(partial)

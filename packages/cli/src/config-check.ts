@@ -6,7 +6,7 @@ import { join, relative, sep } from 'node:path';
 import { describeReportSpec, describeSpec, LlmedError } from '@llmed/core';
 import type { ParsedArgs } from './args.ts';
 import { loadAnyExperiment, type Experiment, type Loaded, type ReportExperiment } from './context.ts';
-import { dataRoot } from './prepare.ts';
+import { dataRoot } from '@llmed/data';
 
 export async function configCheck(args: ParsedArgs): Promise<number> {
   const target = args.positionals[0];
@@ -99,7 +99,7 @@ export function portablePaths<T>(value: T, root: string): T {
 
 /**
  * The Python side of the LLM backbones whose checkpoint is on disk: the plugin module imports, its family
- * resolves to transformers classes, the checkpoint's config loads as that family (`llmed.api.check_llm_nodes`,
+ * names transformers classes that import, the checkpoint's config loads as that family (`llmed.api.check_llm_nodes`,
  * no weights read). A failure fails the check, naming the config; without a Python environment the check
  * says it was not done. Returns the note to print, or null when there was nothing to check.
  */
@@ -128,7 +128,7 @@ async function checkLlmPythonSide(ex: Loaded & Experiment): Promise<string | nul
     if (!result.ok) {
       throw new LlmedError('plugin', result.message ?? 'the Python side of an LLM backbone cannot be built', {
         where: relative(process.cwd(), ex.configFile) || ex.configFile,
-        hint: 'a third-party family needs transformers classes with the usual names, or a Python package that calls llmed.llm.register_family',
+        hint: "an LLM family plugin's family.json names its transformers module and classes; its Python package sets FAMILY = Family.from_json(...) (docs/writing-a-plugin.md)",
       });
     }
     return `Python side of ${result.checked?.join(', ')} builds (plugin module, transformers family classes, checkpoint config)`;

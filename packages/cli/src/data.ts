@@ -4,7 +4,7 @@ import { LlmedError } from '@llmed/core';
 import { formatInspect, inspectVolume } from '@llmed/imaging';
 import type { ParsedArgs } from './args.ts';
 import { loadContext, loadExperiment } from './context.ts';
-import { prepareExperiment } from './prepare.ts';
+import { prepareExperiment } from '@llmed/data';
 import { Progress } from './progress.ts';
 
 export async function dataInspect(args: ParsedArgs): Promise<number> {

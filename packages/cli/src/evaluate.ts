@@ -12,7 +12,7 @@ import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadContext } from './context.ts';
 import { describeExport, exportRun } from './export.ts';
 import { DEFAULT_METRICS, parseMetricList, resolveMetrics } from './metrics.ts';
-import { preparedDir } from './prepare.ts';
+import { preparedDir } from '@llmed/data';
 import { Progress } from './progress.ts';
 import { resolveRun } from './runs.ts';
 

@@ -3,9 +3,9 @@
  * bridge (torch.onnx, LoRA merged, parity checked against onnxruntime before anything is renamed into
  * place). An experiment name means its newest trained run.
  */
-import { existsSync, renameSync, rmSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
-import { acquireWriteLock, checkSpecPlugins, LlmedError, readJsonFile, type ModelSpec } from '@llmed/core';
+import { acquireWriteLock, checkSpecPlugins, LlmedError, readJsonFile, recoverFolder, type ModelSpec } from '@llmed/core';
 import { checkOutputFolder } from '@llmed/runtime';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadContext } from './context.ts';
@@ -67,19 +67,14 @@ function isCancellation(e: unknown): boolean {
 
 /** Kill the exporting Python child and undo what it had staged (llmed/export.py writes `<target>.tmp-<pid>`). */
 async function stopExport(session: { proc: import('node:child_process').ChildProcess; pid: number }, target: string): Promise<void> {
-  const { proc, pid } = session;
+  const { proc } = session;
   if (proc.exitCode === null && proc.signalCode === null) {
     const gone = new Promise<void>((r) => proc.once('exit', () => r()));
     proc.kill('SIGKILL');
     await gone;
   }
-  rmSync(`${target}.tmp-${pid}`, { recursive: true, force: true });
-  // Killed between its two renames: the previous export was moved aside; put it back.
-  const old = `${target}.old-${pid}`;
-  if (existsSync(old)) {
-    if (existsSync(target)) rmSync(old, { recursive: true, force: true });
-    else renameSync(old, target);
-  }
+  // Its staging folder goes; killed between its two renames, the previous export lies aside and is put back.
+  recoverFolder(target);
 }
 
 export function describeExport(r: ExportResult): string[] {

@@ -6,6 +6,7 @@ import { isLlmedError, LlmedError } from '@llmed/core';
 import { allowFlags, parseArgs, type ParsedArgs } from './args.ts';
 import { configCheck } from './config-check.ts';
 import { dataInspect, dataPrepare } from './data.ts';
+import { dataGenerate } from './generate.ts';
 import { demo } from './demo.ts';
 import { evaluateCommand } from './evaluate.ts';
 import { exportCommand } from './export.ts';
@@ -25,6 +26,12 @@ usage: llmed <command> [options]
   config check <experiment|config>     validate a config and compose its model with shape checks [--json [--portable]]
   data inspect <file.nii[.gz]>         header, dims, spacing, orientation, intensities, labels [--json]
   data prepare <experiment>            prepare the dataset into the training cache [--force]
+  data generate report-proxy           the report-generation stand-in: crops of the one CT with synthetic
+                                       findings, templated reports, 4-option questions, hashed split manifest
+                                       [--out D (runs/data/report-proxy)] [--count N] [--seed S] [--force]
+                                       [--crop 96x84x112] [--shape 48x42x56] [--block-gap V] [--held-out k:organ,..]
+                                       [--data-dir ../shared/data] [--json]; report-proxy-brain: the
+                                       subject-disjoint brain version
   train <experiment>                   train (PyTorch through the Python bridge) [--device auto|cpu|cuda]
                                        [--resume <run>] [--iterations N] [--batch-size N (per process)] [--run-dir D]
                                        on several processes / GPUs (torchrun + DDP): --nproc-per-node N
@@ -57,6 +64,7 @@ const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
   'config check': { flags: ['json', 'portable'], run: configCheck },
   'data inspect': { flags: ['json'], run: dataInspect },
   'data prepare': { flags: ['force'], run: dataPrepare },
+  'data generate': { flags: ['out', 'count', 'seed', 'force', 'crop', 'shape', 'block-gap', 'held-out', 'data-dir', 'json'], run: dataGenerate },
   train: { flags: ['device', 'resume', 'iterations', 'batch-size', 'run-dir', 'nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'], run: train },
   evaluate: { flags: ['pairs', 'pictures', 'metrics', 'split', 'threads', 'out'], run: evaluateCommand },
   export: { flags: ['tag', 'out', 'threads', 'json'], run: exportCommand },

@@ -6,10 +6,9 @@
  * builds, and its tests pass as written. The folder is built under a temporary name and renamed into
  * place; when workspace.json's plugin list does not cover it yet, it is added there.
  */
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, relative, resolve, sep } from 'node:path';
-import { LlmedError, loadWorkspace, PLUGIN_KINDS, pluginEntries, type PluginKind } from '@llmed/core';
-import { writeFileAtomic } from '@llmed/imaging';
+import { LlmedError, loadWorkspace, PLUGIN_KINDS, pluginEntries, publishFolder, writeFileAtomic, type PluginKind } from '@llmed/core';
 import type { ParsedArgs } from './args.ts';
 import { flagString } from './args.ts';
 import { loadContext } from './context.ts';
@@ -20,7 +19,7 @@ const PLUGIN_ID = /^[a-z][a-z0-9]*(-[a-z0-9]+)*$/;
 const TEMPLATE_KINDS = ['Encoder', 'LLMBackbone', 'Adapter', 'Loss', 'Metric'] as const satisfies readonly PluginKind[];
 type TemplateKind = (typeof TEMPLATE_KINDS)[number];
 
-interface Names { id: string; kind: TemplateKind; module: string; pascal: string }
+interface Names { id: string; kind: TemplateKind; module: string; pascal: string; modelType: string }
 
 export async function pluginsNew(args: ParsedArgs): Promise<number> {
   const id = args.positionals[0];
@@ -37,7 +36,7 @@ export async function pluginsNew(args: ParsedArgs): Promise<number> {
 
   const target = resolve(flagString(args, 'out') ?? join(ws.root, 'plugins', id));
   if (existsSync(target)) throw new LlmedError('usage', `${target} already exists; choose another id or --out`, { where: target });
-  const names: Names = { id, kind: kind as TemplateKind, module: `llmed_${id.replaceAll('-', '_')}`, pascal: id.split('-').map((w) => w[0].toUpperCase() + w.slice(1)).join('') };
+  const names: Names = { id, kind: kind as TemplateKind, module: `llmed_${id.replaceAll('-', '_')}`, pascal: id.split('-').map((w) => w[0].toUpperCase() + w.slice(1)).join(''), modelType: id.replaceAll('-', '_') };
   const files = templateFiles(names);
 
   // build the folder under a temporary name next to the target, then rename it into place
@@ -47,7 +46,7 @@ export async function pluginsNew(args: ParsedArgs): Promise<number> {
       mkdirSync(join(staging, rel, '..'), { recursive: true });
       writeFileSync(join(staging, rel), text);
     }
-    renameSync(staging, target);
+    publishFolder(staging, target);
   } catch (e) {
     rmSync(staging, { recursive: true, force: true });
     throw new LlmedError('plugin', `could not write ${target}: ${(e as Error).message}`, { where: target, cause: e });
@@ -95,15 +94,43 @@ function templateFiles(n: Names): Record<string, string> {
     [`tests/${n.id}.test.ts`]: TS_TEST_TEMPLATES[n.kind](n),
     'README.md': `# ${n.id}\n\nA ${n.kind} plugin of llmed, written by \`llmed plugins new ${n.id} --kind ${n.kind}\`.\n\n`
       + `- \`src/index.ts\`: the descriptor (options schema with the defaults, shape rule, example) and its ContainerModule.\n`
+      + (n.kind === 'LLMBackbone' ? '- `family.json`: the LLM family (model types, Hugging Face repo, LoRA targets, transformers classes, defaults), read by both sides.\n' : '')
       + (trains ? `- \`python/${n.module}/\`: the torch factory \`build(options, inputs)\`; \`options\` arrive default-filled from the schema.\n` : '')
       + `- \`tests/\`: \`npx vitest run ${'<this folder>'}/tests\`${trains ? `; \`.venv/bin/python -m pytest <this folder>/tests\` (PYTHONPATH=bridge/python of the llmed checkout)` : ''}.\n\n`
       + 'See docs/writing-a-plugin.md in the llmed repository.\n',
   };
+  if (n.kind === 'LLMBackbone') files['family.json'] = familyTemplate(n);
   if (n.kind !== 'Metric') {
     files[`python/${n.module}/__init__.py`] = PY_TEMPLATES[n.kind](n);
     files[`tests/test_${n.module}.py`] = PY_TEST_TEMPLATE(n);
   }
   return files;
+}
+
+/**
+ * An LLM family's family.json, guessed from the id as transformers names things (model type
+ * \`<id>\`, classes \`<Pascal>Config\`, \`<Pascal>DecoderLayer\`, ... in \`transformers.models.<id>.modeling_<id>\`):
+ * right as written for e.g. mistral or gemma; otherwise the author corrects the names. The defaults are tiny
+ * until the author puts the real checkpoint's (its config.json's hidden_size and num_hidden_layers).
+ */
+function familyTemplate(n: Names): string {
+  return `${JSON.stringify({
+    id: n.id,
+    title: n.pascal,
+    modelTypes: [n.modelType],
+    huggingFaceRepo: `<organisation>/<repository of the ${n.id} checkpoint>`,
+    defaults: { checkpoint: `checkpoints/${n.id}`, layers: [0], hiddenSize: 64, numLayers: 2 },
+    loraTargets: ['q_proj', 'k_proj', 'v_proj'],
+    transformers: {
+      module: `transformers.models.${n.modelType}.modeling_${n.modelType}`,
+      config: `${n.pascal}Config`,
+      decoderLayer: `${n.pascal}DecoderLayer`,
+      rotaryEmbedding: `${n.pascal}RotaryEmbedding`,
+      rmsNorm: `${n.pascal}RMSNorm`,
+      model: `${n.pascal}Model`,
+      causalLM: `${n.pascal}ForCausalLM`,
+    },
+  }, null, 2)}\n`;
 }
 
 const TS_TEMPLATES: Record<TemplateKind, (n: Names) => string> = {
@@ -137,23 +164,18 @@ export const descriptor = definePlugin<${n.pascal}Options>({
 export default pluginModule(descriptor);
 `,
   LLMBackbone: (n) => `/**
- * ${n.id} — decoder layer(s) of a local Hugging Face checkpoint of transformers' model type '${n.id}', as a
- * token encoder. The plugin id is the transformers model type, so llmed finds the family's classes
- * (<Name>DecoderLayer, <Name>RotaryEmbedding, …) in transformers with no Python of its own; the Python
- * side only names the family. Put the checkpoint folder (config.json + model.safetensors) at
- * defaults.checkpoint, or give \`checkpoint\` in the config.
+ * ${n.id} — decoder layer(s) of a local Hugging Face checkpoint as a token encoder. The family is
+ * described once, in ../family.json (accepted model types, Hugging Face repo, LoRA targets, the
+ * transformers module and classes, the option defaults), which the Python side reads too: edit the
+ * family there. Put the checkpoint folder (config.json + model.safetensors) at defaults.checkpoint, or
+ * give \`checkpoint\` in the config.
  *
  *   in  L×hiddenSize tokens   out  L×hiddenSize tokens
  */
-import { llmBackboneDescriptor, pluginModule, pythonEntry } from '@llmed/core';
+import { llmBackboneDescriptor, pluginModule, pythonEntry, readLLMFamily } from '@llmed/core';
 
 export const descriptor = llmBackboneDescriptor({
-  id: '${n.id}',
-  title: '${n.pascal}',
-  modelTypes: ['${n.id}'],
-  defaults: { checkpoint: 'checkpoints/${n.id}', layers: [0], hiddenSize: 64, numLayers: 2 },
-  huggingFaceRepo: '<organisation>/<repository of the ${n.id} checkpoint>',
-  loraTargets: ['q_proj', 'k_proj', 'v_proj'],
+  ...readLLMFamily(import.meta.url, '../family.json'),
   python: pythonEntry(import.meta.url, '../python', '${n.module}'),
 });
 
@@ -231,7 +253,8 @@ export const descriptor = definePlugin<${n.pascal}Options>({
   summary: 'mean displacement magnitude in mm',
   options: { type: 'object', properties: {} },
   runtime,
-  example: { options: {}, inputs: {} },
+  // a Metric's example inputs are values (packages/core/src/plugin-cases.ts): a (3, K, J, I) field here
+  example: { options: {}, inputs: { field: { shape: [3, 2, 2, 2], sine: { seed: 0, scale: 0.5, offset: 0 } }, spacing: [1, 1, 2] } },
 });
 
 export default pluginModule(descriptor);
@@ -240,16 +263,25 @@ export default pluginModule(descriptor);
 
 const TS_TEST_TEMPLATES: Record<TemplateKind, (n: Names) => string> = {
   Encoder: (n) => shapeTest(n, `expect(out).toEqual({ type: 'pyramid', levels: [16, 8, 4, 2, 1].map((s, l) => ({ scale: 16 / s, channels: [2, 4, 4, 8, 8][l], spatial: [s, s, s] })) });`),
-  LLMBackbone: (n) => `import { describe, expect, it } from 'vitest';
+  LLMBackbone: (n) => `import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
 import { pluginOptions } from '@llmed/core';
 import { descriptor } from '../src/index.ts';
 
+const family = JSON.parse(readFileSync(new URL('../family.json', import.meta.url), 'utf8'));
+
 describe('${n.id}', () => {
-  it('is an LLM backbone whose defaults come from its schema', () => {
+  it('is an LLM backbone described by its family.json, whose defaults fill its options', () => {
     expect(descriptor.kind).toBe('LLMBackbone');
+    expect(descriptor.id).toBe(family.id);
     const options = pluginOptions(descriptor, {}, '${n.id}');
-    expect(options.checkpoint).toBe('checkpoints/${n.id}');
-    expect(options.layers).toEqual([0]);
+    expect(options.checkpoint).toBe(family.defaults.checkpoint);
+    expect(options.layers).toEqual(family.defaults.layers);
+    expect(options.hiddenSize).toBe(family.defaults.hiddenSize);
+    // tokens keep their shape; a width other than the hidden size is refused before Python starts
+    const tokens = { type: 'tokens' as const, length: 8, width: options.hiddenSize, grid: [2, 2, 2] as [number, number, number] };
+    expect(descriptor.shape!({ tokens }, options, { workspaceRoot: '.' })).toEqual(tokens);
+    expect(() => descriptor.shape!({ tokens: { ...tokens, width: options.hiddenSize + 1 } }, options, { workspaceRoot: '.' })).toThrow(/hidden size/);
   });
 });
 `,
@@ -340,15 +372,17 @@ def build(options: dict, inputs: dict) -> nn.Module:
 `,
   LLMBackbone: (n) => `"""${n.id} — decoder layer(s) of a local Hugging Face checkpoint as a token encoder.
 
-Loading the chosen layers, the attention mask, RoPE, freezing and LoRA live in
-\`\`llmed.llm.build_decoder_stack\`\`; the family is found from transformers' model type '${n.id}'.
+The family is the plugin folder's family.json (shared with the TypeScript descriptor); loading the chosen
+layers, the attention mask, RoPE, freezing and LoRA are \`\`llmed.llm.build_decoder_stack\`\`.
 \`\`forward(tokens (N, L, W)) -> tokens (N, L, W)\`\`.
 """
 from __future__ import annotations
 
-from llmed.llm import build_decoder_stack
+from pathlib import Path
 
-FAMILY = "${n.id}"
+from llmed.llm import Family, build_decoder_stack
+
+FAMILY = Family.from_json(Path(__file__).resolve().parents[2] / "family.json")
 
 
 def build(options: dict, inputs: dict, workspace_root: str | None = None):
@@ -400,8 +434,23 @@ function PY_TEST_TEMPLATE(n: Names): string {
     assert [tuple(t.shape) for t in moving_pyramid] == [(1, c, 16 // 2**l, 16 // 2**l, 16 // 2**l) for l, c in enumerate([2, 4, 4, 8, 8])]
     sum(t.mean() for t in moving_pyramid + fixed_pyramid).backward()
     assert all(p.grad is not None for p in module.parameters())`,
-    LLMBackbone: `    # building needs a checkpoint folder of model type '${n.id}' (config.json + model.safetensors)
-    assert FAMILY == "${n.id}" and callable(build)`,
+    LLMBackbone: `    assert FAMILY.id == "${n.id}" and FAMILY.model_types == ("${n.modelType}",)
+
+
+def test_a_tiny_checkpoint_loads_strictly_and_runs(tmp_path):
+    # A checkpoint in the real format (config.json + model.safetensors), written by the family's own
+    # transformers classes at tiny sizes; until family.json names classes transformers has, say so.
+    try:
+        FAMILY.classes()
+    except FamilyError as e:
+        pytest.skip(f"fill in family.json's transformers classes: {e}")
+    write_tiny_checkpoint(FAMILY, tmp_path, hidden=64, layers=2)
+    options = {"checkpoint": str(tmp_path), "layers": [1], "hiddenSize": 64, "init": "pretrained", "trainable": False,
+               "attention": "bidirectional", "rope": False, "finalNorm": "none", "lora": None}
+    stack = build(options, {"tokens": {"type": "tokens", "length": 8, "width": 64, "grid": [2, 2, 2]}})
+    assert stack.keys_read and all(k.split(".layers.1.")[0] in ("model", "model.language_model") for k in stack.keys_read)
+    out = stack(torch.randn(1, 8, 64))
+    assert out.shape == (1, 8, 64) and torch.isfinite(out).all()`,
     Adapter: `    module = build({"out": 16}, {"tokens": {"type": "tokens", "length": 8, "width": 32, "grid": [2, 2, 2]}})
     out = module(torch.randn(1, 8, 32))
     assert tuple(out.shape) == (1, 8, 16)
@@ -414,7 +463,7 @@ function PY_TEST_TEMPLATE(n: Names): string {
     other = module({"fields": [field], "warped": [fixed + 0.5], "steps": 1}, {"moving": fixed, "fixed": fixed})
     assert abs(float(other) - 0.5) < 1e-6`,
   };
-  const torchImport = n.kind === 'LLMBackbone' ? '' : '\nimport torch\n';
+  const torchImport = n.kind === 'LLMBackbone' ? '\nimport pytest\nimport torch\nfrom llmed.llm import FamilyError\nfrom llmed.testing import write_tiny_checkpoint\n' : '\nimport torch\n';
   const imports = n.kind === 'LLMBackbone' ? `from ${n.module} import FAMILY, build` : `from ${n.module} import build`;
   return `"""Tests of ${n.id}'s Python side; run with PYTHONPATH=<llmed checkout>/bridge/python:<this plugin>/python."""
 from __future__ import annotations

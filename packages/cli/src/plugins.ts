@@ -25,7 +25,8 @@ export async function pluginsList(args: ParsedArgs): Promise<number> {
     process.stdout.write(`${JSON.stringify(list.map((d) => describePlugin(d, registry.sourceOf(d.id), ws.root)), null, 2)}\n`);
     return 0;
   }
-  const rows = list.map((d) => [d.kind, d.id, d.python ? 'torch' : '-', registry.sourceOf(d.id) ?? '', d.summary]);
+  // a Metric's python entry is its numpy reference, which nothing trains
+  const rows = list.map((d) => [d.kind, d.id, d.python && d.kind !== 'Metric' ? 'torch' : '-', registry.sourceOf(d.id) ?? '', d.summary]);
   const head = ['kind', 'id', 'trains', 'package', 'summary'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ');

@@ -6,7 +6,7 @@ import type { DistributedLaunch, TrainStatus } from '@llmed/bridge';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadAnyExperiment, type Experiment, type Loaded } from './context.ts';
 import { runPrepare } from './data.ts';
-import { dataRoot, preparedDir } from './prepare.ts';
+import { dataRoot, preparedDir } from '@llmed/data';
 import { formatSeconds, Progress } from './progress.ts';
 import { isRunFolder } from './runs.ts';
 

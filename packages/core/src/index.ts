@@ -1,7 +1,10 @@
 export * from './errors.ts';
 export * from './lock.ts';
+export * from './atomic.ts';
 export * from './shapes.ts';
 export * from './plugin.ts';
+export * from './text-metric.ts';
+export * from './plugin-cases.ts';
 export * from './workspace.ts';
 export * from './registry.ts';
 export * from './config.ts';
@@ -10,3 +13,4 @@ export * from './config-report.ts';
 export * from './compose-report.ts';
 export * from './causal-lm.ts';
 export * from "./llm.ts";
+export * from './plugin-cases.ts';

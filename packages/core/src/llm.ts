@@ -1,6 +1,9 @@
 /**
- * Descriptor factory for Hugging Face decoder-layer backbones (LLaMA 2, LLaMA 3, Phi-3, Qwen2, ...).
- * Public, so a third-party family plugin is a dozen lines, exactly like the first-party ones.
+ * Descriptor factory for Hugging Face decoder-layer backbones, for the LLM family plugins to call. It
+ * knows no family: each plugin describes its own in its folder's `family.json` (read with
+ * `readLLMFamily`), which its Python package reads too (`llmed.llm.Family.from_json`), so the facts
+ * both languages need (accepted model types, Hugging Face repo, LoRA targets, transformers classes,
+ * defaults) have one home. Public, so a third-party family plugin looks exactly like a first-party one.
  *
  * The backbone loads chosen decoder layers from a local Hugging Face checkpoint folder (config.json +
  * safetensors), reading only those layers' tensors, frozen unless LoRA is on. Its token width must equal
@@ -9,8 +12,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { causalLMFacet } from './causal-lm.ts';
-import { configError } from './errors.ts';
+import { configError, pluginError } from './errors.ts';
 import { definePlugin, type PluginDescriptor, type PythonEntry } from './plugin.ts';
 import { requireInput, ShapeMismatch } from './shapes.ts';
 
@@ -40,6 +44,21 @@ export interface LLMBackboneOptions {
   checkpointFound?: boolean;
 }
 
+/**
+ * Where a family's classes live in transformers (the `transformers` object of family.json). Only Python
+ * imports them; TypeScript carries them so that one file describes the family. `model` and `causalLM`
+ * name the whole language model, for uses beyond a stack of decoder layers (report generation).
+ */
+export interface TransformersClasses {
+  module: string;
+  config: string;
+  decoderLayer: string;
+  rotaryEmbedding: string;
+  rmsNorm: string;
+  model?: string;
+  causalLM?: string;
+}
+
 export interface LLMFamily {
   id: string;
   title: string;
@@ -50,10 +69,49 @@ export interface LLMFamily {
   huggingFaceRepo: string;
   /** Names of the q/k/v projections for LoRA (Phi-3 packs them into one qkv_proj). */
   loraTargets: string[];
+  /** The transformers classes (family.json); read by Python. */
+  transformers?: TransformersClasses;
   python: PythonEntry;
   reference?: string;
-  /** Report generation: the end-of-text token when it is not the tokenizer's eos (causal-lm.ts). */
+  /** Report generation: the end-of-text token when it is not the tokenizer's eos (causal-lm.ts; optional in family.json). */
   endOfText?: string;
+}
+
+/** What a plugin's family.json holds: the family without the Python entry, which the descriptor adds. */
+export type LLMFamilyFile = Omit<LLMFamily, 'python'> & { transformers: TransformersClasses };
+
+/**
+ * Read an LLM family plugin's `family.json` (`relativePath` from the module at `moduleUrl`, usually
+ * `import.meta.url` of src/index.ts and '../family.json'). A missing file or field is a plugin error
+ * naming the file, raised when the plugin is loaded.
+ */
+export function readLLMFamily(moduleUrl: string, relativePath = '../family.json'): LLMFamilyFile {
+  const file = fileURLToPath(new URL(relativePath, moduleUrl));
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw pluginError(file, existsSync(file) ? `not valid JSON: ${(e as Error).message}` : 'the family description does not exist', 'an LLM family plugin keeps family.json next to its package.json (docs/writing-a-plugin.md)');
+  }
+  const o = (raw ?? {}) as Record<string, any>;
+  const bad = (what: string) => pluginError(file, `needs ${what}`, 'see plugins/llama3/family.json for a complete one');
+  const str = (v: unknown) => typeof v === 'string' && v.length > 0;
+  const strs = (v: unknown) => Array.isArray(v) && v.length > 0 && v.every(str);
+  const int = (v: unknown) => Number.isInteger(v) && (v as number) >= 0;
+  if (!str(o.id)) throw bad('"id"');
+  if (!str(o.title)) throw bad('"title"');
+  if (!strs(o.modelTypes)) throw bad('"modelTypes": the model_type values of config.json it accepts');
+  if (!str(o.huggingFaceRepo)) throw bad('"huggingFaceRepo"');
+  if (!strs(o.loraTargets)) throw bad('"loraTargets": the names of the projections LoRA may adapt');
+  const d = o.defaults ?? {};
+  if (!str(d.checkpoint) || !Array.isArray(d.layers) || !d.layers.every(int) || !int(d.hiddenSize) || !int(d.numLayers)) {
+    throw bad('"defaults": {"checkpoint": folder, "layers": [indices], "hiddenSize": n, "numLayers": n}');
+  }
+  const t = o.transformers ?? {};
+  for (const key of ['module', 'config', 'decoderLayer', 'rotaryEmbedding', 'rmsNorm'] as const) {
+    if (!str(t[key])) throw bad(`"transformers.${key}"`);
+  }
+  return o as LLMFamilyFile;
 }
 
 export function llmBackboneDescriptor(f: LLMFamily): PluginDescriptor<LLMBackboneOptions> {

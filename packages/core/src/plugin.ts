@@ -50,15 +50,24 @@ export interface PluginDescriptor<O extends object = Record<string, any>> {
    * passes without it; `llmed train` stops on it before starting Python.
    */
   missing?(options: O, ctx: ShapeContext): string | undefined;
-  /** The torch module factory, for plugins with trainable parts (or losses computed in training). */
+  /**
+   * The torch module factory, for plugins with trainable parts (or losses computed in training). A Metric
+   * names its numpy reference here instead (`factory: 'reference'`, `reference(options, inputs) -> dict`),
+   * the independent implementation its cases are checked against in Python; nothing trains it.
+   */
   python?: PythonEntry;
-  /** TypeScript implementation used at inference/evaluation (metrics; losses used as metrics). */
+  /**
+   * TypeScript implementation used at inference/evaluation (metrics; losses used as metrics). Text metrics
+   * (report generation, VQA) put a `TextMetricRuntime` here (text-metric.ts; `isTextMetricRuntime`).
+   */
   runtime?: unknown;
   /**
    * A tiny configuration the registry-walking tests build and run: options and input shapes small enough
-   * for a CPU forward pass in well under a second.
+   * for a CPU forward pass in well under a second. A Metric's inputs are values, not shapes: label maps and
+   * fields in the plugin-cases encoding (plugin-cases.ts; `metricInputFromCase` in @llmed/imaging), which
+   * the walks run the metric on, in TypeScript and through its Python reference.
    */
-  example: { options: Partial<O>; inputs: ShapeInputs; notes?: string };
+  example: { options: Partial<O>; inputs: ShapeInputs & Record<string, unknown>; notes?: string };
   /** Where the design comes from (paper, section). */
   reference?: string;
   /**

@@ -42,7 +42,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { dataError } from '@llmed/core/errors';
-import { writeFileAtomic } from './nifti-write.ts';
+import { writeFileAtomic } from '@llmed/core/atomic';
 import { axisCodes } from './orientation.ts';
 import { isIntegerArray, voxelCount, type Volume, type Vec3 } from './volume.ts';
 import { spacingFromAffine } from './affine.ts';

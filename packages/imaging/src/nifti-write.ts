@@ -15,10 +15,10 @@
  * `writeDisplacementField` stores a voxel-unit displacement field as the DISPVECT vector image in
  * world millimetres that llmed saves (see its doc).
  */
-import { rename, unlink, writeFile } from 'node:fs/promises';
 import { gzip, constants as zlibConstants } from 'node:zlib';
 import { promisify } from 'node:util';
 import { niftiError } from '@llmed/core/errors';
+import { writeFileAtomic } from '@llmed/core/atomic';
 import { affineToQuaternion, invert3, linear3, spacingFromAffine } from './affine.ts';
 import { intentCode as intentCodeOf, readNifti, type NiftiVolume } from './nifti.ts';
 import { voxelCount, type Volume, type VoxelArray } from './volume.ts';
@@ -217,23 +217,7 @@ export async function writeNifti(path: string, vol: Volume, opts: WriteNiftiOpti
   const bytes = compress
     ? await gzipAsync(raw, { level: opts.compressionLevel ?? 1, strategy: zlibConstants.Z_DEFAULT_STRATEGY })
     : raw;
-  await writeFileAtomic(path, bytes);
-}
-
-/**
- * Write bytes to `<path>.tmp-<pid>`, then rename to `path`; remove the temporary file on failure, which is
- * reported through `fail` (a NIfTI error by default; the prepared cache reports data errors).
- */
-export async function writeFileAtomic(path: string, bytes: Uint8Array | string, fail: (where: string, message: string) => Error = niftiError): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (e) {
-    await unlink(tmp).catch(() => undefined);
-    const err = e as NodeJS.ErrnoException;
-    throw fail(path, `cannot write file: ${err.code ?? err.message}`);
-  }
+  await writeFileAtomic(path, bytes, niftiError);
 }
 
 /**

@@ -17,11 +17,11 @@
  */
 import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
-import { acquireWriteLock, LlmedError } from '@llmed/core';
-import { jacobianDeterminant, readPreparedVolume, warpNearest, warpTrilinear, writeFileAtomic, type Volume } from '@llmed/imaging';
+import { acquireWriteLock, LlmedError, publishFolder, writeFileAtomic } from '@llmed/core';
+import { jacobianDeterminant, readPreparedVolume, warpNearest, warpTrilinear, type Volume } from '@llmed/imaging';
 import { FieldPredictor } from './predictor.ts';
 import { boxPlot, gridPicture, jacobianPicture, savePicture, slicePanel, type Axis } from './pictures/index.ts';
-import { checkOutputFolder, replaceFolder, writePairVolumes, jsonNumbers } from './register.ts';
+import { checkOutputFolder, writePairVolumes, jsonNumbers } from './register.ts';
 import { meanStd, scorePair, type MetricPlugin } from './score.ts';
 
 export interface PreparedPair { moving: string; fixed: string; movingLabels?: string; fixedLabels?: string; groundTruthField?: string }
@@ -310,7 +310,7 @@ async function evaluateInto(opts: EvaluateOptions, { source, split, ds, pairs, o
     await writeFileAtomic(join(staging, 'table.json'), `${JSON.stringify(table, jsonNumbers, 2)}\n`);
     await writeFileAtomic(join(staging, 'table.md'), tableMarkdown(table));
     mkdirSync(dirname(out), { recursive: true });
-    replaceFolder(staging, out);
+    publishFolder(staging, out);
     return { out, table };
   } catch (e) {
     rmSync(staging, { recursive: true, force: true });

@@ -17,14 +17,16 @@
  * jacobian, field (DISPVECT, mm), metrics.json. It is built under a temporary name and renamed into place
  * when complete.
  */
-import { existsSync, lstatSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { acquireWriteLock, LlmedError } from '@llmed/core';
+import { acquireWriteLock, LlmedError, publishFolder, writeFileAtomic } from '@llmed/core';
 import {
-  asFloat32, axisCodes, boxAlignedAffine, countNonFinite, describeExtraDimensions, fieldMmToVoxels, foldingPercent, invertAffine, multiplyAffine, voxelToWorld, fieldVoxelsToMm, geometryDifferences, jacobianDeterminant, preprocessImage,
-  preprocessImageOnGrid, readNifti, resampleOntoGrid, spacingFromAffine, toLabelMap, writeDisplacementField, writeFileAtomic, writeNifti,
+  asFloat32, axisCodes, boxAlignedAffine, countNonFinite, describeExtraDimensions, fieldMmToVoxels, invertAffine, multiplyAffine, voxelToWorld, fieldVoxelsToMm, geometryDifferences, jacobianDeterminant, preprocessImage,
+  preprocessImageOnGrid, readNifti, resampleOntoGrid, spacingFromAffine, toLabelMap, writeDisplacementField, writeNifti,
   type NiftiVolume, type Volume,
 } from '@llmed/imaging';
+// the folding warning counts folds as the jacobian-nonpositive metric does (det J ≤ 0), whichever metrics were asked for
+import { nonpositiveJacobianPercent } from '@llmed/plugin-jacobian-nonpositive';
 import { openExport, type OpenedExport } from './manifest.ts';
 import { affinePrealign, type AffinePrealignment } from './prealign.ts';
 import { FieldPredictor } from './predictor.ts';
@@ -133,23 +135,6 @@ export function checkOutputFolder(out: string, kind: OutputKind = 'register'): v
   if (entries.length > 0 && !entries.includes(marker)) {
     throw new LlmedError('usage', `output folder exists, is not empty and is not ${what}; refusing to replace it`, { where: out, hint: 'choose another --out' });
   }
-}
-
-/** Move a completed staging folder into place (an earlier output is replaced only after the new one is complete). */
-export function replaceFolder(staging: string, target: string): void {
-  let old: string | null = null;
-  if (existsSync(target)) {
-    old = `${target}.old-${process.pid}`;
-    rmSync(old, { recursive: true, force: true });
-    renameSync(target, old);
-  }
-  try {
-    renameSync(staging, target);
-  } catch (e) {
-    if (old) renameSync(old, target);
-    throw e;
-  }
-  if (old) rmSync(old, { recursive: true, force: true });
 }
 
 export interface PairVolumes {
@@ -357,7 +342,7 @@ async function registerPairLocked(opts: RegisterPairOptions, out: string): Promi
       : {};
     affineReport = { fixedToMoving: prealign.fixedToMoving.map((x) => round(x, 6)), library: prealign.library, seconds: round(prealign.seconds, 2), metrics: metricsAfterAffine, elastix: prealign.elastix };
   }
-  const folded = foldingPercent(detJ);
+  const folded = nonpositiveJacobianPercent(detJ);
   if (folded > 1) notes.push(`warning: ${folded.toFixed(2)} % of the voxels fold (det J ≤ 0): the field is not a plausible deformation there; the pair may be outside what the model was trained on${opts.affine ? '' : ', or unaligned (try --affine)'}`);
   const tMetrics = performance.now();
 
@@ -395,7 +380,7 @@ async function registerPairLocked(opts: RegisterPairOptions, out: string): Promi
       timePerPairSeconds: round(timePerPair, 4),
     };
     await writeFileAtomic(join(staging, 'metrics.json'), `${JSON.stringify(report, jsonNumbers, 2)}\n`);
-    replaceFolder(staging, out);
+    publishFolder(staging, out);
   } catch (e) {
     rmSync(staging, { recursive: true, force: true });
     throw e;

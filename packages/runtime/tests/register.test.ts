@@ -16,7 +16,8 @@ import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isLlmedError, loadRegistry, loadWorkspace } from '@llmed/core';
-import { dice, multiplyAffine, readNifti, readPreparedVolume, resampleToSpacing, smoothRandomField, warpNearest, writeDisplacementField, writeNifti, writePreparedVolume, type Volume } from '@llmed/imaging';
+import { multiplyAffine, readNifti, readPreparedVolume, resampleToSpacing, smoothRandomField, warpNearest, writeDisplacementField, writeNifti, writePreparedVolume, type Volume } from '@llmed/imaging';
+import { dice } from '@llmed/plugin-dice';
 import { decodePng, evaluateExport, FieldPredictor, openExport, registerPair, sha256OfFile, type FieldSource, type MetricPlugin } from '../src/index.ts';
 
 const WORKSPACE = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');

@@ -26,9 +26,10 @@ export const descriptor = definePlugin<Adapter0Options>({
       negativeSlope: { type: 'number', minimum: 0, default: 0.2 },
     },
   },
+  // Pure: the output width is `out`. An absent `hidden` (2 × the input width) does not change the output
+  // shape, so the rule leaves it absent and the Python factory derives it from its tokens input.
   shape(inputs, o) {
     const t = requireInput(inputs, 'tokens', 'adapter0');
-    o.hidden ??= 2 * t.width;
     return { ...t, width: o.out };
   },
   example: { options: { out: 64, norm: 'instance', activation: 'leaky-relu' }, inputs: { tokens: { type: 'tokens', length: 8, width: 16, grid: [2, 2, 2] } } },

@@ -6,10 +6,13 @@
  * (`absentAs: 'zero'`, LLaMA-Reg's code). Labels: the `labels` option, else the experiment's list, else
  * every non-zero label present in either map.
  */
-import { definePlugin, pluginModule } from '@llmed/core';
-import { chooseLabels, LABELS_OPTION_SCHEMA, dice, requireLabelMaps, type AbsentLabelPolicy, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { definePlugin, pluginModule, pythonEntry } from '@llmed/core';
+import { chooseLabels, LABELS_OPTION_SCHEMA, requireLabelMaps, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { dice, type AbsentLabelPolicy } from './dice.ts';
 
 export interface DiceOptions { labels?: number[]; absentAs: AbsentLabelPolicy }
+
+export { dice, type AbsentLabelPolicy } from './dice.ts';
 
 export const runtime: MetricRuntime<DiceOptions> = {
   needsLabels: true,
@@ -32,8 +35,17 @@ export const descriptor = definePlugin<DiceOptions>({
       absentAs: { enum: ['nan', 'zero'], default: 'nan', description: "a label absent from both maps: 'nan' (left out of the mean) or 'zero' (LLaMA-Reg)" },
     },
   },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_dice', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // two boxes, the warped ones shifted along i and j: both labels overlap partly
+    options: {},
+    inputs: {
+      fixedLabels: { shape: [6, 8, 10], boxes: [{ label: 1, lo: [1, 1, 1], hi: [4, 5, 6] }, { label: 2, lo: [2, 4, 5], hi: [5, 7, 9] }], dtype: 'int32' },
+      warpedLabels: { shape: [6, 8, 10], boxes: [{ label: 1, lo: [1, 2, 2], hi: [4, 6, 6] }, { label: 2, lo: [2, 4, 6], hi: [5, 8, 10] }], dtype: 'int32' },
+      spacing: [1, 1, 1],
+    },
+  },
 });
 
 export default pluginModule(descriptor);

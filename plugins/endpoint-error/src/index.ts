@@ -7,10 +7,13 @@
  * labels (background holds no image structure a method could recover a field from), the whole grid when it
  * has none; 'all' = the whole grid.
  */
-import { definePlugin, pluginModule } from '@llmed/core';
-import { endpointError, requireGroundTruth, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { definePlugin, pluginModule, pythonEntry } from '@llmed/core';
+import { requireGroundTruth, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { endpointError } from './endpoint-error.ts';
 
 export interface EndpointErrorOptions { region: 'foreground' | 'all' }
+
+export { endpointError } from './endpoint-error.ts';
 
 export const runtime: MetricRuntime<EndpointErrorOptions> = {
   needsGroundTruth: true,
@@ -30,8 +33,17 @@ export const descriptor = definePlugin<EndpointErrorOptions>({
     type: 'object',
     properties: { region: { enum: ['foreground', 'all'], default: 'foreground', description: "'foreground': fixed labels > 0 when the pair has labels; 'all': every voxel" } },
   },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_endpoint_error', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    options: {},
+    inputs: {
+      field: { shape: [3, 6, 8, 10], sine: { seed: 1, scale: 0.5, offset: 0 } },
+      groundTruthField: { shape: [3, 6, 8, 10], sine: { seed: 2, scale: 0.5, offset: 0.1 } },
+      fixedLabels: { shape: [6, 8, 10], boxes: [{ label: 1, lo: [1, 1, 1], hi: [4, 5, 6] }], dtype: 'int32' },
+      spacing: [0.8, 1, 2.5],
+    },
+  },
 });
 
 export default pluginModule(descriptor);

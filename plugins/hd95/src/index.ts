@@ -7,10 +7,13 @@
  * either map is NaN and left out of the mean. medpy `hd95(voxelspacing=spacing)`, MambaMorph's HD95.
  * For Learn2Reg's voxel-unit variant use `l2r-hd95`.
  */
-import { definePlugin, pluginModule } from '@llmed/core';
-import { chooseLabels, LABELS_OPTION_SCHEMA, hd95, requireLabelMaps, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { definePlugin, pluginModule, pythonEntry } from '@llmed/core';
+import { chooseLabels, LABELS_OPTION_SCHEMA, requireLabelMaps, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { hd95 } from './hd95.ts';
 
 export interface Hd95Options { labels?: number[] }
+
+export { hd95 } from './hd95.ts';
 
 export const runtime: MetricRuntime<Hd95Options> = {
   needsLabels: true,
@@ -32,8 +35,17 @@ export const descriptor = definePlugin<Hd95Options>({
       labels: LABELS_OPTION_SCHEMA,
     },
   },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_hd95', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // two boxes, the warped ones shifted along i and j: both labels overlap partly
+    options: {},
+    inputs: {
+      fixedLabels: { shape: [6, 8, 10], boxes: [{ label: 1, lo: [1, 1, 1], hi: [4, 5, 6] }, { label: 2, lo: [2, 4, 5], hi: [5, 7, 9] }], dtype: 'int32' },
+      warpedLabels: { shape: [6, 8, 10], boxes: [{ label: 1, lo: [1, 2, 2], hi: [4, 6, 6] }, { label: 2, lo: [2, 4, 6], hi: [5, 8, 10] }], dtype: 'int32' },
+      spacing: [0.8, 1, 2.5],
+    },
+  },
 });
 
 export default pluginModule(descriptor);

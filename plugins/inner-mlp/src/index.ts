@@ -22,10 +22,11 @@ export const descriptor = definePlugin<InnerMlpOptions>({
       activation: { enum: ['none', 'gelu'], default: 'none' },
     },
   },
+  // Pure: an absent `out` means the input width, which the output shape says; the options stay as given
+  // and the Python factory reads the same width from its tokens input.
   shape(inputs, o) {
     const t = requireInput(inputs, 'tokens', 'inner-mlp');
-    o.out ??= t.width;
-    return { ...t, width: o.out };
+    return { ...t, width: o.out ?? t.width };
   },
   example: { options: { hidden: 16 }, inputs: { tokens: { type: 'tokens', length: 8, width: 64, grid: [2, 2, 2] } } },
 });

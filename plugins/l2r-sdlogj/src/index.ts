@@ -6,10 +6,13 @@
  * its zero-padded central differences equal np.gradient's). The +3 shift compresses the spread: these
  * numbers are not comparable with `sdlogj`.
  */
-import { definePlugin, pluginModule } from '@llmed/core';
-import { fieldJacobian, l2rSdLogJacobian, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { definePlugin, pluginModule, pythonEntry } from '@llmed/core';
+import { fieldJacobian, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { l2rSdLogJacobian } from './l2r-sdlogj.ts';
 
 export interface L2rSdLogJOptions { crop: number }
+
+export { l2rSdLogJacobian } from './l2r-sdlogj.ts';
 
 export const runtime: MetricRuntime<L2rSdLogJOptions> = {
   compute(input: MetricInput, options: Partial<L2rSdLogJOptions> = {}): MetricResult {
@@ -29,8 +32,13 @@ export const descriptor = definePlugin<L2rSdLogJOptions>({
       crop: { type: 'integer', minimum: 0, default: 2, description: 'voxels dropped at every face (Learn2Reg: 2)' },
     },
   },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_l2r_sdlogj', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // a field of ±0.6 voxels that changes quickly from voxel to voxel, so some voxels fold
+    options: {},
+    inputs: { field: { shape: [3, 6, 8, 10], sine: { seed: 1, scale: 0.6, offset: 0 } } },
+  },
 });
 
 export default pluginModule(descriptor);

@@ -1,18 +1,14 @@
 /**
  * llama3 — LLaMA 3 decoder layer(s) as a frozen token encoder, loaded from a local Hugging Face checkpoint folder.
- * Defaults: checkpoints/Meta-Llama-3-8B, layers [15], hidden size 4096 (32 layers). Everything else lives in llmBackboneDescriptor.
+ * The family (accepted model types, Hugging Face repo, LoRA targets, transformers classes, defaults:
+ * checkpoints/Meta-Llama-3-8B, layers [15], hidden size 4096) is described once, in ../family.json, which the Python side reads too.
  *
- *   in  L×4096 tokens   out  L×4096 tokens
+ *   in  L×hiddenSize tokens   out  L×hiddenSize tokens
  */
-import { llmBackboneDescriptor, pluginModule, pythonEntry } from '@llmed/core';
+import { llmBackboneDescriptor, pluginModule, pythonEntry, readLLMFamily } from '@llmed/core';
 
 export const descriptor = llmBackboneDescriptor({
-  id: 'llama3',
-  title: 'LLaMA 3',
-  modelTypes: ['llama'],
-  defaults: { checkpoint: 'checkpoints/Meta-Llama-3-8B', layers: [15], hiddenSize: 4096, numLayers: 32 },
-  huggingFaceRepo: 'meta-llama/Meta-Llama-3-8B',
-  loraTargets: ['q_proj', 'k_proj', 'v_proj'],
+  ...readLLMFamily(import.meta.url, '../family.json'),
   python: pythonEntry(import.meta.url, '../python', 'llmed_llama3'),
   reference: 'LLM-Morph §2.2 (layers 15 and 16 of LLaMA-3-8B, LoRA r=64 on q,k,v; spec §2.4)',
 });

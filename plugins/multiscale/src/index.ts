@@ -25,6 +25,10 @@ export function multiscaleFields(inputs: ShapeInputs, pluginId: string): FieldsS
       throw new ShapeMismatch(`stage map at 1/${s.scale} is ${s.spatial.join('×')} but the encoder level is ${lvl.spatial.join('×')}`, { input: 'stages' });
     }
   }
+  const scales = st.stages.map((s) => s.scale);
+  if (scales.some((s, k) => k > 0 && scales[k - 1] !== 2 * s)) {
+    throw new ShapeMismatch(`stage scales must halve from stage to stage (coarse → fine); got ${scales.map((s) => `1/${s}`).join(', ')}`, { input: 'stages' });
+  }
   if (st.stages.at(-1)!.scale !== 1) throw new ShapeMismatch(`the finest stage is 1/${st.stages.at(-1)!.scale}; the decoder needs one at full resolution`, { input: 'stages' });
   return st.stages.slice(1).map((s) => ({ scale: s.scale, spatial: s.spatial }));
 }

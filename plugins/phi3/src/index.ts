@@ -1,18 +1,14 @@
 /**
  * phi3 — Phi-3 decoder layer(s) as a frozen token encoder, loaded from a local Hugging Face checkpoint folder.
- * Defaults: checkpoints/Phi-3-mini-4k-instruct, layers [15], hidden size 3072 (32 layers). Everything else lives in llmBackboneDescriptor.
+ * The family (accepted model types, Hugging Face repo, LoRA targets, transformers classes, defaults:
+ * checkpoints/Phi-3-mini-4k-instruct, layers [15], hidden size 3072) is described once, in ../family.json, which the Python side reads too.
  *
- *   in  L×3072 tokens   out  L×3072 tokens
+ *   in  L×hiddenSize tokens   out  L×hiddenSize tokens
  */
-import { llmBackboneDescriptor, pluginModule, pythonEntry } from '@llmed/core';
+import { llmBackboneDescriptor, pluginModule, pythonEntry, readLLMFamily } from '@llmed/core';
 
 export const descriptor = llmBackboneDescriptor({
-  id: 'phi3',
-  title: 'Phi-3',
-  modelTypes: ['phi3', 'phi3_v'],
-  defaults: { checkpoint: 'checkpoints/Phi-3-mini-4k-instruct', layers: [15], hiddenSize: 3072, numLayers: 32 },
-  huggingFaceRepo: 'microsoft/Phi-3-mini-4k-instruct',
-  loraTargets: ['qkv_proj'],
+  ...readLLMFamily(import.meta.url, '../family.json'),
   python: pythonEntry(import.meta.url, '../python', 'llmed_phi3'),
   reference: 'LLM-Morph Table 3 (Phi-3-Vision, width 3072; fused qkv_proj)',
 });

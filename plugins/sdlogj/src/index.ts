@@ -5,10 +5,13 @@
  * logarithm and are left out — read them from `jacobian-nonpositive`. det J = det(I + ∇u), np.gradient
  * stencils, field in voxels. Learn2Reg's shifted variant is `l2r-sdlogj`.
  */
-import { definePlugin, pluginModule } from '@llmed/core';
-import { fieldJacobian, sdLogJacobian, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { definePlugin, pluginModule, pythonEntry } from '@llmed/core';
+import { fieldJacobian, type MetricInput, type MetricResult, type MetricRuntime } from '@llmed/imaging';
+import { sdLogJacobian } from './sdlogj.ts';
 
 export type SdLogJOptions = Record<string, never>;
+
+export { sdLogJacobian } from './sdlogj.ts';
 
 export const runtime: MetricRuntime<SdLogJOptions> = {
   compute(input: MetricInput): MetricResult {
@@ -23,8 +26,13 @@ export const descriptor = definePlugin<SdLogJOptions>({
   summary: 'SDlogJ: std of log(det J) over voxels with det J > 0 (plain definition)',
   reference: 'TOOLCHAIN.md "Metric conventions differ"',
   options: { type: 'object', properties: {} },
+  python: pythonEntry(import.meta.url, '../python', 'llmed_sdlogj', 'reference'),
   runtime,
-  example: { options: {}, inputs: {} },
+  example: {
+    // a field of ±0.6 voxels that changes quickly from voxel to voxel, so some voxels fold
+    options: {},
+    inputs: { field: { shape: [3, 6, 8, 10], sine: { seed: 1, scale: 0.6, offset: 0 } } },
+  },
 });
 
 export default pluginModule(descriptor);

@@ -3,21 +3,14 @@
  * never sees half a PNG. With `meta: true` the picture's meta (box-plot label order and statistics, slice
  * position) is written next to it as `<name>.json`, the same way.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
+import { writeFileAtomic } from '@llmed/core';
 import type { Picture } from './panels.ts';
 
 async function writeAtomic(file: string, bytes: Uint8Array | string): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true });
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, file);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  await writeFileAtomic(file, bytes);
 }
 
 /** Write `picture` as a PNG at `file` (atomically); optionally its meta as JSON beside it. Returns the paths written. */

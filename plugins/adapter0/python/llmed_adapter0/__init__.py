@@ -4,7 +4,11 @@
 
 LLaMA-Reg: norm 'none', activation 'none' (a purely linear 512→1024→4096 map). LLM-Morph: norm
 'instance' (each channel normalised over the L tokens — not over features) and 'leaky-relu'.
-``hidden`` defaults to 2 × the input width. ``forward(tokens (N, L, C_in)) -> (N, L, out)``.
+``hidden`` absent means 2 × the input width: a value of the input shape, which a JSON Schema default
+cannot express, so it is derived here from ``inputs["tokens"]["width"]`` (the shape rule does not need
+it and leaves the options as they are). ``forward(tokens (N, L, C_in)) -> (N, L, out)``.
+
+``norm`` and ``activation`` are the schema's enums; the composer has validated them.
 """
 from __future__ import annotations
 
@@ -17,19 +21,15 @@ def _post(width: int, norm: str, activation: str, slope: float) -> list[nn.Modul
     mods: list[nn.Module] = []
     if norm == "instance":
         mods.append(TokenInstanceNorm(width))
-    elif norm != "none":
-        raise ValueError(f"adapter0 norm must be 'none' or 'instance', got {norm!r}")
     if activation == "leaky-relu":
         mods.append(nn.LeakyReLU(slope))
-    elif activation != "none":
-        raise ValueError(f"adapter0 activation must be 'none' or 'leaky-relu', got {activation!r}")
     return mods
 
 
 def build(options: dict, inputs: dict) -> nn.Module:
     width = int(inputs["tokens"]["width"])
-    hidden = int(options.get("hidden") or 2 * width)
+    hidden = int(options["hidden"]) if options.get("hidden") is not None else 2 * width
     out = int(options["out"])
-    norm, act, slope = options.get("norm", "none"), options.get("activation", "none"), float(options.get("negativeSlope", 0.2))
+    norm, act, slope = options["norm"], options["activation"], float(options["negativeSlope"])
     return nn.Sequential(nn.Linear(width, hidden), *_post(hidden, norm, act, slope),
                          nn.Linear(hidden, out), *_post(out, norm, act, slope))

@@ -9,26 +9,37 @@ shares the encoder and the LLM layers; this module holds the per-step decoders (
 ``forward(moving, fixed, moving_pyramid, fixed_pyramid, stage_maps_per_step)`` runs as many steps as
 stage-map lists are given (fewer than ``steps`` while earlier steps are being trained) and returns the
 last step's ``{'fields', 'warped', 'features', 'steps'}``.
+
+The step decoder is the multiscale plugin's, as the TypeScript side imports ``@llmed/plugin-multiscale``:
+its python package is the sibling folder ``plugins/multiscale/python``, put on ``sys.path`` here.
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import torch.nn as nn
 
-from llmed.nn import MultiscaleDecoder
+_MULTISCALE_ROOT = Path(__file__).resolve().parents[3] / "multiscale" / "python"
+if str(_MULTISCALE_ROOT) not in sys.path:
+    sys.path.insert(0, str(_MULTISCALE_ROOT))
+
+from llmed_multiscale import MultiscaleDecoder, decoder_args  # noqa: E402 — after its folder is on sys.path
+
+__all__ = ["CascadeDecoder", "build"]
 
 
 class CascadeDecoder(nn.Module):
     multi_step = True
 
-    def __init__(self, steps: int, **decoder_args):
+    def __init__(self, steps: int, **decoder_kwargs):
         super().__init__()
-        if steps < 1:
-            raise ValueError(f"cascade needs at least 1 step, got {steps}")
         self.steps = steps
         self.decoders = nn.ModuleList(
-            [MultiscaleDecoder(fuse_previous=k > 0, **decoder_args) for k in range(steps)])
+            [MultiscaleDecoder(fuse_previous=k > 0, **decoder_kwargs) for k in range(steps)])
 
     def forward(self, moving, fixed, moving_pyramid, fixed_pyramid, stage_maps_per_step):
+        # Run-time guard: the number of steps run depends on the training phase, not on a shape rule.
         if not 1 <= len(stage_maps_per_step) <= self.steps:
             raise ValueError(f"cascade of {self.steps} steps got stage maps for {len(stage_maps_per_step)} steps")
         out = None
@@ -38,12 +49,4 @@ class CascadeDecoder(nn.Module):
 
 
 def build(options: dict, inputs: dict) -> CascadeDecoder:
-    return CascadeDecoder(
-        int(options.get("steps", 3)),
-        pyramid_levels=inputs["pyramid"]["levels"], stage_levels=inputs["stages"]["stages"],
-        image_channels=int((inputs.get("image") or {}).get("channels", 1)),
-        flow_hidden=int(options.get("flowHidden", 16)),
-        negative_slope=float(options.get("negativeSlope", 0.2)),
-        rescale_upsampled_field=bool(options.get("rescaleUpsampledField", True)),
-        init=str(options.get("init", "he")),
-    )
+    return CascadeDecoder(int(options["steps"]), **decoder_args(options, inputs))

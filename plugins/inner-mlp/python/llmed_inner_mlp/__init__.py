@@ -2,7 +2,8 @@
 
     y = W₂ · act(W₁ t + b₁) + b₂,   act ∈ {identity (released code), GELU}
 
-``out`` defaults to the input width. ``forward(tokens (N, L, W)) -> (N, L, out)``.
+``out`` absent means the input width (``inputs["tokens"]["width"]``, the same value the shape rule gives
+the output; a schema default cannot name it). ``forward(tokens (N, L, W)) -> (N, L, out)``.
 """
 from __future__ import annotations
 
@@ -11,10 +12,7 @@ import torch.nn as nn
 
 def build(options: dict, inputs: dict) -> nn.Module:
     width = int(inputs["tokens"]["width"])
-    hidden = int(options.get("hidden", 1024))
-    out = int(options.get("out") or width)
-    act = options.get("activation", "none")
-    if act not in ("none", "gelu"):
-        raise ValueError(f"inner-mlp activation must be 'none' or 'gelu', got {act!r}")
-    mid = [nn.GELU()] if act == "gelu" else []
+    hidden = int(options["hidden"])
+    out = int(options["out"]) if options.get("out") is not None else width
+    mid = [nn.GELU()] if options["activation"] == "gelu" else []  # the schema's enum: 'none' or 'gelu'
     return nn.Sequential(nn.Linear(width, hidden), *mid, nn.Linear(hidden, out))

@@ -1,13 +1,16 @@
-"""llama2 — decoder layer(s) of a local Hugging Face checkpoint as a token encoder.
+"""llama2 — LLaMA 2 decoder layer(s) of a local Hugging Face checkpoint as a token encoder.
 
-All behaviour (strict loading of only the chosen layers, mask, RoPE, freezing, LoRA, final norm) lives in
-`llmed.llm.build_decoder_stack`; this package only names the family. `forward(tokens) -> tokens`.
+The family is described in the plugin folder's family.json (shared with the TypeScript descriptor); the
+shared machinery (strict loading of only the chosen layers, mask, RoPE, freezing, LoRA, final norm) is
+``llmed.llm.build_decoder_stack``. ``forward(tokens (N, L, H)) -> tokens (N, L, H)``.
 """
 from __future__ import annotations
 
-from llmed.llm import build_decoder_stack
+from pathlib import Path
 
-FAMILY = "llama2"
+from llmed.llm import Family, build_decoder_stack
+
+FAMILY = Family.from_json(Path(__file__).resolve().parents[2] / "family.json")
 
 
 def build(options: dict, inputs: dict, workspace_root: str | None = None):

@@ -24,9 +24,7 @@ class StageAdapters(nn.Module):
         self.linears = nn.ModuleList()
         self.ups = nn.ModuleList()
         for k in range(stages):
-            c = base // 2 ** k
-            if c * 2 ** k != base or c % 2:
-                raise ValueError(f"stage base {base} is too small for {stages} stages: stage {k + 1} would have {base / 2 ** k} channels")
+            c = base // 2 ** k  # the shape rule has checked that base / 2^k is even for every stage
             self.linears.append(nn.Linear(width, base * 4 ** k))
             self.ups.append(nn.ConvTranspose3d(c, c // 2, kernel_size=2, stride=2))
 
@@ -37,6 +35,6 @@ class StageAdapters(nn.Module):
 
 def build(options: dict, inputs: dict) -> nn.Module:
     t = inputs["tokens"]
-    adapters = StageAdapters(int(t["width"]), list(t["grid"]), int(options.get("base", 256)), int(options.get("stages", 4)))
+    adapters = StageAdapters(int(t["width"]), list(t["grid"]), int(options["base"]), int(options["stages"]))
     # The upsamplers feed the decoder's LeakyReLU convolutions: the same signal-preserving init (llmed.nn.initialise).
-    return initialise(adapters, str(options.get("init", "he")))
+    return initialise(adapters, str(options["init"]))

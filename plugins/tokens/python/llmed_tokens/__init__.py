@@ -28,6 +28,8 @@ class Tokens(nn.Module):
 
     def forward(self, moving_pyramid, fixed_pyramid) -> torch.Tensor:
         m, f = moving_pyramid[self.level], fixed_pyramid[self.level]
+        # Run-time tensor check: without a position embedding a map on another grid would flatten into a
+        # sequence of another length and pass through the token layers unnoticed.
         if tuple(m.shape[2:]) != self.grid_kji or 2 * m.shape[1] != self.width:
             raise ValueError(f"tokens built for {self.width // 2}-channel maps on grid (K, J, I) {self.grid_kji}, "
                              f"got {tuple(m.shape[1:])}")
@@ -38,10 +40,7 @@ class Tokens(nn.Module):
 
 
 def build(options: dict, inputs: dict) -> nn.Module:
-    levels = inputs["pyramid"]["levels"]
-    level = int(options.get("level", -1))
-    lvl = levels[level]
-    grid = options.get("grid") or lvl["spatial"]
-    if list(grid) != list(lvl["spatial"]):
-        raise ValueError(f"token grid {grid} does not match the 1/{lvl['scale']} feature map {lvl['spatial']}")
-    return Tokens(int(lvl["channels"]), list(lvl["spatial"]), level, bool(options.get("positionEmbedding", True)))
+    # The shape rule has checked that ``grid`` (when given) is the chosen level's grid.
+    level = int(options["level"])
+    lvl = inputs["pyramid"]["levels"][level]
+    return Tokens(int(lvl["channels"]), list(lvl["spatial"]), level, bool(options["positionEmbedding"]))

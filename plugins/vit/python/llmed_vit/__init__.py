@@ -14,8 +14,6 @@ import torch.nn.functional as F
 class SelfAttention(nn.Module):
     def __init__(self, width: int, heads: int):
         super().__init__()
-        if width % heads:
-            raise ValueError(f"width {width} is not divisible by {heads} heads")
         self.heads = heads
         self.qkv = nn.Linear(width, 3 * width)
         self.proj = nn.Linear(width, width)
@@ -42,9 +40,7 @@ class Block(nn.Module):
 
 
 def build(options: dict, inputs: dict) -> nn.Module:
-    width = int(options.get("width", 4096))
-    tok = inputs.get("tokens") or {}
-    if tok.get("width") is not None and int(tok["width"]) != width:
-        raise ValueError(f"token width {tok['width']} does not match the ViT width {width}")
-    depth, heads, ratio = int(options.get("depth", 2)), int(options.get("heads", 4)), float(options.get("mlpRatio", 4))
+    # The shape rule has checked width % heads == 0 and that the tokens are ``width`` wide.
+    width = int(options["width"])
+    depth, heads, ratio = int(options["depth"]), int(options["heads"]), float(options["mlpRatio"])
     return nn.Sequential(*[Block(width, heads, ratio) for _ in range(depth)])

@@ -40,25 +40,15 @@ class VoxelMorphDecoder(nn.Module):
     steps = 1
     multi_step = False
 
-    def __init__(self, pyramid_levels: Sequence[dict], stage_levels: Sequence[dict], channels: Sequence[int],
-                 final: Sequence[int], skips: str = "moving", integration_steps: int = 0, negative_slope: float = 0.2,
-                 init: str = "pytorch"):
+    def __init__(self, pyramid_levels: Sequence[dict], stage_levels: Sequence[dict], *, channels: Sequence[int],
+                 final: Sequence[int], skips: str, integration_steps: int, negative_slope: float, init: str):
         super().__init__()
-        if skips not in ("moving", "both"):
-            raise ValueError(f"skips must be 'moving' or 'both', got {skips!r}")
-        if not stage_levels:
-            raise ValueError("the voxelmorph decoder needs at least one stage map")
+        # The geometry (stage maps on encoder levels, scales halving to full resolution, one width per
+        # scale, skips in the schema's enum) is the TypeScript shape rule's to check (src/index.ts).
         first = int(stage_levels[0]["scale"])
         stage_scales = [int(s["scale"]) for s in stage_levels]
         by_scale = {int(l["scale"]): (n, l) for n, l in enumerate(pyramid_levels)}
         scales = sorted((s for s in by_scale if s <= first), reverse=True)
-        if scales != [first // 2 ** i for i in range(len(scales))] or scales[-1] != 1:
-            raise ValueError(f"encoder scales from 1/{first} down must halve to full resolution; got {scales}")
-        if len(channels) != len(scales):
-            raise ValueError(f"{len(channels)} decoder widths for {len(scales)} scales (1/{first} … full)")
-        for s in stage_scales:
-            if s not in by_scale:
-                raise ValueError(f"stage map at 1/{s} has no encoder level at the same scale")
         self.skips = skips
         self.integration_steps = int(integration_steps)
         self.level_index = [by_scale[s][0] for s in scales]
@@ -99,10 +89,10 @@ class VoxelMorphDecoder(nn.Module):
 def build(options: dict, inputs: dict) -> nn.Module:
     return VoxelMorphDecoder(
         inputs["pyramid"]["levels"], inputs["stages"]["stages"],
-        channels=[int(c) for c in options.get("channels", [32, 32, 32, 32])],
-        final=[int(c) for c in options.get("final", [32, 16, 16])],
-        skips=str(options.get("skips", "moving")),
-        integration_steps=int(options.get("integrationSteps", 0)),
-        negative_slope=float(options.get("negativeSlope", 0.2)),
-        init=str(options.get("init", "he")),
+        channels=[int(c) for c in options["channels"]],
+        final=[int(c) for c in options["final"]],
+        skips=str(options["skips"]),
+        integration_steps=int(options["integrationSteps"]),
+        negative_slope=float(options["negativeSlope"]),
+        init=str(options["init"]),
     )

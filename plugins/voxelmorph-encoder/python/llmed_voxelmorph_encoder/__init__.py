@@ -31,6 +31,7 @@ class VoxelMorphEncoder(nn.Module):
         self.factor = 2 ** (len(channels) - 1)
 
     def forward(self, moving: torch.Tensor, fixed: torch.Tensor):
+        # Run-time tensor check: the shape rule checked the configured grid; this names a wrongly sized image.
         bad = [n for n in moving.shape[2:] if n % self.factor]
         if bad:
             raise ValueError(f"image {tuple(moving.shape[2:])} (K, J, I) is not divisible by {self.factor}, which the pyramid needs")
@@ -43,9 +44,7 @@ class VoxelMorphEncoder(nn.Module):
 
 
 def build(options: dict, inputs: dict) -> nn.Module:
-    channels = [int(c) for c in options.get("channels", [16, 32, 32, 32, 32])]
-    if len(channels) < 2:
-        raise ValueError(f"voxelmorph-encoder needs at least 2 levels, got channels {channels}")
-    image_channels = int((inputs.get("image") or {}).get("channels", 1))
-    slope = float(options.get("negativeSlope", 0.2))
-    return initialise(VoxelMorphEncoder(image_channels, channels, slope), str(options.get("init", "he")), slope)
+    channels = [int(c) for c in options["channels"]]
+    image_channels = int(inputs["image"]["channels"])
+    slope = float(options["negativeSlope"])
+    return initialise(VoxelMorphEncoder(image_channels, channels, slope), str(options["init"]), slope)

@@ -1,0 +1,2 @@
+"""sacrebleu as a second reference of the bleu plugin (see llmed_bleu.sacrebleu_reference)."""
+from llmed_bleu import DEFAULTS, sacrebleu_reference as reference  # noqa: F401

@@ -1,0 +1,23 @@
+"""The green plugin's Python reference reproduces tests/cases.json."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+PLUGIN = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(PLUGIN.parents[1] / "bridge" / "python"), str(PLUGIN / "python")]
+
+from llmed.plugin_cases import read_cases  # noqa: E402
+
+CASES = read_cases(PLUGIN)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c["name"] for c in CASES])
+def test_case(case):
+    import llmed_green
+
+    got = llmed_green.reference(case["options"], case["inputs"])
+    for k, want in case["expected"].items():
+        assert got[k] == pytest.approx(want, abs=case["tolerance"]), k
