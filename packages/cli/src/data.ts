@@ -3,7 +3,7 @@ import { relative } from 'node:path';
 import { LlmedError } from '@llmed/core';
 import { formatInspect, inspectVolume } from '@llmed/imaging';
 import type { ParsedArgs } from './args.ts';
-import { loadContext, loadExperiment } from './context.ts';
+import { loadAnyExperiment, loadContext, loadExperiment } from './context.ts';
 import { prepareExperiment } from '@llmed/data';
 import { Progress } from './progress.ts';
 
@@ -20,6 +20,14 @@ export async function dataPrepare(args: ParsedArgs): Promise<number> {
   const target = args.positionals[0];
   if (!target) throw new LlmedError('usage', 'data prepare needs an experiment', { hint: 'llmed data prepare demo' });
   const { ws } = await loadContext();
+  const any = await loadAnyExperiment(target);
+  if (any.task === 'report') {
+    const { prepareReportData } = await import('./prepare-report.ts');
+    const { reportPreparedDir } = await import('./train-report.ts');
+    const p = await prepareReportData(ws.root, any, reportPreparedDir(ws.root, any), Boolean(args.flags.force));
+    console.log(`${p.skipped ? 'prepared data up to date' : 'prepared'}: ${relative(process.cwd(), p.dir) || p.dir} — ${any.config.data.title}; ${p.samples} samples from ${p.images} images`);
+    return 0;
+  }
   const ex = await loadExperiment(target);
   await runPrepare(ws.root, ex.name, ex.config, Boolean(args.flags.force));
   return 0;

@@ -10,6 +10,7 @@ import { checkSpecPlugins, LlmedError, readJsonFile, withWriteLock, type ReportE
 import type { TrainStatus } from '@llmed/bridge';
 import type { Loaded, ReportExperiment } from './context.ts';
 import { formatSeconds, Progress } from './progress.ts';
+import { prepareReportData, reportDatasetFile } from './prepare-report.ts';
 import { failedRun, type TrainOptions } from './train.ts';
 
 export const REPORT_TRAINER = 'llmed.report:ReportTrainer';
@@ -60,6 +61,11 @@ export async function trainReportExperiment(ex: Loaded & ReportExperiment, opts:
     spec = readJsonFile(specFile) as ReportModelSpec;
     checkSpecPlugins(spec, ex.registry, specFile);
     config = readJsonFile(join(runDir, 'config.json')) as ReportExperimentConfig;
+  }
+  // The dataset JSON is there: prepare it (once; a fingerprint skips it later) before checking the rest.
+  if (existsSync(reportDatasetFile(ex.ws.root, ex.config))) {
+    const p = await prepareReportData(ex.ws.root, ex, reportPreparedDir(ex.ws.root, ex));
+    console.log(`${p.skipped ? 'prepared data up to date' : 'prepared'}: ${relative(process.cwd(), p.dir) || p.dir} — ${ex.config.data.title}; ${p.samples} samples from ${p.images} images`);
   }
   checkReportRequirements(ex);
   if (opts.batchSize && !opts.resume) config.train.batchSize = opts.batchSize;
