@@ -51,7 +51,7 @@ describe('report experiments compose', () => {
     expect(spec.llm.options.checkpointFound).toBe(true);
     expect(spec.llm.options.vocabSize).toBe(49152);
     expect(spec.projector.output.width).toBe(576);
-    expect(spec.encoder.output).toEqual({ type: 'tokens', length: 48, width: 2048, grid: [4, 4, 3] });
+    expect(spec.encoder.output).toEqual({ type: 'tokens', length: 12, width: 2048, grid: [2, 2, 3] });
   });
 
   it('specNodes, runFolderSpec and checkSpecPlugins work on a report spec', () => {

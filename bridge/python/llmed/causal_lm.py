@@ -15,6 +15,8 @@ end-of-text token — arrive in ``options``, filled by the TypeScript side's cau
 * LoRA through peft (defaults r 16, α 32, dropout 0.05, ``all-linear`` = every linear projection of the
   decoder, not the LM head), base weights frozen.
 
+Options are read as the causal-LM facet filled them (its schema is the one home of their defaults).
+
 Sequences: :meth:`encode_sample` lays out ``[prefix specials] [image placeholders × N] prompt " " answer
 [end-of-text]`` with labels −100 everywhere but the answer and the end-of-text token; :meth:`collate` pads
 on the **right** for training (spec §3.11 item 3); :meth:`generate` pads the prompts on the **left**, so
@@ -77,12 +79,12 @@ def load_tokenizer(options: dict, folder: Path):
                             hint="the folder needs tokenizer.json (or tokenizer.model) and tokenizer_config.json") from None
     # --- tokenizer: one special image token, end-of-text, padding -------------------------------
     old_len = len(tok)
-    image_token = str(options.get("imageToken", "<im_patch>"))
+    image_token = str(options["imageToken"])
     tok.add_tokens([AddedToken(image_token, special=True, normalized=False)], special_tokens=True)
     image_id = int(tok.convert_tokens_to_ids(image_token))
     if tok(image_token, add_special_tokens=False)["input_ids"] != [image_id]:
         raise CausalLMError(f"{image_token} does not tokenise as one token", where=str(folder))
-    eot = options.get("endOfText")
+    eot = options["endOfText"]
     if eot:
         eot_id = tok.convert_tokens_to_ids(eot)
         if eot_id is None or eot_id == tok.unk_token_id or tok.convert_ids_to_tokens(eot_id) != eot:
@@ -114,12 +116,12 @@ class CausalLM(nn.Module):
         if types and config.model_type not in types:
             raise CausalLMError(f"model_type {config.model_type!r} is not a {family.get('title', family.get('id', ''))} model ({', '.join(types)})",
                                 where=str(folder / "config.json"), kind="config")
-        if int(options.get("hiddenSize", config.hidden_size)) != int(config.hidden_size):
+        if int(options["hiddenSize"]) != int(config.hidden_size):
             raise CausalLMError(f"hiddenSize {options['hiddenSize']} does not match the checkpoint's hidden_size {config.hidden_size}",
                                 where=str(folder / "config.json"), kind="shape")
         # loadDtype (set by the report trainer, not a config option): bfloat16 halves an 8 B model's memory on a GPU
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[str(options.get("loadDtype", "float32"))]
-        if options.get("init", "pretrained") == "pretrained":
+        if options["init"] == "pretrained":
             model, info = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype,
                                                                output_loading_info=True)
             problems = []
@@ -150,12 +152,12 @@ class CausalLM(nn.Module):
         self.tied = model.get_output_embeddings() is None or model.get_output_embeddings().weight is model.get_input_embeddings().weight
 
         model.requires_grad_(False)
-        lora = options.get("lora")
+        lora = options["lora"]
         if lora:
             from peft import LoraConfig, get_peft_model
-            targets = lora.get("targets", "all-linear")
-            cfg = LoraConfig(r=int(lora.get("rank", 16)), lora_alpha=float(lora.get("alpha", 32)),
-                             lora_dropout=float(lora.get("dropout", 0.05)), bias="none", task_type="CAUSAL_LM",
+            targets = lora["targets"]
+            cfg = LoraConfig(r=int(lora["rank"]), lora_alpha=float(lora["alpha"]),
+                             lora_dropout=float(lora["dropout"]), bias="none", task_type="CAUSAL_LM",
                              target_modules=targets if targets == "all-linear" else list(targets))
             model = get_peft_model(model, cfg)
         self.model = model

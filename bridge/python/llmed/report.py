@@ -46,6 +46,28 @@ from .train import NonFiniteLoss, Trainer, TrainingConfigError, peak_memory, res
 
 GROUPS = ("encoder", "projector", "lora", "embeddings", "new-tokens")
 
+# The report experiment's train and generate keys, every one filled by the TypeScript side from its schema
+# (packages/core/src/config-report.ts; ajv useDefaults) and read here as they are: no defaults in Python.
+REPORT_TRAIN_KEYS = ("stages", "batchSize", "gradientAccumulation", "optimizer", "weightDecay", "schedule", "warmup", "maxLength",
+                     "precision", "gradientCheckpointing", "seed", "checkpointEvery", "validateEvery", "timeBudgetMinutes", "maxSamples")
+GENERATE_KEYS = ("strategy", "maxNewTokens", "temperature", "topP", "seed")
+
+
+def report_sections(config: dict) -> tuple[dict, dict]:
+    """``config["train"]`` and ``config["generate"]`` of a report experiment, refused naming any key the
+    TypeScript side did not fill."""
+    out = []
+    for section, keys in (("train", REPORT_TRAIN_KEYS), ("generate", GENERATE_KEYS)):
+        value = config.get(section)
+        if not isinstance(value, dict):
+            raise TrainingConfigError(f"the report config has no {section} section")
+        missing = [k for k in keys if k not in value]
+        if missing:
+            raise TrainingConfigError(f"{section}.{f', {section}.'.join(missing)} missing from the report config: the TypeScript side "
+                                      "fills every default from its schema (packages/core/src/config-report.ts) before training")
+        out.append(dict(value))
+    return out[0], out[1]
+
 
 # ---- data ------------------------------------------------------------------------------------------
 
@@ -197,10 +219,16 @@ class ReportTrainer(Trainer):
     def __init__(self, run_dir, spec, config, prepared_dir, options=None, *, distributed=None, model_factory=None, **_):
         if distributed is not None and int(getattr(distributed, "world_size", 1)) > 1:
             raise TrainingConfigError("report training runs in one process for now (no torchrun)")
-        train = dict(config.get("train", {}))
-        stages = train.get("stages") or []
-        config = {**config, "train": {**train, "iterations": sum(int(s["steps"]) for s in stages) or 1}}
-        super().__init__(run_dir, spec, config, prepared_dir, options)
+        train, self.generate_cfg = report_sections(config)
+        stages = train["stages"]
+        # Registration's Trainer reads its own train keys; it gets the count of steps and the rest of the run's state.
+        base = {"iterations": sum(int(s["steps"]) for s in stages) or 1, "lr": float(stages[0]["lr"]) if stages else 1.0,
+                "optimizer": "adamw", "batchSize": int(train["batchSize"]), "amp": True, "seed": int(train["seed"]),
+                "validateEvery": int(train["validateEvery"]), "checkpointEvery": int(train["checkpointEvery"]),
+                "timeBudgetMinutes": float(train["timeBudgetMinutes"])}
+        super().__init__(run_dir, spec, {**config, "train": base}, prepared_dir, options)
+        self.config = config  # the run folder keeps the report config as it is
+        self.train_cfg = {**train, "iterations": base["iterations"]}
         root = self.options.get("workspaceRoot")
         plugins = self.options.get("plugins")
         self.report_factory = model_factory or (lambda s: ReportModel(s, root, plugins))
@@ -226,14 +254,14 @@ class ReportTrainer(Trainer):
         if not self.stages:
             raise TrainingConfigError("train.stages is empty")
 
-        self.seed = int(t.get("seed", 0))
+        self.seed = int(t["seed"])
         self.total = int(t["iterations"])
-        self.batch_size = int(opts.get("batchSize", t.get("batchSize", 1)))
-        self.accumulate = int(t.get("gradientAccumulation", 1))
-        self.max_length = int(t.get("maxLength", 512))
-        self.validate_every = int(t.get("validateEvery", 500))
-        self.checkpoint_every = int(t.get("checkpointEvery", 500))
-        budget = float(opts.get("timeBudgetMinutes", t.get("timeBudgetMinutes", 0)) or 0)
+        self.batch_size = int(opts.get("batchSize", t["batchSize"]))
+        self.accumulate = int(t["gradientAccumulation"])
+        self.max_length = int(t["maxLength"])
+        self.validate_every = int(t["validateEvery"])
+        self.checkpoint_every = int(t["checkpointEvery"])
+        budget = float(opts.get("timeBudgetMinutes", t["timeBudgetMinutes"]) or 0)
         self.time_budget_s = budget * 60.0 if budget > 0 else None
         self.val_limit = int(opts.get("valSamples", 16))
         seed_everything(self.seed)
@@ -244,7 +272,7 @@ class ReportTrainer(Trainer):
         self.data = ReportData(self.prepared_dir)
         kinds = list(self.config.get("data", {}).get("kinds") or ["report", "vqa"])
         self.train_samples = self.data.split("train", kinds)
-        limit = int(t.get("maxSamples", 0) or 0)
+        limit = int(t["maxSamples"])
         if limit:
             self.train_samples = self.train_samples[:limit]
         if not self.train_samples:
@@ -252,7 +280,7 @@ class ReportTrainer(Trainer):
         self.val_samples = self.data.split("val", kinds)[: self.val_limit]
         self.sampler = PairSampler(len(self.train_samples), self.seed)
 
-        precision = str(opts.get("precision", t.get("precision", "auto")))
+        precision = str(opts.get("precision", t["precision"]))
         self.amp_dtype = None
         if precision != "fp32":
             if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
@@ -281,7 +309,7 @@ class ReportTrainer(Trainer):
         self.cache_features = "encoder" not in groups_ever
         self._features: dict[str, torch.Tensor] = {}
         self.feature_dir = Path(opts.get("featureCache") or self.prepared_dir / "features") / self._feature_key()
-        if t.get("gradientCheckpointing"):
+        if t["gradientCheckpointing"]:
             self.model.lm.gradient_checkpointing()
 
 
@@ -385,7 +413,7 @@ class ReportTrainer(Trainer):
         params = [p for p in self.model.parameters() if p.requires_grad]
         if not params:
             raise TrainingConfigError(f"stage '{stage['name']}' trains nothing")
-        self.optimizer = torch.optim.AdamW(params, lr=float(stage["lr"]), weight_decay=float(self.train_cfg.get("weightDecay", 0)))
+        self.optimizer = torch.optim.AdamW(params, lr=float(stage["lr"]), weight_decay=float(self.train_cfg["weightDecay"]))
         record = self._resume_record if resuming else None
         mid = record is not None and int(record.get("phase", 1)) == index and self.step > start
         if record is not None:
@@ -399,8 +427,8 @@ class ReportTrainer(Trainer):
     def _train_step(self, step_number: int) -> tuple[float, dict[str, float]]:
         index, start, steps = self.stage_bounds[self.stage_pos]
         stage = self.stages[self.stage_pos]
-        lr = lr_at(step_number - 1 - start, steps, float(stage["lr"]), float(self.train_cfg.get("warmup", 0.1)),
-                   str(self.train_cfg.get("schedule", "cosine")))
+        lr = lr_at(step_number - 1 - start, steps, float(stage["lr"]), float(self.train_cfg["warmup"]),
+                   str(self.train_cfg["schedule"]))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
@@ -444,17 +472,17 @@ class ReportTrainer(Trainer):
 
     @torch.no_grad()
     def generate_for(self, samples: list[ReportSample], **kwargs) -> list[dict]:
-        gen = dict(self.config.get("generate") or {})
+        gen = self.generate_cfg
         self.model.eval()
         batch = self._batch(samples)
         feats = batch["features"] if "features" in batch else self.model.encode(batch["image"])
         with self._autocast():
             tokens = self.model.projector(feats)
             out = self.model.lm.generate([s.prompt for s in samples], tokens.float(),
-                                         max_new_tokens=int(kwargs.get("maxNewTokens", gen.get("maxNewTokens", 64))),
-                                         strategy=str(kwargs.get("strategy", gen.get("strategy", "greedy"))),
-                                         temperature=float(gen.get("temperature", 1.0)), top_p=float(gen.get("topP", 0.9)),
-                                         seed=int(gen.get("seed", 0)), max_length=self.max_length + 4096)
+                                         max_new_tokens=int(kwargs.get("maxNewTokens", gen["maxNewTokens"])),
+                                         strategy=str(kwargs.get("strategy", gen["strategy"])),
+                                         temperature=float(gen["temperature"]), top_p=float(gen["topP"]),
+                                         seed=int(gen["seed"]), max_length=self.max_length + 4096)
         self.model.train()
         return [{"id": s.id, "region": s.region, "prompt": s.prompt, "reference": s.answer, "generated": o["text"],
                  "stopped": o["stopped"]} for s, o in zip(samples, out)]
@@ -544,7 +572,7 @@ def load_report_model(run_dir: str | os.PathLike, tag: str = "best", device: str
     spec, config = read_run_json(run_dir, "spec.json"), read_run_json(run_dir, "config.json")
     if plugins is None:
         raise CheckpointError("building a run folder's model needs the registered plugins (plugins=...)", where=str(run_dir / "spec.json"))
-    seed_everything(int(config.get("train", {}).get("seed", 0)))
+    seed_everything(int(report_sections(config)[0]["seed"]))
     model = ReportModel(spec, workspace_root, plugins).to(device)
     groups = sorted({g for s in config["train"]["stages"] for g in s["train"]})
     model.set_stage(groups)

@@ -75,9 +75,11 @@ def spec_for(info: dict, *, encoder_trainable: bool = False, lora: dict | None =
 
 def config_for(stages, **train) -> dict:
     return {"task": "report", "name": "tiny", "data": {"kinds": ["report"]},
-            "train": {"stages": stages, "batchSize": 2, "gradientAccumulation": 1, "weightDecay": 0, "schedule": "cosine",
-                      "warmup": 0.0, "maxLength": 48, "precision": "fp32", "checkpointEvery": 100, "validateEvery": 100, **train},
-            "generate": {"strategy": "greedy", "maxNewTokens": 12}}
+            # every key filled, as the TypeScript side fills them from the schema (config-report.ts)
+            "train": {"stages": stages, "batchSize": 2, "gradientAccumulation": 1, "optimizer": "adamw", "weightDecay": 0,
+                      "schedule": "cosine", "warmup": 0.0, "maxLength": 48, "precision": "fp32", "gradientCheckpointing": False,
+                      "seed": 0, "checkpointEvery": 100, "validateEvery": 100, "timeBudgetMinutes": 0, "maxSamples": 0, **train},
+            "generate": {"strategy": "greedy", "maxNewTokens": 12, "temperature": 1.0, "topP": 0.9, "seed": 0}}
 
 
 def trainer(tmp_path, info, stages, run="run", options=None, spec=None, answers=ANSWERS, **train) -> ReportTrainer:
@@ -255,7 +257,7 @@ def test_frozen_encoder_features_are_cached_per_sample(tiny_lms, tmp_path, monke
 def test_a_frozen_encoder_cannot_be_listed_as_trained(tiny_lms, tmp_path):
     info = tiny_lms("llama")
     spec = spec_for(info)
-    spec["encoder"] = {"path": "model.encoder", "id": "i3resnet152", "kind": "Encoder", "options": {"weights": "random", "backbone": "astra", "pool": "mean"},
+    spec["encoder"] = {"path": "model.encoder", "id": "i3resnet152", "kind": "Encoder", "options": {"weights": "random", "backbone": "astra", "pool": "mean", "layout": "llmed"},
                        "inputs": {"image": spec["input"]}, "output": {"type": "tokens", "length": 1, "width": 2048, "grid": [1, 1, 1]}}
     spec["projector"] = {"path": "model.projector", "id": "linear", "kind": "Adapter", "options": {"outWidth": HIDDEN, "bias": True, "tokens": "all"},
                          "inputs": {"tokens": spec["encoder"]["output"]}, "output": {"type": "tokens", "length": 1, "width": HIDDEN, "grid": [1, 1, 1]}}
@@ -350,3 +352,14 @@ def test_frozen_llm_weights_in_bf16_with_float32_trainables(tiny_lms, tmp_path):
     assert base and all(p.dtype == torch.bfloat16 for p in base)
     assert all(p.dtype == torch.float32 for p in t.model.lm.lora_params() + t.model.lm.embedding_params())
     assert json.loads((tmp_path / "run" / "spec.json").read_text())["llm"]["options"].get("loadDtype") is None
+
+
+def test_a_config_without_the_schema_filled_keys_is_refused_naming_them(tiny_lms, tmp_path):
+    cfg = config_for([{"name": "p", "train": ["projector"], "steps": 1, "lr": 1e-3}])
+    del cfg["train"]["warmup"], cfg["generate"]["topP"]
+    from llmed.report import report_sections
+    with pytest.raises(Exception, match=r"train\.warmup missing"):
+        report_sections(cfg)
+    cfg["train"]["warmup"] = 0.1
+    with pytest.raises(Exception, match=r"generate\.topP missing"):
+        report_sections(cfg)

@@ -39,8 +39,7 @@ export async function runReportPrepare(ws: Workspace, name: string, config: Repo
   });
   bar?.done();
   const rel = relative(process.cwd(), r.dir) || r.dir;
-  const counts = Object.entries(r.counts).map(([k, n]) => `${k} ${n}`).join(', ');
-  console.log(`${r.skipped ? 'prepared data up to date' : 'prepared'}: ${rel} — ${config.data.title}; ${r.samples.length} samples (${counts})${r.statement ? `; ${r.statement}` : ''}`);
+  console.log(`${r.skipped ? 'prepared data up to date' : 'prepared'}: ${rel} — ${config.data.title}; ${r.samples} samples from ${r.images} images`);
   return r;
 }
 

@@ -11,7 +11,7 @@ import type { TrainStatus } from '@llmed/bridge';
 import type { Loaded, ReportExperiment } from './context.ts';
 import { formatSeconds, Progress } from './progress.ts';
 import { runReportPrepare } from './data.ts';
-import { reportPreparedDir as preparedReportDir } from '@llmed/data';
+import { canPrepareReports, reportPreparedDir as preparedReportDir } from '@llmed/data';
 import { failedRun, type TrainOptions } from './train.ts';
 
 export const REPORT_TRAINER = 'llmed.report:ReportTrainer';
@@ -61,9 +61,8 @@ export async function trainReportExperiment(ex: Loaded & ReportExperiment, opts:
     checkSpecPlugins(spec, ex.registry, specFile);
     config = readJsonFile(join(runDir, 'config.json')) as ReportExperimentConfig;
   }
-  // A dataset llmed can read (or the stand-in it can generate) is prepared first, as for registration.
-  const generated = ex.config.data.source === 'standin' || existsSync(resolve(ex.ws.root, ex.config.data.root));
-  if (!opts.resume && generated) await runReportPrepare(ex.ws, ex.name, ex.config);
+  // The dataset (or the stand-in llmed generates) is prepared first, as for registration: once; a fingerprint skips it later.
+  if (!opts.resume && canPrepareReports(ex.ws, ex.config)) await runReportPrepare(ex.ws, ex.name, ex.config);
   checkReportRequirements(ex);
   if (opts.batchSize && !opts.resume) config.train.batchSize = opts.batchSize;
   if (opts.iterations && !opts.resume) {

@@ -52,12 +52,11 @@ export function composeReportModel(cfg: ReportExperimentConfig, configFile: stri
   const image: VolumeShape = { type: 'volume', channels: cfg.model.input.channels, spatial: [...cfg.model.input.shape] as VolumeShape['spatial'] };
   const producers: Partial<Record<keyof ShapeInputs, string>> = { image: `model.input (${describe(image)})` };
 
-  const wrap = (e: unknown, d: PluginDescriptor<any>, path: string, inputs: ShapeInputs): Error => {
+  const wrap = (e: unknown, d: PluginDescriptor<any>, path: string): Error => {
     if (e instanceof LlmedError) return e;
     if (!(e instanceof ShapeMismatch)) return shapeError(at(path), `shape rule of '${d.id}' failed: ${(e as Error).message}`);
     const where = e.option ? `${path}.with.${e.option}` : path;
     const from = e.input && producers[e.input] ? `; its ${e.input} come from ${producers[e.input]}` : '';
-    void inputs;
     return shapeError(at(where), `${e.message}${from}`);
   };
 
@@ -80,7 +79,7 @@ export function composeReportModel(cfg: ReportExperimentConfig, configFile: stri
       // the LLM's own rule runs below, once the projector's tokens are known to fit it
       output = asCausalLM ? undefined : rules.shape?.(inputs, options, ctx);
     } catch (e) {
-      throw wrap(e, d, path, inputs);
+      throw wrap(e, d, path);
     }
     return { path, id: d.id, kind: d.kind, options, python: d.python, inputs, output, name: ref.name };
   };
@@ -112,7 +111,7 @@ export function composeReportModel(cfg: ReportExperimentConfig, configFile: stri
   try {
     llm.output = registry.get(llm.id).causalLM!.shape({ tokens: projected }, llm.options as never);
   } catch (e) {
-    throw wrap(e, registry.get(llm.id), 'model.llm', llm.inputs);
+    throw wrap(e, registry.get(llm.id), 'model.llm');
   }
 
   const losses = cfg.loss.map((ref, i) => ({ ...build(ref, `loss[${i}]`, 'Loss', {}), weight: ref.weight }));

@@ -28,7 +28,8 @@ export interface ReportDataConfig {
   /** 'mrg' (findings per region) or 'vqa' (multiple choice); which sample kinds train. */
   kinds: ('report' | 'vqa')[];
   regions?: string[];
-  preprocess: { pipeline: string; shape: Vec3 };
+  /** The CT pipeline of @llmed/reports ('m3d' | 'merlin'), its output grid (NIfTI order) and, for Merlin, its spacing (mm). */
+  preprocess: { pipeline: string; shape: Vec3; spacing?: [number, number, number] };
 }
 
 export interface ReportModelConfig {
@@ -111,7 +112,10 @@ export const reportExperimentSchema = {
         regions: { type: 'array', items: { type: 'string' } },
         preprocess: {
           type: 'object', required: ['pipeline', 'shape'], additionalProperties: false,
-          properties: { pipeline: { type: 'string' }, shape: vec3 },
+          properties: {
+            pipeline: { type: 'string' }, shape: vec3,
+            spacing: { type: 'array', items: { type: 'number', exclusiveMinimum: 0 }, minItems: 3, maxItems: 3 },
+          },
         },
       },
     },

@@ -73,7 +73,7 @@ export interface LLMFamily {
   transformers?: TransformersClasses;
   python: PythonEntry;
   reference?: string;
-  /** Report generation: the end-of-text token when it is not the tokenizer's eos (causal-lm.ts). */
+  /** Report generation: the end-of-text token when it is not the tokenizer's eos (causal-lm.ts; optional in family.json). */
   endOfText?: string;
 }
 

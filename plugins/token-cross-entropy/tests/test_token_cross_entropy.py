@@ -1,25 +1,24 @@
 """token-cross-entropy: the cases of cases.json, and that prompt / padding positions never count."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 HERE = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(HERE / "python"), str(HERE.parents[1] / "bridge/python"), str(HERE.parents[1] / "bridge/python/tests")]
 from llmed_token_cross_entropy import build  # noqa: E402
-from plugin_defaults import case_options  # noqa: E402
 
 from llmed.plugin_cases import case_value, read_cases  # noqa: E402
+from plugin_registry import fill_options  # noqa: E402
 
 CASES = read_cases(HERE)
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[c["name"] for c in CASES])
 def test_cases(index):
-    case, options = CASES[index], case_options(HERE)[index]
+    case = CASES[index]
+    options = fill_options("token-cross-entropy", case["options"])
     logits = torch.from_numpy(case_value(case["inputs"]["logits"]))
     labels = torch.from_numpy(case_value(case["inputs"]["labels"])).long()
     loss = build(options)({"logits": logits}, {"labels": labels})
@@ -27,7 +26,7 @@ def test_cases(index):
 
 
 def test_masked_positions_do_not_change_the_loss():
-    options = case_options(HERE, [{}])[-1]
+    options = fill_options("token-cross-entropy", {})
     loss = build(options)
     logits = torch.randn(2, 6, 10)
     labels = torch.tensor([[-100, -100, 3, 4, 5, -100], [-100, 1, 2, -100, -100, -100]])
@@ -43,7 +42,7 @@ def test_masked_positions_do_not_change_the_loss():
 
 
 def test_a_batch_without_answer_tokens_gives_zero_with_a_graph():
-    options = case_options(HERE, [{}])[-1]
+    options = fill_options("token-cross-entropy", {})
     logits = torch.randn(1, 3, 5, requires_grad=True)
     out = build(options)({"logits": logits}, {"labels": torch.full((1, 3), -100)})
     out.backward()

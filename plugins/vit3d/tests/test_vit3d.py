@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 HERE = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(HERE / "python"), str(HERE.parents[1] / "bridge/python"), str(HERE.parents[1] / "bridge/python/tests")]
 from llmed_vit3d import _MONAI_RULES, build, map_monai_keys, patchify  # noqa: E402
-from plugin_defaults import case_options  # noqa: E402
 
 from llmed.plugin_cases import case_value, read_cases  # noqa: E402
 from llmed.weights import WeightsError  # noqa: E402
+from plugin_registry import fill_options  # noqa: E402
 
 CASES = read_cases(HERE)
 TINY = {"patch": [4, 4, 2], "width": 16, "depth": 2, "heads": 2, "mlpWidth": 32}
@@ -24,13 +22,14 @@ IMAGE = {"type": "volume", "channels": 1, "spatial": [8, 8, 4]}
 
 @pytest.fixture(scope="module")
 def tiny_options():
-    return case_options(HERE, [TINY, {**TINY, "trainable": False}, {}])[-3:]
+    return [fill_options("vit3d", o) for o in (TINY, {**TINY, "trainable": False}, {})]
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[c["name"] for c in CASES])
 def test_cases(index):
-    case, options = CASES[index], case_options(HERE)[index]
-    model = build(options, {"image": case["inputs"]["imageShape"]})
+    case = CASES[index]
+    options = fill_options("vit3d", case["options"])
+    model = build(options, case["shapes"])
     out = model(torch.from_numpy(case_value(case["inputs"]["image"])))
     assert list(out.shape) == case["expected"]["tokens"]["shape"]
 

