@@ -96,6 +96,9 @@ export async function evaluateCommand(args: ParsedArgs): Promise<number> {
     metrics: parseMetricList(flagString(args, 'metrics')), out: flagString(args, 'out'),
   });
   console.log(r.markdown);
-  console.log(`written: ${relative(process.cwd(), r.out) || r.out} (table.md, table.json, dice_per_label.png, pictures/, pairs/ for llmed view)`);
+  const shown = relative(process.cwd(), r.out) || r.out;
+  // A report evaluation writes samples.json and a page per sample instead of pairs.
+  if (existsSync(join(r.out, 'samples.json'))) console.log(`written: ${shown} (table.md, table.json, samples.json, samples/<id>.md|.png|.nii.gz); view the CTs beside the texts with: llmed view ${shown}`);
+  else console.log(`written: ${shown} (table.md, table.json, dice_per_label.png, pictures/, pairs/ for llmed view)`);
   return 0;
 }

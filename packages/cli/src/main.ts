@@ -58,7 +58,8 @@ usage: llmed <command> [options]
                                        --seed S] [--repetition-penalty R] [--max-new-tokens N] [--out F]
   ask --model <export> --image ct.nii.gz --question "..." --choices "A=...,B=...,C=...,D=..."
                                        multiple-choice answer by the option letters' scores; writes answer.json
-  view <run|folder>                    NiiVue viewer of a run or registration output [--port N]
+  view <run|folder>                    NiiVue viewer of a run, a registration output, or a report
+                                       evaluation (CT beside prompt, reference, generated) [--port N]
   demo                                 the embedded demo (what npm run demo runs)
 
 global options: --debug (stack traces), --help
