@@ -84,6 +84,15 @@ async function stopExport(session: { proc: import('node:child_process').ChildPro
 export function describeExport(r: ExportResult): string[] {
   const m = r.manifest;
   const p = m.parity;
+  if (m.kind === 'report') {
+    const mb = (f: string) => ((m.files?.[f]?.bytes ?? 0) / 2 ** 20).toFixed(1);
+    const rp = p.report;
+    return [
+      `export: ${relative(process.cwd(), r.exportDir) || r.exportDir}`,
+      `  vision.onnx ${mb('vision.onnx')} MB (input ${m.vision.input.shape.join('×')} → ${m.vision.output.shape[1]} image tokens × ${m.vision.output.shape[2]}), decoder.onnx ${mb('decoder.onnx')} MB (opset ${m.decoder.opset}, KV cache, LoRA merged), embeddings ${mb('embed_tokens.f32')} MB, tokenizer`,
+      `  parity (onnxruntime vs torch, ${rp.images} test images, ${rp.steps} greedy steps): same tokens ${rp.sameTokens ? 'yes' : 'NO'}, max |logit difference| ${rp.maxLogitDifference.toExponential(2)} (limit ${rp.tolerance}), image tokens ${rp.maxImageTokenDifference.toExponential(2)}`,
+    ];
+  }
   return [
     `export: ${relative(process.cwd(), r.exportDir) || r.exportDir}`,
     `  model.onnx: ${(m.model.bytes / 2 ** 20).toFixed(1)} MB, opset ${m.model.opset}, ${m.model.parameters.toLocaleString('en-US')} parameters, ${m.model.loraLayersMerged} LoRA layers merged, input ${m.input.shape.join('×')}`,
