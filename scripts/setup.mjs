@@ -92,7 +92,8 @@ if (want('python')) {
 // 4. The demo's pretrained LLM checkpoint.
 const ckpt = join(root, '.cache', 'checkpoints', 'SmolLM2-135M-Instruct');
 if (want('checkpoint')) {
-  if (!existsSync(join(ckpt, 'config.json')) || !existsSync(join(ckpt, 'model.safetensors'))) {
+  // tokenizer.json came with report generation: a folder converted before that is converted again.
+  if (!['config.json', 'model.safetensors', 'tokenizer.json'].every((f) => existsSync(join(ckpt, f)))) {
     if (!existsSync(join(root, 'bridge', 'python', 'llmed', 'gguf.py'))) {
       info('GGUF converter not present yet; skipping the demo checkpoint');
     } else {

@@ -235,8 +235,8 @@ export class PythonSession {
    * ONNX export of a run (llmed.export): writes <run>/export (or `outDir`) and returns the manifest. The
    * model is built with `plugins` (the registered plugins by id), never with paths from the run folder.
    */
-  exportModel(runDir: string, opts: { tag?: 'best' | 'last'; outDir?: string; workspaceRoot?: string; threads?: number; timeoutMs?: number; plugins: Record<string, PythonEntry> }): Promise<{ exportDir: string; manifest: Record<string, any> }> {
-    return this.call('export_model', { run_dir: runDir, tag: opts.tag ?? 'best', out_dir: opts.outDir ?? null, workspace_root: opts.workspaceRoot ?? null, threads: opts.threads ?? null, plugins: opts.plugins }, { timeoutMs: opts.timeoutMs ?? 3_600_000 });
+  exportModel(runDir: string, opts: { tag?: 'best' | 'last'; outDir?: string; workspaceRoot?: string; threads?: number; timeoutMs?: number; plugins: Record<string, PythonEntry>; prompts?: Record<string, string> }): Promise<{ exportDir: string; manifest: Record<string, any> }> {
+    return this.call('export_model', { run_dir: runDir, tag: opts.tag ?? 'best', out_dir: opts.outDir ?? null, workspace_root: opts.workspaceRoot ?? null, threads: opts.threads ?? null, plugins: opts.plugins, prompts: opts.prompts ?? null }, { timeoutMs: opts.timeoutMs ?? 3_600_000 });
   }
 
   /** End the Python process (always call it: Node does not exit while the child lives). Idempotent. */

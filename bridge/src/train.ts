@@ -10,7 +10,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { LlmedError, writeFileAtomicSync, runFolderSpec, specNodes, type ExperimentConfig, type ModelSpec, type PythonEntry } from '@llmed/core';
+import { LlmedError, writeFileAtomicSync, runFolderSpec, specNodes, type AnyModelSpec, type ExperimentConfig, type PythonEntry, type ReportExperimentConfig } from '@llmed/core';
 import { BRIDGE_PYTHON_ROOT, PythonBridgeError, PythonSession } from './session.ts';
 import type { BestMetric, TrainStatus } from './types.ts';
 
@@ -20,9 +20,12 @@ export interface TrainRunOptions {
   /** The experiment's config file (for messages). */
   configFile: string;
   /** The resolved experiment config; written to `<run>/config.json` for a new run. */
-  config: ExperimentConfig;
-  /** The composed model; written to `<run>/spec.json` for a new run (plugins by id, without python paths). */
-  spec: ModelSpec;
+  config: ExperimentConfig | ReportExperimentConfig;
+  /**
+   * The composed model; written to `<run>/spec.json` for a new run (plugins by id, without python paths). A
+   * report-generation spec trains with `trainerOptions.trainer = 'llmed.report:ReportTrainer'`.
+   */
+  spec: AnyModelSpec;
   /**
    * The registered plugins' python entries by id (`registry.pythonEntries()`): where Python takes each
    * node's code from. Default: the entries of `spec` (composed in memory, so trusted). A resumed run's
@@ -83,12 +86,12 @@ export function runTimestamp(date = new Date()): string {
 }
 
 /** The python entries of a spec composed in memory (trusted), by plugin id. */
-export function specPlugins(spec: ModelSpec): Record<string, PythonEntry> {
+export function specPlugins(spec: AnyModelSpec): Record<string, PythonEntry> {
   return Object.fromEntries(specNodes(spec).filter((n) => n?.python).map((n) => [n.id, n.python!]));
 }
 
 /** sys.path folders for a spec composed in memory (the bridge package and its plugins' roots). */
-export function specImportPaths(spec: ModelSpec): string[] {
+export function specImportPaths(spec: AnyModelSpec): string[] {
   return pluginImportPaths(specPlugins(spec));
 }
 

@@ -3,12 +3,17 @@
  * headless Chromium, and a screenshot checked pixel by pixel (anatomy, label colours, det J colours),
  * plus the server's refusals (path traversal, missing volumes).
  *
+ * The same for a report evaluation folder (samples.json + samples/<id>.nii.gz): the API lists its samples and
+ * the page shows each sample's CT in NiiVue beside its prompt, reference and generated text; `llmed view`
+ * is run as a user would on both kinds of folder.
+ *
  * Browser tests need /usr/bin/chromium (`npm run setup` installs Debian's chromium) and the mricron
  * templates; without them they are skipped with a message (LLMED_CHROMIUM points at another Chromium
  * binary). WebGL2 runs on SwiftShader (no GPU here).
  * Screenshots land in .cache/test-results/viewer/ for a person to look at.
  */
-import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
@@ -17,8 +22,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LlmedError } from '@llmed/core';
 import { readNifti, writeNifti } from '@llmed/imaging';
 import { scanViewerFolder, serveViewer, type ViewerServer } from '@llmed/viewer';
-import { hasMricron, mricron, repoRoot, tempDir } from '../helpers/workspace.ts';
+import { cliBin, hasMricron, mricron, repoRoot, tempDir } from '../helpers/workspace.ts';
 import { writeBrainOutput, writeTinyOutput } from './output-folder.ts';
+import { reportSamples, writeReportEval } from './report-folder.ts';
 
 const chromiumPath = process.env.LLMED_CHROMIUM ?? '/usr/bin/chromium';
 const hasChromium = existsSync(chromiumPath);
@@ -353,4 +359,283 @@ describe.skipIf(!hasChromium || !hasMricron)('the viewer page in headless Chromi
       await server.close();
     }
   }, 300_000);
+});
+
+describe('serveViewer: report evaluation folders', () => {
+  it('finds the samples of an evaluation folder, with their CT, question, choices, scores and the table', async () => {
+    const dir = join(tmp.dir, 'report-eval');
+    const fixture = await writeReportEval(dir);
+    const scan = scanViewerFolder(dir);
+    expect(scan.layout).toBe('report');
+    expect(scan.pairs).toEqual([]);
+    expect(scan.evalDir).toBe('');
+    expect(scan.samples!.map((s) => s.id)).toEqual(fixture.samples.map((s) => s.id));
+    const [abdomen, chest, vqa] = scan.samples!;
+    expect(abdomen).toMatchObject({
+      kind: 'report', region: 'abdomen', scanId: 'amos_0001', prompt: fixture.samples[0].prompt, reference: fixture.samples[0].answer,
+      generated: fixture.samples[0].generated, scores: { bleu: 0.31, 'rouge-l': 0.52 }, finish: 'stop', ct: 'samples/amos_0001-abdomen.nii.gz',
+    });
+    expect(abdomen.question).toBeUndefined();
+    expect(chest.scores).toEqual({ bleu: null, 'rouge-l': 0.28 });
+    expect(vqa).toMatchObject({ kind: 'vqa', question: 'Is there a pleural effusion?', options: { B: 'yes, right' }, reference: 'B', generated: 'D', scores: { correct: 0 } });
+    expect(scan.table).toMatchObject({ split: 'test', rows: [{ region: 'abdomen' }, { region: 'chest' }, { region: 'all', n: 2 }], vqa: { chance: 0.25 } });
+    // The CT the page will load is the file writeNifti wrote.
+    const ct = await readNifti(join(dir, abdomen.ct!));
+    expect(ct.dims).toEqual([...fixture.dims[abdomen.id]]);
+  });
+
+  it('finds a report run folder by its eval/ subfolder, with CT paths from the run folder', async () => {
+    const run = join(tmp.dir, 'report-run');
+    await writeReportEval(join(run, 'eval'));
+    writeFileSync(join(run, 'config.json'), '{}');
+    const scan = scanViewerFolder(run);
+    expect(scan).toMatchObject({ layout: 'report', evalDir: 'eval' });
+    expect(scan.samples![2].ct).toBe('eval/samples/amos_0002-q0.nii.gz');
+  });
+
+  it('keeps a sample whose CT was not written or is a symbolic link, saying why it has none', async () => {
+    const dir = join(tmp.dir, 'report-no-ct');
+    await writeReportEval(dir, { withoutCt: ['amos_0001-chest'] });
+    renameSync(join(dir, 'samples', 'amos_0002-q0.nii.gz'), join(tmp.dir, 'outside-ct.nii.gz'));
+    symlinkSync(join(tmp.dir, 'outside-ct.nii.gz'), join(dir, 'samples', 'amos_0002-q0.nii.gz'));
+    const [abdomen, chest, vqa] = scanViewerFolder(dir).samples!;
+    expect(abdomen.ct).toBe('samples/amos_0001-abdomen.nii.gz');
+    expect(chest).toMatchObject({ ct: null, ctNote: expect.stringMatching(/amos_0001-chest\.nii\.gz was not written/) });
+    expect(vqa).toMatchObject({ ct: null, ctNote: expect.stringMatching(/amos_0002-q0\.nii\.gz is a symbolic link/) });
+  });
+
+  /** Write a report folder whose samples.json is `content` (a string as is, anything else as JSON). */
+  async function brokenReport(name: string, content: unknown): Promise<string> {
+    const dir = join(tmp.dir, name);
+    await writeReportEval(dir);
+    writeFileSync(join(dir, 'samples.json'), typeof content === 'string' ? content : JSON.stringify(content));
+    return dir;
+  }
+
+  it.each([
+    ['not JSON', '[{"id": ', /samples\.json: not valid JSON/],
+    ['not a list', { rows: [] }, /samples\.json: not a list of samples/],
+    ['empty', [], /samples\.json: lists no samples/],
+    ['an entry without an id', [{ kind: 'report', prompt: 'p', answer: 'a', generated: 'g' }], /samples\.json: sample 0 has no string id/],
+    ['a path as id', [{ ...reportSamples()[0], id: '../../etc/passwd' }], /samples\.json: sample 0 has an unsafe id "\.\.\/\.\.\/etc\/passwd"/],
+    ['a backslash in an id', [reportSamples()[0], { ...reportSamples()[1], id: '..\\x' }], /sample 1 has an unsafe id/],
+    ['a repeated id', [reportSamples()[0], reportSamples()[0]], /sample 1 repeats the id amos_0001-abdomen/],
+    ['an unknown kind', [{ ...reportSamples()[0], kind: 'caption' }], /sample 0 \(amos_0001-abdomen\) has kind "caption"/],
+    ['an entry without its reference', [{ ...reportSamples()[0], answer: undefined }], /sample 0 \(amos_0001-abdomen\) lacks the string field "answer"/],
+  ])('refuses a samples.json with %s, naming the file and the entry', async (name, content, pattern) => {
+    const dir = await brokenReport(`report-bad-${name.replace(/\W+/g, '-')}`, content);
+    const err = expectDataError(() => scanViewerFolder(dir), pattern);
+    expect(err.where).toBe(join(dir, 'samples.json'));
+    await expect(serveViewer({ folder: dir })).rejects.toMatchObject({ kind: 'data' });
+  });
+
+  it("refuses a prepared dataset's samples.json (no generations), pointing at llmed evaluate", async () => {
+    const prepared = reportSamples().map(({ generated: _g, scores: _s, finish: _f, ...rest }) => rest);
+    const dir = await brokenReport('report-prepared', { samples: prepared });
+    const err = expectDataError(() => scanViewerFolder(dir), /sample 0 \(amos_0001-abdomen\) has no "generated" text: this is not an evaluation's samples\.json/);
+    expect(err.hint).toMatch(/llmed evaluate/);
+  });
+
+  it('refuses a samples.json or an eval/ folder that is a symbolic link', async () => {
+    const real = join(tmp.dir, 'report-real');
+    await writeReportEval(real);
+    const linkedFile = join(tmp.dir, 'report-linked-file');
+    mkdirSync(linkedFile);
+    symlinkSync(join(real, 'samples.json'), join(linkedFile, 'samples.json'));
+    expectDataError(() => scanViewerFolder(linkedFile), /report-linked-file\/samples\.json: is a symbolic link/);
+    const linkedEval = join(tmp.dir, 'report-linked-eval');
+    mkdirSync(linkedEval);
+    symlinkSync(real, join(linkedEval, 'eval'));
+    expectDataError(() => scanViewerFolder(linkedEval), /report-linked-eval\/eval: is a symbolic link/);
+  });
+
+  it('names all three layouts when a folder has none of them', () => {
+    const dir = join(tmp.dir, 'report-nothing');
+    mkdirSync(join(dir, 'eval'), { recursive: true });
+    const err = expectDataError(() => scanViewerFolder(dir), /nothing to view: missing fixed\.nii\.gz, moving\.nii\.gz, warped\.nii\.gz \(and no eval\/pairs\/ subfolders, no samples\.json of a report evaluation here or in eval\/\)/);
+    expect(err.hint).toMatch(/report evaluation/);
+  });
+});
+
+describe('serveViewer: HTTP on a report evaluation', () => {
+  let server: ViewerServer;
+  let run: string;
+  beforeAll(async () => {
+    run = join(tmp.dir, 'report-served');
+    await writeReportEval(join(run, 'eval'));
+    writeFileSync(join(tmp.dir, 'report-secret.txt'), 'outside the served folder');
+    server = await serveViewer({ folder: run });
+  });
+  afterAll(() => server?.close());
+
+  it('answers /api/folder with the samples and the table, and serves each CT', async () => {
+    const manifest = await rawRequest(server.url, '/api/folder');
+    expect(manifest.status).toBe(200);
+    expect(manifest.type).toBe('application/json; charset=utf-8');
+    const body = JSON.parse(manifest.body.toString());
+    expect(body).toMatchObject({ name: 'report-served', layout: 'report', pairs: [], evalDir: 'eval', table: { vqa: { n: 1 } } });
+    expect(body.samples.map((s: { id: string }) => s.id)).toEqual(['amos_0001-abdomen', 'amos_0001-chest', 'amos_0002-q0']);
+    expect(body.samples[1]).toMatchObject({ reference: 'Small right pleural effusion. Lungs otherwise clear.', generated: 'Lungs are clear. No pleural effusion', scores: { bleu: null } });
+    for (const sample of body.samples as Array<{ ct: string }>) {
+      const ct = await rawRequest(server.url, `/files/${sample.ct.split('/').map(encodeURIComponent).join('/')}`);
+      expect(ct.status).toBe(200);
+      expect(ct.type).toBe('application/gzip');
+      expect(ct.body.equals(readFileSync(join(run, sample.ct)))).toBe(true);
+    }
+    expect((await rawRequest(server.url, '/files/eval/samples/amos_0001-abdomen.md')).type).toBe('text/markdown; charset=utf-8');
+  });
+
+  it.each(['/files/eval/samples/../../../report-secret.txt', '/files/eval/samples/..%2f..%2f..%2freport-secret.txt', '/files/eval/..%5c..%5creport-secret.txt'])('refuses %s with 403', async (path) => {
+    const r = await rawRequest(server.url, path);
+    expect(r.status).toBe(403);
+    expect(r.body.toString()).not.toContain('outside the served folder');
+  });
+
+  it('tells the page why when samples.json breaks under a running viewer', async () => {
+    const file = join(run, 'eval', 'samples.json');
+    const saved = readFileSync(file);
+    try {
+      writeFileSync(file, '[]');
+      const r = await rawRequest(server.url, '/api/folder');
+      expect(r.status).toBe(404);
+      expect(JSON.parse(r.body.toString()).error).toMatch(/samples\.json: lists no samples/);
+    } finally {
+      writeFileSync(file, saved);
+    }
+  });
+});
+
+/**
+ * Run `llmed view <folder> --port 0` as a user would, read the URL it prints, ask its API, then stop it
+ * with Ctrl-C (SIGINT to the process this test started). Returns the printed line and the API's answer.
+ */
+async function viewThroughCli(folder: string): Promise<{ line: string; api: Record<string, unknown>; code: number | null }> {
+  const child = spawn(process.execPath, [cliBin, 'view', folder, '--port', '0'], { cwd: repoRoot, env: { ...process.env, FORCE_COLOR: '0' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => { stderr += c.toString(); });
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  try {
+    const line = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`llmed view printed no URL in 60 s; stderr: ${stderr}`)), 60_000);
+      child.stdout.on('data', (c: Buffer) => {
+        stdout += c.toString();
+        const found = stdout.split('\n').find((l) => l.startsWith('viewer: http'));
+        if (found) { clearTimeout(timer); resolve(found); }
+      });
+      void exited.then((code) => { clearTimeout(timer); reject(new Error(`llmed view exited with ${code}; stderr: ${stderr}`)); });
+    });
+    const url = line.match(/http:\/\/\S+/)![0];
+    const api = JSON.parse((await rawRequest(url, '/api/folder')).body.toString()) as Record<string, unknown>;
+    child.kill('SIGINT');
+    return { line, api, code: await exited };
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+describe('llmed view', () => {
+  it('serves a report evaluation folder and a registration output folder, and stops on Ctrl-C', async () => {
+    const report = join(tmp.dir, 'cli-report-run');
+    await writeReportEval(join(report, 'eval'));
+    const r = await viewThroughCli(report);
+    expect(r.line).toMatch(/^viewer: http:\/\/127\.0\.0\.1:\d+\/ {2}\(3 report samples; Ctrl-C to stop\)$/);
+    expect(r.api).toMatchObject({ layout: 'report', evalDir: 'eval' });
+    expect(r.code).toBe(0);
+
+    const output = join(tmp.dir, 'cli-output');
+    await writeTinyOutput(output);
+    const o = await viewThroughCli(output);
+    expect(o.line).toMatch(/\(1 pair; Ctrl-C to stop\)$/);
+    expect(o.api).toMatchObject({ layout: 'output', pairs: [{ name: 'cli-output' }] });
+    expect(o.code).toBe(0);
+  }, 150_000);
+});
+
+describe.skipIf(!hasChromium)('the viewer page on a report evaluation in headless Chromium', () => {
+  let browser: Browser;
+  let run: string;
+  let fixture: Awaited<ReturnType<typeof writeReportEval>>;
+  beforeAll(async () => {
+    mkdirSync(shots, { recursive: true });
+    run = join(tmp.dir, 'report-browser-run');
+    // The chest report has no CT: the page must still show its texts and say why the CT is missing.
+    fixture = await writeReportEval(join(run, 'eval'), { withoutCt: ['amos_0001-chest'] });
+    browser = await launch();
+  }, 180_000);
+  afterAll(async () => {
+    await browser?.close();
+  });
+
+  /** The CT NiiVue holds: how many volumes, the first one's name and grid. */
+  const loadedCt = (page: Page) => page.evaluate(() => {
+    const panels = (window as any).llmedViewer.panels;
+    return panels.map((p: any) => ({ key: p.spec.key, volumes: p.nv.volumes.length, name: p.nv.volumes[0]?.name, dims: Array.from(p.nv.volumes[0]?.hdr.dims ?? []).slice(1, 4) }));
+  });
+  const text = (page: Page, key: string) => page.locator(`[data-text="${key}"] .text`).first().innerText();
+
+  it("shows a sample's CT in NiiVue beside its prompt, reference and generated report; VQA with its choices and letters", async () => {
+    const server = await serveViewer({ folder: run });
+    try {
+      const page = await openViewer(browser, server.url);
+      const [abdomen, chest, vqa] = fixture.samples;
+      expect(await page.evaluate(() => document.documentElement.dataset.sample)).toBe(abdomen.id);
+      expect(await page.locator('#sample-select option').allInnerTexts()).toEqual(['amos_0001-abdomen (report, abdomen)', 'amos_0001-chest (report, chest)', 'amos_0002-q0 (vqa)']);
+      expect(await page.locator('#pair-control').isHidden()).toBe(true);
+      expect(await page.locator('#report').isVisible()).toBe(true);
+
+      // The CT: one NiiVue panel holding samples/<id>.nii.gz with the grid writeNifti wrote.
+      expect(await loadedCt(page)).toEqual([{ key: 'ct', volumes: 1, name: `${abdomen.id}.nii.gz`, dims: [...fixture.dims[abdomen.id]] }]);
+      // The three texts, verbatim, beside it.
+      expect(await text(page, 'prompt')).toBe(abdomen.prompt);
+      expect(await text(page, 'reference')).toBe(abdomen.answer);
+      expect(await text(page, 'generated')).toBe(abdomen.generated);
+      expect(await page.locator('[data-text="scores"]').innerText()).toMatch(/rouge-l\s+0\.52/);
+      expect(await page.locator('#metrics').innerText()).toMatch(/all\s+2\s+0\.2\s+0\.4 \[0\.28, 0\.52\]/);
+      expect(await page.locator('#metrics').innerText()).toMatch(/VQA accuracy 0 \[0, 0\] on 1 questions; chance 0\.25/);
+
+      // ... and it is drawn: the CT canvas and the text column side by side, the canvas showing anatomy.
+      const png = PNG.sync.read(await page.screenshot({ path: join(shots, 'viewer-report.png') }));
+      const canvasBox = (await page.locator('[data-panel="ct"] canvas').boundingBox())!;
+      const textBox = (await page.locator('#report').boundingBox())!;
+      expect(textBox.x).toBeGreaterThanOrEqual(canvasBox.x + canvasBox.width - 1);
+      const s = regionStats(png, canvasBox);
+      expect(s.greyLevels, JSON.stringify(s)).toBeGreaterThan(30);
+      expect(s.foreground, JSON.stringify(s)).toBeGreaterThan(0.08);
+
+      // The next sample has no CT: its texts show, and the page says why there is no image.
+      await page.locator('#sample-next').click();
+      await page.waitForFunction((id) => document.documentElement.dataset.sample === id && document.documentElement.dataset.viewer === 'ready', chest.id, { timeout: 60_000 });
+      expect(await text(page, 'reference')).toBe(chest.answer);
+      expect(await text(page, 'generated')).toBe(chest.generated);
+      expect(await page.locator('[data-text="generated"]').innerText()).toMatch(/stopped at the token limit/);
+      expect(await page.locator('[data-text="scores"]').innerText()).toMatch(/bleu\s+–/);
+      expect(await page.locator('.no-ct').innerText()).toMatch(/amos_0001-chest\.nii\.gz was not written/);
+      expect(await loadedCt(page)).toEqual([]);
+
+      // A question: its CT (another scan, another grid), the question, the choices, the answer and the model's letter.
+      await page.locator('#sample-select').selectOption(vqa.id);
+      await page.waitForFunction((id) => document.documentElement.dataset.sample === id && document.documentElement.dataset.viewer === 'ready', vqa.id, { timeout: 60_000 });
+      expect(page.url()).toMatch(/\?sample=amos_0002-q0$/);
+      expect(await loadedCt(page)).toEqual([{ key: 'ct', volumes: 1, name: `${vqa.id}.nii.gz`, dims: [...fixture.dims[vqa.id]] }]);
+      expect(await text(page, 'question')).toBe('Is there a pleural effusion?');
+      expect(await page.locator('[data-text="choices"] li').evaluateAll((els) => els.map((e) => [(e as HTMLElement).dataset.letter, e.className]))).toEqual([
+        ['A', ''], ['B', 'is-reference'], ['C', ''], ['D', 'is-generated'],
+      ]);
+      expect(await text(page, 'reference')).toBe('B. yes, right');
+      expect(await text(page, 'generated')).toBe('D. no');
+      expect(await page.locator('[data-text="generated"] .verdict').innerText()).toBe('wrong');
+      const vqaShot = PNG.sync.read(await page.screenshot({ path: join(shots, 'viewer-report-vqa.png') }));
+      expect(regionStats(vqaShot, (await page.locator('[data-panel="ct"] canvas').boundingBox())!).greyLevels).toBeGreaterThan(30);
+      expect(await page.locator('#sample-next').isDisabled()).toBe(true);
+
+      // A link to a sample opens on it.
+      const direct = await openViewer(browser, `${server.url}?sample=${encodeURIComponent(vqa.id)}`);
+      expect(await direct.evaluate(() => document.documentElement.dataset.sample)).toBe(vqa.id);
+      await direct.close();
+      await page.close();
+    } finally {
+      await server.close();
+    }
+  }, 240_000);
 });

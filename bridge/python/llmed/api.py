@@ -160,7 +160,12 @@ def start_training(run_dir: str, spec_path: str, config_path: str, prepared_dir:
             raise err
         # The spec file lives in the run folder: its python paths are never imported from (llmed.assemble).
         _require_plugins(options.get("plugins"), spec_path)
-        trainer = Trainer(run_dir, spec, config, prepared_dir, options)
+        # ``options.trainer`` ("module:Class", as under torchrun): report generation's llmed.report:ReportTrainer
+        if options.get("trainer"):
+            from .distributed import load_trainer_class
+            trainer = load_trainer_class(str(options["trainer"]))(run_dir, spec, config, prepared_dir, options)
+        else:
+            trainer = Trainer(run_dir, spec, config, prepared_dir, options)
         _trainer = trainer
         trainer.start()
     return {"runDir": str(Path(run_dir).resolve()), "pid": os.getpid()}
@@ -197,6 +202,36 @@ def wait(timeout_s: float = 10.0) -> dict:
         return {"ok": True, **trainer.wait(float(timeout_s))}
     except Exception as err:
         return _error("bridge", f"{type(err).__name__}: {err}", traceback.format_exc())
+
+
+@structured
+def check_report_llm(spec_path: str, workspace_root: str | None = None) -> dict:
+    """The Python side of a report spec's causal LM, without reading weights: the checkpoint's config loads
+    with transformers' Auto classes as one of the family's model types, and its tokenizer loads, takes the
+    image token as one token and has the end-of-text token the options name."""
+    from pathlib import Path as _Path
+
+    from transformers import AutoConfig
+
+    from .causal_lm import _folder, load_tokenizer
+
+    spec = _read_json(spec_path, "model spec", "config")
+    node = spec.get("llm") or {}
+    options = node.get("options") or {}
+    folder = _folder(str(options.get("checkpoint", "")), workspace_root)
+    if not _Path(folder, "config.json").is_file():
+        return {"ok": True, "checked": [], "skipped": [node.get("path")]}
+    where = f"{node.get('path')} ({node.get('id')})"
+    try:
+        config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
+        types = (options.get("family") or {}).get("modelTypes") or []
+        if types and config.model_type not in types:
+            raise ValueError(f"model_type {config.model_type!r} is not one of {', '.join(types)}")
+        tok, image_id, eot_id, _, _ = load_tokenizer(options, _Path(folder))
+    except Exception as e:  # noqa: BLE001 — every reason is reported as the node's
+        return _error("plugin", f"{where}: the causal LM cannot be built: {e}", where=node.get("path"))
+    return {"ok": True, "checked": [node.get("path")], "imageTokenId": image_id, "endOfTextId": eot_id,
+            "endOfText": tok.convert_ids_to_tokens(eot_id), "vocab": len(tok)}
 
 
 @structured
@@ -268,12 +303,23 @@ def describe_model(spec_path: str, workspace_root: str | None = None, plugins: d
 
 @structured
 def export_model(run_dir: str, tag: str = "best", out_dir: str | None = None, workspace_root: str | None = None,
-                 threads: int | None = None, plugins: dict | None = None) -> dict:
-    """ONNX export of a run's field predictor with its manifest and parity check (llmed.export); the
-    model is built from ``plugins`` (the registered plugins by id), never from paths in the run folder."""
+                 threads: int | None = None, plugins: dict | None = None, prompts: dict | None = None) -> dict:
+    """ONNX export of a run with its manifest and parity check: a registration run's field predictor
+    (llmed.export), or a report run's vision path and decoder (llmed.export_report, ``prompts`` from the
+    TypeScript side); the model is built from ``plugins`` (the registered plugins by id), never from paths
+    in the run folder."""
     from .export import export_run
 
     _require_plugins(plugins, str(Path(run_dir) / "spec.json"))
+    spec = json.loads((Path(run_dir) / "spec.json").read_text()) if (Path(run_dir) / "spec.json").is_file() else {}
+    if spec.get("task") == "report":
+        from .export_report import export_report_run
+
+        if not prompts:
+            raise ValueError("a report export needs the prompt templates (prompts)")
+        manifest = export_report_run(run_dir, tag, out_dir, plugins=plugins, prompts=prompts, workspace_root=workspace_root)
+        out = Path(out_dir).resolve() if out_dir else Path(run_dir).resolve() / "export"
+        return {"exportDir": str(out), "manifest": manifest}
     manifest = export_run(run_dir, tag, out_dir, workspace_root=workspace_root, threads=threads, plugins=plugins)
     out = Path(out_dir).resolve() if out_dir else Path(run_dir).resolve() / "export"
     return {"exportDir": str(out), "manifest": manifest}

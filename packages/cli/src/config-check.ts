@@ -3,15 +3,18 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
-import { describeSpec, LlmedError } from '@llmed/core';
+import { describeReportSpec, describeSpec, LlmedError } from '@llmed/core';
 import type { ParsedArgs } from './args.ts';
-import { loadExperiment, type Experiment, type Loaded } from './context.ts';
+import { loadAnyExperiment, type Experiment, type Loaded, type ReportExperiment } from './context.ts';
 import { dataRoot } from '@llmed/data';
 
 export async function configCheck(args: ParsedArgs): Promise<number> {
   const target = args.positionals[0];
   if (!target) throw new LlmedError('usage', 'config check needs an experiment name or a config file', { hint: 'llmed config check abdomen-mrct' });
-  const ex = await loadExperiment(target);
+  const any = await loadAnyExperiment(target);
+  if (any.task === 'report') return reportCheck(any, Boolean(args.flags.json));
+
+  const ex = any;
   const pythonNote = await checkLlmPythonSide(ex);
   if (args.flags.json) {
     // --portable: paths inside the workspace as `<workspace>/…`, so the spec can be shared (docs/example-model-spec.json
@@ -35,6 +38,57 @@ export async function configCheck(args: ParsedArgs): Promise<number> {
   if (pythonNote) notes.push(pythonNote);
   for (const n of notes) console.log(`  · ${n}`);
   return 0;
+}
+
+/** The report-generation form of the check: the composed chain and what is still missing on disk. */
+async function reportCheck(ex: Loaded & ReportExperiment, json: boolean): Promise<number> {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(ex.spec, null, 2)}\n`);
+    return 0;
+  }
+  const rel = relative(process.cwd(), ex.configFile) || ex.configFile;
+  console.log(`✓ ${rel}: ${ex.config.method} report-generation experiment '${ex.name}' — schema, plugin options and shapes check out`);
+  for (const line of describeReportSpec(ex.spec)) console.log(`  ${line}`);
+  const notes: string[] = [];
+  const llm = ex.spec.llm;
+  notes.push(`${llm.path} ${llm.id}: checkpoint ${String(llm.options.checkpoint)} ${llm.options.checkpointFound ? 'found (model type and hidden size verified against its config.json)' : 'not found — needed for training, not for this check'}`);
+  for (const node of [ex.spec.encoder, ex.spec.projector, llm, ...ex.spec.losses]) {
+    const d = ex.registry.get(node.id);
+    const missing = node === llm ? d.causalLM?.missing(node.options as never, { workspaceRoot: ex.ws.root }) : d.missing?.(node.options, { workspaceRoot: ex.ws.root });
+    if (missing && !(node === llm && !llm.options.checkpointFound)) notes.push(`${node.path} (${node.id}): ${missing}`);
+  }
+  const root = dataRoot(ex.ws.root, ex.config as never);
+  notes.push(`data: ${ex.config.data.title} at ${relative(process.cwd(), root) || root} ${existsSync(root) ? 'found' : 'not found — needed for prepare/train'}`);
+  const llmReady = llm.options.checkpointFound && !ex.registry.get(llm.id).causalLM?.missing(llm.options as never, { workspaceRoot: ex.ws.root });
+  if (llmReady) notes.push(await checkPython(ex, 'check_report_llm', ex.spec, (r) => `Python side of model.llm builds: transformers config, tokenizer with ${String(llm.options.imageToken)} as token ${String(r.imageTokenId)}, end-of-text ${String(r.endOfText)} (${String(r.endOfTextId)})`));
+  for (const n of notes) console.log(`  · ${n}`);
+  return 0;
+}
+
+/** Run one `llmed.api` check on the spec in the workspace's Python; a failure fails the check naming the config. */
+async function checkPython(ex: Loaded & { configFile: string }, fn: string, spec: unknown, say: (r: Record<string, unknown>) => string): Promise<string> {
+  const { BRIDGE_PYTHON_ROOT, resolvePythonBin } = await import('@llmed/bridge');
+  const python = [ex.ws.root, join(BRIDGE_PYTHON_ROOT, '..', '..')].map((root) => { try { return resolvePythonBin(root); } catch { return null; } }).find(Boolean);
+  if (!python) return `the Python side (${fn}) was not checked: no Python environment (npm run setup)`;
+  const dir = mkdtempSync(join(tmpdir(), 'llmed-check-'));
+  try {
+    const specFile = join(dir, 'spec.json');
+    writeFileSync(specFile, JSON.stringify(spec));
+    const code = `import json, sys\nfrom llmed.api import ${fn}\nprint(json.dumps(${fn}(sys.argv[1], sys.argv[2])))`;
+    const r = spawnSync(python, ['-c', code, specFile, ex.ws.root], {
+      encoding: 'utf8', timeout: 300_000, env: { ...process.env, PYTHONPATH: [BRIDGE_PYTHON_ROOT, process.env.PYTHONPATH].filter(Boolean).join(':') },
+    });
+    let result: Record<string, unknown> & { ok?: boolean; message?: string };
+    try {
+      result = JSON.parse((r.stdout ?? '').trim().split('\n').pop() ?? '');
+    } catch {
+      throw new LlmedError('bridge', `could not run the Python check ${fn}: ${(r.stderr || r.error?.message || 'no answer').trim().split('\n').pop()}`, { where: relative(process.cwd(), ex.configFile) || ex.configFile });
+    }
+    if (!result.ok) throw new LlmedError('plugin', result.message ?? `${fn} failed`, { where: relative(process.cwd(), ex.configFile) || ex.configFile });
+    return say(result);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** A copy of `value` whose strings naming paths under `root` read `<workspace>/relative/path`. */

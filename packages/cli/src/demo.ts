@@ -2,28 +2,34 @@
  * `llmed demo` (what `npm run demo` runs): prepares the embedded demo data from real anatomy (Colin27 +
  * AAL from Debian's mricron-data, under synthetic smooth deformations), composes and checks its model,
  * trains it through the Python bridge, exports the trained field predictor to ONNX (parity-checked),
- * evaluates it natively in Node on the held-out test pairs (table, box plot, pictures), and says what
- * to run next (register a pair of your own, open the viewer).
+ * evaluates it natively in Node on the held-out test pairs (table, box plot, pictures); then trains the
+ * demo-sized report generator (report-demo: SmolLM2-135M with LoRA over a frozen pretrained 3-D CT encoder,
+ * on the real-anatomy report stand-in), exports it, and generates the report of a held-out sample in Node
+ * beside its reference; and says what to run next (register a pair of your own, open the viewer).
  */
-import { existsSync } from 'node:fs';
-import { join, relative, resolve } from 'node:path';
-import { describeSpec, isLlmedError } from '@llmed/core';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join, relative, resolve } from 'node:path';
+import { describeReportSpec, describeSpec, isLlmedError } from '@llmed/core';
+import { readPreparedVolume } from '@llmed/imaging';
+import { ReportGenerator } from '@llmed/runtime';
+import { reportPreparedDir } from '@llmed/data';
 import { flagString, type ParsedArgs } from './args.ts';
-import { loadExperiment } from './context.ts';
+import { loadAnyExperiment, loadExperiment } from './context.ts';
 import { runPrepare } from './data.ts';
 import { evaluateRun } from './evaluate.ts';
 import { describeExport, exportRun } from './export.ts';
 import { checkRequirements, trainExperiment } from './train.ts';
+import { trainReportExperiment } from './train-report.ts';
 
 export async function demo(args: ParsedArgs): Promise<number> {
   const t0 = Date.now();
   const ex = await loadExperiment('demo');
   console.log(`llmed demo — ${ex.config.method}: ${ex.config.data.title}`);
-  console.log('1/5 model: composed and shape-checked');
+  console.log('1/8 model: composed and shape-checked');
   for (const line of describeSpec(ex.spec)) console.log(`    ${line}`);
-  console.log('2/5 data');
+  console.log('2/8 data');
   await runPrepare(ex.ws.root, ex.name, ex.config);
-  console.log('3/5 training (PyTorch through the Python bridge)');
+  console.log('3/8 training (PyTorch through the Python bridge)');
   try {
     checkRequirements(ex);
   } catch (e) {
@@ -36,16 +42,22 @@ export async function demo(args: ParsedArgs): Promise<number> {
   }
   const runDir = await trainExperiment(ex, { device: flagString(args, 'device') as 'auto' | 'cpu' | 'cuda' | undefined });
   const rel = (p: string) => relative(process.cwd(), p) || p;
-  console.log('4/5 export (ONNX, checked against torch)');
+  console.log('4/8 export (ONNX, checked against torch)');
   const exported = await exportRun(runDir);
   for (const line of describeExport(exported)) console.log(`    ${line}`);
-  console.log('5/5 evaluation on the held-out test pairs (onnxruntime-node, no Python)');
+  console.log('5/8 evaluation on the held-out test pairs (onnxruntime-node, no Python)');
   const evaluated = await evaluateRun(runDir, {});
   console.log(evaluated.markdown);
-  console.log(`demo finished in ${((Date.now() - t0) / 1000).toFixed(0)} s${evaluated.verdict ? ` — ${evaluated.verdict}` : ''}`);
+  const registrationSeconds = (Date.now() - t0) / 1000;
+  const report = await reportDemo(args);
+  console.log(`demo finished in ${((Date.now() - t0) / 1000).toFixed(0)} s (registration ${registrationSeconds.toFixed(0)} s, report generation ${report ? `${report.seconds.toFixed(0)} s` : 'not run'})${evaluated.verdict ? ` — ${evaluated.verdict}` : ''}`);
   console.log(`  run folder:   ${rel(runDir)}`);
   console.log(`  evaluation:   ${rel(evaluated.out)} (table.md, dice_per_label.png, pictures/)`);
   console.log(`  view it:      npm run llmed -- view ${rel(runDir)}`);
+  if (report) {
+    console.log(`  report run:   ${rel(report.runDir)}; a report of your own CT (no Python):
+    npm run llmed -- report --model ${rel(join(report.runDir, 'export'))} --image ct.nii.gz --region abdomen`);
+  }
   const brains = resolve(ex.ws.root, '..', 'shared', 'data', 'brain');
   const a = join(brains, 'image_A_160x192x144'), b = join(brains, 'image_B_160x192x144');
   if (existsSync(`${a}.nii.gz`)) {
@@ -56,4 +68,47 @@ export async function demo(args: ParsedArgs): Promise<number> {
     npm run llmed -- register --model ${rel(join(runDir, 'export'))} --moving m.nii.gz --fixed f.nii.gz [--moving-labels ml.nii.gz --fixed-labels fl.nii.gz]`);
   }
   return 0;
+}
+
+/**
+ * Steps 6–8: the demo-sized report generator. Returns undefined (saying why) when what it needs is not on
+ * disk — the registration part above stands on its own.
+ */
+async function reportDemo(args: ParsedArgs): Promise<{ runDir: string; seconds: number } | undefined> {
+  const t0 = Date.now();
+  const ex = await loadAnyExperiment('report-demo');
+  if (ex.task !== 'report') return undefined;
+  console.log(`6/8 report generation: ${ex.config.method} — ${ex.config.data.title}`);
+  for (const line of describeReportSpec(ex.spec)) console.log(`    ${line}`);
+  console.log("7/8 data and training (the frozen encoder's features are computed once, then projector alignment and LoRA)");
+  let runDir: string;
+  try {
+    runDir = await trainReportExperiment(ex, { device: flagString(args, 'device') as 'auto' | 'cpu' | 'cuda' | undefined });
+  } catch (e) {
+    if (isLlmedError(e) && e.kind === 'data') {
+      console.log(`    cannot train the report generator: ${e.message}`);
+      return undefined;
+    }
+    throw e;
+  }
+  console.log('8/8 export (vision + decoder with KV cache, parity-checked) and a report of a held-out sample, generated in Node');
+  const exported = await exportRun(runDir);
+  for (const line of describeExport(exported)) console.log(`    ${line}`);
+  const prepared = reportPreparedDir(ex.ws, ex.name, ex.config);
+  const samples = (JSON.parse(readFileSync(join(prepared, 'samples.json'), 'utf8')) as { samples: { id: string; image: string; region: string; kind: string; answer: string; split: string }[] }).samples;
+  const sample = samples.find((s) => s.split === 'test' && s.kind === 'report' && s.region === 'abdomen') ?? samples.find((s) => s.split === 'test');
+  if (!sample) return { runDir, seconds: (Date.now() - t0) / 1000 };
+  const header = join(prepared, sample.image);
+  const { volume } = await readPreparedVolume(dirname(header), basename(header, '.json'));
+  const generator = await ReportGenerator.load(join(runDir, 'export'));
+  try {
+    console.log(`    held-out sample ${sample.id} (${sample.region}; ${ex.config.data.title.includes('stand-in') ? 'templated findings, not a radiologist\'s report' : ''})`);
+    console.log(`    reference: ${sample.answer}`);
+    process.stdout.write('    generated: ');
+    const r = await generator.report(volume.data as Float32Array, { region: sample.region, onText: (d) => process.stdout.write(d) });
+    process.stdout.write(`\n    (${r.ids.length} tokens, ${r.finish === 'stop' ? 'stopped at end of text' : 'cut at the token limit'}; first token after ${r.prefillMs.toFixed(0)} ms, then ${r.stepMs.toFixed(0)} ms/token)\n`);
+  } finally {
+    await generator.release();
+  }
+  return { runDir, seconds: (Date.now() - t0) / 1000 };
 }

@@ -6,19 +6,55 @@
  */
 import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { LlmedError } from '@llmed/core';
-import { evaluateExport, FieldPredictor, openExport, identityVerdict, tableMarkdown } from '@llmed/runtime';
+import { isTextMetricRuntime, LlmedError, pluginOptions, readJsonFile, type ReportExperimentConfig } from '@llmed/core';
+import { evaluateExport, evaluateReportExport, FieldPredictor, openExport, identityVerdict, tableMarkdown, type TextMetricPlugin } from '@llmed/runtime';
+import { parseReport } from '@llmed/reports';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadContext } from './context.ts';
 import { describeExport, exportRun } from './export.ts';
 import { DEFAULT_METRICS, parseMetricList, resolveMetrics } from './metrics.ts';
-import { preparedDir } from '@llmed/data';
+import { preparedDir, reportPreparedDir } from '@llmed/data';
 import { Progress } from './progress.ts';
 import { resolveRun } from './runs.ts';
 
 export interface EvaluateRunOptions { pairs?: number; pictures?: number; threads?: number; split?: 'test' | 'val' | 'train'; metrics?: string[]; out?: string }
 
+/** The text metrics a report experiment names (config `evaluate.metrics`, or --metrics), default-filled. */
+function textMetrics(registry: Awaited<ReturnType<typeof loadContext>>['registry'], ids: string[], where: string): TextMetricPlugin[] {
+  return ids.map((id) => {
+    const d = registry.get(id, 'Metric', where);
+    if (!isTextMetricRuntime(d.runtime)) throw new LlmedError('config', `'${id}' is not a text metric (it scores registrations)`, { where });
+    return { id, runtime: d.runtime, options: pluginOptions(d, {}, `${where} ${id}`) };
+  });
+}
+
+/**
+ * A report run: its export's generations on the prepared test samples, scored by text metrics per region,
+ * with a page per sample (evaluateReportExport); the stand-in's fact parser describes each report.
+ */
+async function evaluateReportRun(runDir: string, opts: EvaluateRunOptions): Promise<{ out: string; markdown: string; verdict: string | null }> {
+  const { ws, registry } = await loadContext();
+  const config = readJsonFile(join(runDir, 'config.json')) as ReportExperimentConfig;
+  const exportDir = join(runDir, 'export');
+  if (!existsSync(join(exportDir, 'manifest.json'))) {
+    console.error(`${relative(process.cwd(), runDir)} has no export yet: exporting it first (ONNX through the Python bridge)`);
+    await exportRun(runDir, { threads: opts.threads });
+  }
+  const ids = opts.metrics ?? (config as { evaluate?: { metrics?: string[] } }).evaluate?.metrics ?? ['bleu', 'rouge-l'];
+  const metrics = textMetrics(registry, ids, opts.metrics ? '--metrics' : `${join(runDir, 'config.json')} evaluate.metrics`);
+  let progress: Progress | undefined;
+  const r = await evaluateReportExport({
+    exportDir, preparedDir: reportPreparedDir(ws, config.name, config), out: opts.out ?? join(runDir, 'eval'), split: opts.split ?? 'test',
+    limit: opts.pairs, threads: opts.threads, metrics, workspaceRoot: ws.root,
+    describe: config.data.source === 'standin' ? (text) => parseReport(text).facts.map((f) => JSON.stringify(f)) : undefined,
+    onProgress: (done, total, id) => (progress ??= new Progress('generating', total)).update(done, id),
+  });
+  progress?.done();
+  return { out: r.out, markdown: r.markdown, verdict: null };
+}
+
 export async function evaluateRun(runDir: string, opts: EvaluateRunOptions = {}): Promise<{ out: string; markdown: string; verdict: string | null }> {
+  if ((readJsonFile(join(runDir, 'spec.json')) as { task?: string }).task === 'report') return evaluateReportRun(runDir, opts);
   const { ws, registry } = await loadContext();
   const exportDir = join(runDir, 'export');
   if (!existsSync(join(exportDir, 'manifest.json'))) {
@@ -60,6 +96,9 @@ export async function evaluateCommand(args: ParsedArgs): Promise<number> {
     metrics: parseMetricList(flagString(args, 'metrics')), out: flagString(args, 'out'),
   });
   console.log(r.markdown);
-  console.log(`written: ${relative(process.cwd(), r.out) || r.out} (table.md, table.json, dice_per_label.png, pictures/, pairs/ for llmed view)`);
+  const shown = relative(process.cwd(), r.out) || r.out;
+  // A report evaluation writes samples.json and a page per sample instead of pairs.
+  if (existsSync(join(r.out, 'samples.json'))) console.log(`written: ${shown} (table.md, table.json, samples.json, samples/<id>.md|.png|.nii.gz); view the CTs beside the texts with: llmed view ${shown}`);
+  else console.log(`written: ${shown} (table.md, table.json, dice_per_label.png, pictures/, pairs/ for llmed view)`);
   return 0;
 }

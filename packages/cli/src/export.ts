@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { acquireWriteLock, checkSpecPlugins, LlmedError, readJsonFile, recoverFolder, type ModelSpec } from '@llmed/core';
 import { checkOutputFolder } from '@llmed/runtime';
+import { regionPrompt } from '@llmed/reports';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
 import { loadContext } from './context.ts';
 import { resolveRun } from './runs.ts';
@@ -26,7 +27,10 @@ export async function exportRun(runDir: string, opts: { tag?: 'best' | 'last'; o
   // The run folder names its plugins by id; their code comes from this workspace's registry, never from
   // paths in spec.json (a run folder is data).
   const specFile = join(runDir, 'spec.json');
-  checkSpecPlugins(readJsonFile(specFile) as ModelSpec, registry, specFile);
+  const spec = readJsonFile(specFile) as ModelSpec & { task?: string };
+  checkSpecPlugins(spec, registry, specFile);
+  // A report run's prompt templates come from the code that wrote its training prompts (@llmed/reports).
+  const prompts = spec.task === 'report' ? { report: regionPrompt('{region}'), vqa: '{question} Choices: {choices}' } : undefined;
   const plugins = registry.pythonEntries();
   const target = resolve(opts.outDir ?? join(runDir, 'export'));
   checkOutputFolder(target, 'export');
@@ -49,7 +53,7 @@ export async function exportRun(runDir: string, opts: { tag?: 'best' | 'last'; o
     session = await PythonSession.open({ workspaceRoot: ws.root });
     if (signalled) throw signalled;
     await Promise.race([session.addImportPaths(pluginImportPaths(plugins)), cancelled]);
-    return await Promise.race([session.exportModel(runDir, { ...opts, workspaceRoot: ws.root, plugins }), session.exited, cancelled]);
+    return await Promise.race([session.exportModel(runDir, { ...opts, workspaceRoot: ws.root, plugins, prompts }), session.exited, cancelled]);
   } catch (e) {
     if (session && isCancellation(e)) await stopExport(session, target);
     throw e;
@@ -80,6 +84,15 @@ async function stopExport(session: { proc: import('node:child_process').ChildPro
 export function describeExport(r: ExportResult): string[] {
   const m = r.manifest;
   const p = m.parity;
+  if (m.kind === 'report') {
+    const mb = (f: string) => ((m.files?.[f]?.bytes ?? 0) / 2 ** 20).toFixed(1);
+    const rp = p.report;
+    return [
+      `export: ${relative(process.cwd(), r.exportDir) || r.exportDir}`,
+      `  vision.onnx ${mb('vision.onnx')} MB (input ${m.vision.input.shape.join('×')} → ${m.vision.output.shape[1]} image tokens × ${m.vision.output.shape[2]}), decoder.onnx ${mb('decoder.onnx')} MB (opset ${m.decoder.opset}, KV cache, LoRA merged), embeddings ${mb('embed_tokens.f32')} MB, tokenizer`,
+      `  parity (onnxruntime vs torch, ${rp.images} test images, ${rp.steps} greedy steps): same tokens ${rp.sameTokens ? 'yes' : 'NO'}, max |logit difference| ${rp.maxLogitDifference.toExponential(2)} (limit ${rp.tolerance}), image tokens ${rp.maxImageTokenDifference.toExponential(2)}`,
+    ];
+  }
   return [
     `export: ${relative(process.cwd(), r.exportDir) || r.exportDir}`,
     `  model.onnx: ${(m.model.bytes / 2 ** 20).toFixed(1)} MB, opset ${m.model.opset}, ${m.model.parameters.toLocaleString('en-US')} parameters, ${m.model.loraLayersMerged} LoRA layers merged, input ${m.input.shape.join('×')}`,

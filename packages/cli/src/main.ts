@@ -13,10 +13,11 @@ import { exportCommand } from './export.ts';
 import { pluginsList } from './plugins.ts';
 import { pluginsNew } from './plugins-new.ts';
 import { registerCommand } from './register.ts';
+import { askCommand, reportCommand } from './report.ts';
 import { train } from './train.ts';
 import { view } from './view.ts';
 
-const HELP = `llmed — medical image registration with LLM backbones
+const HELP = `llmed — medical image registration and report generation with LLM backbones
 
 usage: llmed <command> [options]
 
@@ -50,7 +51,15 @@ usage: llmed <command> [options]
   evaluate <experiment|run>            the protocol's test pairs: table.md/json, box plot, pictures, viewer
                                        folders in <run>/eval [--pairs N] [--pictures N] [--metrics ids]
                                        [--split test|val] [--threads N] [--out D]
-  view <run|folder>                    NiiVue viewer of a run or registration output [--port N]
+  report --model <export> --image ct.nii.gz
+                                       generate the findings of a CT natively (onnxruntime-node, no Python),
+                                       streamed; writes report.json [--region abdomen|chest|pelvis]
+                                       [--prompt text] [--strategy greedy|sample --temperature T --top-p P
+                                       --seed S] [--repetition-penalty R] [--max-new-tokens N] [--out F]
+  ask --model <export> --image ct.nii.gz --question "..." --choices "A=...,B=...,C=...,D=..."
+                                       multiple-choice answer by the option letters' scores; writes answer.json
+  view <run|folder>                    NiiVue viewer of a run, a registration output, or a report
+                                       evaluation (CT beside prompt, reference, generated) [--port N]
   demo                                 the embedded demo (what npm run demo runs)
 
 global options: --debug (stack traces), --help
@@ -69,6 +78,8 @@ const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
   evaluate: { flags: ['pairs', 'pictures', 'metrics', 'split', 'threads', 'out'], run: evaluateCommand },
   export: { flags: ['tag', 'out', 'threads', 'json'], run: exportCommand },
   register: { flags: ['moving', 'fixed', 'model', 'moving-labels', 'fixed-labels', 'labels', 'box-to-box', 'affine', 'out', 'metrics', 'field', 'threads', 'json'], run: registerCommand },
+  report: { flags: ['model', 'image', 'region', 'prompt', 'strategy', 'temperature', 'top-p', 'seed', 'repetition-penalty', 'max-new-tokens', 'out', 'threads', 'json'], run: reportCommand },
+  ask: { flags: ['model', 'image', 'question', 'choices', 'out', 'threads', 'json'], run: askCommand },
   view: { flags: ['port'], run: view },
   demo: { flags: ['device'], run: demo },
 };

@@ -4,7 +4,7 @@ import { join, relative, resolve } from 'node:path';
 import { checkSpecPlugins, isLlmedError, LlmedError, readJsonFile, runFolderSpec, withWriteLock, type ExperimentConfig, type ModelSpec, type SpecNode } from '@llmed/core';
 import type { DistributedLaunch, TrainStatus } from '@llmed/bridge';
 import { flagNumber, flagString, type ParsedArgs } from './args.ts';
-import { loadExperiment, type Experiment, type Loaded } from './context.ts';
+import { loadAnyExperiment, type Experiment, type Loaded } from './context.ts';
 import { runPrepare } from './data.ts';
 import { dataRoot, preparedDir } from '@llmed/data';
 import { formatSeconds, Progress } from './progress.ts';
@@ -44,8 +44,11 @@ function timestamp(): string {
 export async function train(args: ParsedArgs): Promise<number> {
   const target = args.positionals[0];
   if (!target) throw new LlmedError('usage', 'train needs an experiment', { hint: 'llmed train demo' });
-  const ex = await loadExperiment(target);
-  const runDir = await trainExperiment(ex, {
+  const any = await loadAnyExperiment(target);
+  const run = any.task === 'report'
+    ? (o: TrainOptions) => import('./train-report.ts').then((m) => m.trainReportExperiment(any, o))
+    : (o: TrainOptions) => trainExperiment(any, o);
+  const runDir = await run({
     device: flagString(args, 'device') as 'auto' | 'cpu' | 'cuda' | undefined,
     resume: flagString(args, 'resume'),
     iterations: flagNumber(args, 'iterations'),

@@ -10,6 +10,7 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import { configError, LlmedError, shapeError } from './errors.ts';
 import { describeAjvError, type ExperimentConfig, type PluginRef } from './config.ts';
+import { isReportSpec, type ReportModelSpec } from './compose-report.ts';
 import type { PluginDescriptor, PluginKind, PythonEntry, ShapeContext } from './plugin.ts';
 import type { Registry } from './registry.ts';
 import { fmt3, ShapeMismatch, type FieldsShape, type PyramidShape, type Shape, type ShapeInputs, type StagesShape, type TokenShape, type VolumeShape } from './shapes.ts';
@@ -175,9 +176,13 @@ export function composeModel(cfg: ExperimentConfig, configFile: string, registry
   };
 }
 
+/** A spec of either task (registration: ModelSpec; report generation: ReportModelSpec, compose-report.ts). */
+export type AnyModelSpec = ModelSpec | ReportModelSpec;
+
 /** Every node of a spec, in build order. */
-export function specNodes(spec: ModelSpec): SpecNode[] {
+export function specNodes(spec: AnyModelSpec): SpecNode[] {
   const list = (x: unknown) => (Array.isArray(x) ? x : []);
+  if (isReportSpec(spec)) return [spec.encoder, spec.projector, spec.llm, ...list(spec.losses)];
   return [spec.encoder, spec.tokens, ...list(spec.block), spec.stageAdapters, spec.decoder, ...list(spec.losses)];
 }
 
@@ -185,7 +190,7 @@ export function specNodes(spec: ModelSpec): SpecNode[] {
  * The spec as a run folder stores it: plugins named by id only, without the python entries (absolute paths
  * of this machine), which are taken from the registry whenever the run is resumed or exported.
  */
-export function runFolderSpec(spec: ModelSpec): ModelSpec {
+export function runFolderSpec<S extends AnyModelSpec>(spec: S): S {
   const out = structuredClone(spec);
   for (const node of specNodes(out)) delete node.python;
   return out;
@@ -195,9 +200,9 @@ export function runFolderSpec(spec: ModelSpec): ModelSpec {
  * A spec read from a run folder may only name registered plugins (its code is taken from the registry by
  * id): an unknown id is a plugin error naming the spec file and the node, before Python starts.
  */
-export function checkSpecPlugins(spec: ModelSpec, registry: Registry, specFile: string): void {
+export function checkSpecPlugins(spec: AnyModelSpec, registry: Registry, specFile: string): void {
   const nodes = specNodes(spec).filter((n): n is SpecNode => typeof n === 'object' && n !== null);
-  if (nodes.length === 0) throw configError(specFile, 'is not a ModelSpec (no encoder, block, decoder or losses)');
+  if (nodes.length === 0) throw configError(specFile, 'is not a ModelSpec (no encoder, block, projector, llm, decoder or losses)');
   for (const node of nodes) registry.get(String(node.id), undefined, `${specFile} ${String(node.path ?? 'a node')}`);
 }
 

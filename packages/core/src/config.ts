@@ -87,6 +87,8 @@ export interface TrainConfig {
 
 export interface ExperimentConfig {
   $schema?: string;
+  /** Absent or 'registration' here; report-generation experiments are config-report.ts's. */
+  task?: 'registration';
   name: string;
   /** Which published method this experiment follows (LLaMA-Reg, LLM-Morph), or 'custom'. */
   method: string;
@@ -123,6 +125,7 @@ export const experimentSchema = {
   additionalProperties: false,
   properties: {
     $schema: { type: 'string' },
+    task: { const: 'registration' },
     name: { type: 'string', pattern: '^[a-z0-9][a-z0-9-]*$' },
     method: { type: 'string' },
     description: { type: 'string' },

@@ -9,5 +9,8 @@ export * from './workspace.ts';
 export * from './registry.ts';
 export * from './config.ts';
 export * from './compose.ts';
+export * from './config-report.ts';
+export * from './compose-report.ts';
+export * from './causal-lm.ts';
 export * from "./llm.ts";
 export * from './plugin-cases.ts';

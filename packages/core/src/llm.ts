@@ -13,6 +13,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { isAbsolute, join, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { causalLMFacet } from './causal-lm.ts';
 import { configError, pluginError } from './errors.ts';
 import { definePlugin, type PluginDescriptor, type PythonEntry } from './plugin.ts';
 import { requireInput, ShapeMismatch } from './shapes.ts';
@@ -72,6 +73,8 @@ export interface LLMFamily {
   transformers?: TransformersClasses;
   python: PythonEntry;
   reference?: string;
+  /** Report generation: the end-of-text token when it is not the tokenizer's eos (causal-lm.ts; optional in family.json). */
+  endOfText?: string;
 }
 
 /** What a plugin's family.json holds: the family without the Python entry, which the descriptor adds. */
@@ -118,6 +121,8 @@ export function llmBackboneDescriptor(f: LLMFamily): PluginDescriptor<LLMBackbon
     summary: `${f.title} decoder layer(s) from a local Hugging Face checkpoint, frozen, optional LoRA`,
     reference: f.reference,
     python: f.python,
+    // report generation uses the same family as a whole causal LM (causal-lm.ts)
+    causalLM: causalLMFacet(f),
     options: {
       type: 'object',
       properties: {

@@ -8,6 +8,7 @@
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ContainerModule } from 'inversify';
+import type { CausalLMFacet } from './causal-lm.ts';
 import type { Shape, ShapeInputs } from './shapes.ts';
 
 export const PLUGIN_KINDS = ['Encoder', 'LLMBackbone', 'Adapter', 'Decoder', 'Loss', 'Metric'] as const;
@@ -69,6 +70,11 @@ export interface PluginDescriptor<O extends object = Record<string, any>> {
   example: { options: Partial<O>; inputs: ShapeInputs & Record<string, unknown>; notes?: string };
   /** Where the design comes from (paper, section). */
   reference?: string;
+  /**
+   * LLMBackbone plugins only: the family as a whole causal LM for report generation (causal-lm.ts), used
+   * when the plugin is a report experiment's `model.llm`. `llmBackboneDescriptor` fills it in.
+   */
+  causalLM?: CausalLMFacet;
 }
 
 /** Identity helper that keeps the option type of a descriptor. */

@@ -5,3 +5,4 @@
  */
 export * from './prepare.ts';
 export * from './protocols.ts';
+export * from './prepare-report.ts';

@@ -153,7 +153,26 @@ export async function prepareCT(file: string, pipeline: CtPipeline, cacheDir: st
     if (header.meta?.key === key && existsSync(path.join(cacheDir, header.dataFile))) return { dir: cacheDir, name, header, cached: true };
   }
   const vol = await readNifti(file);
-  const p = pipeline.name === 'm3d' ? m3dPreprocess(vol, pipeline.options, file) : merlinPreprocess(vol, pipeline.options, file);
+  const p = preprocessCT(vol, pipeline, file);
   const header = await writePreparedVolume(cacheDir, name, p.tensorVolume, { source: file, preprocessing: { pipeline: pipeline.name, steps: p.steps, tensorShape: p.tensorShape }, meta: { key } });
   return { dir: cacheDir, name, header, cached: false };
+}
+
+/**
+ * A report experiment's `data.preprocess` — `{pipeline, shape}` with the shape in NIfTI axis order, as the
+ * model's `input.shape` — as the pipeline it names. The one mapping used by dataset preparation and by
+ * `llmed report` on a new scan, so training and inference see the same tensor.
+ */
+export function ctPipelineOf(p: { pipeline: string; shape: readonly number[]; spacing?: readonly number[] }, where = 'data.preprocess'): CtPipeline {
+  if (!Array.isArray(p.shape) || p.shape.length !== 3) throw dataError(where, `shape must be three sizes in NIfTI axis order, got ${JSON.stringify(p.shape)}`);
+  const [i, j, k] = p.shape;
+  // M3D's tensor is (D, H, W) = (Z, X, Y) of the file, so its shape option is (k, i, j); Merlin's is (X, Y, Z) after RAS.
+  if (p.pipeline === 'm3d') return { name: 'm3d', options: { shape: [k, i, j] } };
+  if (p.pipeline === 'merlin') return { name: 'merlin', options: { shape: [i, j, k], ...(p.spacing ? { spacing: [...p.spacing] as Vec3 } : {}) } };
+  throw dataError(where, `unknown preprocessing pipeline '${p.pipeline}'; llmed has 'm3d' and 'merlin'`);
+}
+
+/** Run `pipeline` on a volume already read (the body of prepareCT, for callers that keep the tensor in memory). */
+export function preprocessCT(vol: Volume, pipeline: CtPipeline, where: string): PreprocessedCT {
+  return pipeline.name === 'm3d' ? m3dPreprocess(vol, pipeline.options, where) : merlinPreprocess(vol, pipeline.options, where);
 }

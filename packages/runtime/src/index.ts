@@ -9,3 +9,8 @@ export * from './score.ts';
 export * from './prealign.ts';
 export * from './register.ts';
 export * from './evaluate.ts';
+export * from './text/tokenizer.ts';
+export * from './text/decoder.ts';
+export * from './text/generate.ts';
+export * from './text/report.ts';
+export * from './text/evaluate-report.ts';

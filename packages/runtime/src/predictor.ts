@@ -14,9 +14,9 @@ import type { OpenedExport } from './manifest.ts';
 
 // onnxruntime-node loads a native addon; import it lazily so that commands which never run a model
 // (and tests of the manifest checks) do not pay for it.
-type Ort = typeof import('onnxruntime-node');
+export type Ort = typeof import('onnxruntime-node');
 let ortModule: Promise<Ort> | undefined;
-async function loadOrt(): Promise<Ort> {
+export async function loadOrt(): Promise<Ort> {
   ortModule ??= import('onnxruntime-node').then((m) => ((m as unknown as { default?: Ort }).default ?? m) as Ort);
   return ortModule;
 }

@@ -1,12 +1,12 @@
 /**
  * `serveViewer` — a small node:http server (no framework) for the NiiVue page and the NIfTI files of
- * one output or run folder.
+ * one output or run folder, or of a report evaluation (samples beside their CT).
  *
  * Routes:
  *   GET /                 the page (src/page/index.html), plain ESM, no build step
  *   GET /<page file>      app.js, style.css, ... from src/page/ (flat: no sub-paths)
  *   GET /vendor/niivue.js NiiVue's self-contained ESM bundle from node_modules (the machine may be offline)
- *   GET /api/folder       JSON: the pairs in the folder (rescanned per request, see folder.ts)
+ *   GET /api/folder       JSON: the pairs, or the report samples, in the folder (rescanned per request, see folder.ts)
  *   GET /files/<path>     a file inside the served folder
  *
  * Safety: the server binds to 127.0.0.1 unless told otherwise; only GET and HEAD; any `..` segment,
@@ -22,7 +22,7 @@ import { LlmedError } from '@llmed/core/errors';
 import { scanViewerFolder, type ViewerFolder } from './folder.ts';
 
 export interface ServeViewerOptions {
-  /** Output folder of `llmed register` or a run folder with eval/pairs/<pair>/. */
+  /** Output folder of `llmed register`, a run folder with eval/pairs/<pair>/, or a report evaluation (or its run folder). */
   folder: string;
   /** TCP port; 0 (default) lets the OS choose a free one. */
   port?: number;
@@ -187,7 +187,11 @@ export async function serveViewer(opts: ServeViewerOptions): Promise<ViewerServe
     if (head === 'api' && rest.length === 1 && rest[0] === 'folder') {
       try {
         const scan = scanViewerFolder(root);
-        return send(res, 200, JSON.stringify({ name: scan.root.split(/[\\/]/).pop(), layout: scan.layout, pairs: scan.pairs }), 'application/json; charset=utf-8');
+        const name = scan.root.split(/[\\/]/).pop();
+        const body = scan.layout === 'report'
+          ? { name, layout: scan.layout, pairs: scan.pairs, samples: scan.samples, evalDir: scan.evalDir, table: scan.table }
+          : { name, layout: scan.layout, pairs: scan.pairs };
+        return send(res, 200, JSON.stringify(body), 'application/json; charset=utf-8');
       } catch (e) {
         // The folder changed under a running viewer (deleted, emptied): tell the page why.
         return send(res, 404, JSON.stringify({ error: e instanceof LlmedError ? e.format() : String(e) }), 'application/json; charset=utf-8');

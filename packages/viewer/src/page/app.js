@@ -1,13 +1,16 @@
 // The llmed viewer page: one NiiVue instance per panel (fixed, moving, warped, and det J when the folder
 // has it), crosshairs synchronised in world millimetres, label maps as coloured overlays, det J as a
-// diverging overlay, metrics.json as a table.
+// diverging overlay, metrics.json as a table. For a report evaluation folder: the selected sample's CT
+// beside its prompt, reference and generated text (VQA: question, choices, the correct and the model's
+// letter), its scores, and the evaluation's per-region table.
 //
 // Plain browser ESM with no build step. NiiVue comes from the local server (/vendor/niivue.js, its
 // self-contained bundle in node_modules) because the machines this runs on may be offline.
 //
 // Readiness contract (used by the end-to-end test and handy for scripts): <html data-viewer> is
 // "loading" while volumes load, "ready" once every panel has drawn its volumes, "error" on failure
-// (with data-error holding the message). data-pair names the pair shown.
+// (with data-error holding the message). data-pair names the pair shown; for a report evaluation,
+// data-sample names the sample shown (its CT in one NiiVue panel, its texts beside it).
 import { Niivue, SLICE_TYPE, MULTIPLANAR_TYPE, SHOW_RENDER, cmapper } from '/vendor/niivue.js';
 
 const DETJ_COLORMAP = 'llmed_detj';
@@ -48,6 +51,8 @@ const root = document.documentElement;
 const viewer = {
   folder: null,
   pair: null,
+  /** The report sample shown (report evaluation folders only). */
+  sample: null,
   /** @type {Array<{ spec: object, nv: Niivue, figure: HTMLElement, layers: Record<string, number> }>} */
   panels: [],
   /** Incremented per pair load so a slow, superseded load does not mark the page ready. */
@@ -217,17 +222,19 @@ async function createPanel(spec, pair, container) {
   return { spec, nv, figure, layers };
 }
 
-function disposePanels() {
-  for (const panel of viewer.panels) {
-    try {
-      panel.nv.cleanup?.();
-      // Browsers cap live WebGL contexts (about 16); free ours instead of waiting for GC.
-      panel.nv.gl?.getExtension('WEBGL_lose_context')?.loseContext();
-    } catch {
-      // a context that is already gone needs no freeing
-    }
-    panel.figure.remove();
+function releasePanel(panel) {
+  try {
+    panel.nv.cleanup?.();
+    // Browsers cap live WebGL contexts (about 16); free ours instead of waiting for GC.
+    panel.nv.gl?.getExtension('WEBGL_lose_context')?.loseContext();
+  } catch {
+    // a context that is already gone needs no freeing
   }
+  panel.figure.remove();
+}
+
+function disposePanels() {
+  for (const panel of viewer.panels) releasePanel(panel);
   viewer.panels = [];
 }
 
@@ -379,6 +386,168 @@ function wireControls() {
   $('jacobian-opacity').addEventListener('input', updateJacobian);
 }
 
+// ---- report evaluations -------------------------------------------------------------------------
+
+/** One titled block of text in the report column; `data-text` names it for tests and scripts. */
+function textBlock(key, title, ...content) {
+  return el('section', { class: 'text-block', 'data-text': key }, el('h3', {}, title), ...content);
+}
+
+const para = (text) => el('p', { class: 'text' }, text);
+
+/** A choice as `B. text`, or the bare letter when the sample has no such option. */
+function choiceText(sample, letter) {
+  const text = sample.options?.[letter];
+  return text === undefined ? letter : `${letter}. ${text}`;
+}
+
+function scoresTable(scores) {
+  const entries = Object.entries(scores ?? {});
+  if (entries.length === 0) return el('p', { class: 'muted' }, 'no per-sample scores');
+  return el('table', {}, ...entries.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, v === null ? '–' : formatValue(v)))));
+}
+
+function renderSampleTexts(sample) {
+  const region = sample.region ? ` · ${sample.region}` : '';
+  $('sample-title').replaceChildren(sample.id, ' ', el('span', { class: 'muted' }, `${sample.kind}${region}${sample.scanId ? ` · scan ${sample.scanId}` : ''}`));
+  const blocks = [];
+  if (sample.kind === 'vqa') {
+    blocks.push(textBlock('question', 'Question', para(sample.question ?? sample.prompt)));
+    const letters = Object.keys(sample.options ?? {});
+    const items = letters.map((letter) => {
+      const li = el('li', { 'data-letter': letter }, `${letter}. ${sample.options[letter]}`);
+      if (letter === sample.reference) { li.classList.add('is-reference'); li.append(el('span', { class: 'tag reference' }, 'answer')); }
+      if (letter === sample.generated) { li.classList.add('is-generated'); li.append(el('span', { class: 'tag model' }, 'model')); }
+      return li;
+    });
+    blocks.push(textBlock('choices', 'Choices', items.length ? el('ul', { class: 'choices' }, ...items) : el('p', { class: 'muted' }, 'no choices recorded')));
+    blocks.push(textBlock('reference', 'Answer (reference)', para(choiceText(sample, sample.reference))));
+    const right = sample.generated === sample.reference;
+    blocks.push(textBlock('generated', "Model's letter", para(choiceText(sample, sample.generated)), el('p', { class: `verdict ${right ? 'right' : 'wrong'}` }, right ? 'correct' : 'wrong')));
+  } else {
+    blocks.push(textBlock('prompt', 'Prompt', para(sample.prompt)));
+    blocks.push(textBlock('reference', 'Reference report', para(sample.reference)));
+    const generated = textBlock('generated', 'Generated report', para(sample.generated));
+    // A report cut at the token limit reads as finished unless the page says so.
+    if (sample.finish === 'length') generated.append(el('p', { class: 'note' }, 'stopped at the token limit'));
+    blocks.push(generated);
+  }
+  blocks.push(textBlock('scores', 'Scores', el('div', { class: 'scores' }, scoresTable(sample.scores))));
+  $('sample-texts').replaceChildren(...blocks);
+}
+
+const intervalText = (m) => {
+  if (!m || typeof m !== 'object') return '';
+  if (m.skipped) return `skipped: ${m.skipped}`;
+  const value = m.value === null || m.value === undefined ? '–' : formatValue(m.value);
+  return m.interval && Number.isFinite(m.interval.lo) ? `${value} [${formatValue(m.interval.lo)}, ${formatValue(m.interval.hi)}]` : value;
+};
+
+/** table.json of a report evaluation: one row per region (n, each metric with its interval), then VQA. */
+function renderEvalTable(table) {
+  const box = $('metrics');
+  box.replaceChildren();
+  if (table === null || table === undefined) return box.append(el('p', { class: 'muted' }, 'no table.json in this folder'));
+  if (typeof table.error === 'string') return box.append(el('p', { class: 'error' }, table.error));
+  const rows = Array.isArray(table.rows) ? table.rows : [];
+  if (rows.length > 0) {
+    const ids = [...new Set(rows.flatMap((r) => Object.keys(r.metrics ?? {})))];
+    box.append(el('table', { class: 'eval-table' },
+      el('tr', {}, el('th', {}, 'region'), el('th', {}, 'n'), ...ids.map((id) => el('th', {}, id))),
+      ...rows.map((r) => el('tr', {}, el('td', {}, String(r.region)), el('td', {}, String(r.n)), ...ids.map((id) => el('td', {}, intervalText(r.metrics?.[id])))))));
+  }
+  if (table.vqa && typeof table.vqa === 'object') {
+    const v = table.vqa;
+    box.append(el('p', { class: 'vqa-summary' }, `VQA accuracy ${intervalText({ value: v.accuracy, interval: v.interval })} on ${v.n} questions; chance ${formatValue(v.chance)}`));
+  }
+  if (box.childElementCount === 0) box.append(metricsTable(table));
+}
+
+/** The folder-relative path of a CT as a pseudo pair, so createPanel and fileUrl serve it unchanged. */
+function ctPair(sample) {
+  const parts = sample.ct.split('/');
+  return { name: sample.id, dir: parts.slice(0, -1).join('/'), volumes: { ct: parts.at(-1) } };
+}
+
+async function showSample(id) {
+  const samples = viewer.folder.samples;
+  const index = Math.max(0, samples.findIndex((s) => s.id === id));
+  const sample = samples[index];
+  const generation = ++viewer.generation;
+  root.dataset.viewer = 'loading';
+  root.dataset.sample = sample.id;
+  delete root.dataset.error;
+  setStatus(`loading ${sample.id}…`);
+  viewer.sample = sample;
+  $('sample-select').value = sample.id;
+  $('sample-prev').disabled = index === 0;
+  $('sample-next').disabled = index === samples.length - 1;
+  disposePanels();
+  const container = $('panels');
+  container.replaceChildren();
+  container.className = 'panels count-1';
+  renderSampleTexts(sample);
+
+  if (sample.ct) {
+    const panel = await createPanel({ key: 'ct', title: 'CT', detail: 'the prepared volume the model saw', base: 'ct' }, ctPair(sample), container);
+    if (generation !== viewer.generation) {
+      // Another sample was picked while this CT loaded: its context would otherwise stay alive.
+      releasePanel(panel);
+      return;
+    }
+    viewer.panels = [panel];
+    panel.nv.onLocationChange = () => showLocation(panel);
+    panel.nv.drawScene();
+    showLocation(panel);
+  } else {
+    container.append(el('p', { class: 'no-ct' }, `no CT to show: ${sample.ctNote ?? 'none recorded'}`));
+    $('location').textContent = '';
+  }
+  await nextFrames();
+  if (generation !== viewer.generation) return;
+  setStatus('');
+  document.title = `llmed viewer — ${sample.id}`;
+  root.dataset.viewer = 'ready';
+}
+
+function pickSample(id) {
+  const url = new URL(location.href);
+  url.searchParams.set('sample', id);
+  history.replaceState(null, '', url);
+  showSample(id).catch((err) => fail(`could not show ${id}: ${err?.message ?? err}`));
+}
+
+function wireReportControls() {
+  const step = (delta) => {
+    const samples = viewer.folder.samples;
+    const i = samples.findIndex((s) => s.id === viewer.sample?.id) + delta;
+    if (i >= 0 && i < samples.length) pickSample(samples[i].id);
+  };
+  $('sample-select').addEventListener('change', (e) => pickSample(e.target.value));
+  $('sample-prev').addEventListener('click', () => step(-1));
+  $('sample-next').addEventListener('click', () => step(1));
+  $('view-select').addEventListener('change', () => {
+    const mode = currentViewMode();
+    for (const { nv } of viewer.panels) {
+      nv.opts.multiplanarShowRender = mode.showRender;
+      nv.setSliceType(mode.sliceType);
+    }
+  });
+}
+
+async function mainReport(folder) {
+  $('sample-control').hidden = false;
+  $('report').hidden = false;
+  document.querySelector('main.layout').classList.add('mode-report');
+  $('metrics-title').textContent = 'Evaluation';
+  const select = $('sample-select');
+  select.replaceChildren(...folder.samples.map((s) => el('option', { value: s.id }, `${s.id} (${s.kind}${s.region ? `, ${s.region}` : ''})`)));
+  renderEvalTable(folder.table);
+  wireReportControls();
+  const wanted = new URL(location.href).searchParams.get('sample');
+  await showSample(folder.samples.some((s) => s.id === wanted) ? wanted : folder.samples[0].id);
+}
+
 async function main() {
   const probe = document.createElement('canvas').getContext('webgl2');
   if (!probe) {
@@ -393,6 +562,10 @@ async function main() {
   }
   viewer.folder = folder;
   $('folder-name').textContent = folder.name;
+  if (folder.layout === 'report') {
+    await mainReport(folder);
+    return;
+  }
 
   const select = $('pair-select');
   select.replaceChildren(...folder.pairs.map((p) => el('option', { value: p.name }, p.name)));
