@@ -5,6 +5,7 @@ package root on ``sys.path``, so a plugin's test imports its module by name (``i
 as the assembler does after putting the plugin's ``python`` folder on the path. A new plugin needs no
 change here.
 """
+
 from __future__ import annotations
 
 import sys

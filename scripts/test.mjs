@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: the checks (type check, eslint, ruff), the TypeScript suite (vitest) and the Python suite
+// `npm test`: the checks (type check, eslint, ruff lint and format), the TypeScript suite (vitest) and the Python suite
 // (pytest), then one line per step ("PASS lint: eslint" ...) and one closing line "N passed, N failed,
 // N skipped" covering both suites, each check counted as one test. Exit status non-zero when any step fails.
 // With arguments (`npm test -- <vitest filters>`) only vitest runs, with those arguments.
@@ -27,6 +27,7 @@ if (extra.length === 0) {
     ['type check (tsc -p tsconfig.json --noEmit)', join(root, 'node_modules', '.bin', 'tsc'), ['-p', 'tsconfig.json', '--noEmit']],
     ['lint: eslint (eslint.config.js)', join(root, 'node_modules', '.bin', 'eslint'), ['.']],
     ['lint: ruff (ruff.toml)', join(root, '.venv', 'bin', 'ruff'), ['check', '.']],
+    ['format: ruff format --check (ruff.toml)', join(root, '.venv', 'bin', 'ruff'), ['format', '--check', '.']],
   ];
   for (const [name, cmd, args] of checks) {
     console.log(`\n> ${name}`);

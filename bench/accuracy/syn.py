@@ -10,6 +10,7 @@ divided by the spacing is the displacement in voxels along each NIfTI axis: llme
 and ``<out_dir>/syn.json`` (pairs, seconds per pair, the ANTs warp checked against ours). Exit 3 when
 antspyx is not installed, after saying so.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -65,15 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         # Check the convention: ANTs' own resampling of the moving image vs trilinear sampling at p + u(p).
         warped_ants = reg["warpedmovout"].numpy().transpose(2, 1, 0)
         from scipy.ndimage import map_coordinates
+
         k, j, i = np.meshgrid(*[np.arange(n) for n in fixed.shape], indexing="ij")
         coords = np.stack([k + field[2], j + field[1], i + field[0]])
         warped_ours = map_coordinates(moving, coords, order=1, mode="constant")
         agree = float(np.abs(warped_ours - warped_ants).max() / (np.abs(moving).max() + 1e-12))
-        results.append({"pair": name, "moving": pair["moving"], "fixed": pair["fixed"], "seconds": seconds, "field": f"{name}.f32",
-                        "conventionCheckMaxRelDiff": agree})
+        results.append({"pair": name, "moving": pair["moving"], "fixed": pair["fixed"], "seconds": seconds, "field": f"{name}.f32", "conventionCheckMaxRelDiff": agree})
         print(f"SyN {name}: {seconds:.1f} s, |ours - ANTs warped| / max = {agree:.2e}", file=sys.stderr, flush=True)
-    (out / "syn.json").write_text(json.dumps({"antspyx": ants.__version__, "transform": "SyNOnly (identity initial; inputs pre-aligned)",
-                                              "threads": args.threads, "pairs": results}, indent=2))
+    (out / "syn.json").write_text(json.dumps({"antspyx": ants.__version__, "transform": "SyNOnly (identity initial; inputs pre-aligned)", "threads": args.threads, "pairs": results}, indent=2))
     return 0
 
 

@@ -11,6 +11,7 @@ ndimage's C-order loops far better. Prints one JSON line with per-run timings in
 result to OUT.f32 as raw little-endian float32 with the i axis fastest (Fortran order), to compare
 voxel for voxel with llmed's output.
 """
+
 import json
 import platform
 import sys
@@ -45,16 +46,20 @@ def main() -> None:
         total_c_ms.append((t1 - t0 + t3 - t2) * 1e3)
     assert np.array_equal(result, result_c)
     result.astype("<f4").ravel(order="F").tofile(out)
-    print(json.dumps({
-        "read_reorient_ms": read_ms[1:],
-        "resample_ms": resample_ms[1:],
-        "total_ms": total_ms[1:],
-        "resample_contiguous_ms": resample_c_ms[1:],
-        "total_contiguous_ms": total_c_ms[1:],
-        "shape_in_ras": list(data.shape),
-        "shape_out": list(result.shape),
-        "versions": {"python": platform.python_version(), "nibabel": nib.__version__, "numpy": np.__version__, "scipy": scipy.__version__},
-    }))
+    print(
+        json.dumps(
+            {
+                "read_reorient_ms": read_ms[1:],
+                "resample_ms": resample_ms[1:],
+                "total_ms": total_ms[1:],
+                "resample_contiguous_ms": resample_c_ms[1:],
+                "total_contiguous_ms": total_c_ms[1:],
+                "shape_in_ras": list(data.shape),
+                "shape_out": list(result.shape),
+                "versions": {"python": platform.python_version(), "nibabel": nib.__version__, "numpy": np.__version__, "scipy": scipy.__version__},
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ validation and one test pair (the export checks parity on the first labelled tes
 A build is reused when the run folder holds an export made from the same spec, config and prepared
 data (fingerprint in ``bench-fingerprint.txt``) unless ``rebuild`` is set. Prints one JSON line.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -66,8 +67,7 @@ def make_synthetic_prepared(folder: Path, shape_ijk: list[int], scans: int = 4, 
 
     train = [pair(a, b) for a in names[:-1] for b in names[:-1] if a != b]
     held_out = [pair(names[-1], names[0])]
-    pairs = {"title": "bench/inference synthetic smooth volumes", "shape": list(shape_ijk), "labels": [1, 2, 3],
-             "train": train, "val": held_out, "test": held_out}
+    pairs = {"title": "bench/inference synthetic smooth volumes", "shape": list(shape_ijk), "labels": [1, 2, 3], "train": train, "val": held_out, "test": held_out}
     (staging / "pairs.json").write_text(json.dumps(pairs))
     if folder.exists():
         shutil.rmtree(folder)
@@ -94,8 +94,7 @@ def main() -> int:
     spec = json.loads(Path(job["specFile"]).read_text())
     config = json.loads(Path(job["configFile"]).read_text())
     steps = int(job.get("steps", 1))
-    config["train"] = {**config["train"], "iterations": steps, "validateEvery": 10 * steps, "checkpointEvery": steps,
-                       "timeBudgetMinutes": 0}
+    config["train"] = {**config["train"], "iterations": steps, "validateEvery": 10 * steps, "checkpointEvery": steps, "timeBudgetMinutes": 0}
 
     t0 = time.time()
     if job.get("synthetic"):
@@ -107,9 +106,20 @@ def main() -> int:
     manifest_file = run / "export" / "manifest.json"
     if not job.get("rebuild") and manifest_file.is_file() and stamp_file.is_file() and stamp_file.read_text().strip() == stamp:
         manifest = json.loads(manifest_file.read_text())
-        print(json.dumps({"ok": True, "reused": True, "exportDir": str(run / "export"), "fingerprint": stamp,
-                          "parity": manifest["parity"], "parameters": manifest["model"]["parameters"],
-                          "onnxBytes": manifest["model"]["bytes"]}), flush=True)
+        print(
+            json.dumps(
+                {
+                    "ok": True,
+                    "reused": True,
+                    "exportDir": str(run / "export"),
+                    "fingerprint": stamp,
+                    "parity": manifest["parity"],
+                    "parameters": manifest["model"]["parameters"],
+                    "onnxBytes": manifest["model"]["bytes"],
+                }
+            ),
+            flush=True,
+        )
         return 0
 
     shutil.rmtree(run, ignore_errors=True)
@@ -117,21 +127,30 @@ def main() -> int:
     (run / "spec.json").write_text(json.dumps(spec, indent=2) + "\n")
     (run / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     t0 = time.time()
-    status = Trainer(run, spec, config, prepared, {"device": "cpu", "valPairs": 1, "threads": threads,
-                                                    "workspaceRoot": job["workspaceRoot"]}).run()
+    status = Trainer(run, spec, config, prepared, {"device": "cpu", "valPairs": 1, "threads": threads, "workspaceRoot": job["workspaceRoot"]}).run()
     train_s = time.time() - t0
     if status["state"] != "done":
         print(json.dumps({"ok": False, "stage": "train", "message": status.get("message"), "traceback": status.get("traceback")}), flush=True)
         return 1
     t0 = time.time()
-    manifest = export_run(run, "last", workspace_root=job["workspaceRoot"], prepared_dir=prepared, threads=threads,
-                          plugins=job["plugins"])
+    manifest = export_run(run, "last", workspace_root=job["workspaceRoot"], prepared_dir=prepared, threads=threads, plugins=job["plugins"])
     export_s = time.time() - t0
     stamp_file.write_text(stamp + "\n")
-    print(json.dumps({"ok": True, "reused": False, "exportDir": str(run / "export"), "fingerprint": stamp,
-                      "parity": manifest["parity"], "parameters": manifest["model"]["parameters"],
-                      "onnxBytes": manifest["model"]["bytes"], "seconds": {"prepare": round(prepare_s, 1),
-                      "train": round(train_s, 1), "export": round(export_s, 1)}}), flush=True)
+    print(
+        json.dumps(
+            {
+                "ok": True,
+                "reused": False,
+                "exportDir": str(run / "export"),
+                "fingerprint": stamp,
+                "parity": manifest["parity"],
+                "parameters": manifest["model"]["parameters"],
+                "onnxBytes": manifest["model"]["bytes"],
+                "seconds": {"prepare": round(prepare_s, 1), "train": round(train_s, 1), "export": round(export_s, 1)},
+            }
+        ),
+        flush=True,
+    )
     return 0
 
 

@@ -21,6 +21,7 @@ Commands
       image when torch is loaded) there as raw float32, names starting with tag
   {"cmd": "quit"}
 """
+
 from __future__ import annotations
 
 import json
@@ -50,8 +51,7 @@ class Contenders:
         self.kji = kji
         self.moving_np = np.fromfile(job["moving"], dtype="<f4").reshape(1, 1, *kji).copy()
         self.fixed_np = np.fromfile(job["fixed"], dtype="<f4").reshape(1, 1, *kji).copy()
-        self.versions = {"python": platform.python_version(), "onnxruntime": ort.__version__, "onnxruntimeFrom": os.path.dirname(ort.__file__),
-                         "numpy": np.__version__}
+        self.versions = {"python": platform.python_version(), "onnxruntime": ort.__version__, "onnxruntimeFrom": os.path.dirname(ort.__file__), "numpy": np.__version__}
         self.torch = None
         self.model = None
         self.lora_merged = None
@@ -111,6 +111,7 @@ class Contenders:
                 return torch.nn.functional.grid_sample(self.image, self.grid, mode="bilinear", padding_mode="zeros", align_corners=True)
             if what == "llmed_warp":
                 from llmed.nn import warp
+
                 return warp(self.image, self.field)
         raise ValueError(f"unknown contender {what!r}")
 
@@ -145,8 +146,7 @@ def main() -> None:
             cmd = command["cmd"]
             if cmd == "load":
                 contenders = Contenders(command)
-                reply({"ok": True, "modelLoadSeconds": round(contenders.model_load_s, 2), "loraMerged": contenders.lora_merged,
-                       "versions": contenders.versions, "pid": os.getpid()})
+                reply({"ok": True, "modelLoadSeconds": round(contenders.model_load_s, 2), "loraMerged": contenders.lora_merged, "versions": contenders.versions, "pid": os.getpid()})
             elif cmd == "field":
                 contenders.set_field(command["file"])
                 reply({"ok": True})
@@ -162,6 +162,7 @@ def main() -> None:
                 reply({"ok": False, "message": f"unknown command {cmd!r}"})
         except Exception as err:  # report, keep serving: the driver decides
             import traceback
+
             reply({"ok": False, "message": f"{type(err).__name__}: {err}", "traceback": traceback.format_exc()})
 
 

@@ -53,6 +53,7 @@ bytes. Each folder is built under a staging name and published with ``llmed.atom
 folder is renamed aside, never deleted before the new one is in place); an existing folder whose
 ``dataset.json`` records the same parameters is left alone unless ``--force``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -90,34 +91,67 @@ DEFAULT_SOURCE = REPO_ROOT.parent / "shared" / "data"
 SOURCE_ENV = "LLMED_SHARED_DATA"
 
 #: FreeSurfer aseg labels of the usual 30-structure evaluation subset (VoxelMorph / LLaMA-Reg OASIS).
-ASEG_EVALUATION_LABELS = [2, 3, 4, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 24, 28, 31,
-                          41, 42, 43, 46, 47, 49, 50, 51, 52, 53, 54, 60, 63]
+ASEG_EVALUATION_LABELS = [2, 3, 4, 7, 8, 10, 11, 12, 13, 14, 15, 16, 17, 18, 24, 28, 31, 41, 42, 43, 46, 47, 49, 50, 51, 52, 53, 54, 60, 63]
 ASEG_NAMES = {
-    2: "Left-Cerebral-White-Matter", 3: "Left-Cerebral-Cortex", 4: "Left-Lateral-Ventricle",
-    7: "Left-Cerebellum-White-Matter", 8: "Left-Cerebellum-Cortex", 10: "Left-Thalamus", 11: "Left-Caudate",
-    12: "Left-Putamen", 13: "Left-Pallidum", 14: "3rd-Ventricle", 15: "4th-Ventricle", 16: "Brain-Stem",
-    17: "Left-Hippocampus", 18: "Left-Amygdala", 24: "CSF", 28: "Left-VentralDC", 31: "Left-choroid-plexus",
-    41: "Right-Cerebral-White-Matter", 42: "Right-Cerebral-Cortex", 43: "Right-Lateral-Ventricle",
-    46: "Right-Cerebellum-White-Matter", 47: "Right-Cerebellum-Cortex", 49: "Right-Thalamus", 50: "Right-Caudate",
-    51: "Right-Putamen", 52: "Right-Pallidum", 53: "Right-Hippocampus", 54: "Right-Amygdala",
-    60: "Right-VentralDC", 63: "Right-choroid-plexus",
+    2: "Left-Cerebral-White-Matter",
+    3: "Left-Cerebral-Cortex",
+    4: "Left-Lateral-Ventricle",
+    7: "Left-Cerebellum-White-Matter",
+    8: "Left-Cerebellum-Cortex",
+    10: "Left-Thalamus",
+    11: "Left-Caudate",
+    12: "Left-Putamen",
+    13: "Left-Pallidum",
+    14: "3rd-Ventricle",
+    15: "4th-Ventricle",
+    16: "Brain-Stem",
+    17: "Left-Hippocampus",
+    18: "Left-Amygdala",
+    24: "CSF",
+    28: "Left-VentralDC",
+    31: "Left-choroid-plexus",
+    41: "Right-Cerebral-White-Matter",
+    42: "Right-Cerebral-Cortex",
+    43: "Right-Lateral-Ventricle",
+    46: "Right-Cerebellum-White-Matter",
+    47: "Right-Cerebellum-Cortex",
+    49: "Right-Thalamus",
+    50: "Right-Caudate",
+    51: "Right-Putamen",
+    52: "Right-Pallidum",
+    53: "Right-Hippocampus",
+    54: "Right-Amygdala",
+    60: "Right-VentralDC",
+    63: "Right-choroid-plexus",
 }
 
 #: The organ table shared by the abdominal MR and CT label maps: (name, CT id, MR id); the proxy's id
 #: of an organ is its 1-based row number.
 ABDOMEN_ORGANS = [
-    ("spleen", 1, 1), ("kidney_right", 2, 2), ("kidney_left", 3, 3), ("gallbladder", 4, 4), ("liver", 5, 5),
-    ("stomach", 6, 6), ("pancreas", 7, 7), ("adrenal_gland_right", 8, 8), ("adrenal_gland_left", 9, 9),
-    ("small_bowel", 18, 13), ("duodenum", 19, 14), ("colon", 20, 15), ("aorta", 52, 23),
-    ("inferior_vena_cava", 63, 24), ("portal_vein_and_splenic_vein", 64, 25), ("spinal_cord", 79, 21),
+    ("spleen", 1, 1),
+    ("kidney_right", 2, 2),
+    ("kidney_left", 3, 3),
+    ("gallbladder", 4, 4),
+    ("liver", 5, 5),
+    ("stomach", 6, 6),
+    ("pancreas", 7, 7),
+    ("adrenal_gland_right", 8, 8),
+    ("adrenal_gland_left", 9, 9),
+    ("small_bowel", 18, 13),
+    ("duodenum", 19, 14),
+    ("colon", 20, 15),
+    ("aorta", 52, 23),
+    ("inferior_vena_cava", 63, 24),
+    ("portal_vein_and_splenic_vein", 64, 25),
+    ("spinal_cord", 79, 21),
 ]
 
-KNEE_NAMES = {1: "femur", 2: "femoral cartilage", 3: "tibia", 4: "tibial cartilage", 5: "patella",
-              6: "patellar cartilage", 7: "lesion 7", 8: "lesion 8", 9: "lesion 9"}
+KNEE_NAMES = {1: "femur", 2: "femoral cartilage", 3: "tibia", 4: "tibial cartilage", 5: "patella", 6: "patellar cartilage", 7: "lesion 7", 8: "lesion 8", 9: "lesion 9"}
 
 SOURCES_HINT = (
-    "put the shared real volumes (folders brain/, abdomen/, knee-labels/, prostate-mr-us/ as listed in "
-    "../shared/data/README.md) there, or name their folder with --data DIR or ${env}".replace("{env}", SOURCE_ENV)
+    "put the shared real volumes (folders brain/, abdomen/, knee-labels/, prostate-mr-us/ as listed in ../shared/data/README.md) there, or name their folder with --data DIR or ${env}".replace(
+        "{env}", SOURCE_ENV
+    )
 )
 
 
@@ -223,8 +257,6 @@ def write_nifti(path: Path, data: np.ndarray, affine: np.ndarray, *, kind: str, 
     nib.save(img, str(path))
 
 
-
-
 # ============================================================================ geometry and resampling
 
 
@@ -237,8 +269,7 @@ def ras_grid_affine(spacing: float | Sequence[float], origin: Sequence[float]) -
     return a
 
 
-def resample(vol: Volume, shape: Sequence[int], affine: np.ndarray, *, order: int,
-             world_to_source: np.ndarray | None = None) -> np.ndarray:
+def resample(vol: Volume, shape: Sequence[int], affine: np.ndarray, *, order: int, world_to_source: np.ndarray | None = None) -> np.ndarray:
     """Sample ``vol`` on the grid (``shape``, ``affine``): output voxel p reads the source at
     ``A_src⁻¹ · T · A_out · p``, with ``T = world_to_source`` (output world → source world; identity
     by default). ``order`` 1 = trilinear (zeros outside, interpolated at the edge like grid_sample's
@@ -250,8 +281,7 @@ def resample(vol: Volume, shape: Sequence[int], affine: np.ndarray, *, order: in
     src = vol.data if order == 0 else vol.data.astype(np.float32)
     out_dtype = vol.data.dtype if order == 0 else np.float32
     mode = "constant" if order == 0 else "grid-constant"
-    return ndimage.affine_transform(src, m[:3, :3], offset=m[:3, 3], output_shape=tuple(int(n) for n in shape),
-                                    order=order, mode=mode, cval=0, output=out_dtype, prefilter=False)
+    return ndimage.affine_transform(src, m[:3, :3], offset=m[:3, 3], output_shape=tuple(int(n) for n in shape), order=order, mode=mode, cval=0, output=out_dtype, prefilter=False)
 
 
 def resample_labels_smooth(vol: Volume, shape: Sequence[int], affine: np.ndarray) -> np.ndarray:
@@ -329,11 +359,9 @@ def smooth_random_fields(dims_ijk: Sequence[int], specs: Sequence[tuple[float, f
     if not specs:
         return []
     if not TSX.exists():
-        raise ProxyError(TSX, "the TypeScript runner tsx is missing (the random fields are made by @llmed/imaging)",
-                         "run `npm install` (or `npm run setup`) in the repository first")
+        raise ProxyError(TSX, "the TypeScript runner tsx is missing (the random fields are made by @llmed/imaging)", "run `npm install` (or `npm run setup`) in the repository first")
     with tempfile.TemporaryDirectory(prefix="llmed-fields-") as tmp:
-        job = {"dims": dims, "fields": [{"maxDisplacement": float(m), "smoothness": float(s), "seed": int(seed), "file": f"{i}.f32"}
-                                        for i, (m, s, seed) in enumerate(specs)]}
+        job = {"dims": dims, "fields": [{"maxDisplacement": float(m), "smoothness": float(s), "seed": int(seed), "file": f"{i}.f32"} for i, (m, s, seed) in enumerate(specs)]}
         job_file = Path(tmp) / "job.json"
         job_file.write_text(json.dumps(job))
         r = subprocess.run([str(TSX), str(FIELD_SCRIPT), str(job_file)], cwd=REPO_ROOT, capture_output=True, text=True)
@@ -420,7 +448,7 @@ def _to_sitk(vol: Volume):
     img = sitk.GetImageFromArray(np.ascontiguousarray(vol.data.transpose(2, 1, 0)).astype(np.float32))
     flip = np.diag([-1.0, -1.0, 1.0])
     lin = flip @ vol.affine[:3, :3]
-    spacing = np.sqrt((lin ** 2).sum(axis=0))
+    spacing = np.sqrt((lin**2).sum(axis=0))
     img.SetSpacing([float(s) for s in spacing])
     img.SetDirection([float(x) for x in (lin / spacing).ravel()])
     img.SetOrigin([float(x) for x in flip @ vol.affine[:3, 3]])
@@ -479,8 +507,7 @@ def align_simpleitk(fixed: Volume, moving: Volume, *, seed: int = 7) -> dict[str
         r.SetMetricSamplingStrategy(r.RANDOM)
         r.SetMetricSamplingPercentage(0.1, seed)
         r.SetInterpolator(sitk.sitkLinear)
-        r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4, numberOfIterations=iterations,
-                                                    relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8)
+        r.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4, numberOfIterations=iterations, relaxationFactor=0.5, gradientMagnitudeTolerance=1e-8)
         r.SetOptimizerScalesFromPhysicalShift()
         r.SetShrinkFactorsPerLevel([2, 1])
         r.SetSmoothingSigmasPerLevel([1.0, 0.0])
@@ -498,8 +525,7 @@ def align_simpleitk(fixed: Volume, moving: Volume, *, seed: int = 7) -> dict[str
     aff_raw, aff_metric, iters, stop = run(aff0, 150)
     aff = _as_matrix_transform(aff_raw, "affine")
     return {
-        "method": f"SimpleITK {sitk.Version.VersionString()}: moments init, similarity, affine; Mattes MI (32 bins, "
-                  f"10% random samples, seed {seed}), shrink 2/1, single thread",
+        "method": f"SimpleITK {sitk.Version.VersionString()}: moments init, similarity, affine; Mattes MI (32 bins, 10% random samples, seed {seed}), shrink 2/1, single thread",
         "moments": _sitk_to_ras_matrix(init),
         "similarity": _sitk_to_ras_matrix(sim),
         "affine": _sitk_to_ras_matrix(aff),
@@ -529,8 +555,7 @@ def align_moments(fixed: Volume, moving: Volume) -> dict[str, Any]:
     t = np.eye(4)
     t[:3, :3] = np.diag(sm / sf)
     t[:3, 3] = cm - t[:3, :3] @ cf
-    return {"method": "centre of mass + second-moments scaling (scipy; SimpleITK not installed: no affine registration)",
-            "moments": t, "affine": t, "metric": {}, "stop": "closed form"}
+    return {"method": "centre of mass + second-moments scaling (scipy; SimpleITK not installed: no affine registration)", "moments": t, "affine": t, "metric": {}, "stop": "closed form"}
 
 
 def round_matrix(m: np.ndarray) -> np.ndarray:
@@ -557,8 +582,7 @@ class Context:
         paths = [self.source / r for r in relative]
         missing = [str(p.relative_to(self.source)) for p in paths if not p.is_file()]
         if missing:
-            raise ProxyError(self.source, f"{proxy} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} missing",
-                             SOURCES_HINT)
+            raise ProxyError(self.source, f"{proxy} needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} missing", SOURCES_HINT)
         return paths
 
     def use_simpleitk(self) -> bool:
@@ -566,8 +590,7 @@ class Context:
             return False
         ok = have_simpleitk()
         if self.aligner == "simpleitk" and not ok:
-            raise ProxyError("SimpleITK", "--aligner simpleitk was asked for, but SimpleITK is not installed",
-                             "pip install -r bridge/python/requirements-bench.txt")
+            raise ProxyError("SimpleITK", "--aligner simpleitk was asked for, but SimpleITK is not installed", "pip install -r bridge/python/requirements-bench.txt")
         return ok
 
 
@@ -630,8 +653,7 @@ def generate(name: str, ctx: Context) -> tuple[Path, bool, float]:
             "scans": built.scans,
             "pairs": pairs,
             "pairsFile": "pairs.json",
-            "split": "pairs.json feeds llmed's 'pairs' protocol, which holds out the last max(1, round(n/5)) pairs; "
-                     "'split' marks them",
+            "split": "pairs.json feeds llmed's 'pairs' protocol, which holds out the last max(1, round(n/5)) pairs; 'split' marks them",
         }
         plain = [{k: p[k] for k in ("moving", "fixed", "movingLabels", "fixedLabels", "groundTruthField") if p.get(k)} for p in pairs]
         (tmp / "pairs.json").write_text(json.dumps(plain, indent=2) + "\n")
@@ -679,34 +701,35 @@ def align_brains(ctx: Context) -> dict[str, Any]:
         if img.shape != lab.shape:
             raise ProxyError(ctx.source / lab_rel, f"label grid {lab.shape} differs from its image's {img.shape} ({img_rel})")
         if not np.allclose(img.affine, lab.affine, atol=1e-3):
-            notes[name].append(f"{Path(lab_rel).name} has a different header affine than its image on the same "
-                               f"{'x'.join(map(str, img.shape))} grid; the image's geometry is used for both")
+            notes[name].append(f"{Path(lab_rel).name} has a different header affine than its image on the same {'x'.join(map(str, img.shape))} grid; the image's geometry is used for both")
             lab = Volume(lab.data, img.affine, lab.file)
         if family == "aseg":
             found = reorient_from_anatomy(lab)
             if found is None:
-                raise ProxyError(lab.file, "aseg label map lacks the structures used to check its orientation "
-                                           "(hemisphere pairs, cerebellum, putamen, brain stem, ventricles)")
+                raise ProxyError(lab.file, "aseg label map lacks the structures used to check its orientation (hemisphere pairs, cerebellum, putamen, brain stem, ventricles)")
             anat_affine, codes = found
             header_codes = axis_codes(img.affine)
             if codes != header_codes:
-                notes[name].append(f"header says {header_codes}, but the aseg anatomy (left/right structures, "
-                                   f"cerebellum behind putamen, ventricles above brain stem) lies {codes}: the voxel "
-                                   f"array is read as {codes} (1 mm, centred)")
+                notes[name].append(
+                    f"header says {header_codes}, but the aseg anatomy (left/right structures, "
+                    f"cerebellum behind putamen, ventricles above brain stem) lies {codes}: the voxel "
+                    f"array is read as {codes} (1 mm, centred)"
+                )
                 img = Volume(img.data, anat_affine, img.file)
                 lab = Volume(lab.data, anat_affine, lab.file)
         else:
-            notes[name].append("2 tissue classes only: left/right handedness cannot be checked from the labels; header "
-                               "orientation taken as is (when this generator was written, a mirrored copy registered worse to "
-                               "the reference: Mattes MI -0.775 vs -0.791 for A, -0.750 vs -0.763 for B)")
+            notes[name].append(
+                "2 tissue classes only: left/right handedness cannot be checked from the labels; header "
+                "orientation taken as is (when this generator was written, a mirrored copy registered worse to "
+                "the reference: Mattes MI -0.775 vs -0.791 for A, -0.750 vs -0.763 for B)"
+            )
             lab = Volume(_relabel(lab.data, TISSUE_IDS), lab.affine, lab.file)
         raw[name] = (img, lab)
 
     # the common grid is centred on the reference brain's label extent
     ref_img, ref_lab = raw["vxm_subject"]
     idx = np.argwhere(ref_lab.data > 0)
-    corners = np.array([[a, b, c] for a in (idx[:, 0].min(), idx[:, 0].max()) for b in (idx[:, 1].min(), idx[:, 1].max())
-                        for c in (idx[:, 2].min(), idx[:, 2].max())], dtype=np.float64)
+    corners = np.array([[a, b, c] for a in (idx[:, 0].min(), idx[:, 0].max()) for b in (idx[:, 1].min(), idx[:, 1].max()) for c in (idx[:, 2].min(), idx[:, 2].max())], dtype=np.float64)
     world = corners @ ref_lab.affine[:3, :3].T + ref_lab.affine[:3, 3]
     centre = np.round((world.min(axis=0) + world.max(axis=0)) / 2)
     # registration runs against the reference on a 2 mm grid (cheap, and the same for every output grid)
@@ -733,8 +756,7 @@ def align_brains(ctx: Context) -> dict[str, Any]:
             "metric": res["metric"],
         }
         ctx.log(f"  aligned {name} ({time.time() - t0:.1f} s)")
-    result = {"raw": raw, "centre": centre, "stages": stages, "alignment": alignment,
-              "aligned_with": "simpleitk" if use_sitk else "moments"}
+    result = {"raw": raw, "centre": centre, "stages": stages, "alignment": alignment, "aligned_with": "simpleitk" if use_sitk else "moments"}
     ctx.memo[key] = result
     return result
 
@@ -761,13 +783,17 @@ def load_brains(ctx: Context) -> dict[str, Any]:
         }
     # how much the alignment did: Dice between the two aseg brains and between the two tissue brains
     checks = {}
-    for m, f, labels, what in (("bert", "vxm_subject", ASEG_EVALUATION_LABELS, "aseg 30-label mean Dice"),
-                               ("oasis_a", "oasis_b", list(TISSUE_NAMES), "tissue 2-class mean Dice")):
+    for m, f, labels, what in (("bert", "vxm_subject", ASEG_EVALUATION_LABELS, "aseg 30-label mean Dice"), ("oasis_a", "oasis_b", list(TISSUE_NAMES), "tissue 2-class mean Dice")):
         row = {stage: mean_dice(out[m]["stage_labels"][stage], out[f]["stage_labels"][stage], labels) for stage in ("world", "moments")}
         row["affine"] = mean_dice(out[m]["labels"], out[f]["labels"], labels)
         checks[f"{m} vs {f}"] = {"what": what, "grid mm": spacing, **row}
-    return {"grid": {"dims": list(shape), "spacing": [spacing] * 3, "orientation": "RAS", "affine": grid_affine.tolist()},
-            "brains": out, "alignment": a["alignment"], "checks": checks, "aligned_with": a["aligned_with"]}
+    return {
+        "grid": {"dims": list(shape), "spacing": [spacing] * 3, "orientation": "RAS", "affine": grid_affine.tolist()},
+        "brains": out,
+        "alignment": a["alignment"],
+        "checks": checks,
+        "aligned_with": a["aligned_with"],
+    }
 
 
 def _relabel(data: np.ndarray, table: dict[int, int]) -> np.ndarray:
@@ -784,8 +810,7 @@ def build_oasis(ctx: Context, folder: Path) -> Built:
     scans = []
     for name, v in b["brains"].items():
         write_nifti(folder / f"{name}.nii.gz", v["image"], aff, kind="image", description=f"llmed oasis-proxy {name}, aligned to vxm_subject")
-        entry = {"name": name, "image": f"{name}.nii.gz", "source": BRAIN_FILES[name][0],
-                 "notes": b["alignment"][name]["orientationNotes"]}
+        entry = {"name": name, "image": f"{name}.nii.gz", "source": BRAIN_FILES[name][0], "notes": b["alignment"][name]["orientationNotes"]}
         if v["family"] == "aseg":
             write_nifti(folder / f"{name}_aseg.nii.gz", v["labels"], aff, kind="labels", description=f"llmed oasis-proxy {name} aseg")
             entry["labels"] = f"{name}_aseg.nii.gz"
@@ -807,26 +832,31 @@ def build_oasis(ctx: Context, folder: Path) -> Built:
         if by[f].get("labels"):
             p["fixedLabels"] = by[f]["labels"]
         pairs.append(p)
-    aligned = "affinely aligned (SimpleITK)" if b["aligned_with"] == "simpleitk" else \
-        "only centre-of-mass + moments initialised (SimpleITK missing: not affinely registered)"
-    title = f"OASIS proxy: 4 real brains (VoxelMorph subject, FreeSurfer bert, 2 OASIS-derived LapIRN brains), {aligned} " \
-            f"to one RAS grid; aseg Dice on 30 labels (not the Learn2Reg OASIS dataset)"
+    aligned = "affinely aligned (SimpleITK)" if b["aligned_with"] == "simpleitk" else "only centre-of-mass + moments initialised (SimpleITK missing: not affinely registered)"
+    title = f"OASIS proxy: 4 real brains (VoxelMorph subject, FreeSurfer bert, 2 OASIS-derived LapIRN brains), {aligned} to one RAS grid; aseg Dice on 30 labels (not the Learn2Reg OASIS dataset)"
     if ctx.downsample != 1:
         title += f"; {ctx.downsample} mm grid"
     return Built(
         title=title,
-        description=("All ordered pairs of the four brains; the two aseg brains (vxm_subject, bert) carry labels, so only "
-                     "their two pairs are scored by Dice, and they are the held-out test pairs (every subject also appears "
-                     "in training pairs: with four subjects this proxy checks the pipeline and compares methods, it does not "
-                     "measure generalisation). The LapIRN pair's 2-class tissue maps (ids 901/902) are kept as *_tissue "
-                     "files. Images keep their own intensity units; the experiment's preprocessing normalises them."),
+        description=(
+            "All ordered pairs of the four brains; the two aseg brains (vxm_subject, bert) carry labels, so only "
+            "their two pairs are scored by Dice, and they are the held-out test pairs (every subject also appears "
+            "in training pairs: with four subjects this proxy checks the pipeline and compares methods, it does not "
+            "measure generalisation). The LapIRN pair's 2-class tissue maps (ids 901/902) are kept as *_tissue "
+            "files. Images keep their own intensity units; the experiment's preprocessing normalises them."
+        ),
         scans=scans,
         pairs=pairs,
-        extra={"grid": b["grid"],
-               "labels": {"evaluation": ASEG_EVALUATION_LABELS, "names": {str(k): v for k, v in ASEG_NAMES.items()},
-                          "tissueNames": {str(k): v for k, v in TISSUE_NAMES.items()}},
-               "alignment": {"reference": "vxm_subject", "scans": b["alignment"], "checks": b["checks"],
-                             "stages": "world = headers only; moments = centre-of-mass/moments initialisation; affine = final"}},
+        extra={
+            "grid": b["grid"],
+            "labels": {"evaluation": ASEG_EVALUATION_LABELS, "names": {str(k): v for k, v in ASEG_NAMES.items()}, "tissueNames": {str(k): v for k, v in TISSUE_NAMES.items()}},
+            "alignment": {
+                "reference": "vxm_subject",
+                "scans": b["alignment"],
+                "checks": b["checks"],
+                "stages": "world = headers only; moments = centre-of-mass/moments initialisation; affine = final",
+            },
+        },
     )
 
 
@@ -854,51 +884,65 @@ def build_synthetic_warps(ctx: Context, folder: Path) -> Built:
             seed = seeds[(c, bi)]
             u = made.pop((c, bi))
             warped = f"{name}_warp{c}"
-            write_nifti(folder / f"{warped}.nii.gz", warp_volume(v["image"], u, labels=False), aff, kind="image",
-                        description=f"llmed synthetic-warps {name} warped by field seed {seed}")
-            write_nifti(folder / f"{warped}_field.nii.gz", field_voxels_to_mm(u, aff), aff, kind="field",
-                        description=f"ground truth: {warped}(p) = {name}(p + u(p)), mm RAS")
+            write_nifti(folder / f"{warped}.nii.gz", warp_volume(v["image"], u, labels=False), aff, kind="image", description=f"llmed synthetic-warps {name} warped by field seed {seed}")
+            write_nifti(folder / f"{warped}_field.nii.gz", field_voxels_to_mm(u, aff), aff, kind="field", description=f"ground truth: {warped}(p) = {name}(p + u(p)), mm RAS")
             entry = {"name": warped, "image": f"{warped}.nii.gz", "warpedFrom": name, "fieldSeed": seed}
             pair = {"moving": f"{name}.nii.gz", "fixed": f"{warped}.nii.gz", "groundTruthField": f"{warped}_field.nii.gz"}
             if v["family"] == "aseg":
-                write_nifti(folder / f"{warped}_aseg.nii.gz", warp_volume(v["labels"], u, labels=True), aff, kind="labels",
-                            description=f"llmed synthetic-warps {name} aseg warped (nearest)")
+                write_nifti(folder / f"{warped}_aseg.nii.gz", warp_volume(v["labels"], u, labels=True), aff, kind="labels", description=f"llmed synthetic-warps {name} aseg warped (nearest)")
                 entry["labels"] = f"{warped}_aseg.nii.gz"
                 pair["movingLabels"], pair["fixedLabels"] = f"{name}_aseg.nii.gz", f"{warped}_aseg.nii.gz"
             scans.append(entry)
             pairs.append(pair)
             mag = np.sqrt((u.astype(np.float64) ** 2).sum(axis=0)) * b["grid"]["spacing"][0]
-            fields.append({"field": f"{warped}_field.nii.gz", "seed": seed, "maxMm": round(float(mag.max()), 3),
-                           "meanMm": round(float(mag.mean()), 3), "nonpositiveJacobianPercent": round(jacobian_nonpositive_percent(u), 4)})
+            fields.append(
+                {
+                    "field": f"{warped}_field.nii.gz",
+                    "seed": seed,
+                    "maxMm": round(float(mag.max()), 3),
+                    "meanMm": round(float(mag.mean()), 3),
+                    "nonpositiveJacobianPercent": round(jacobian_nonpositive_percent(u), 4),
+                }
+            )
     # hold out the last two copies of the two aseg brains (4 pairs: the 'pairs' protocol's last round(20/5));
     # training sees the same subjects under other fields only
     held = tuple(f"_warp{c}.nii.gz" for c in range(copies - 2, copies))
     test = [p for p in pairs if p.get("movingLabels") and p["fixed"].endswith(held)]
     assert len(test) == protocol_test_count(len(pairs)), "the held-out pairs must be exactly the protocol's test pairs"
     pairs = [p for p in pairs if p not in test] + test
-    title = (f"Synthetic warps: 4 real brains of the OASIS proxy ({b['grid']['spacing'][0]:g} mm) under known smooth random "
-             f"deformations, ground-truth fields saved (synthetic deformations; not a paper dataset)")
+    title = (
+        f"Synthetic warps: 4 real brains of the OASIS proxy ({b['grid']['spacing'][0]:g} mm) under known smooth random "
+        f"deformations, ground-truth fields saved (synthetic deformations; not a paper dataset)"
+    )
     return Built(
         title=title,
-        description=("moving = an aligned real brain, fixed = the same brain warped by a known smooth random field u, "
-                     "fixed(p) = moving(p + u(p)); so the exact answer of moving → fixed is u, saved as groundTruthField "
-                     "(NIfTI DISPVECT, world millimetres, on the fixed grid) for endpoint error. Fields follow "
-                     "@llmed/imaging smoothRandomField (seeded white noise, Gaussian σ = smoothness/2 voxels, tapered at the "
-                     "border, scaled to the maximum displacement)."),
+        description=(
+            "moving = an aligned real brain, fixed = the same brain warped by a known smooth random field u, "
+            "fixed(p) = moving(p + u(p)); so the exact answer of moving → fixed is u, saved as groundTruthField "
+            "(NIfTI DISPVECT, world millimetres, on the fixed grid) for endpoint error. Fields follow "
+            "@llmed/imaging smoothRandomField (seeded white noise, Gaussian σ = smoothness/2 voxels, tapered at the "
+            "border, scaled to the maximum displacement)."
+        ),
         scans=scans,
         pairs=pairs,
-        extra={"grid": b["grid"],
-               "deformation": {"copiesPerBrain": copies, "maxDisplacementVoxels": max_disp, "smoothnessVoxels": smooth,
-                               "fields": fields, "convention": "fixed(p) = moving(p + u(p)); u in mm (RAS world vectors)"},
-               "labels": {"evaluation": ASEG_EVALUATION_LABELS, "names": {str(k): v for k, v in ASEG_NAMES.items()}},
-               "alignment": {"reference": "vxm_subject", "scans": b["alignment"], "checks": b["checks"]}},
+        extra={
+            "grid": b["grid"],
+            "deformation": {
+                "copiesPerBrain": copies,
+                "maxDisplacementVoxels": max_disp,
+                "smoothnessVoxels": smooth,
+                "fields": fields,
+                "convention": "fixed(p) = moving(p + u(p)); u in mm (RAS world vectors)",
+            },
+            "labels": {"evaluation": ASEG_EVALUATION_LABELS, "names": {str(k): v for k, v in ASEG_NAMES.items()}},
+            "alignment": {"reference": "vxm_subject", "scans": b["alignment"], "checks": b["checks"]},
+        },
     )
 
 
 # =========================================================================================== abdomen
 
-ABDOMEN_FILES = ("abdomen/example_mr_sm.nii.gz", "abdomen/example_seg_mr.nii.gz",
-                 "abdomen/example_ct_sm.nii.gz", "abdomen/example_seg.nii.gz")
+ABDOMEN_FILES = ("abdomen/example_mr_sm.nii.gz", "abdomen/example_seg_mr.nii.gz", "abdomen/example_ct_sm.nii.gz", "abdomen/example_seg.nii.gz")
 
 
 def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, float]:
@@ -912,12 +956,12 @@ def umeyama_similarity(src: np.ndarray, dst: np.ndarray) -> tuple[np.ndarray, fl
     if np.linalg.det(u) * np.linalg.det(vt) < 0:
         s[2, 2] = -1
     rot = u @ s @ vt
-    scale = float(np.trace(np.diag(d) @ s) / (xs ** 2).sum(axis=1).mean())
+    scale = float(np.trace(np.diag(d) @ s) / (xs**2).sum(axis=1).mean())
     m = np.eye(4)
     m[:3, :3] = scale * rot
     m[:3, 3] = mu_d - scale * rot @ mu_s
     res = dst - (src @ m[:3, :3].T + m[:3, 3])
-    return m, float(np.sqrt((res ** 2).sum(axis=1).mean()))
+    return m, float(np.sqrt((res**2).sum(axis=1).mean()))
 
 
 def organ_centroids(lab: Volume, min_voxels: int = 20) -> dict[int, np.ndarray]:
@@ -960,8 +1004,7 @@ def build_abdomen(ctx: Context, folder: Path) -> Built:
     cm, cc = organ_centroids(mrl), organ_centroids(ctl)
     shared = sorted(set(cm) & set(cc))
     if len(shared) < 4:
-        raise ProxyError(mrl.file, f"only {len(shared)} organs of the shared table are present in both the MR and the CT labels; "
-                                   "at least 4 are needed to fit the pre-alignment")
+        raise ProxyError(mrl.file, f"only {len(shared)} organs of the shared table are present in both the MR and the CT labels; at least 4 are needed to fit the pre-alignment")
     src = np.array([cc[k] for k in shared])
     dst = np.array([cm[k] for k in shared])
     sim, rms = umeyama_similarity(src, dst)
@@ -981,8 +1024,10 @@ def build_abdomen(ctx: Context, folder: Path) -> Built:
     write_nifti(folder / "ct_organs.nii.gz", ct_lab, grid_affine, kind="labels", description=f"{desc} CT organs (shared table)")
     write_nifti(folder / "mr.nii.gz", mr_img, grid_affine, kind="image", description=f"{desc} MR on the CT grid (centroid similarity)")
     write_nifti(folder / "mr_organs.nii.gz", mr_lab, grid_affine, kind="labels", description=f"{desc} MR organs (shared table)")
-    scans = [{"name": "mr", "image": "mr.nii.gz", "labels": "mr_organs.nii.gz", "modality": "MR", "source": ABDOMEN_FILES[0]},
-             {"name": "ct", "image": "ct.nii.gz", "labels": "ct_organs.nii.gz", "modality": "CT", "source": ABDOMEN_FILES[2]}]
+    scans = [
+        {"name": "mr", "image": "mr.nii.gz", "labels": "mr_organs.nii.gz", "modality": "MR", "source": ABDOMEN_FILES[0]},
+        {"name": "ct", "image": "ct.nii.gz", "labels": "ct_organs.nii.gz", "modality": "CT", "source": ABDOMEN_FILES[2]},
+    ]
     pairs = []
     copies, max_disp, smooth = 4, 3.0, 8.0
     deformations = []
@@ -991,35 +1036,41 @@ def build_abdomen(ctx: Context, folder: Path) -> Built:
         seed = 500 + c
         u = fields[c]
         name = f"mr_deformed{c}"
-        write_nifti(folder / f"{name}.nii.gz", warp_volume(mr_img, u, labels=False), grid_affine, kind="image",
-                    description=f"{desc} MR under synthetic deformation seed {seed}")
-        write_nifti(folder / f"{name}_organs.nii.gz", warp_volume(mr_lab, u, labels=True), grid_affine, kind="labels",
-                    description=f"{desc} MR organs under deformation seed {seed}")
-        scans.append({"name": name, "image": f"{name}.nii.gz", "labels": f"{name}_organs.nii.gz", "modality": "MR",
-                      "synthetic": f"mr warped by a smooth random field (seed {seed}, max {max_disp:g} voxels)"})
+        write_nifti(folder / f"{name}.nii.gz", warp_volume(mr_img, u, labels=False), grid_affine, kind="image", description=f"{desc} MR under synthetic deformation seed {seed}")
+        write_nifti(folder / f"{name}_organs.nii.gz", warp_volume(mr_lab, u, labels=True), grid_affine, kind="labels", description=f"{desc} MR organs under deformation seed {seed}")
+        scans.append(
+            {"name": name, "image": f"{name}.nii.gz", "labels": f"{name}_organs.nii.gz", "modality": "MR", "synthetic": f"mr warped by a smooth random field (seed {seed}, max {max_disp:g} voxels)"}
+        )
         pairs.append({"moving": f"{name}.nii.gz", "fixed": "ct.nii.gz", "movingLabels": f"{name}_organs.nii.gz", "fixedLabels": "ct_organs.nii.gz"})
         deformations.append(seed)
     pairs.append({"moving": "mr.nii.gz", "fixed": "ct.nii.gz", "movingLabels": "mr_organs.nii.gz", "fixedLabels": "ct_organs.nii.gz"})
     names = {str(i + 1): n for i, (n, _, _) in enumerate(ABDOMEN_ORGANS)}
     return Built(
-        title=("Abdomen MR-CT proxy: one MR and one CT of two different subjects (TotalSegmentator test volumes), organs on a "
-               "shared 16-label table, MR pre-aligned by organ-centroid similarity (not the Learn2Reg Abdomen MR-CT dataset)"),
-        description=("Test pair: the real MR → the real CT. Training pairs: the same MR under smooth random deformations → the CT "
-                     "(augmentation: one MR-CT pair exists). The MR is resampled onto the CT grid through a similarity transform "
-                     "fitted to matching organ centroids (the CT slab's header origin does not match the MR's, so headers alone do "
-                     "not align them). CT stays in HU; window it in the experiment's preprocessing (-180..400). Note: the slab's "
-                     "header equals the full example_ct's, although the slab is that CT's top 30 slices."),
+        title=(
+            "Abdomen MR-CT proxy: one MR and one CT of two different subjects (TotalSegmentator test volumes), organs on a "
+            "shared 16-label table, MR pre-aligned by organ-centroid similarity (not the Learn2Reg Abdomen MR-CT dataset)"
+        ),
+        description=(
+            "Test pair: the real MR → the real CT. Training pairs: the same MR under smooth random deformations → the CT "
+            "(augmentation: one MR-CT pair exists). The MR is resampled onto the CT grid through a similarity transform "
+            "fitted to matching organ centroids (the CT slab's header origin does not match the MR's, so headers alone do "
+            "not align them). CT stays in HU; window it in the experiment's preprocessing (-180..400). Note: the slab's "
+            "header equals the full example_ct's, although the slab is that CT's top 30 slices."
+        ),
         scans=scans,
         pairs=pairs,
-        extra={"grid": {"dims": list(shape), "spacing": [float(x) for x in np.sqrt((grid_affine[:3, :3] ** 2).sum(axis=0))],
-                        "orientation": "RAS", "affine": grid_affine.tolist()},
-               "labels": {"evaluation": organ_ids, "names": names,
-                          "table": [{"id": i + 1, "name": n, "ct": c, "mr": m} for i, (n, c, m) in enumerate(ABDOMEN_ORGANS)]},
-               "alignment": {"method": "similarity (Umeyama) fitted to matching organ centroids, CT world → MR world",
-                             "organs": [names[str(k)] for k in shared], "worldToSource": sim.tolist(),
-                             "centroidRmsMm": {"headers": round(rms_before, 2), "similarity": round(rms, 2)},
-                             "meanDice": {"headers": dice_before, "similarity": dice_after}},
-               "deformation": {"seeds": deformations, "maxDisplacementVoxels": max_disp / f, "smoothnessVoxels": max(smooth / f, 2.0)}},
+        extra={
+            "grid": {"dims": list(shape), "spacing": [float(x) for x in np.sqrt((grid_affine[:3, :3] ** 2).sum(axis=0))], "orientation": "RAS", "affine": grid_affine.tolist()},
+            "labels": {"evaluation": organ_ids, "names": names, "table": [{"id": i + 1, "name": n, "ct": c, "mr": m} for i, (n, c, m) in enumerate(ABDOMEN_ORGANS)]},
+            "alignment": {
+                "method": "similarity (Umeyama) fitted to matching organ centroids, CT world → MR world",
+                "organs": [names[str(k)] for k in shared],
+                "worldToSource": sim.tolist(),
+                "centroidRmsMm": {"headers": round(rms_before, 2), "similarity": round(rms, 2)},
+                "meanDice": {"headers": dice_before, "similarity": dice_after},
+            },
+            "deformation": {"seeds": deformations, "maxDisplacementVoxels": max_disp / f, "smoothnessVoxels": max(smooth / f, 2.0)},
+        },
     )
 
 
@@ -1040,8 +1091,7 @@ def knee_short_name(filename: str) -> str:
 
 
 #: DESS-like class means (arbitrary units; water-excitation DESS: cartilage and fluid bright, marrow dark).
-KNEE_MEANS = {0: (0.30, 0.04), 1: (0.12, 0.03), 2: (0.70, 0.06), 3: (0.12, 0.03), 4: (0.68, 0.06),
-              5: (0.12, 0.03), 6: (0.70, 0.06), 7: (0.85, 0.05), 8: (0.85, 0.05), 9: (0.85, 0.05)}
+KNEE_MEANS = {0: (0.30, 0.04), 1: (0.12, 0.03), 2: (0.70, 0.06), 3: (0.12, 0.03), 4: (0.68, 0.06), 5: (0.12, 0.03), 6: (0.70, 0.06), 7: (0.85, 0.05), 8: (0.85, 0.05), 9: (0.85, 0.05)}
 
 
 def synthesise_knee(labels: np.ndarray, rng: np.random.Generator, spacing_mm: float) -> tuple[np.ndarray, dict]:
@@ -1062,15 +1112,13 @@ def synthesise_knee(labels: np.ndarray, rng: np.random.Generator, spacing_mm: fl
     coords = np.meshgrid(*[np.linspace(-1, 1, n, dtype=np.float32) for n in labels.shape], indexing="ij")
     coef = rng.normal(0, 0.12, size=9)
     x, y, z = coords
-    log_bias = (coef[0] * x + coef[1] * y + coef[2] * z + coef[3] * x * y + coef[4] * y * z + coef[5] * x * z
-                + coef[6] * (x * x - 1 / 3) + coef[7] * (y * y - 1 / 3) + coef[8] * (z * z - 1 / 3))
+    log_bias = coef[0] * x + coef[1] * y + coef[2] * z + coef[3] * x * y + coef[4] * y * z + coef[5] * x * z + coef[6] * (x * x - 1 / 3) + coef[7] * (y * y - 1 / 3) + coef[8] * (z * z - 1 / 3)
     img = img * np.exp(log_bias).astype(np.float32)
     sigma_noise = 0.025
     n1 = rng.standard_normal(labels.shape).astype(np.float32) * sigma_noise
     n2 = rng.standard_normal(labels.shape).astype(np.float32) * sigma_noise
-    img = np.sqrt((img + n1) ** 2 + n2 ** 2)
-    draws = {"means": {str(k): round(v, 4) for k, v in means.items()}, "biasCoefficients": [round(float(c), 4) for c in coef],
-             "noiseSigma": sigma_noise}
+    img = np.sqrt((img + n1) ** 2 + n2**2)
+    draws = {"means": {str(k): round(v, 4) for k, v in means.items()}, "biasCoefficients": [round(float(c), 4) for c in coef], "noiseSigma": sigma_noise}
     return np.clip(np.rint(img * 1000), 0, 32767), draws
 
 
@@ -1082,8 +1130,7 @@ def build_knee(ctx: Context, folder: Path) -> Built:
     for path in files:
         lab = read_volume(path, labels=True)
         if lab.data.min() < 0 or lab.data.max() > 9:
-            raise ProxyError(path, f"knee label values must be 0..9 (1 femur … 6 patellar cartilage, 7-9 lesions), found "
-                                   f"{int(lab.data.min())}..{int(lab.data.max())}")
+            raise ProxyError(path, f"knee label values must be 0..9 (1 femur … 6 patellar cartilage, 7-9 lesions), found {int(lab.data.min())}..{int(lab.data.max())}")
         # same field of view and axes as the source (OAI volumes are oblique), isotropic voxels, closest to RAS
         ratio = spacing / lab.spacing
         shape = tuple(max(1, int(round(n / r))) for n, r in zip(lab.shape, ratio))
@@ -1106,11 +1153,18 @@ def build_knee(ctx: Context, folder: Path) -> Built:
             rng = np.random.default_rng([20240, mi, inst])
             img, draws = synthesise_knee(small, rng, spacing)
             sname = f"{name}_synth{inst}"
-            write_nifti(folder / f"{sname}.nii.gz", img, aff, kind="image-int16",
-                        description="llmed knee-synthetic: synthetic DESS-like image from real OAI labels")
-            scans.append({"name": sname, "image": f"{sname}.nii.gz", "labels": f"{name}_labels.nii.gz", "labelMap": name,
-                          "instance": inst, "source": str(path.relative_to(ctx.source)),
-                          "synthetic": "synthetic DESS-like intensities on a real OAI label map (no OAI image)"})
+            write_nifti(folder / f"{sname}.nii.gz", img, aff, kind="image-int16", description="llmed knee-synthetic: synthetic DESS-like image from real OAI labels")
+            scans.append(
+                {
+                    "name": sname,
+                    "image": f"{sname}.nii.gz",
+                    "labels": f"{name}_labels.nii.gz",
+                    "labelMap": name,
+                    "instance": inst,
+                    "source": str(path.relative_to(ctx.source)),
+                    "synthetic": "synthetic DESS-like intensities on a real OAI label map (no OAI image)",
+                }
+            )
             synth[sname] = draws
     pairs_train, pairs_test = [], []
     last = instances - 1
@@ -1127,26 +1181,27 @@ def build_knee(ctx: Context, folder: Path) -> Built:
     if n_test != len(pairs_test):
         ctx.log(f"  note: {len(pairs_test)} intended test pairs, the pairs protocol holds out {n_test}")
     return Built(
-        title=("Knee synthetic: synthetic DESS-like intensities on real OAI label maps (no OAI image exists here; "
-               f"{instances} seeded instances per label map; not the OAI dataset)"),
-        description=("Images are synthesised from the real manual OAI label maps (femur, tibia, patella and their cartilages): "
-                     "per-label DESS-like mean intensities, soft-tissue texture, partial-volume blur, a smooth multiplicative "
-                     "bias field and Rician noise; each instance has its own seeded draw. Label maps are resampled to "
-                     f"{spacing:g} mm isotropic (each label's mask trilinearly, then the largest). Training pairs: all ordered "
-                     "pairs among instances 0-2; test pairs: between different label maps involving the last instance."),
+        title=(f"Knee synthetic: synthetic DESS-like intensities on real OAI label maps (no OAI image exists here; {instances} seeded instances per label map; not the OAI dataset)"),
+        description=(
+            "Images are synthesised from the real manual OAI label maps (femur, tibia, patella and their cartilages): "
+            "per-label DESS-like mean intensities, soft-tissue texture, partial-volume blur, a smooth multiplicative "
+            "bias field and Rician noise; each instance has its own seeded draw. Label maps are resampled to "
+            f"{spacing:g} mm isotropic (each label's mask trilinearly, then the largest). Training pairs: all ordered "
+            "pairs among instances 0-2; test pairs: between different label maps involving the last instance."
+        ),
         scans=scans,
         pairs=pairs_train + pairs_test,
-        extra={"labels": {"evaluation": [1, 2, 3, 4, 5, 6], "names": {str(k): v for k, v in KNEE_NAMES.items()}},
-               "synthesis": {"instancesPerLabelMap": instances, "draws": synth, "seed": "numpy default_rng([20240, map, instance])",
-                             "classMeans": {str(k): list(v) for k, v in KNEE_MEANS.items()}},
-               "licence": "knee label maps: no licence stated (internal testing only, see ../shared/data/README.md)"},
+        extra={
+            "labels": {"evaluation": [1, 2, 3, 4, 5, 6], "names": {str(k): v for k, v in KNEE_NAMES.items()}},
+            "synthesis": {"instancesPerLabelMap": instances, "draws": synth, "seed": "numpy default_rng([20240, map, instance])", "classMeans": {str(k): list(v) for k, v in KNEE_MEANS.items()}},
+            "licence": "knee label maps: no licence stated (internal testing only, see ../shared/data/README.md)",
+        },
     )
 
 
 # ========================================================================================== prostate
 
-PROSTATE_FILES = ("prostate-mr-us/c0_moving_images.nii.gz", "prostate-mr-us/c0_moving_labels.nii.gz",
-                  "prostate-mr-us/c0_fixed_images.nii.gz", "prostate-mr-us/c0_fixed_labels.nii.gz")
+PROSTATE_FILES = ("prostate-mr-us/c0_moving_images.nii.gz", "prostate-mr-us/c0_moving_labels.nii.gz", "prostate-mr-us/c0_fixed_images.nii.gz", "prostate-mr-us/c0_fixed_labels.nii.gz")
 
 
 def label_stack_to_map(path: Path) -> Volume:
@@ -1181,11 +1236,15 @@ def build_prostate(ctx: Context, folder: Path) -> Built:
         write_nifti(folder / dst, lab.data, ref.affine, kind="labels", description="llmed prostate-mr-us labels (1 gland, 2-3 landmarks)")
     return Built(
         title="Prostate MR-US pair: one real same-subject MR → transrectal ultrasound pair (DeepReg demo data, as is; not a paper dataset)",
-        description=("The images are the source files copied byte for byte, on their own grids (MR 64x64x60, US 44x59x41, "
-                     "0.4 mm); the 4-D label stacks become label maps (channel 0 gland → 1, channels 1 and 2, two landmarks → 2, 3). "
-                     "One pair: an evaluation pair, nothing to train on."),
-        scans=[{"name": "mr", "image": "mr.nii.gz", "labels": "mr_labels.nii.gz", "modality": "MR", "source": PROSTATE_FILES[0]},
-               {"name": "us", "image": "us.nii.gz", "labels": "us_labels.nii.gz", "modality": "US", "source": PROSTATE_FILES[2]}],
+        description=(
+            "The images are the source files copied byte for byte, on their own grids (MR 64x64x60, US 44x59x41, "
+            "0.4 mm); the 4-D label stacks become label maps (channel 0 gland → 1, channels 1 and 2, two landmarks → 2, 3). "
+            "One pair: an evaluation pair, nothing to train on."
+        ),
+        scans=[
+            {"name": "mr", "image": "mr.nii.gz", "labels": "mr_labels.nii.gz", "modality": "MR", "source": PROSTATE_FILES[0]},
+            {"name": "us", "image": "us.nii.gz", "labels": "us_labels.nii.gz", "modality": "US", "source": PROSTATE_FILES[2]},
+        ],
         pairs=[{"moving": "mr.nii.gz", "fixed": "us.nii.gz", "movingLabels": "mr_labels.nii.gz", "fixedLabels": "us_labels.nii.gz"}],
         extra={"labels": {"evaluation": [1, 2, 3], "names": {"1": "gland", "2": "landmark 1", "3": "landmark 2"}}},
     )
@@ -1213,16 +1272,13 @@ PROXIES: dict[str, ProxySpec] = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=COMMAND,
-                                     description="Generate the benchmark's proxy datasets from the shared real volumes.")
+    parser = argparse.ArgumentParser(prog=COMMAND, description="Generate the benchmark's proxy datasets from the shared real volumes.")
     parser.add_argument("name", help=f"a proxy ({', '.join(PROXIES)}) or 'all'")
     parser.add_argument("--out", default=None, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--data", default=None, help=f"shared data folder (default ${SOURCE_ENV} or {DEFAULT_SOURCE})")
     parser.add_argument("--force", action="store_true", help="regenerate even when the folder is up to date")
-    parser.add_argument("--downsample", type=int, default=1, choices=[1, 2, 4, 8],
-                        help="coarser output grids by this factor (tests use 4)")
-    parser.add_argument("--aligner", choices=["auto", "simpleitk", "moments"], default="auto",
-                        help="brain pre-alignment: SimpleITK affine registration (auto when installed) or moments only")
+    parser.add_argument("--downsample", type=int, default=1, choices=[1, 2, 4, 8], help="coarser output grids by this factor (tests use 4)")
+    parser.add_argument("--aligner", choices=["auto", "simpleitk", "moments"], default="auto", help="brain pre-alignment: SimpleITK affine registration (auto when installed) or moments only")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
 

@@ -9,6 +9,7 @@ Reads commands from stdin, one JSON object a line: {"contender": "torch"|"ort", 
 
 Both use the export's embedding table lookup semantics (inputs_embeds), like the Node runtime.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,7 @@ def main(checkpoint: str, export: str) -> None:
             options.intra_op_num_threads = threads
             options.inter_op_num_threads = 1
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-            sessions[threads] = ort.InferenceSession(str(Path(export) / record["decoder"]["file"]), options,
-                                                     providers=["CPUExecutionProvider"])
+            sessions[threads] = ort.InferenceSession(str(Path(export) / record["decoder"]["file"]), options, providers=["CPUExecutionProvider"])
         return sessions[threads]
 
     names_in = [i.name for i in session(1).get_inputs()]
@@ -57,8 +57,7 @@ def main(checkpoint: str, export: str) -> None:
             for _ in range(tokens - 1):
                 mask = torch.cat([mask, torch.ones(1, 1, dtype=mask.dtype)], 1)
                 pos = pos[:, -1:] + 1
-                out = model(inputs_embeds=embed(torch.tensor([[nxt]])), attention_mask=mask, position_ids=pos,
-                            past_key_values=cache, use_cache=True)
+                out = model(inputs_embeds=embed(torch.tensor([[nxt]])), attention_mask=mask, position_ids=pos, past_key_values=cache, use_cache=True)
                 nxt = int(out.logits[0, -1].argmax())
                 out_ids.append(nxt)
             t2 = time.perf_counter()

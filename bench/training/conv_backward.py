@@ -6,6 +6,7 @@ the largest relative difference of the three gradients.
 
     PYTHONPATH=bridge/python .venv/bin/python bench/training/conv_backward.py
 """
+
 import json
 import time
 
@@ -17,8 +18,7 @@ torch.set_num_threads(2)
 
 
 def stock(x, w, b, g):
-    return torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]], [1, 1, 1], [1, 1, 1], [1, 1, 1], False, [0, 0, 0], 1,
-                                               [True, True, True])
+    return torch.ops.aten.convolution_backward(g, x, w, [w.shape[0]], [1, 1, 1], [1, 1, 1], [1, 1, 1], False, [0, 0, 0], 1, [True, True, True])
 
 
 def onednn(x, w, b, g):
@@ -26,6 +26,7 @@ def onednn(x, w, b, g):
         saved_tensors = (x, w)
         conf = ([1, 1, 1], [1, 1, 1], [1, 1, 1], 1, True)
         needs_input_grad = (True, True, True)
+
     return _OneDNNConv3dFunction.backward(Ctx, g)[:3]
 
 
@@ -42,5 +43,16 @@ for channels, grid in [(8, (48, 64, 48)), (16, (24, 32, 24)), (16, (12, 16, 12))
             fn(x, w, b, g)
             times[name].append(time.perf_counter() - t)
     best = {k: min(v) * 1e3 for k, v in times.items()}
-    print(json.dumps({"channels": channels, "grid_kji": grid, "stock_ms": round(best["stock"], 2), "onednn_ms": round(best["onednn"], 2),
-                      "speedup": round(best["stock"] / best["onednn"], 2), "max_rel_diff": diff}), flush=True)
+    print(
+        json.dumps(
+            {
+                "channels": channels,
+                "grid_kji": grid,
+                "stock_ms": round(best["stock"], 2),
+                "onednn_ms": round(best["onednn"], 2),
+                "speedup": round(best["stock"] / best["onednn"], 2),
+                "max_rel_diff": diff,
+            }
+        ),
+        flush=True,
+    )

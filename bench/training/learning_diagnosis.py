@@ -16,6 +16,7 @@ bench/results/learning-diagnosis.md, on a prepared experiment (no training; abou
   axis), with and without a σ = 1 voxel Gaussian on both images, and under the true fields — how much a
   field that does not depend on the images can lower the loss (the blur shortcut).
 """
+
 from __future__ import annotations
 
 import copy
@@ -95,18 +96,20 @@ def main() -> None:
         hooks = []
         for name, module in net.named_modules():
             if isinstance(module, (torch.nn.Conv3d, torch.nn.ConvTranspose3d)):
-                hooks.append(module.register_forward_hook(
-                    lambda m, i, o, name=name, rows=rows: rows.append({"layer": name, "channels": int(o.shape[1]),
-                                                            "spatialStd": float(o.std(dim=(2, 3, 4)).mean()),
-                                                            "absMean": float(o.mean(dim=(2, 3, 4)).abs().mean())})))
+                hooks.append(
+                    module.register_forward_hook(
+                        lambda m, i, o, name=name, rows=rows: rows.append(
+                            {"layer": name, "channels": int(o.shape[1]), "spatialStd": float(o.std(dim=(2, 3, 4)).mean()), "absMean": float(o.mean(dim=(2, 3, 4)).abs().mean())}
+                        )
+                    )
+                )
         with torch.no_grad():
             fields = net(train_batch["moving"], train_batch["fixed"])["fields"]
         for h in hooks:
             h.remove()
         report["spread"][init] = rows
         final = fields[-1]
-        report["field"][init] = {"meanMagnitudeVoxels": float(final.norm(dim=1).mean()),
-                                 "spatialStdVoxels": float(final.std(dim=(2, 3, 4)).mean())}
+        report["field"][init] = {"meanMagnitudeVoxels": float(final.norm(dim=1).mean()), "spatialStdVoxels": float(final.std(dim=(2, 3, 4)).mean())}
         if init == "he":
             net.train()
             out = net(train_batch["moving"], train_batch["fixed"])
@@ -128,13 +131,11 @@ def main() -> None:
                 values.append(float(torch.mean((gaussian_smooth(warp(b["moving"], field), sigma) - gaussian_smooth(b["fixed"], sigma)) ** 2)))
             row[f"{shift:g}"] = sum(values) / len(values)
         if all(t is not None for t in truths):
-            row["true field"] = sum(float(torch.mean((gaussian_smooth(warp(b["moving"], t), sigma) - gaussian_smooth(b["fixed"], sigma)) ** 2))
-                                    for b, t in zip(batches, truths)) / len(batches)
+            row["true field"] = sum(float(torch.mean((gaussian_smooth(warp(b["moving"], t), sigma) - gaussian_smooth(b["fixed"], sigma)) ** 2)) for b, t in zip(batches, truths)) / len(batches)
         offset[f"sigma {sigma:g}"] = row
     report["offset"] = offset
     sharp = lambda x: sum(float(torch.mean(torch.diff(x, dim=d) ** 2)) for d in (2, 3, 4))  # noqa: E731
-    report["sharpness"] = {"moving": sum(sharp(b["moving"]) for b in batches) / len(batches),
-                           "fixed": sum(sharp(b["fixed"]) for b in batches) / len(batches)}
+    report["sharpness"] = {"moving": sum(sharp(b["moving"]) for b in batches) / len(batches), "fixed": sum(sharp(b["fixed"]) for b in batches) / len(batches)}
     text = json.dumps(report, indent=1)
     if out_path:
         with open(out_path, "w") as f:

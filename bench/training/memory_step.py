@@ -5,6 +5,7 @@ on a GPU) and the parameter counts (frozen, trainable) of the model the spec bui
 
     python bench/training/memory_step.py <spec.json> <config.json> <out_dir> <cpu|cuda> <workspace_root>
 """
+
 import json
 import sys
 from pathlib import Path
@@ -32,8 +33,7 @@ def pair(m, f):
     return {"moving": m, "fixed": f, "movingLabels": f"{m}_labels", "fixedLabels": f"{f}_labels"}
 
 
-(prepared / "pairs.json").write_text(json.dumps({"title": "memory bench", "shape": [nx, ny, nz], "labels": labels,
-                                                 "train": [pair("a", "b"), pair("b", "a")], "val": [], "test": []}))
+(prepared / "pairs.json").write_text(json.dumps({"title": "memory bench", "shape": [nx, ny, nz], "labels": labels, "train": [pair("a", "b"), pair("b", "a")], "val": [], "test": []}))
 trainer = Trainer(out / "run", spec, config, prepared, {"device": device, "workspaceRoot": workspace})
 status = trainer.run()
 if status["state"] != "done":
@@ -42,8 +42,17 @@ done = [json.loads(line) for line in (out / "run" / "log.jsonl").read_text().spl
 params = {id(p): p for p in trainer.model.parameters()}.values()
 frozen = [p for p in params if not p.requires_grad]
 trainable = [p for p in params if p.requires_grad]
-print(json.dumps({"peak_rss_mb": done.get("peak_rss_mb"), "peak_cuda_mb": done.get("peak_cuda_mb"),
-                  "frozen": sum(p.numel() for p in frozen), "frozen_mb": sum(p.numel() * p.element_size() for p in frozen) / 2**20,
-                  "trainable": sum(p.numel() for p in trainable), "amp": status.get("amp"),
-                  # trainable parameters the last step gave no gradient: DDP would need find_unused_parameters
-                  "unused": [n for n, p in trainer.model.named_parameters() if p.requires_grad and p.grad is None]}))
+print(
+    json.dumps(
+        {
+            "peak_rss_mb": done.get("peak_rss_mb"),
+            "peak_cuda_mb": done.get("peak_cuda_mb"),
+            "frozen": sum(p.numel() for p in frozen),
+            "frozen_mb": sum(p.numel() * p.element_size() for p in frozen) / 2**20,
+            "trainable": sum(p.numel() for p in trainable),
+            "amp": status.get("amp"),
+            # trainable parameters the last step gave no gradient: DDP would need find_unused_parameters
+            "unused": [n for n, p in trainer.model.named_parameters() if p.requires_grad and p.grad is None],
+        }
+    )
+)

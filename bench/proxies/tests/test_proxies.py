@@ -6,6 +6,7 @@ whole module takes well under a minute. Tests that read ``../shared/data`` skip,
 when that folder is absent; the TypeScript cross-checks, and generation itself (its random fields come from
 @llmed/imaging), skip without Node/tsx.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -30,8 +31,7 @@ TSX = REPO / "node_modules" / ".bin" / "tsx"
 NAMES = ["prostate-mr-us", "abdomen-mrct-proxy", "knee-synthetic", "oasis-proxy", "synthetic-warps"]
 
 if not SOURCE.is_dir():
-    warnings.warn(f"test_proxies: {SOURCE} is absent; the proxy generation tests are skipped "
-                  f"(they need the shared real volumes of ../shared/data/README.md)", stacklevel=1)
+    warnings.warn(f"test_proxies: {SOURCE} is absent; the proxy generation tests are skipped (they need the shared real volumes of ../shared/data/README.md)", stacklevel=1)
 
 needs_data = pytest.mark.skipif(not SOURCE.is_dir(), reason=f"shared data folder {SOURCE} is absent (see ../shared/data/README.md)")
 needs_tsx = pytest.mark.skipif(not TSX.exists(), reason="no node_modules/.bin/tsx: TypeScript cross-check skipped")
@@ -99,8 +99,7 @@ def test_missing_file_is_named(tmp_path):
     (tmp_path / "abdomen" / "example_mr_sm.nii.gz").write_bytes(b"")
     r = run_cli("abdomen-mrct-proxy", "--data", str(tmp_path), "--out", str(tmp_path / "out"), check=False)
     assert r.returncode == 2
-    assert r.stderr.splitlines()[0] == (f"error[data] {tmp_path}: abdomen-mrct-proxy needs abdomen/example_seg_mr.nii.gz, "
-                                        "abdomen/example_ct_sm.nii.gz, abdomen/example_seg.nii.gz, which are missing")
+    assert r.stderr.splitlines()[0] == (f"error[data] {tmp_path}: abdomen-mrct-proxy needs abdomen/example_seg_mr.nii.gz, abdomen/example_ct_sm.nii.gz, abdomen/example_seg.nii.gz, which are missing")
 
 
 def test_unreadable_file_is_named(tmp_path):
@@ -177,9 +176,11 @@ def test_llmed_pairs_protocol_reads_the_folders_as_dataset_json_says(generated):
     for name in NAMES:
         ds = json.loads((generated[0] / name / "dataset.json").read_text())
         folder = generated[0] / name
-        want = [{"moving": stem(p["moving"]), "fixed": stem(p["fixed"]),
-                 **({"groundTruthField": str(folder / p["groundTruthField"])} if p.get("groundTruthField") else {})}
-                for p in ds["pairs"] if p["split"] == "test"]
+        want = [
+            {"moving": stem(p["moving"]), "fixed": stem(p["fixed"]), **({"groundTruthField": str(folder / p["groundTruthField"])} if p.get("groundTruthField") else {})}
+            for p in ds["pairs"]
+            if p["split"] == "test"
+        ]
         assert got[name]["test"] == want, name
         assert got[name]["train"] == len(ds["pairs"]) - len(want)
         assert sorted(got[name]["labelled"]) == sorted(s["name"] for s in ds["scans"] if s.get("labels")), name

@@ -10,6 +10,7 @@ and the result arrives as a JSON string instead of a Python-object proxy that wo
 trips to read. Training runs in a background thread (train.py); Node starts it, then polls
 :func:`status` - no call here blocks for long except :func:`wait`, which takes a timeout.
 """
+
 from __future__ import annotations
 
 import functools
@@ -38,6 +39,7 @@ def _error(kind: str, message: str, tb: str | None = None, **extra: Any) -> dict
 
 def structured(fn: Callable[..., dict]) -> Callable[..., dict]:
     """Turn any exception into an ``ok: false`` result carrying the llmed kind, message and traceback."""
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> dict:
         try:
@@ -50,16 +52,14 @@ def structured(fn: Callable[..., dict]) -> Callable[..., dict]:
             if kind == "bridge":
                 message = f"{type(err).__name__}: {message}"
             return _error(kind, message, traceback.format_exc(), where=getattr(err, "where", None), hint=getattr(err, "hint", None))
+
     return wrapper
-
-
 
 
 def _require_plugins(plugins: Any, spec_path: str) -> None:
     """A spec read from a file is built only with the caller's table of registered plugins (id -> entry)."""
     if not isinstance(plugins, dict) or not all(isinstance(v, dict) for v in plugins.values()):
-        err = ValueError("the registered plugins (id -> python entry) must be passed with a spec read from a file; "
-                         "its own python paths are never imported from")
+        err = ValueError("the registered plugins (id -> python entry) must be passed with a spec read from a file; its own python paths are never imported from")
         err.kind = "bridge"  # type: ignore[attr-defined]
         err.where = spec_path  # type: ignore[attr-defined]
         raise err
@@ -78,6 +78,7 @@ def _read_json(path: str, what: str, kind: str) -> Any:
 
 
 # ---- bridge plumbing ----------------------------------------------------------------------------------
+
 
 @structured
 def add_import_paths(paths: list[str]) -> dict:
@@ -120,10 +121,12 @@ def ignore_interrupts() -> dict:
 
 # ---- the API ------------------------------------------------------------------------------------------
 
+
 @structured
 def check_environment() -> dict:
     import numpy
     import torch
+
     versions = {"python": platform.python_version(), "torch": torch.__version__, "numpy": numpy.__version__}
     for name in ("transformers", "peft", "safetensors", "gguf"):
         try:
@@ -163,6 +166,7 @@ def start_training(run_dir: str, spec_path: str, config_path: str, prepared_dir:
         # ``options.trainer`` ("module:Class", as under torchrun): report generation's llmed.report:ReportTrainer
         if options.get("trainer"):
             from .distributed import load_trainer_class
+
             trainer = load_trainer_class(str(options["trainer"]))(run_dir, spec, config, prepared_dir, options)
         else:
             trainer = Trainer(run_dir, spec, config, prepared_dir, options)
@@ -230,8 +234,7 @@ def check_report_llm(spec_path: str, workspace_root: str | None = None) -> dict:
         tok, image_id, eot_id, _, _ = load_tokenizer(options, _Path(folder))
     except Exception as e:  # noqa: BLE001 — every reason is reported as the node's
         return _error("plugin", f"{where}: the causal LM cannot be built: {e}", where=node.get("path"))
-    return {"ok": True, "checked": [node.get("path")], "imageTokenId": image_id, "endOfTextId": eot_id,
-            "endOfText": tok.convert_ids_to_tokens(eot_id), "vocab": len(tok)}
+    return {"ok": True, "checked": [node.get("path")], "imageTokenId": image_id, "endOfTextId": eot_id, "endOfText": tok.convert_ids_to_tokens(eot_id), "vocab": len(tok)}
 
 
 @structured
@@ -302,8 +305,9 @@ def describe_model(spec_path: str, workspace_root: str | None = None, plugins: d
 
 
 @structured
-def export_model(run_dir: str, tag: str = "best", out_dir: str | None = None, workspace_root: str | None = None,
-                 threads: int | None = None, plugins: dict | None = None, prompts: dict | None = None) -> dict:
+def export_model(
+    run_dir: str, tag: str = "best", out_dir: str | None = None, workspace_root: str | None = None, threads: int | None = None, plugins: dict | None = None, prompts: dict | None = None
+) -> dict:
     """ONNX export of a run with its manifest and parity check: a registration run's field predictor
     (llmed.export), or a report run's vision path and decoder (llmed.export_report, ``prompts`` from the
     TypeScript side); the model is built from ``plugins`` (the registered plugins by id), never from paths

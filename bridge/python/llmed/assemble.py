@@ -41,6 +41,7 @@ is not in the table is refused, so a spec.json in a run folder names plugins but
 path it names. Without ``plugins`` (a spec built in memory by the caller, as tests do) the nodes' entries
 are used as they are; building a run folder's model always passes the table (train.load_run_model).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -86,17 +87,16 @@ def cascade_schedule(schedule: str) -> str:
     """The schema's spelling of a cascade schedule; an unknown one is a config error naming the schema's values."""
     name = _SCHEDULE_ALIASES.get(schedule, schedule)
     if name not in CASCADE_SCHEDULES:
-        raise SpecError(f"unknown cascade schedule {schedule!r}; use {' or '.join(repr(s) for s in CASCADE_SCHEDULES)}",
-                        kind="config", where="train.cascade.schedule")
+        raise SpecError(f"unknown cascade schedule {schedule!r}; use {' or '.join(repr(s) for s in CASCADE_SCHEDULES)}", kind="config", where="train.cascade.schedule")
     return name
+
 
 _MODULE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def spec_plugins(spec: dict) -> PluginTable:
     """The plugin table of a spec the caller composed itself (in memory, trusted): id -> python entry."""
-    nodes = [spec.get("encoder"), spec.get("tokens"), *(spec.get("block") or []), spec.get("stageAdapters"),
-             spec.get("decoder"), *(spec.get("losses") or [])]
+    nodes = [spec.get("encoder"), spec.get("tokens"), *(spec.get("block") or []), spec.get("stageAdapters"), spec.get("decoder"), *(spec.get("losses") or [])]
     return {n["id"]: n["python"] for n in nodes if isinstance(n, dict) and n.get("python")}
 
 
@@ -108,9 +108,11 @@ def python_entry(node: dict, plugins: PluginTable | None) -> dict:
     entry = plugins.get(pid) if isinstance(pid, str) else None
     if entry is None:
         known = ", ".join(sorted(plugins)) or "(none)"
-        raise SpecError(f"{node.get('path', 'a node')} names plugin {pid!r}, which is not registered in this workspace; "
-                        f"registered plugins with python code: {known}", kind="plugin",
-                        hint="a third-party plugin must be listed under \"plugins\" in workspace.json")
+        raise SpecError(
+            f"{node.get('path', 'a node')} names plugin {pid!r}, which is not registered in this workspace; registered plugins with python code: {known}",
+            kind="plugin",
+            hint='a third-party plugin must be listed under "plugins" in workspace.json',
+        )
     return entry
 
 
@@ -197,8 +199,7 @@ class RegistrationModel(nn.Module):
             if node.get("sharesWith"):
                 target = node["sharesWith"]
                 if target not in by_path:
-                    raise SpecError(f"{path} shares '{target}', which is not an earlier block item "
-                                    f"(known: {', '.join(by_path) or 'none'})")
+                    raise SpecError(f"{path} shares '{target}', which is not an earlier block item (known: {', '.join(by_path) or 'none'})")
                 entry = by_path[target]
             elif node.get("kind") == "LLMBackbone":
                 key = _key(node.get("name") or f"block{i}")
@@ -239,8 +240,9 @@ class RegistrationModel(nn.Module):
         expected = (self.input_channels, *self.input_kji)
         for name, t in (("moving", moving), ("fixed", fixed)):
             if t.dim() != 5 or tuple(t.shape[1:]) != expected:
-                raise ValueError(f"{name} must be (N, {expected[0]}, {expected[1]}, {expected[2]}, {expected[3]}) — "
-                                 f"the spec's input {self.spec['input']['spatial']} (i, j, k) reversed — got {tuple(t.shape)}")
+                raise ValueError(
+                    f"{name} must be (N, {expected[0]}, {expected[1]}, {expected[2]}, {expected[3]}) — the spec's input {self.spec['input']['spatial']} (i, j, k) reversed — got {tuple(t.shape)}"
+                )
         moving_pyramid, fixed_pyramid = self.encoder(moving, fixed)
         maps = [self._stage_maps(k, moving_pyramid, fixed_pyramid) for k in range(self.active_steps)]
         if self.multi_step:

@@ -13,6 +13,7 @@ is the aside folder removed. A crash between the two renames leaves the old fold
 :func:`recover_folder`, called before the next write of that target, puts it back (or drops it when a newer
 target already exists) and removes staging folders of processes that are gone.
 """
+
 from __future__ import annotations
 
 import json
@@ -88,6 +89,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "wb") as f:
             f.write(data)
+
     atomic_write(path, write)
 
 
@@ -95,6 +97,7 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     def write(tmp: str) -> None:
         with open(tmp, "w") as f:
             f.write(text)
+
     atomic_write(path, write)
 
 

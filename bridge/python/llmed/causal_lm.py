@@ -24,6 +24,7 @@ every sequence's last prompt token is at the same column, and decodes greedily (
 until every sequence has produced end-of-text or ``max_new_tokens``. The image features replace the
 placeholder embeddings wherever the placeholder id stands (the count is checked per sequence).
 """
+
 from __future__ import annotations
 
 import os
@@ -71,12 +72,14 @@ def load_tokenizer(options: dict, folder: Path):
         # load it as written rather than letting a family class rebuild it from its vocabulary.
         if (folder / "tokenizer.json").is_file():
             from transformers import PreTrainedTokenizerFast
+
             tok = PreTrainedTokenizerFast.from_pretrained(str(folder), local_files_only=True)
         else:
             tok = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
     except Exception as err:
-        raise CausalLMError(f"cannot load the tokenizer: {type(err).__name__}: {err}", where=str(folder),
-                            hint="the folder needs tokenizer.json (or tokenizer.model) and tokenizer_config.json") from None
+        raise CausalLMError(
+            f"cannot load the tokenizer: {type(err).__name__}: {err}", where=str(folder), hint="the folder needs tokenizer.json (or tokenizer.model) and tokenizer_config.json"
+        ) from None
     # --- tokenizer: one special image token, end-of-text, padding -------------------------------
     old_len = len(tok)
     image_token = str(options["imageToken"])
@@ -108,22 +111,18 @@ class CausalLM(nn.Module):
         folder = _folder(str(options["checkpoint"]), workspace_root)
         self.folder = folder
         if not (folder / "config.json").is_file():
-            raise CausalLMError("checkpoint folder has no config.json", where=str(folder),
-                                hint="put the Hugging Face checkpoint (config.json, *.safetensors, tokenizer files) there")
+            raise CausalLMError("checkpoint folder has no config.json", where=str(folder), hint="put the Hugging Face checkpoint (config.json, *.safetensors, tokenizer files) there")
         config = AutoConfig.from_pretrained(str(folder), local_files_only=True)
         family = options.get("family") or {}
         types = list(family.get("modelTypes") or [])
         if types and config.model_type not in types:
-            raise CausalLMError(f"model_type {config.model_type!r} is not a {family.get('title', family.get('id', ''))} model ({', '.join(types)})",
-                                where=str(folder / "config.json"), kind="config")
+            raise CausalLMError(f"model_type {config.model_type!r} is not a {family.get('title', family.get('id', ''))} model ({', '.join(types)})", where=str(folder / "config.json"), kind="config")
         if int(options["hiddenSize"]) != int(config.hidden_size):
-            raise CausalLMError(f"hiddenSize {options['hiddenSize']} does not match the checkpoint's hidden_size {config.hidden_size}",
-                                where=str(folder / "config.json"), kind="shape")
+            raise CausalLMError(f"hiddenSize {options['hiddenSize']} does not match the checkpoint's hidden_size {config.hidden_size}", where=str(folder / "config.json"), kind="shape")
         # loadDtype (set by the report trainer, not a config option): bfloat16 halves an 8 B model's memory on a GPU
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16}[str(options.get("loadDtype", "float32"))]
         if options["init"] == "pretrained":
-            model, info = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype,
-                                                               output_loading_info=True)
+            model, info = AutoModelForCausalLM.from_pretrained(str(folder), local_files_only=True, dtype=dtype, output_loading_info=True)
             problems = []
             for what in ("missing_keys", "unexpected_keys", "mismatched_keys"):
                 keys = sorted(str(k) for k in (info.get(what) or []))
@@ -155,10 +154,16 @@ class CausalLM(nn.Module):
         lora = options["lora"]
         if lora:
             from peft import LoraConfig, get_peft_model
+
             targets = lora["targets"]
-            cfg = LoraConfig(r=int(lora["rank"]), lora_alpha=float(lora["alpha"]),
-                             lora_dropout=float(lora["dropout"]), bias="none", task_type="CAUSAL_LM",
-                             target_modules=targets if targets == "all-linear" else list(targets))
+            cfg = LoraConfig(
+                r=int(lora["rank"]),
+                lora_alpha=float(lora["alpha"]),
+                lora_dropout=float(lora["dropout"]),
+                bias="none",
+                task_type="CAUSAL_LM",
+                target_modules=targets if targets == "all-linear" else list(targets),
+            )
             model = get_peft_model(model, cfg)
         self.model = model
         self.hidden_size = int(config.hidden_size)
@@ -205,7 +210,7 @@ class CausalLM(nn.Module):
         with_sp = self.tokenizer(probe, add_special_tokens=True)["input_ids"]
         without = self.tokenizer(probe, add_special_tokens=False)["input_ids"]
         for start in range(len(with_sp) - len(without) + 1):
-            if with_sp[start:start + len(without)] == without:
+            if with_sp[start : start + len(without)] == without:
                 return list(with_sp[:start])
         return []
 
@@ -213,9 +218,12 @@ class CausalLM(nn.Module):
         prefix = self._prefix()
         question = prefix + [self.image_id] * image_tokens + self.tokenizer(prompt, add_special_tokens=False)["input_ids"]
         if len(question) >= max_length:
-            raise CausalLMError(f"image tokens ({image_tokens}) and prompt take {len(question)} tokens, not fewer than "
-                                f"maxLength {max_length}", kind="config", where="train.maxLength",
-                                hint="raise train.maxLength or use fewer image tokens")
+            raise CausalLMError(
+                f"image tokens ({image_tokens}) and prompt take {len(question)} tokens, not fewer than maxLength {max_length}",
+                kind="config",
+                where="train.maxLength",
+                hint="raise train.maxLength or use fewer image tokens",
+            )
         if answer is None:
             return Encoded(question, [IGNORE] * len(question), False)
         ans = self.tokenizer(" " + answer.strip(), add_special_tokens=False)["input_ids"] + [self.eot_id]
@@ -245,8 +253,7 @@ class CausalLM(nn.Module):
         where = input_ids == self.image_id
         counts = where.sum(dim=1)
         if bool((counts != image_tokens.shape[1]).any()):
-            raise CausalLMError(f"sequences hold {counts.tolist()} image placeholders, but {image_tokens.shape[1]} image tokens "
-                                "came from the projector", kind="shape")
+            raise CausalLMError(f"sequences hold {counts.tolist()} image placeholders, but {image_tokens.shape[1]} image tokens came from the projector", kind="shape")
         emb = emb.clone()
         emb[where] = image_tokens.reshape(-1, image_tokens.shape[-1]).to(emb.dtype)
         return emb
@@ -257,9 +264,18 @@ class CausalLM(nn.Module):
         return self.model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions, use_cache=False).logits
 
     @torch.no_grad()
-    def generate(self, prompts: list[str], image_tokens: torch.Tensor | None, *, max_new_tokens: int = 256,
-                 strategy: str = "greedy", temperature: float = 1.0, top_p: float = 0.9, seed: int = 0,
-                 max_length: int = 4096) -> list[dict]:
+    def generate(
+        self,
+        prompts: list[str],
+        image_tokens: torch.Tensor | None,
+        *,
+        max_new_tokens: int = 256,
+        strategy: str = "greedy",
+        temperature: float = 1.0,
+        top_p: float = 0.9,
+        seed: int = 0,
+        max_length: int = 4096,
+    ) -> list[dict]:
         """Left-padded batched decoding. Returns per prompt ``{"ids", "text", "stopped"}`` (stopped: ended on
         end-of-text rather than on max_new_tokens)."""
         n_img = 0 if image_tokens is None else int(image_tokens.shape[1])
@@ -269,8 +285,8 @@ class CausalLM(nn.Module):
         ids = torch.full((len(encoded), width), self.pad_id, dtype=torch.long, device=device)
         mask = torch.zeros((len(encoded), width), dtype=torch.long, device=device)
         for r, e in enumerate(encoded):
-            ids[r, width - len(e.ids):] = torch.tensor(e.ids, device=device)
-            mask[r, width - len(e.ids):] = 1
+            ids[r, width - len(e.ids) :] = torch.tensor(e.ids, device=device)
+            mask[r, width - len(e.ids) :] = 1
         embeds = self.embed(ids, None if image_tokens is None else image_tokens.to(device))
         generator = torch.Generator(device="cpu").manual_seed(int(seed))
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
@@ -305,12 +321,10 @@ class CausalLM(nn.Module):
             mask = torch.cat([mask, (~done).long().unsqueeze(1)], dim=1)
             last_pos = last_pos + 1
             step_embeds = self.model.get_input_embeddings()(nxt.unsqueeze(1))
-            out = self.model(inputs_embeds=step_embeds, attention_mask=mask, position_ids=last_pos.unsqueeze(1),
-                             past_key_values=past, use_cache=True)
+            out = self.model(inputs_embeds=step_embeds, attention_mask=mask, position_ids=last_pos.unsqueeze(1), past_key_values=past, use_cache=True)
             past = out.past_key_values
             logits = out.logits[:, -1].float()
-        return [{"ids": p, "text": self.tokenizer.decode(p, skip_special_tokens=True).strip(), "stopped": s}
-                for p, s in zip(produced, stopped)]
+        return [{"ids": p, "text": self.tokenizer.decode(p, skip_special_tokens=True).strip(), "stopped": s} for p, s in zip(produced, stopped)]
 
     @torch.no_grad()
     def option_log_likelihoods(self, prompt: str, options: list[str], image_tokens: torch.Tensor | None, max_length: int = 4096) -> list[float]:

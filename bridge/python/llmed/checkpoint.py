@@ -26,6 +26,7 @@ while writing leaves the previous checkpoint untouched and loadable. The one win
 between the three renames, microseconds long - cannot produce a silent mix: each data file records
 the step it belongs to and loading checks that they agree with the JSON.
 """
+
 from __future__ import annotations
 
 import base64
@@ -74,6 +75,7 @@ class CheckpointError(Exception):
 # ----------------------------------------------------------------------------------------------------
 # Which tensors a checkpoint holds
 # ----------------------------------------------------------------------------------------------------
+
 
 def frozen_parameter_names(model: nn.Module) -> list[str]:
     """Names of the parameters frozen right now; call it right after building the model to get the
@@ -131,6 +133,7 @@ def checkpoint_tensor_names(model: nn.Module, base_names: Iterable[str]) -> list
 # RNG state <-> JSON
 # ----------------------------------------------------------------------------------------------------
 
+
 def _b64(t: torch.Tensor) -> str:
     return base64.b64encode(t.cpu().numpy().tobytes()).decode("ascii")
 
@@ -144,8 +147,7 @@ def capture_rng_state() -> dict[str, Any]:
     np_name, np_keys, np_pos, np_has_gauss, np_gauss = np.random.get_state(legacy=True)  # type: ignore[misc]
     state: dict[str, Any] = {
         "python": [py_version, list(py_state), py_gauss],
-        "numpy": [np_name, base64.b64encode(np.asarray(np_keys, dtype="<u4").tobytes()).decode("ascii"), int(np_pos),
-                  int(np_has_gauss), float(np_gauss)],
+        "numpy": [np_name, base64.b64encode(np.asarray(np_keys, dtype="<u4").tobytes()).decode("ascii"), int(np_pos), int(np_has_gauss), float(np_gauss)],
         "torch": _b64(torch.get_rng_state()),
     }
     if torch.cuda.is_available():
@@ -168,6 +170,7 @@ def restore_rng_state(state: dict[str, Any]) -> None:
 # Save / load
 # ----------------------------------------------------------------------------------------------------
 
+
 def checkpoint_paths(checkpoint_dir: str | os.PathLike[str], tag: str) -> dict[str, Path]:
     d = Path(checkpoint_dir)
     return {"tensors": d / f"{tag}.safetensors", "optim": d / f"{tag}.optim.safetensors", "json": d / f"{tag}.json"}
@@ -176,6 +179,7 @@ def checkpoint_paths(checkpoint_dir: str | os.PathLike[str], tag: str) -> dict[s
 # ----------------------------------------------------------------------------------------------------
 # Optimizer state <-> safetensors + JSON
 # ----------------------------------------------------------------------------------------------------
+
 
 def pack_state(value: Any, tensors: dict[str, torch.Tensor]) -> Any:
     """``value`` (an optimizer/scaler state dict) as JSON, its tensors moved into ``tensors`` under ``t<n>``.
@@ -205,8 +209,7 @@ def unpack_state(value: Any, tensors: dict[str, torch.Tensor], where: str) -> An
     if isinstance(value, dict):
         if len(value) == 1 and "$tensor" in value and value["$tensor"] in tensors:
             return tensors[value["$tensor"]]
-        if len(value) == 1 and isinstance(value.get("$dict"), list) and all(
-                isinstance(kv, list) and len(kv) == 2 and isinstance(kv[0], (int, str)) for kv in value["$dict"]):
+        if len(value) == 1 and isinstance(value.get("$dict"), list) and all(isinstance(kv, list) and len(kv) == 2 and isinstance(kv[0], (int, str)) for kv in value["$dict"]):
             return {k: unpack_state(v, tensors, where) for k, v in value["$dict"]}
         if len(value) == 1 and isinstance(value.get("$tuple"), list):
             return tuple(unpack_state(v, tensors, where) for v in value["$tuple"])
@@ -232,8 +235,11 @@ def read_optimizer_state(path: Path, map_location: str | torch.device) -> dict:
         try:
             blob = torch.load(path, map_location=map_location, weights_only=True)
         except Exception as err:  # an UnpicklingError for anything but tensors and plain containers
-            raise CheckpointError(f"cannot read optimizer state {path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
-                                  where=str(path), hint="restart the run; a checkpoint llmed wrote never holds anything else") from None
+            raise CheckpointError(
+                f"cannot read optimizer state {path.name}: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}",
+                where=str(path),
+                hint="restart the run; a checkpoint llmed wrote never holds anything else",
+            ) from None
     else:
         tensors, metadata = _read_safetensors(path, map_location)
         try:
@@ -257,14 +263,24 @@ def _read_safetensors(path: Path, map_location: str | torch.device = "cpu") -> t
     except FileNotFoundError:
         raise CheckpointError(f"{path.name} is missing", where=str(path)) from None
     except Exception as err:  # SafetensorError, OSError: a truncated or foreign file
-        raise CheckpointError(f"{path.name} is not a readable safetensors file ({type(err).__name__}: {err})", where=str(path),
-                              hint="the file is damaged; use the other checkpoint (best/last) or restart the run") from None
+        raise CheckpointError(
+            f"{path.name} is not a readable safetensors file ({type(err).__name__}: {err})", where=str(path), hint="the file is damaged; use the other checkpoint (best/last) or restart the run"
+        ) from None
     return tensors, metadata
 
 
-def save_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: nn.Module, base_names: Iterable[str],
-                    base_sha256: str, step: int, state: dict[str, Any], optimizer: torch.optim.Optimizer | None = None,
-                    scaler: Any = None) -> dict[str, Path]:
+def save_checkpoint(
+    checkpoint_dir: str | os.PathLike[str],
+    tag: str,
+    *,
+    model: nn.Module,
+    base_names: Iterable[str],
+    base_sha256: str,
+    step: int,
+    state: dict[str, Any],
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: Any = None,
+) -> dict[str, Path]:
     """Write checkpoint ``tag`` (see the module doc). ``state`` goes into the JSON (phase, best metric,
     total steps, ...); RNG states are captured here."""
     from safetensors.torch import save_file
@@ -301,13 +317,11 @@ def save_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: 
 def read_checkpoint_record(checkpoint_dir: str | os.PathLike[str], tag: str) -> dict[str, Any]:
     paths = checkpoint_paths(checkpoint_dir, tag)
     if not Path(checkpoint_dir).is_dir():
-        raise CheckpointError("no checkpoints folder", where=str(checkpoint_dir),
-                              hint="train first (`llmed train <experiment>`), or name a run folder that has checkpoints/")
+        raise CheckpointError("no checkpoints folder", where=str(checkpoint_dir), hint="train first (`llmed train <experiment>`), or name a run folder that has checkpoints/")
     try:
         record = json.loads(paths["json"].read_text())
     except FileNotFoundError:
-        raise CheckpointError(f"no '{tag}' checkpoint", where=str(paths["json"]),
-                              hint="the run stopped before its first checkpoint; start a new run instead of resuming") from None
+        raise CheckpointError(f"no '{tag}' checkpoint", where=str(paths["json"]), hint="the run stopped before its first checkpoint; start a new run instead of resuming") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError(f"checkpoint record is not valid JSON ({type(err).__name__}: {err})", where=str(paths["json"])) from None
     if not isinstance(record, dict) or record.get("format") != CHECKPOINT_FORMAT:
@@ -322,9 +336,18 @@ def read_checkpoint_record(checkpoint_dir: str | os.PathLike[str], tag: str) -> 
     return record
 
 
-def load_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: nn.Module, base_names: Iterable[str],
-                    base_sha256: str | None = None, optimizer: torch.optim.Optimizer | None = None, scaler: Any = None,
-                    restore_rng: bool = False, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+def load_checkpoint(
+    checkpoint_dir: str | os.PathLike[str],
+    tag: str,
+    *,
+    model: nn.Module,
+    base_names: Iterable[str],
+    base_sha256: str | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    scaler: Any = None,
+    restore_rng: bool = False,
+    map_location: str | torch.device = "cpu",
+) -> dict[str, Any]:
     """Load checkpoint ``tag`` into ``model`` (and ``optimizer``/``scaler`` when given); returns the JSON
     record. ``base_sha256`` (the model's current base-weight fingerprint) is checked against the record
     when given."""
@@ -339,14 +362,18 @@ def load_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: 
     tensors, tensor_meta = _read_safetensors(paths["tensors"], map_location)
     file_step = tensor_meta.get("llmed.step")
     if file_step is not None and file_step != str(step):
-        raise CheckpointError(f"{paths['tensors'].name} is from step {file_step} but {paths['json'].name} says step {step}: "
-                              "the process was killed between the two renames of a checkpoint write",
-                              where=str(paths["tensors"]), hint="use the other checkpoint (best/last) or restart the run")
+        raise CheckpointError(
+            f"{paths['tensors'].name} is from step {file_step} but {paths['json'].name} says step {step}: the process was killed between the two renames of a checkpoint write",
+            where=str(paths["tensors"]),
+            hint="use the other checkpoint (best/last) or restart the run",
+        )
     want = record.get("baseWeights", {}).get("sha256")
     if base_sha256 is not None and want is not None and want != base_sha256:
-        raise CheckpointError("the model's frozen base weights (LLM layers) differ from those the checkpoint was trained with",
-                              where=str(paths["json"]),
-                              hint="build the model from the run's own spec.json with the run's seed, and keep the LLM checkpoint folder unchanged")
+        raise CheckpointError(
+            "the model's frozen base weights (LLM layers) differ from those the checkpoint was trained with",
+            where=str(paths["json"]),
+            hint="build the model from the run's own spec.json with the run's seed, and keep the LLM checkpoint folder unchanged",
+        )
     expected = _expected_names(model, base_names)
     missing = sorted(expected - set(tensors))
     unexpected = sorted(set(tensors) - expected)
@@ -356,13 +383,13 @@ def load_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: 
             detail.append(f"{len(missing)} model tensors are not in it (first: {missing[0]})")
         if unexpected:
             detail.append(f"{len(unexpected)} of its tensors are not in the model (first: {unexpected[0]})")
-        raise CheckpointError(f"checkpoint does not fit this model: {'; '.join(detail)}", where=str(paths["tensors"]),
-                              hint="the spec changed since the checkpoint was written; load it with the run's own spec.json")
+        raise CheckpointError(
+            f"checkpoint does not fit this model: {'; '.join(detail)}", where=str(paths["tensors"]), hint="the spec changed since the checkpoint was written; load it with the run's own spec.json"
+        )
     bad_shape = [n for n, t in tensors.items() if tuple(t.shape) != tuple(_lookup(model, n).shape)]
     if bad_shape:
         n = bad_shape[0]
-        raise CheckpointError(f"tensor {n} has shape {tuple(tensors[n].shape)} in the checkpoint, {tuple(_lookup(model, n).shape)} in the model",
-                              where=str(paths["tensors"]))
+        raise CheckpointError(f"tensor {n} has shape {tuple(tensors[n].shape)} in the checkpoint, {tuple(_lookup(model, n).shape)} in the model", where=str(paths["tensors"]))
     with torch.no_grad():
         for name, value in tensors.items():
             target = _lookup(model, name)
@@ -372,8 +399,9 @@ def load_checkpoint(checkpoint_dir: str | os.PathLike[str], tag: str, *, model: 
             raise CheckpointError(f"optimizer state {paths['optim'].name} is missing", where=str(paths["optim"]))
         blob = read_optimizer_state(paths["optim"], map_location)
         if blob.get("step") != step:
-            raise CheckpointError(f"{paths['optim'].name} is from step {blob.get('step')} but the record says step {step}",
-                                  where=str(paths["optim"]), hint="restart the run; the checkpoint write was interrupted")
+            raise CheckpointError(
+                f"{paths['optim'].name} is from step {blob.get('step')} but the record says step {step}", where=str(paths["optim"]), hint="restart the run; the checkpoint write was interrupted"
+            )
         if optimizer is not None:
             try:
                 optimizer.load_state_dict(blob["optimizer"])

@@ -12,13 +12,15 @@ A prepared folder is written once by TypeScript (``llmed data prepare``; format 
 Volumes are opened with ``numpy.memmap`` (read-only) and never go through JSON. The pair sampler is a
 pure function of ``(seed, step)``, so a resumed run draws exactly the pairs the uninterrupted run would.
 """
+
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -52,11 +54,23 @@ def write_prepared_volume(folder: str | os.PathLike[str], name: str, data: np.nd
         array = array[None]
     (folder / f"{name}.{ext}").write_bytes(array.tobytes())
     components, nz, ny, nx = array.shape
-    header = {"format": "llmed-prepared-v1", "name": name, "dataFile": f"{name}.{ext}",
-              "dtype": "int32" if is_label else "float32", "numpyDtype": numpy_dtype, "byteOrder": "little",
-              "shape": [components, nz, ny, nx], "dims": [nx, ny, nz], "components": components, "spacing": [1, 1, 1],
-              "affine": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1], "orientation": "RAS", "bytes": array.nbytes,
-              "source": None, "preprocessing": preprocessing}
+    header = {
+        "format": "llmed-prepared-v1",
+        "name": name,
+        "dataFile": f"{name}.{ext}",
+        "dtype": "int32" if is_label else "float32",
+        "numpyDtype": numpy_dtype,
+        "byteOrder": "little",
+        "shape": [components, nz, ny, nx],
+        "dims": [nx, ny, nz],
+        "components": components,
+        "spacing": [1, 1, 1],
+        "affine": [1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1],
+        "orientation": "RAS",
+        "bytes": array.nbytes,
+        "source": None,
+        "preprocessing": preprocessing,
+    }
     (folder / f"{name}.json").write_text(json.dumps(header))
 
 
@@ -65,8 +79,7 @@ def read_header(prepared_dir: str | os.PathLike[str], name: str) -> dict[str, An
     try:
         header = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(f"prepared volume '{name}' has no header file", where=str(path),
-                        hint="run `llmed data prepare <experiment>` again") from None
+        raise DataError(f"prepared volume '{name}' has no header file", where=str(path), hint="run `llmed data prepare <experiment>` again") from None
     except json.JSONDecodeError as err:
         raise DataError(f"header is not valid JSON ({err})", where=str(path)) from None
     if not isinstance(header, dict):
@@ -93,11 +106,11 @@ def open_volume(prepared_dir: str | os.PathLike[str], name: str) -> np.memmap:
     try:
         actual = data_file.stat().st_size
     except FileNotFoundError:
-        raise DataError(f"data file {data_file.name} of prepared volume '{name}' is missing", where=str(data_file),
-                        hint="run `llmed data prepare <experiment> --force`") from None
+        raise DataError(f"data file {data_file.name} of prepared volume '{name}' is missing", where=str(data_file), hint="run `llmed data prepare <experiment> --force`") from None
     if actual != expected:
-        raise DataError(f"data file has {actual} bytes; header shape {list(shape)} needs {expected}", where=str(data_file),
-                        hint="the prepared folder is damaged; run `llmed data prepare <experiment> --force`")
+        raise DataError(
+            f"data file has {actual} bytes; header shape {list(shape)} needs {expected}", where=str(data_file), hint="the prepared folder is damaged; run `llmed data prepare <experiment> --force`"
+        )
     return np.memmap(data_file, dtype=dtype, mode="r", shape=shape)
 
 
@@ -159,13 +172,11 @@ class PreparedDataset:
         self.dir = Path(prepared_dir)
         pairs_file = self.dir / "pairs.json"
         if not self.dir.is_dir():
-            raise DataError("prepared dataset folder does not exist", where=str(self.dir),
-                            hint="run `llmed data prepare <experiment>` first")
+            raise DataError("prepared dataset folder does not exist", where=str(self.dir), hint="run `llmed data prepare <experiment>` first")
         try:
             raw = json.loads(pairs_file.read_text())
         except FileNotFoundError:
-            raise DataError("prepared folder has no pairs.json", where=str(pairs_file),
-                            hint="run `llmed data prepare <experiment>` first") from None
+            raise DataError("prepared folder has no pairs.json", where=str(pairs_file), hint="run `llmed data prepare <experiment>` first") from None
         except json.JSONDecodeError as err:
             raise DataError(f"pairs.json is not valid JSON ({err})", where=str(pairs_file)) from None
         self.raw = raw
@@ -195,16 +206,15 @@ class PreparedDataset:
     def fingerprint(self) -> str:
         """Identifies the pair lists, so a resumed run can tell it is reading the same dataset."""
         import hashlib
-        return hashlib.sha256(json.dumps({k: self.raw.get(k) for k in ("train", "val", "labels", "shape")},
-                                         sort_keys=True).encode()).hexdigest()[:16]
+
+        return hashlib.sha256(json.dumps({k: self.raw.get(k) for k in ("train", "val", "labels", "shape")}, sort_keys=True).encode()).hexdigest()[:16]
 
     def volume(self, name: str) -> np.memmap:
         vol = self._cache.get(name)
         if vol is None:
             vol = open_volume(self.dir, name)
             if tuple(vol.shape[1:]) != self.shape_kji:
-                raise DataError(f"volume '{name}' has grid {list(vol.shape[1:][::-1])} (nx, ny, nz), pairs.json says "
-                                f"{list(self.shape_ijk)}", where=str(self.dir / f"{name}.json"))
+                raise DataError(f"volume '{name}' has grid {list(vol.shape[1:][::-1])} (nx, ny, nz), pairs.json says {list(self.shape_ijk)}", where=str(self.dir / f"{name}.json"))
             self._cache[name] = vol
         return vol
 
@@ -219,8 +229,7 @@ class PreparedDataset:
             return None
         field = self.volume(pair.true_field)
         if field.shape[0] != 3:
-            raise DataError(f"true field '{pair.true_field}' has {field.shape[0]} components, not 3",
-                            where=str(self.dir / f"{pair.true_field}.json"))
+            raise DataError(f"true field '{pair.true_field}' has {field.shape[0]} components, not 3", where=str(self.dir / f"{pair.true_field}.json"))
         return torch.from_numpy(np.array(field)).unsqueeze(0).to(device)
 
     def _stack(self, names: list[str], dtype: torch.dtype) -> torch.Tensor:

@@ -46,6 +46,7 @@ launcher knows nothing about registration, so a report-generation trainer with t
 (constructor ``(run_dir, spec, config, prepared_dir, options, distributed=...)``, ``start``, ``alive``,
 ``status``, ``stop``) runs under it unchanged.
 """
+
 from __future__ import annotations
 
 import gc
@@ -87,9 +88,20 @@ class DistributedError(Exception):
 def _is_peer_failure(message: str, tb: str | None = None) -> bool:
     """Whether an error only says that another rank went away (the consequence, not the cause): a
     communication error of gloo/NCCL/the rendezvous store, or any error raised inside a collective."""
-    markers = ("DistBackendError", "DistNetworkError", "DistStoreError", "Connection closed by peer", "Connection reset by peer",
-               "Broken pipe", "gloo/transport", "NCCL communicator was aborted", "NCCL error", "ProcessGroupGloo",
-               "ProcessGroupNCCL", "Socket Timeout")
+    markers = (
+        "DistBackendError",
+        "DistNetworkError",
+        "DistStoreError",
+        "Connection closed by peer",
+        "Connection reset by peer",
+        "Broken pipe",
+        "gloo/transport",
+        "NCCL communicator was aborted",
+        "NCCL error",
+        "ProcessGroupGloo",
+        "ProcessGroupNCCL",
+        "Socket Timeout",
+    )
     last_frame = (tb or "").strip().split("\n  File ")[-1]
     return any(m in message for m in markers) or "distributed_c10d.py" in last_frame
 
@@ -113,8 +125,7 @@ class DistributedContext:
         """Join the process group torchrun describes in RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT."""
         missing = [k for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
         if missing:
-            raise DistributedError(f"not started by torchrun: {', '.join(missing)} not set",
-                                   hint="use `llmed train <experiment> --nproc-per-node N`, or python -m torch.distributed.run")
+            raise DistributedError(f"not started by torchrun: {', '.join(missing)} not set", hint="use `llmed train <experiment> --nproc-per-node N`, or python -m torch.distributed.run")
         rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
         choice = (device_choice or "auto").lower()
         use_cuda = choice.startswith("cuda") or (choice == "auto" and torch.cuda.is_available())
@@ -122,8 +133,7 @@ class DistributedContext:
             if not torch.cuda.is_available():
                 raise DistributedError("device 'cuda' was asked for, but torch sees no CUDA GPU (use --device cpu or auto)")
             if local >= torch.cuda.device_count():
-                raise DistributedError(f"local rank {local} has no GPU: this node has {torch.cuda.device_count()}",
-                                       hint="--nproc-per-node must not exceed the GPUs per node")
+                raise DistributedError(f"local rank {local} has no GPU: this node has {torch.cuda.device_count()}", hint="--nproc-per-node must not exceed the GPUs per node")
             device = torch.device("cuda", local)
             torch.cuda.set_device(device)
             backend = "nccl"
@@ -159,8 +169,7 @@ class DistributedContext:
         dist.all_reduce(low, op=dist.ReduceOp.MIN)
         dist.all_reduce(high, op=dist.ReduceOp.MAX)
         if not torch.equal(low, high):
-            raise DistributedError(f"rank {self.rank}: the frozen base weights (LLM layers) differ between ranks",
-                                   hint="every node must read the same LLM checkpoint folder (same files, same spec)")
+            raise DistributedError(f"rank {self.rank}: the frozen base weights (LLM layers) differ between ranks", hint="every node must read the same LLM checkpoint folder (same files, same spec)")
 
     # ---- the trainer's hooks ------------------------------------------------------------------------
 
@@ -189,6 +198,7 @@ class DistributedContext:
 
 
 # ---- the worker ------------------------------------------------------------------------------------------
+
 
 def load_trainer_class(name: str):
     module_name, _, attr = name.partition(":")
@@ -224,10 +234,18 @@ def write_rank_error(ctx_rank: int, local_rank: int, status: dict) -> None:
     if not folder:
         return
     message = str(status.get("message") or "failed without a message")
-    record = {"rank": ctx_rank, "localRank": local_rank, "pid": os.getpid(), "kind": status.get("kind") or "bridge",
-              "message": message, "where": status.get("where"), "hint": status.get("hint"),
-              "traceback": status.get("traceback"), "peer": _is_peer_failure(message, status.get("traceback")),
-              "time": time.time()}
+    record = {
+        "rank": ctx_rank,
+        "localRank": local_rank,
+        "pid": os.getpid(),
+        "kind": status.get("kind") or "bridge",
+        "message": message,
+        "where": status.get("where"),
+        "hint": status.get("hint"),
+        "traceback": status.get("traceback"),
+        "peer": _is_peer_failure(message, status.get("traceback")),
+        "time": time.time(),
+    }
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
         atomic_write_json(Path(folder) / f"rank-{ctx_rank}.json", record)
@@ -235,8 +253,7 @@ def write_rank_error(ctx_rank: int, local_rank: int, status: dict) -> None:
         pass
 
 
-def run_worker(run_dir: str, spec_path: str, config_path: str, prepared_dir: str, options: dict, *,
-               trainer_factory: Any = None) -> int:
+def run_worker(run_dir: str, spec_path: str, config_path: str, prepared_dir: str, options: dict, *, trainer_factory: Any = None) -> int:
     """One rank of a torchrun job: train, follow the trainer from the main thread, return the exit code.
     ``trainer_factory(run_dir, spec, config, prepared_dir, options, distributed=ctx)`` replaces the class
     named by ``options.trainer`` (tests pass toy models this way)."""
@@ -254,9 +271,12 @@ def run_worker(run_dir: str, spec_path: str, config_path: str, prepared_dir: str
         trainer = factory(run_dir, spec, config, prepared_dir, options, distributed=ctx)
     except Exception as err:
         message = str(err) or type(err).__name__
-        status = {"kind": getattr(err, "kind", "bridge") if isinstance(getattr(err, "kind", None), str) else "bridge",
-                  "message": message if isinstance(err, DistributedError) else f"{type(err).__name__}: {message}",
-                  "hint": getattr(err, "hint", None), "traceback": traceback.format_exc()}
+        status = {
+            "kind": getattr(err, "kind", "bridge") if isinstance(getattr(err, "kind", None), str) else "bridge",
+            "message": message if isinstance(err, DistributedError) else f"{type(err).__name__}: {message}",
+            "hint": getattr(err, "hint", None),
+            "traceback": traceback.format_exc(),
+        }
         write_rank_error(rank, local_rank, status)
         sys.stderr.write(f"llmed rank {rank}: {status['message']}\n")
         sys.stderr.flush()
@@ -309,8 +329,7 @@ def run_worker(run_dir: str, spec_path: str, config_path: str, prepared_dir: str
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 5:
-        sys.stderr.write("usage: python -m torch.distributed.run ... -m llmed.distributed <run_dir> <spec.json> <config.json> "
-                         "<prepared_dir> <options.json>\n")
+        sys.stderr.write("usage: python -m torch.distributed.run ... -m llmed.distributed <run_dir> <spec.json> <config.json> <prepared_dir> <options.json>\n")
         return 2
     run_dir, spec_path, config_path, prepared_dir, options_path = args
     options = json.loads(Path(options_path).read_text())

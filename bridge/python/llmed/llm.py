@@ -30,6 +30,7 @@ option defaults), which its TypeScript descriptor and its Python package both re
 with ``build_decoder_stack(Family.from_json(...), options, inputs)``. This module keeps what every family
 shares: reading a checkpoint's config and only the chosen layers' tensors, the call semantics, LoRA.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -139,11 +140,16 @@ class Family:
             elif isinstance(tf.get(role), str):
                 roles.append((role, tf[role]))
         model_types = need(data, "modelTypes", list, '"modelTypes": the config.json model_type values it accepts')
-        return cls(id=need(data, "id", str, '"id"'), title=need(data, "title", str, '"title"'),
-                   model_types=tuple(str(t) for t in model_types),
-                   hf_repo=str(data.get("huggingFaceRepo") or f"(the Hugging Face repo of a {data.get('title')} model)"),
-                   module=need(tf, "module", str, '"transformers.module" (e.g. transformers.models.llama.modeling_llama)'),
-                   classes_by_role=tuple(roles), lora_targets=tuple(str(t) for t in data.get("loraTargets") or ()), source=where)
+        return cls(
+            id=need(data, "id", str, '"id"'),
+            title=need(data, "title", str, '"title"'),
+            model_types=tuple(str(t) for t in model_types),
+            hf_repo=str(data.get("huggingFaceRepo") or f"(the Hugging Face repo of a {data.get('title')} model)"),
+            module=need(tf, "module", str, '"transformers.module" (e.g. transformers.models.llama.modeling_llama)'),
+            classes_by_role=tuple(roles),
+            lora_targets=tuple(str(t) for t in data.get("loraTargets") or ()),
+            source=where,
+        )
 
     @classmethod
     def from_json(cls, path: str | os.PathLike[str]) -> Family:
@@ -152,8 +158,7 @@ class Family:
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError:
-            raise FamilyError(f"family description {path} does not exist", path,
-                              hint="an LLM family plugin keeps its family.json next to package.json") from None
+            raise FamilyError(f"family description {path} does not exist", path, hint="an LLM family plugin keeps its family.json next to package.json") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise FamilyError(f"family description {path} is not valid JSON: {e}", path) from None
         if not isinstance(data, dict):
@@ -172,11 +177,21 @@ class Family:
         except KeyError:
             raise LLMOptionsError(f"unknown LLM family {family_id!r}: transformers has no model type {model_type!r}") from None
         name = config_cls.__name__[: -len("Config")]
-        family = cls(family_id, name, (model_type,), f"(the Hugging Face repo of your {name} model)",
-                     module=f"transformers.models.{model_type}.modeling_{model_type}",
-                     classes_by_role=(("config", config_cls.__name__), ("decoderLayer", f"{name}DecoderLayer"),
-                                      ("rotaryEmbedding", f"{name}RotaryEmbedding"), ("rmsNorm", f"{name}RMSNorm"),
-                                      ("model", f"{name}Model"), ("causalLM", f"{name}ForCausalLM")))
+        family = cls(
+            family_id,
+            name,
+            (model_type,),
+            f"(the Hugging Face repo of your {name} model)",
+            module=f"transformers.models.{model_type}.modeling_{model_type}",
+            classes_by_role=(
+                ("config", config_cls.__name__),
+                ("decoderLayer", f"{name}DecoderLayer"),
+                ("rotaryEmbedding", f"{name}RotaryEmbedding"),
+                ("rmsNorm", f"{name}RMSNorm"),
+                ("model", f"{name}Model"),
+                ("causalLM", f"{name}ForCausalLM"),
+            ),
+        )
         family.classes()
         return family
 
@@ -202,9 +217,11 @@ class Family:
             if hasattr(module, name):
                 return getattr(module, name)
             errors.append(f"{module_name} has no {name}")
-        raise FamilyError(f"LLM family {self.id!r} (model type {', '.join(self.model_types)}) cannot be built from the installed "
-                          f"transformers: {'; '.join(errors)}", self.source,
-                          hint="fix the class names in the plugin's family.json (see the family's transformers modeling module)")
+        raise FamilyError(
+            f"LLM family {self.id!r} (model type {', '.join(self.model_types)}) cannot be built from the installed transformers: {'; '.join(errors)}",
+            self.source,
+            hint="fix the class names in the plugin's family.json (see the family's transformers modeling module)",
+        )
 
     def classes(self):
         """(config, decoder layer, rotary embedding, RMSNorm) classes, the ones a decoder stack needs."""
@@ -214,6 +231,7 @@ class Family:
 # Where decoder layers live in the safetensors key space, most common first (text-only models, then
 # the language half of multimodal ones).
 _LAYER_PREFIXES = ("model.layers.", "model.language_model.layers.", "language_model.model.layers.", "model.model.layers.")
+
 
 def resolve_checkpoint_dir(checkpoint: str, workspace_root: str | os.PathLike | None = None) -> Path:
     """A relative checkpoint path is relative to the workspace root (``$LLMED_WORKSPACE``, else cwd)."""
@@ -249,9 +267,7 @@ def load_text_config(family: Family, folder: Path):
     text = raw.get("text_config") if isinstance(raw.get("text_config"), dict) else raw
     model_type = text.get("model_type") or raw.get("model_type")
     if model_type not in family.model_types:
-        raise CheckpointError(
-            f"checkpoint {cfg_file} has model_type {model_type!r}, which is not a {family.title} model "
-            f"(expected {', '.join(family.model_types)})", cfg_file)
+        raise CheckpointError(f"checkpoint {cfg_file} has model_type {model_type!r}, which is not a {family.title} model (expected {', '.join(family.model_types)})", cfg_file)
     config_cls = family.cls("config")
     fields = {k: v for k, v in text.items() if k not in ("model_type", "architectures", "auto_map", "text_config", "vision_config")}
     config = config_cls(**fields)
@@ -300,7 +316,7 @@ def read_layer_tensors(folder: Path, family: Family, layers: Sequence[int], extr
         if not keys:
             raise CheckpointError(f"checkpoint {folder} has no tensors for layer {layer} (no keys '{lp}*')", folder)
         for k in keys:
-            wanted[k] = (layer, k[len(lp):])
+            wanted[k] = (layer, k[len(lp) :])
     for suffix in extra:
         key = model_prefix + suffix
         if key not in weight_map:
@@ -316,7 +332,9 @@ def read_layer_tensors(folder: Path, family: Family, layers: Sequence[int], extr
         if not path.is_file():
             raise CheckpointError(
                 f"shard {fname} named by {folder / 'model.safetensors.index.json'} is missing from {folder}; it holds "
-                f"{', '.join(sorted(by_file[fname])[:3])} …. Download it from the Hugging Face repo {family.hf_repo}.", path)
+                f"{', '.join(sorted(by_file[fname])[:3])} …. Download it from the Hugging Face repo {family.hf_repo}.",
+                path,
+            )
         opened.append(fname)
         with safe_open(str(path), framework="pt") as f:
             present = set(f.keys())
@@ -368,8 +386,7 @@ class DecoderStack(nn.Module):
     ``rope``, ``keys_read`` (checkpoint keys loaded) and ``files_opened`` (safetensors files opened).
     """
 
-    def __init__(self, family: Family, config, layer_indices: Sequence[int], attention: str, rope: bool, final_norm: str,
-                 layer_device: str | torch.device | None = None):
+    def __init__(self, family: Family, config, layer_indices: Sequence[int], attention: str, rope: bool, final_norm: str, layer_device: str | torch.device | None = None):
         super().__init__()
         _, layer_cls, rotary_cls, norm_cls = family.classes()
         self.family = family.id
@@ -425,8 +442,7 @@ class DecoderStack(nn.Module):
         return x
 
     def extra_repr(self) -> str:
-        return (f"family={self.family}, layers={self.layer_indices}, attention={self.attention}, "
-                f"rope={self.use_rope}, final_norm={self.final_norm_mode}")
+        return f"family={self.family}, layers={self.layer_indices}, attention={self.attention}, rope={self.use_rope}, final_norm={self.final_norm_mode}"
 
 
 def _reinit(module: nn.Module, std: float) -> None:
@@ -463,8 +479,7 @@ _OPTION_KEYS = ("checkpoint", "layers", "hiddenSize", "init", "trainable", "atte
 _LORA_KEYS = ("rank", "alpha", "dropout", "targets")
 
 
-def build_decoder_stack(family: Family, options: dict, inputs: dict | None = None, workspace_root: str | None = None,
-                        attn_implementation: str = "sdpa") -> DecoderStack:
+def build_decoder_stack(family: Family, options: dict, inputs: dict | None = None, workspace_root: str | None = None, attn_implementation: str = "sdpa") -> DecoderStack:
     """Build the LLM backbone node of ``family`` (the :class:`Family` its plugin read from its family.json).
 
     ``options`` are the ModelSpec node's filled-in options (``checkpoint``, ``layers``, ``hiddenSize``,
@@ -473,13 +488,13 @@ def build_decoder_stack(family: Family, options: dict, inputs: dict | None = Non
     tensor and :class:`LLMOptionsError` for options that do not fit the checkpoint.
     """
     if not isinstance(family, Family):
-        raise LLMOptionsError(f"build_decoder_stack takes the plugin's Family object (Family.from_json(<plugin>/family.json)), "
-                              f"got {family!r}")
+        raise LLMOptionsError(f"build_decoder_stack takes the plugin's Family object (Family.from_json(<plugin>/family.json)), got {family!r}")
     opts = dict(options or {})
     absent = [k for k in _OPTION_KEYS if k not in opts]
     if absent:
-        raise LLMOptionsError(f"{family.title} backbone options lack {', '.join(absent)}: they arrive filled in from the "
-                              f"descriptor's schema (compose the model with @llmed/core, or pass every option)")
+        raise LLMOptionsError(
+            f"{family.title} backbone options lack {', '.join(absent)}: they arrive filled in from the descriptor's schema (compose the model with @llmed/core, or pass every option)"
+        )
     fam = family
     if not opts["checkpoint"]:
         raise LLMOptionsError(f"{fam.title} backbone needs a `checkpoint` folder option")
@@ -502,8 +517,7 @@ def build_decoder_stack(family: Family, options: dict, inputs: dict | None = Non
         raise LLMOptionsError(f"tokens reaching the {fam.title} layers are {width} wide; checkpoint {folder} has hidden_size {config.hidden_size}", folder)
 
     pretrained = opts["init"] == "pretrained"
-    stack = DecoderStack(fam, config, layers, opts["attention"], bool(opts["rope"]), opts["finalNorm"],
-                         layer_device="meta" if pretrained else None)
+    stack = DecoderStack(fam, config, layers, opts["attention"], bool(opts["rope"]), opts["finalNorm"], layer_device="meta" if pretrained else None)
     stack.checkpoint = str(folder)
     if not pretrained:
         if opts["finalNorm"] == "checkpoint":
@@ -543,10 +557,8 @@ def _inject_lora(stack: DecoderStack, family: Family, lora: dict, folder: Path) 
     names = {name.rsplit(".", 1)[-1] for name, m in stack.layers.named_modules() if isinstance(m, nn.Linear)}
     unknown = [t for t in targets if t not in names]
     if unknown:
-        raise LLMOptionsError(f"LoRA target(s) {', '.join(unknown)} do not exist in {family.title} layers of {folder}; "
-                              f"their linear projections are {', '.join(sorted(names))}")
-    cfg = LoraConfig(r=int(lora["rank"]), lora_alpha=float(lora["alpha"]), lora_dropout=float(lora["dropout"]),
-                     target_modules=targets, bias="none")
+        raise LLMOptionsError(f"LoRA target(s) {', '.join(unknown)} do not exist in {family.title} layers of {folder}; their linear projections are {', '.join(sorted(names))}")
+    cfg = LoraConfig(r=int(lora["rank"]), lora_alpha=float(lora["alpha"]), lora_dropout=float(lora["dropout"]), target_modules=targets, bias="none")
     inject_adapter_in_model(cfg, stack.layers)
     for name, p in stack.named_parameters():
         if "lora_" in name:

@@ -15,6 +15,7 @@ weights 1/4, 1/2, full; a single number weights the final field only; more weigh
 error. A term's value is ``Σ_s w_s · term(scale s)``. The weights' default is each plugin's schema
 default (the options arrive filled in); nothing here defaults them.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -32,6 +32,7 @@ C order of the shapes above; any other input passes through. The answer (or the 
 JSON value on the last stdout line: the reference's dict (NaN as null, ±∞ as ±1e999) plus ``seconds``,
 the time the reference took.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -162,9 +163,7 @@ def jacobian_determinant(field: np.ndarray, spacing=None) -> np.ndarray:
 
 def determinant3(J: np.ndarray) -> np.ndarray:
     """Determinant of a (3, 3, ...) stack of matrices, by cofactors along the first row."""
-    return (J[0, 0] * (J[1, 1] * J[2, 2] - J[1, 2] * J[2, 1])
-            - J[0, 1] * (J[1, 0] * J[2, 2] - J[1, 2] * J[2, 0])
-            + J[0, 2] * (J[1, 0] * J[2, 1] - J[1, 1] * J[2, 0]))
+    return J[0, 0] * (J[1, 1] * J[2, 2] - J[1, 2] * J[2, 1]) - J[0, 1] * (J[1, 0] * J[2, 2] - J[1, 2] * J[2, 0]) + J[0, 2] * (J[1, 0] * J[2, 1] - J[1, 1] * J[2, 0])
 
 
 def jacobian_compare(options: dict, inputs: dict) -> dict[str, float]:

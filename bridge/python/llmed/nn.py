@@ -31,10 +31,11 @@ Upsampling a field by 2 multiplies its displacements by 2 (they are in voxels of
 afterwards). ``upsample_field(..., rescale=False)`` reproduces the released LLaMA-Reg code, which
 forgets this (spec §1.12 item 4). Fields of different scales and cascade steps combine additively.
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -122,27 +123,32 @@ class _OneDNNConv3dFunction(torch.autograd.Function):
         kernel = list(weight.shape[2:])
         grad_out = grad_out.contiguous()
         if groups != 1 or any(s != 1 for s in stride) or any(d != 1 for d in dilation) or any(p > k - 1 for p, k in zip(padding, kernel)):
-            gi, gw, gb = torch.ops.aten.convolution_backward(grad_out, input, weight, [weight.shape[0]] if has_bias else None,
-                                                             stride, padding, dilation, False, [0, 0, 0], groups,
-                                                             [need_input, need_weight, need_bias and has_bias])
+            gi, gw, gb = torch.ops.aten.convolution_backward(
+                grad_out, input, weight, [weight.shape[0]] if has_bias else None, stride, padding, dilation, False, [0, 0, 0], groups, [need_input, need_weight, need_bias and has_bias]
+            )
             return gi, gw, gb, None, None, None, None
         gi = gw = gb = None
         if need_input:
             flipped = weight.flip(2, 3, 4).transpose(0, 1).contiguous()
-            gi = torch.ops.aten.mkldnn_convolution(grad_out, flipped, None, [k - 1 - p for p, k in zip(padding, kernel)],
-                                                   [1, 1, 1], [1, 1, 1], 1)
+            gi = torch.ops.aten.mkldnn_convolution(grad_out, flipped, None, [k - 1 - p for p, k in zip(padding, kernel)], [1, 1, 1], [1, 1, 1], 1)
         if need_weight:
-            gw = torch.ops.aten.mkldnn_convolution(input.transpose(0, 1).contiguous(), grad_out.transpose(0, 1).contiguous(), None,
-                                                   padding, [1, 1, 1], [1, 1, 1], 1).transpose(0, 1).contiguous()
+            gw = torch.ops.aten.mkldnn_convolution(input.transpose(0, 1).contiguous(), grad_out.transpose(0, 1).contiguous(), None, padding, [1, 1, 1], [1, 1, 1], 1).transpose(0, 1).contiguous()
         if need_bias and has_bias:
             gb = grad_out.sum((0, 2, 3, 4))
         return gi, gw, gb, None, None, None, None
 
 
 def _onednn_conv3d_forward(self: nn.Conv3d, input: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
-    if (input.device.type == "cpu" and input.dtype == torch.float32 and weight.dtype == torch.float32
-            and self.padding_mode == "zeros" and not isinstance(self.padding, str)
-            and not torch.jit.is_tracing() and not torch.jit.is_scripting() and not torch.onnx.is_in_onnx_export()):
+    if (
+        input.device.type == "cpu"
+        and input.dtype == torch.float32
+        and weight.dtype == torch.float32
+        and self.padding_mode == "zeros"
+        and not isinstance(self.padding, str)
+        and not torch.jit.is_tracing()
+        and not torch.jit.is_scripting()
+        and not torch.onnx.is_in_onnx_export()
+    ):
         conf = (list(self.padding), list(self.stride), list(self.dilation), self.groups)
         if torch.is_grad_enabled() and (input.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)):
             return _OneDNNConv3dFunction.apply(input, weight, bias, *conf)
@@ -200,7 +206,7 @@ def initialise(module: nn.Module, scheme: str = "he", negative_slope: float = 0.
         raise ValueError(f"init must be one of {', '.join(INIT_SCHEMES)}, got {scheme!r}")
     if scheme == "pytorch":
         return module
-    gain = (2.0 / (1.0 + negative_slope ** 2)) ** 0.5
+    gain = (2.0 / (1.0 + negative_slope**2)) ** 0.5
     for m in module.modules():
         if isinstance(m, nn.ConvTranspose3d):
             taps = m.weight[0, 0].numel() / max(1, int(torch.tensor(m.stride).prod()))
@@ -210,7 +216,7 @@ def initialise(module: nn.Module, scheme: str = "he", negative_slope: float = 0.
         else:
             continue
         with torch.no_grad():
-            m.weight.normal_(0.0, gain / fan_in ** 0.5)
+            m.weight.normal_(0.0, gain / fan_in**0.5)
             if m.bias is not None:
                 m.bias.zero_()
     return module
@@ -297,7 +303,7 @@ class SpatialTransformer(nn.Module):
         self.mode = mode
         self.padding_mode = padding_mode
         self.cache_size = cache_size
-        self._grids: "OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]]" = OrderedDict()
+        self._grids: OrderedDict[tuple, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
 
     def _grid(self, size_kji: tuple[int, int, int], device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
         key = (size_kji, str(device), dtype)
@@ -402,14 +408,14 @@ def volume_from_tokens(tokens: torch.Tensor, grid_kji: Sequence[int]) -> torch.T
 
 
 def unshuffle_tokens(tokens: torch.Tensor, grid_kji: Sequence[int], block: int) -> torch.Tensor:
-    """"Pixel-unshuffle" each token's vector into a ``block³`` cube of voxels.
+    """ "Pixel-unshuffle" each token's vector into a ``block³`` cube of voxels.
 
     ``(N, K·J·I, C·d·h·w)`` → ``(N, C, K·d, J·h, I·w)`` with ``d = h = w = block``; in einops notation
     "N (K J I) (C d h w) → N C (K d) (J h) (I w)". The token grid becomes ``block`` times finer.
     """
     k, j, i = (int(n) for n in grid_kji)
     n, length, width = tokens.shape
-    cube = block ** 3
+    cube = block**3
     if length != k * j * i or width % cube:
         raise ValueError(f"cannot unshuffle {length}×{width} tokens on grid {i}×{j}×{k} into {block}³ blocks")
     c = width // cube

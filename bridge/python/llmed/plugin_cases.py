@@ -25,6 +25,7 @@ The Python walker (bridge/python/tests/test_plugin_cases.py) also reads ``"shape
 inputs as the TypeScript composer gives them to the factory (``{"tokens": {"type": "tokens", …}}``), for
 modules whose factory needs them; ``inputs`` then holds the forward call's tensors.
 """
+
 from __future__ import annotations
 
 import json
@@ -53,21 +54,27 @@ def read_cases(plugin_dir: str | Path) -> list[dict]:
         raise ValueError(f"{path}: not valid JSON ({e})") from e
     cases = doc.get("cases") if isinstance(doc, dict) else None
     if not isinstance(cases, list):
-        raise ValueError(f"{path}: expected {{\"cases\": [...]}}")
+        raise ValueError(f'{path}: expected {{"cases": [...]}}')
     out = []
     for i, case in enumerate(cases):
         if not isinstance(case, dict) or not isinstance(case.get("name"), str):
-            raise ValueError(f"{path}: cases[{i}] needs a string \"name\"")
-        out.append({**case, "options": dict(case.get("options") or {}), "inputs": dict(case.get("inputs") or {}),
-                    "expected": dict(case.get("expected") or {}),
-                    "tolerance": float(case.get("tolerance", DEFAULT_TOLERANCE))})
+            raise ValueError(f'{path}: cases[{i}] needs a string "name"')
+        out.append(
+            {
+                **case,
+                "options": dict(case.get("options") or {}),
+                "inputs": dict(case.get("inputs") or {}),
+                "expected": dict(case.get("expected") or {}),
+                "tolerance": float(case.get("tolerance", DEFAULT_TOLERANCE)),
+            }
+        )
     return out
 
 
 def _shape(value: dict) -> tuple[int, ...]:
     shape = value.get("shape")
     if not isinstance(shape, list) or not all(isinstance(n, int) and n >= 0 for n in shape):
-        raise ValueError(f"a case tensor needs \"shape\": a list of sizes, got {shape!r}")
+        raise ValueError(f'a case tensor needs "shape": a list of sizes, got {shape!r}')
     return tuple(shape)
 
 

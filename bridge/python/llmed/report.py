@@ -24,6 +24,7 @@ test. VQA samples carry their choices in the prompt; ``options`` ({letter: text}
 * **precision**: bf16 autocast on CUDA where supported, and on CPUs with bf16 instructions (AMX /
   AVX512-BF16) when ``train.precision`` is 'auto' or 'bf16'; gradient checkpointing when asked for.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -48,8 +49,23 @@ GROUPS = ("encoder", "projector", "lora", "embeddings", "new-tokens")
 
 # The report experiment's train and generate keys, every one filled by the TypeScript side from its schema
 # (packages/core/src/config-report.ts; ajv useDefaults) and read here as they are: no defaults in Python.
-REPORT_TRAIN_KEYS = ("stages", "batchSize", "gradientAccumulation", "optimizer", "weightDecay", "schedule", "warmup", "maxLength",
-                     "precision", "gradientCheckpointing", "seed", "checkpointEvery", "validateEvery", "timeBudgetMinutes", "maxSamples")
+REPORT_TRAIN_KEYS = (
+    "stages",
+    "batchSize",
+    "gradientAccumulation",
+    "optimizer",
+    "weightDecay",
+    "schedule",
+    "warmup",
+    "maxLength",
+    "precision",
+    "gradientCheckpointing",
+    "seed",
+    "checkpointEvery",
+    "validateEvery",
+    "timeBudgetMinutes",
+    "maxSamples",
+)
 GENERATE_KEYS = ("strategy", "maxNewTokens", "temperature", "topP", "seed")
 
 
@@ -63,13 +79,16 @@ def report_sections(config: dict) -> tuple[dict, dict]:
             raise TrainingConfigError(f"the report config has no {section} section")
         missing = [k for k in keys if k not in value]
         if missing:
-            raise TrainingConfigError(f"{section}.{f', {section}.'.join(missing)} missing from the report config: the TypeScript side "
-                                      "fills every default from its schema (packages/core/src/config-report.ts) before training")
+            raise TrainingConfigError(
+                f"{section}.{f', {section}.'.join(missing)} missing from the report config: the TypeScript side "
+                "fills every default from its schema (packages/core/src/config-report.ts) before training"
+            )
         out.append(dict(value))
     return out[0], out[1]
 
 
 # ---- data ------------------------------------------------------------------------------------------
+
 
 @dataclass
 class ReportSample:
@@ -91,13 +110,12 @@ class ReportData:
         try:
             raw = json.loads(path.read_text())
         except FileNotFoundError:
-            raise DataError("prepared report data has no samples.json", where=str(path),
-                            hint="prepare the experiment's data first (see data.howToGet in its config)") from None
+            raise DataError("prepared report data has no samples.json", where=str(path), hint="prepare the experiment's data first (see data.howToGet in its config)") from None
         except json.JSONDecodeError as err:
             raise DataError(f"samples.json is not valid JSON ({err})", where=str(path)) from None
         items = raw.get("samples") if isinstance(raw, dict) else raw
         if not isinstance(items, list):
-            raise DataError("samples.json must be a list of samples (or {\"samples\": [...]})", where=str(path))
+            raise DataError('samples.json must be a list of samples (or {"samples": [...]})', where=str(path))
         self.samples: list[ReportSample] = []
         for i, item in enumerate(items):
             where = f"{path} [{i}]"
@@ -113,9 +131,11 @@ class ReportData:
             if split not in ("train", "val", "test"):
                 raise DataError(f"split must be train, val or test, not {split!r}", where=where)
             known = {"id", "image", "region", "kind", "prompt", "answer", "options", "split"}
-            self.samples.append(ReportSample(item["id"], item["image"], str(item.get("region", "")), kind, item["prompt"],
-                                             item["answer"], item.get("options"), split,
-                                             {k: v for k, v in item.items() if k not in known}))
+            self.samples.append(
+                ReportSample(
+                    item["id"], item["image"], str(item.get("region", "")), kind, item["prompt"], item["answer"], item.get("options"), split, {k: v for k, v in item.items() if k not in known}
+                )
+            )
         self.fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()[:16]
 
     def split(self, name: str, kinds: list[str] | None = None) -> list[ReportSample]:
@@ -132,6 +152,7 @@ class ReportData:
 
 
 # ---- model -----------------------------------------------------------------------------------------
+
 
 def _build_plugin(node: dict, plugins: dict | None, workspace_root: str | os.PathLike | None) -> nn.Module:
     options = dict(node.get("options") or {})
@@ -213,6 +234,7 @@ def lr_at(step_in_stage: int, steps: int, lr: float, warmup: float, schedule: st
 
 # ---- trainer ---------------------------------------------------------------------------------------
 
+
 class ReportTrainer(Trainer):
     """A report-generation run; the public API and status keys are registration's Trainer's."""
 
@@ -222,10 +244,17 @@ class ReportTrainer(Trainer):
         train, self.generate_cfg = report_sections(config)
         stages = train["stages"]
         # Registration's Trainer reads its own train keys; it gets the count of steps and the rest of the run's state.
-        base = {"iterations": sum(int(s["steps"]) for s in stages) or 1, "lr": float(stages[0]["lr"]) if stages else 1.0,
-                "optimizer": "adamw", "batchSize": int(train["batchSize"]), "amp": True, "seed": int(train["seed"]),
-                "validateEvery": int(train["validateEvery"]), "checkpointEvery": int(train["checkpointEvery"]),
-                "timeBudgetMinutes": float(train["timeBudgetMinutes"])}
+        base = {
+            "iterations": sum(int(s["steps"]) for s in stages) or 1,
+            "lr": float(stages[0]["lr"]) if stages else 1.0,
+            "optimizer": "adamw",
+            "batchSize": int(train["batchSize"]),
+            "amp": True,
+            "seed": int(train["seed"]),
+            "validateEvery": int(train["validateEvery"]),
+            "checkpointEvery": int(train["checkpointEvery"]),
+            "timeBudgetMinutes": float(train["timeBudgetMinutes"]),
+        }
         super().__init__(run_dir, spec, {**config, "train": base}, prepared_dir, options)
         self.config = config  # the run folder keeps the report config as it is
         self.train_cfg = {**train, "iterations": base["iterations"]}
@@ -245,8 +274,7 @@ class ReportTrainer(Trainer):
         remove_stale_temporaries(self.ckpt_dir)
         record = read_checkpoint_record(self.ckpt_dir, "last") if resume else None
         if not resume and (self.ckpt_dir / "last.json").exists():
-            raise CheckpointError("run folder already has checkpoints", where=str(self.run_dir),
-                                  hint="resume it (--resume) or train into a new run folder")
+            raise CheckpointError("run folder already has checkpoints", where=str(self.run_dir), hint="resume it (--resume) or train into a new run folder")
         for name, value in (("spec.json", self.spec), ("config.json", self.config)):
             if not (self.run_dir / name).exists():
                 (self.run_dir / name).write_text(json.dumps(value, indent=2) + "\n")
@@ -312,7 +340,6 @@ class ReportTrainer(Trainer):
         if t["gradientCheckpointing"]:
             self.model.lm.gradient_checkpointing()
 
-
         # Stages as phases: (index 1.., start, steps).
         self.stage_bounds, start = [], 0
         for i, s in enumerate(self.stages):
@@ -330,15 +357,35 @@ class ReportTrainer(Trainer):
                 self._event("warning", message="the prepared samples changed since this run's checkpoint")
             self._last_saved_step = self.step
         self._resume_record = record
-        self._update(state="running", device=str(self.device), step=self.step, start_step=self.step, total=self.total,
-                     phases=len(self.stages), best=self.best, amp=None if self.amp_dtype is None else "bfloat16",
-                     global_batch=self.batch_size * self.accumulate)
-        self._event("resume" if record else "start", step=self.step, total=self.total, device=str(self.device),
-                    amp=self._status["amp"], stages=[s["name"] for s in self.stages], seed=self.seed,
-                    trainable=sum(p.numel() for n, p in self.model.named_parameters() if n in trainable_ever),
-                    baseWeights=len(self.base_names), batchSize=self.batch_size, gradientAccumulation=self.accumulate,
-                    trainSamples=len(self.train_samples), valSamples=len(self.val_samples),
-                    cachedFeatures=self.cache_features, imageTokens=self.model.image_tokens, llmDtype=llm_dtype)
+        self._update(
+            state="running",
+            device=str(self.device),
+            step=self.step,
+            start_step=self.step,
+            total=self.total,
+            phases=len(self.stages),
+            best=self.best,
+            amp=None if self.amp_dtype is None else "bfloat16",
+            global_batch=self.batch_size * self.accumulate,
+        )
+        self._event(
+            "resume" if record else "start",
+            step=self.step,
+            total=self.total,
+            device=str(self.device),
+            amp=self._status["amp"],
+            stages=[s["name"] for s in self.stages],
+            seed=self.seed,
+            trainable=sum(p.numel() for n, p in self.model.named_parameters() if n in trainable_ever),
+            baseWeights=len(self.base_names),
+            batchSize=self.batch_size,
+            gradientAccumulation=self.accumulate,
+            trainSamples=len(self.train_samples),
+            valSamples=len(self.val_samples),
+            cachedFeatures=self.cache_features,
+            imageTokens=self.model.image_tokens,
+            llmDtype=llm_dtype,
+        )
 
     def _base_fingerprint(self) -> str:
         """What the frozen weights are: the LLM folder's files (names, sizes) and the frozen plugin options.
@@ -365,6 +412,7 @@ class ReportTrainer(Trainer):
         if sample.id in self._features:
             return self._features[sample.id]
         from safetensors.torch import load_file, save_file
+
         file = self.feature_dir / f"{hashlib.sha256(f'{sample.id}|{sample.image}'.encode()).hexdigest()[:24]}.safetensors"
         if file.is_file():
             feats = load_file(str(file))["tokens"]
@@ -417,18 +465,17 @@ class ReportTrainer(Trainer):
         record = self._resume_record if resuming else None
         mid = record is not None and int(record.get("phase", 1)) == index and self.step > start
         if record is not None:
-            load_checkpoint(self.ckpt_dir, "last", model=self.model, base_names=self.base_names, base_sha256=self.base_sha,
-                            optimizer=self.optimizer if mid else None, restore_rng=True, map_location=self.device)
+            load_checkpoint(
+                self.ckpt_dir, "last", model=self.model, base_names=self.base_names, base_sha256=self.base_sha, optimizer=self.optimizer if mid else None, restore_rng=True, map_location=self.device
+            )
             self._resume_record = None
         self._update(phase=index, stage=stage["name"])
-        self._event("phase", phase=index, stage=stage["name"], train=list(stage["train"]), start=start, iterations=steps,
-                    trainable=sum(p.numel() for p in params))
+        self._event("phase", phase=index, stage=stage["name"], train=list(stage["train"]), start=start, iterations=steps, trainable=sum(p.numel() for p in params))
 
     def _train_step(self, step_number: int) -> tuple[float, dict[str, float]]:
         index, start, steps = self.stage_bounds[self.stage_pos]
         stage = self.stages[self.stage_pos]
-        lr = lr_at(step_number - 1 - start, steps, float(stage["lr"]), float(self.train_cfg["warmup"]),
-                   str(self.train_cfg["schedule"]))
+        lr = lr_at(step_number - 1 - start, steps, float(stage["lr"]), float(self.train_cfg["warmup"]), str(self.train_cfg["schedule"]))
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         self.model.train()
@@ -445,8 +492,7 @@ class ReportTrainer(Trainer):
                 out = self.model(batch)
                 loss, terms = self.model.loss(out, batch)
             if not torch.isfinite(loss.detach()).all():
-                raise NonFiniteLoss(f"loss is {float(loss.detach().float())} at step {step_number} (samples "
-                                    f"{', '.join(s.id for s in samples)}); training stopped, the last good checkpoint is kept")
+                raise NonFiniteLoss(f"loss is {float(loss.detach().float())} at step {step_number} (samples {', '.join(s.id for s in samples)}); training stopped, the last good checkpoint is kept")
             (loss / self.accumulate).backward()
             total_loss += float(loss.detach().float()) / self.accumulate
             for k, v in terms.items():
@@ -462,7 +508,7 @@ class ReportTrainer(Trainer):
         self.model.eval()
         losses = []
         for i in range(0, len(self.val_samples), self.batch_size):
-            batch = self._batch(self.val_samples[i:i + self.batch_size])
+            batch = self._batch(self.val_samples[i : i + self.batch_size])
             with self._autocast():
                 out = self.model(batch)
                 loss, _ = self.model.loss(out, batch)
@@ -478,22 +524,36 @@ class ReportTrainer(Trainer):
         feats = batch["features"] if "features" in batch else self.model.encode(batch["image"])
         with self._autocast():
             tokens = self.model.projector(feats)
-            out = self.model.lm.generate([s.prompt for s in samples], tokens.float(),
-                                         max_new_tokens=int(kwargs.get("maxNewTokens", gen["maxNewTokens"])),
-                                         strategy=str(kwargs.get("strategy", gen["strategy"])),
-                                         temperature=float(gen["temperature"]), top_p=float(gen["topP"]),
-                                         seed=int(gen["seed"]), max_length=self.max_length + 4096)
+            out = self.model.lm.generate(
+                [s.prompt for s in samples],
+                tokens.float(),
+                max_new_tokens=int(kwargs.get("maxNewTokens", gen["maxNewTokens"])),
+                strategy=str(kwargs.get("strategy", gen["strategy"])),
+                temperature=float(gen["temperature"]),
+                top_p=float(gen["topP"]),
+                seed=int(gen["seed"]),
+                max_length=self.max_length + 4096,
+            )
         self.model.train()
-        return [{"id": s.id, "region": s.region, "prompt": s.prompt, "reference": s.answer, "generated": o["text"],
-                 "stopped": o["stopped"]} for s, o in zip(samples, out)]
+        return [{"id": s.id, "region": s.region, "prompt": s.prompt, "reference": s.answer, "generated": o["text"], "stopped": o["stopped"]} for s, o in zip(samples, out)]
 
     def _save(self, tag: str, with_optimizer: bool) -> None:
         index = self.stage_bounds[self.stage_pos][0]
-        state = {"phase": index, "stage": self.stages[self.stage_pos]["name"], "total": self.total, "best": self.best,
-                 "seed": self.seed, "dataset": self.data.fingerprint, "preparedDir": str(self.prepared_dir),
-                 "device": str(self.device), "amp": self._status.get("amp"), "task": "report"}
-        paths = save_checkpoint(self.ckpt_dir, tag, model=self.model, base_names=self.base_names, base_sha256=self.base_sha,
-                                step=self.step, state=state, optimizer=self.optimizer if with_optimizer else None)
+        state = {
+            "phase": index,
+            "stage": self.stages[self.stage_pos]["name"],
+            "total": self.total,
+            "best": self.best,
+            "seed": self.seed,
+            "dataset": self.data.fingerprint,
+            "preparedDir": str(self.prepared_dir),
+            "device": str(self.device),
+            "amp": self._status.get("amp"),
+            "task": "report",
+        }
+        paths = save_checkpoint(
+            self.ckpt_dir, tag, model=self.model, base_names=self.base_names, base_sha256=self.base_sha, step=self.step, state=state, optimizer=self.optimizer if with_optimizer else None
+        )
         if tag == "last":
             self._last_saved_step = self.step
         self._event("checkpoint", which=tag, step=self.step, phase=index, path=os.path.relpath(paths["tensors"], self.run_dir))
@@ -527,8 +587,7 @@ class ReportTrainer(Trainer):
                 self._finish_stopped("requested", f"stopped on request after step {self.step}; checkpoints/last saved")
                 return
             if self.time_budget_s is not None and self.step > first and time.time() - session_start >= self.time_budget_s:
-                self._finish_stopped("time-budget", f"time budget of {self.time_budget_s / 60:g} min used up after step {self.step} of "
-                                                    f"{self.total}; checkpoints/last saved (resume to continue)")
+                self._finish_stopped("time-budget", f"time budget of {self.time_budget_s / 60:g} min used up after step {self.step} of {self.total}; checkpoints/last saved (resume to continue)")
                 return
             _, start, steps = self.stage_bounds[self.stage_pos]
             if self.step >= start + steps:
@@ -539,8 +598,7 @@ class ReportTrainer(Trainer):
             dt = max(now - last, 1e-9)
             last = now
             rate = 1.0 / dt if rate is None else 0.9 * rate + 0.1 / dt
-            self._update(step=self.step, loss=loss, terms=terms, it_s=round(rate, 4),
-                         eta_s=round((self.total - self.step) / rate, 1), elapsed_s=round(now - self._started, 3))
+            self._update(step=self.step, loss=loss, terms=terms, it_s=round(rate, 4), eta_s=round((self.total - self.step) / rate, 1), elapsed_s=round(now - self._started, 3))
             self._event("step", step=self.step, phase=self.stage_bounds[self.stage_pos][0], loss=loss, terms=terms, it_s=round(rate, 4))
             _, start, steps = self.stage_bounds[self.stage_pos]
             stage_end = self.step == start + steps
@@ -549,8 +607,7 @@ class ReportTrainer(Trainer):
                 if result is not None:
                     self._event("val", step=self.step, phase=self.stage_bounds[self.stage_pos][0], loss=result["value"], pairs=result["pairs"])
                     if self.best is None or result["value"] < self.best["value"]:
-                        self.best = {"metric": "loss", "value": result["value"], "step": self.step,
-                                     "phase": self.stage_bounds[self.stage_pos][0]}
+                        self.best = {"metric": "loss", "value": result["value"], "step": self.step, "phase": self.stage_bounds[self.stage_pos][0]}
                         self._save("best", with_optimizer=False)
                     self._update(val_loss=result["value"], best=self.best)
             if self.step % self.checkpoint_every == 0 or self.step == self.total or stage_end:
@@ -558,13 +615,11 @@ class ReportTrainer(Trainer):
         shown = (self.val_samples or self.train_samples)[: int(self.options.get("showSamples", 1))]
         samples = self.generate_for(shown) if shown else []
         elapsed = time.time() - session_start
-        self._update(state="done", eta_s=0, samples=samples, elapsed_s=round(time.time() - self._started, 3),
-                     message=f"trained {self.step - first} steps in {elapsed:.1f} s")
+        self._update(state="done", eta_s=0, samples=samples, elapsed_s=round(time.time() - self._started, 3), message=f"trained {self.step - first} steps in {elapsed:.1f} s")
         self._event("done", step=self.step, best=self.best, elapsed_s=round(elapsed, 3), samples=samples, **peak_memory(self.device))
 
 
-def load_report_model(run_dir: str | os.PathLike, tag: str = "best", device: str = "cpu", workspace_root: str | None = None,
-                      plugins: dict | None = None) -> tuple[ReportModel, dict]:
+def load_report_model(run_dir: str | os.PathLike, tag: str = "best", device: str = "cpu", workspace_root: str | None = None, plugins: dict | None = None) -> tuple[ReportModel, dict]:
     """A trained report model from its run folder (its own spec.json), checkpoint ``tag`` loaded strictly."""
     from .train import read_run_json
 
@@ -580,5 +635,3 @@ def load_report_model(run_dir: str | os.PathLike, tag: str = "best", device: str
     base = [n for n, _ in model.named_parameters() if n not in trainable]
     record = load_checkpoint(run_dir / "checkpoints", tag, model=model, base_names=base, map_location=device)
     return model.eval(), record
-
-

@@ -13,6 +13,7 @@ flat index ``i``, computed in float64 (scale 0.1 for weights, about a 64-wide la
 order or the torch RNG. ``fill='random'`` keeps transformers' init (seeded) with norm weights drawn in
 [0.5, 1.5], so a loader that leaves them at one is caught.
 """
+
 from __future__ import annotations
 
 import math
@@ -37,13 +38,23 @@ def sine_values(shape, seed: float, scale: float = 1.0, offset: float = 0.0) -> 
     return (offset + scale * torch.sin(1.7 * i + seed)).to(torch.float32).reshape(tuple(shape))
 
 
-def tiny_config(family: Family, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-                intermediate: int | None = None, vocab: int = 96, **extra):
+def tiny_config(family: Family, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2, intermediate: int | None = None, vocab: int = 96, **extra):
     """The family's transformers config at tiny sizes (dropouts off; ``extra`` passes other fields)."""
     config_cls = family.cls("config")
-    fields = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                  intermediate_size=intermediate or 2 * hidden, vocab_size=vocab, max_position_embeddings=512,
-                  rms_norm_eps=1e-5, pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    fields = dict(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        intermediate_size=intermediate or 2 * hidden,
+        vocab_size=vocab,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-5,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+    )
     return config_cls(**{**fields, **extra})
 
 
@@ -51,8 +62,9 @@ def _is_norm(name: str) -> bool:
     return name.endswith("norm.weight")
 
 
-def write_tiny_checkpoint(family: Family, out_dir: str | Path, *, fill: str = "sine", seed: int = 0, sharded: bool = False,
-                          shard_size: int | str = "60KB", config_fields: dict | None = None, **sizes) -> dict:
+def write_tiny_checkpoint(
+    family: Family, out_dir: str | Path, *, fill: str = "sine", seed: int = 0, sharded: bool = False, shard_size: int | str = "60KB", config_fields: dict | None = None, **sizes
+) -> dict:
     """Write a tiny checkpoint of ``family`` to ``out_dir``; returns ``{"dir", "files", "hidden_size", "num_layers"}``.
 
     ``sizes`` are tiny_config's (hidden, layers, heads, kv_heads, intermediate, vocab); ``sharded`` saves
@@ -82,5 +94,4 @@ def write_tiny_checkpoint(family: Family, out_dir: str | Path, *, fill: str = "s
         model.save_pretrained(out, max_shard_size=shard_size)
     else:
         model.save_pretrained(out)
-    return {"dir": str(out), "files": sorted(p.name for p in out.iterdir()), "hidden_size": int(config.hidden_size),
-            "num_layers": int(config.num_hidden_layers)}
+    return {"dir": str(out), "files": sorted(p.name for p in out.iterdir()), "hidden_size": int(config.hidden_size), "num_layers": int(config.num_hidden_layers)}

@@ -1,6 +1,7 @@
 """The tokenisers of @llmed/text (packages/text/src/tokenise.ts) for the Python references of the text
 metrics. 'rouge' and '13a' call the reference libraries' own tokenisers, so the TypeScript versions are
 checked against them; 'words' is llmed's own rule, written here with the same Unicode classes."""
+
 from __future__ import annotations
 
 import regex

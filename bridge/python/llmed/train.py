@@ -44,27 +44,28 @@ Decisions worth knowing
   per process; the global batch is batchSize x world size. Without it the trainer is the single-process
   one it always was.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import random
-import shutil
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from .checkpoint import (CheckpointError, base_fingerprint, load_checkpoint, read_checkpoint_record, save_checkpoint)
-from .data import DataError, Pair, PairSampler, PreparedDataset
 from .atomic import atomic_write_json, remove_stale_temporaries
+from .checkpoint import CheckpointError, base_fingerprint, load_checkpoint, read_checkpoint_record, save_checkpoint
+from .data import DataError, PairSampler, PreparedDataset
 from .nn import use_onednn_conv3d
 
 ModelFactory = Callable[[dict], nn.Module]
@@ -94,8 +95,9 @@ def train_section(config: dict) -> dict:
         raise TrainingConfigError("the config has no train section")
     missing = [k for k in TRAIN_KEYS if k not in t]
     if missing:
-        raise TrainingConfigError(f"train.{', train.'.join(missing)} missing from the config: the TypeScript side fills every "
-                                  "training default from the experiment schema (packages/core/src/config.ts) before training")
+        raise TrainingConfigError(
+            f"train.{', train.'.join(missing)} missing from the config: the TypeScript side fills every training default from the experiment schema (packages/core/src/config.ts) before training"
+        )
     return dict(t)
 
 
@@ -156,11 +158,13 @@ def resolve_device(choice: str | None) -> torch.device:
 
 def default_model_factory(spec: dict, workspace_root: str | None = None, plugins: dict | None = None) -> nn.Module:
     from .assemble import build_model
+
     return build_model(spec, workspace_root, plugins)
 
 
 def default_loss_factory(spec: dict, workspace_root: str | None = None, plugins: dict | None = None):
     from .assemble import build_loss
+
     return build_loss(spec, workspace_root, plugins)
 
 
@@ -204,9 +208,18 @@ def dice_per_label(warped: torch.Tensor, fixed: torch.Tensor, labels: list[int])
 
 
 class Trainer:
-    def __init__(self, run_dir: str | os.PathLike[str], spec: dict, config: dict, prepared_dir: str | os.PathLike[str],
-                 options: dict | None = None, *, model_factory: ModelFactory | None = None,
-                 loss_factory: LossFactory | None = None, distributed: Any = None):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike[str],
+        spec: dict,
+        config: dict,
+        prepared_dir: str | os.PathLike[str],
+        options: dict | None = None,
+        *,
+        model_factory: ModelFactory | None = None,
+        loss_factory: LossFactory | None = None,
+        distributed: Any = None,
+    ):
         self.run_dir = Path(run_dir)
         # distributed: rank 0 is the one that writes; the other ranks only compute (llmed.distributed).
         self.dist = distributed
@@ -231,10 +244,28 @@ class Trainer:
         self._started = time.time()
         total = int(self.train_cfg["iterations"])
         self._status: dict[str, Any] = {
-            "state": "starting", "step": 0, "total": total, "phase": 1, "phases": 1, "loss": None, "terms": {},
-            "it_s": None, "eta_s": None, "val_dice": None, "initial_dice": None, "best": None, "elapsed_s": 0.0, "device": None,
-            "amp": None, "run_dir": str(self.run_dir), "pid": os.getpid(), "message": None, "kind": None,
-            "traceback": None, "reason": None, "start_step": 0,
+            "state": "starting",
+            "step": 0,
+            "total": total,
+            "phase": 1,
+            "phases": 1,
+            "loss": None,
+            "terms": {},
+            "it_s": None,
+            "eta_s": None,
+            "val_dice": None,
+            "initial_dice": None,
+            "best": None,
+            "elapsed_s": 0.0,
+            "device": None,
+            "amp": None,
+            "run_dir": str(self.run_dir),
+            "pid": os.getpid(),
+            "message": None,
+            "kind": None,
+            "traceback": None,
+            "reason": None,
+            "start_step": 0,
         }
 
     # ---- public API (thread-safe) -----------------------------------------------------------------
@@ -292,8 +323,7 @@ class Trainer:
             tb = traceback.format_exc()
             where = getattr(err, "where", None)
             hint = getattr(err, "hint", None)
-            self._update(state="error", kind=kind, message=message, traceback=tb, where=where, hint=hint,
-                         elapsed_s=round(time.time() - self._started, 3))
+            self._update(state="error", kind=kind, message=message, traceback=tb, where=where, hint=hint, elapsed_s=round(time.time() - self._started, 3))
             try:
                 self._event("error", kind=kind, message=message, where=where, step=self._status.get("step"))
             except Exception:
@@ -313,15 +343,13 @@ class Trainer:
         stale = remove_stale_temporaries(self.ckpt_dir) if self.is_main else []
         record = read_checkpoint_record(self.ckpt_dir, "last") if resume else None
         if not resume and (self.ckpt_dir / "last.json").exists():
-            raise CheckpointError("run folder already has checkpoints", where=str(self.run_dir),
-                                  hint="resume it (--resume) or train into a new run folder")
+            raise CheckpointError("run folder already has checkpoints", where=str(self.run_dir), hint="resume it (--resume) or train into a new run folder")
         for name, value in (("spec.json", self.spec), ("config.json", self.config)):
             if self.is_main and not (self.run_dir / name).exists():
                 atomic_write_json(self.run_dir / name, value)  # a kill never leaves half a spec.json
         self._log_file = open(self.run_dir / "log.jsonl", "a", buffering=1) if self.is_main else None
         if stale:
-            self._event("cleaned", message=f"removed {len(stale)} temporary checkpoint file(s) left by an interrupted write",
-                        files=stale)
+            self._event("cleaned", message=f"removed {len(stale)} temporary checkpoint file(s) left by an interrupted write", files=stale)
 
         t = self.train_cfg
         self.seed = int(t["seed"])
@@ -386,25 +414,46 @@ class Trainer:
         if record is not None:
             self.step = int(record["step"])
             if self.step > self.total:
-                raise CheckpointError(f"checkpoint 'last' is at step {self.step}, beyond the {self.total} iterations of the run's "
-                                      "config.json (train.iterations)", where=str(self.ckpt_dir / "last.json"),
-                                      hint="the run's config.json was edited after training; restore train.iterations, or train a new run")
+                raise CheckpointError(
+                    f"checkpoint 'last' is at step {self.step}, beyond the {self.total} iterations of the run's config.json (train.iterations)",
+                    where=str(self.ckpt_dir / "last.json"),
+                    hint="the run's config.json was edited after training; restore train.iterations, or train a new run",
+                )
             self._draw_base = (self.step, int(record.get("samplesSeen", self.step * self.batch_size)))
             self.best = record.get("best")
             if record.get("dataset") and record["dataset"] != self.data.fingerprint():
                 self._event("warning", message="the prepared dataset's pairs changed since this run's checkpoint")
             self._last_saved_step = self.step
 
-        self._update(state="running", device=str(self.device), step=self.step, start_step=self.step, total=self.total,
-                     phases=len(self.phases), best=self.best, world_size=self.world_size,
-                     global_batch=self.batch_size * self.world_size,
-                     amp=None if self.amp_dtype is None else str(self.amp_dtype).replace("torch.", ""))
-        self._event("resume" if record else "start", step=self.step, total=self.total, device=str(self.device),
-                    amp=self._status["amp"], onednnConv3d=self.onednn_conv, phases=len(self.phases), seed=self.seed,
-                    trainable=sum(p.numel() for p in self.model.parameters() if p.requires_grad),
-                    baseWeights=len(self.base_names), resized=self.resized, batchSize=self.batch_size,
-                    worldSize=self.world_size, globalBatch=self.batch_size * self.world_size,
-                    backend=None if self.dist is None else self.dist.backend)
+        self._update(
+            state="running",
+            device=str(self.device),
+            step=self.step,
+            start_step=self.step,
+            total=self.total,
+            phases=len(self.phases),
+            best=self.best,
+            world_size=self.world_size,
+            global_batch=self.batch_size * self.world_size,
+            amp=None if self.amp_dtype is None else str(self.amp_dtype).replace("torch.", ""),
+        )
+        self._event(
+            "resume" if record else "start",
+            step=self.step,
+            total=self.total,
+            device=str(self.device),
+            amp=self._status["amp"],
+            onednnConv3d=self.onednn_conv,
+            phases=len(self.phases),
+            seed=self.seed,
+            trainable=sum(p.numel() for p in self.model.parameters() if p.requires_grad),
+            baseWeights=len(self.base_names),
+            resized=self.resized,
+            batchSize=self.batch_size,
+            worldSize=self.world_size,
+            globalBatch=self.batch_size * self.world_size,
+            backend=None if self.dist is None else self.dist.backend,
+        )
         self._resume_record = record
 
     def _phase_index_for(self, step: int) -> int:
@@ -431,23 +480,28 @@ class Trainer:
         # boundary is entering a new phase, as the uninterrupted run does at that step.
         mid_phase = record is not None and int(record.get("phase", 1)) == phase.index and self.step > phase.start
         if record is not None:
-            load_checkpoint(self.ckpt_dir, "last", model=self.model, base_names=self.base_names, base_sha256=self.base_sha,
-                            optimizer=self.optimizer if mid_phase else None, scaler=self.scaler if mid_phase else None,
-                            restore_rng=True, map_location=self.device)
+            load_checkpoint(
+                self.ckpt_dir,
+                "last",
+                model=self.model,
+                base_names=self.base_names,
+                base_sha256=self.base_sha,
+                optimizer=self.optimizer if mid_phase else None,
+                scaler=self.scaler if mid_phase else None,
+                restore_rng=True,
+                map_location=self.device,
+            )
             self._resume_record = None
-        if (not mid_phase and pos > 0 and self.phase_start == "best" and self.best
-                and int(self.best.get("phase", 0)) == self.phases[pos - 1].index):
+        if not mid_phase and pos > 0 and self.phase_start == "best" and self.best and int(self.best.get("phase", 0)) == self.phases[pos - 1].index:
             # LLaMA-Reg starts each cascade step from the previous step's best checkpoint.
-            load_checkpoint(self.ckpt_dir, "best", model=self.model, base_names=self.base_names, base_sha256=self.base_sha,
-                            map_location=self.device)
+            load_checkpoint(self.ckpt_dir, "best", model=self.model, base_names=self.base_names, base_sha256=self.base_sha, map_location=self.device)
             self._event("phase-start-from-best", phase=phase.index, bestStep=self.best.get("step"))
         if self.dist is not None:  # distributed: DDP over what this phase trains; broadcasts rank 0's weights
             self.ddp = self.dist.wrap(self.model, self.base_names, previous=self.ddp)
             if not self.dist.is_main:
                 seed_everything(self.dist.rank_seed(self.seed, self.step))
         self._update(phase=phase.index)
-        self._event("phase", phase=phase.index, schedule=self.schedule, start=phase.start, iterations=phase.iterations,
-                    trainable=sum(p.numel() for p in params))
+        self._event("phase", phase=phase.index, schedule=self.schedule, start=phase.start, iterations=phase.iterations, trainable=sum(p.numel() for p in params))
 
     def _autocast(self):
         if self.amp_dtype is None:
@@ -495,8 +549,7 @@ class Trainer:
             bad = [k for k, v in _float_terms(terms).items() if not math.isfinite(v)]
             names = f" (non-finite terms: {', '.join(bad)})" if bad else ""
             pair_names = ", ".join(f"{p.moving}->{p.fixed}" for p in pairs)
-            raise NonFiniteLoss(f"loss is {float(total.detach().float())} at step {step_number}{names}, pair {pair_names}; "
-                                f"training stopped, the last good checkpoint is kept")
+            raise NonFiniteLoss(f"loss is {float(total.detach().float())} at step {step_number}{names}, pair {pair_names}; training stopped, the last good checkpoint is kept")
         if self.scaler is not None and self.scaler.is_enabled():
             self.scaler.scale(total).backward()
             self.scaler.step(self.optimizer)
@@ -572,13 +625,30 @@ class Trainer:
             if tag == "last":
                 self._last_saved_step = self.step
             return
-        state = {"phase": phase.index, "schedule": self.schedule, "total": self.total, "best": self.best,
-                 "seed": self.seed, "dataset": self.data.fingerprint(), "preparedDir": str(self.prepared_dir),
-                 "device": str(self.device), "amp": self._status.get("amp"),
-                 "samplesSeen": self._draws_before(self.step + 1), "worldSize": self.world_size}
-        paths = save_checkpoint(self.ckpt_dir, tag, model=self.model, base_names=self.base_names, base_sha256=self.base_sha,
-                                step=self.step, state=state, optimizer=self.optimizer if with_optimizer else None,
-                                scaler=self.scaler if with_optimizer else None)
+        state = {
+            "phase": phase.index,
+            "schedule": self.schedule,
+            "total": self.total,
+            "best": self.best,
+            "seed": self.seed,
+            "dataset": self.data.fingerprint(),
+            "preparedDir": str(self.prepared_dir),
+            "device": str(self.device),
+            "amp": self._status.get("amp"),
+            "samplesSeen": self._draws_before(self.step + 1),
+            "worldSize": self.world_size,
+        }
+        paths = save_checkpoint(
+            self.ckpt_dir,
+            tag,
+            model=self.model,
+            base_names=self.base_names,
+            base_sha256=self.base_sha,
+            step=self.step,
+            state=state,
+            optimizer=self.optimizer if with_optimizer else None,
+            scaler=self.scaler if with_optimizer else None,
+        )
         if tag == "last":
             self._last_saved_step = self.step
         # relative to the run folder, so a log names no machine path and a moved run folder still reads right
@@ -587,8 +657,7 @@ class Trainer:
     def _finish_stopped(self, reason: str, message: str) -> None:
         if self._last_saved_step != self.step:
             self._save("last", with_optimizer=True)
-        self._update(state="stopped", reason=reason, message=message, elapsed_s=round(time.time() - self._started, 3),
-                     eta_s=None)
+        self._update(state="stopped", reason=reason, message=message, elapsed_s=round(time.time() - self._started, 3), eta_s=None)
         self._event("stopped", reason=reason, message=message, step=self.step, **peak_memory(self.device))
 
     def _loop(self) -> None:
@@ -604,16 +673,16 @@ class Trainer:
             if base is not None:
                 if base["metric"] == "dice":
                     self._update(initial_dice=base["value"])
-                self._event("val", step=0, phase=self.phases[pos].index, identity=True, **{base["metric"]: base["value"]},
-                            pairs=base["pairs"], **{k: base[k] for k in ("epe", "fieldMagnitude") if k in base})
+                self._event(
+                    "val", step=0, phase=self.phases[pos].index, identity=True, **{base["metric"]: base["value"]}, pairs=base["pairs"], **{k: base[k] for k in ("epe", "fieldMagnitude") if k in base}
+                )
         session_start, session_start_step = time.time(), self.step
         rate: float | None = None
         last_time = time.time()
         while self.step < self.total:
             requested = self._stop.is_set()
             # The budget is checked after each step (at least one step runs, so a stop always saves progress).
-            over_budget = (self.time_budget_s is not None and self.step > session_start_step
-                           and time.time() - session_start >= self.time_budget_s)
+            over_budget = self.time_budget_s is not None and self.step > session_start_step and time.time() - session_start >= self.time_budget_s
             if self.dist is not None:  # distributed: every rank stops after the same step
                 requested, over_budget = self.dist.any_rank(requested, over_budget)
             if requested:
@@ -621,8 +690,7 @@ class Trainer:
                 return
             if over_budget:
                 minutes = self.time_budget_s / 60
-                self._finish_stopped("time-budget", f"time budget of {minutes:g} min used up after step {self.step} of "
-                                                    f"{self.total}; checkpoints/last saved (resume to continue)")
+                self._finish_stopped("time-budget", f"time budget of {minutes:g} min used up after step {self.step} of {self.total}; checkpoints/last saved (resume to continue)")
                 return
             if self.step >= self.phases[self.phase_pos].end:
                 self._enter_phase(self.phase_pos + 1, resuming=False)
@@ -633,25 +701,28 @@ class Trainer:
             dt = max(now - last_time, 1e-9)
             last_time = now
             rate = 1.0 / dt if rate is None else 0.9 * rate + 0.1 / dt
-            self._update(step=self.step, loss=loss, terms=terms, it_s=round(rate, 4),
-                         eta_s=round((self.total - self.step) / rate, 1) if rate > 0 else None,
-                         elapsed_s=round(now - self._started, 3))
+            self._update(step=self.step, loss=loss, terms=terms, it_s=round(rate, 4), eta_s=round((self.total - self.step) / rate, 1) if rate > 0 else None, elapsed_s=round(now - self._started, 3))
             if self.step % self.log_every == 0 or self.step == self.total:
-                self._event("step", step=self.step, phase=self.phases[self.phase_pos].index, loss=loss, terms=terms,
-                            it_s=round(rate, 4))
+                self._event("step", step=self.step, phase=self.phases[self.phase_pos].index, loss=loss, terms=terms, it_s=round(rate, 4))
 
             phase_end = self.step == self.phases[self.phase_pos].end
             if self.step % self.validate_every == 0 or self.step == self.total or phase_end:
                 result = self.validate()
                 if result is not None:
                     dice = result["value"] if result["metric"] == "dice" else None
-                    self._event("val", step=self.step, phase=self.phases[self.phase_pos].index, **{result["metric"]: result["value"]},
-                                pairs=result["pairs"], **{k: result[k] for k in ("epe", "fieldMagnitude") if k in result})
-                    better = (self.best is None or self.best.get("metric") != result["metric"]
-                              or (result["value"] > self.best["value"] if result["higherIsBetter"] else result["value"] < self.best["value"]))
+                    self._event(
+                        "val",
+                        step=self.step,
+                        phase=self.phases[self.phase_pos].index,
+                        **{result["metric"]: result["value"]},
+                        pairs=result["pairs"],
+                        **{k: result[k] for k in ("epe", "fieldMagnitude") if k in result},
+                    )
+                    better = (
+                        self.best is None or self.best.get("metric") != result["metric"] or (result["value"] > self.best["value"] if result["higherIsBetter"] else result["value"] < self.best["value"])
+                    )
                     if better:
-                        self.best = {"metric": result["metric"], "value": result["value"], "step": self.step,
-                                     "phase": self.phases[self.phase_pos].index}
+                        self.best = {"metric": result["metric"], "value": result["value"], "step": self.step, "phase": self.phases[self.phase_pos].index}
                         self._save("best", with_optimizer=False)
                     self._update(val_dice=dice, best=self.best)
             if self.step % self.checkpoint_every == 0 or self.step == self.total or phase_end:
@@ -669,8 +740,7 @@ def read_run_json(run_dir: str | os.PathLike[str], name: str) -> dict:
     try:
         value = json.loads(path.read_text())
     except FileNotFoundError:
-        raise CheckpointError(f"run folder lacks {name}", where=str(run_dir),
-                              hint="name a run folder written by `llmed train` (runs/<experiment>/<timestamp>)") from None
+        raise CheckpointError(f"run folder lacks {name}", where=str(run_dir), hint="name a run folder written by `llmed train` (runs/<experiment>/<timestamp>)") from None
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as err:
         raise CheckpointError(f"{name} of the run is not valid JSON ({type(err).__name__}: {err})", where=str(path)) from None
     if not isinstance(value, dict):
@@ -678,9 +748,9 @@ def read_run_json(run_dir: str | os.PathLike[str], name: str) -> dict:
     return value
 
 
-def load_run_model(run_dir: str | os.PathLike[str], tag: str = "best", device: str | torch.device = "cpu",
-                   model_factory: ModelFactory | None = None, workspace_root: str | None = None,
-                   plugins: dict | None = None) -> tuple[nn.Module, dict]:
+def load_run_model(
+    run_dir: str | os.PathLike[str], tag: str = "best", device: str | torch.device = "cpu", model_factory: ModelFactory | None = None, workspace_root: str | None = None, plugins: dict | None = None
+) -> tuple[nn.Module, dict]:
     """Rebuild a run's model from its own spec.json/config.json (seeded as in training) and load
     checkpoint ``tag``; for export and evaluation. Returns ``(model in eval mode, checkpoint record)``.
 
@@ -691,8 +761,9 @@ def load_run_model(run_dir: str | os.PathLike[str], tag: str = "best", device: s
     spec = read_run_json(run_dir, "spec.json")
     config = read_run_json(run_dir, "config.json")
     if model_factory is None and plugins is None:
-        raise CheckpointError("building a run folder's model needs the registered plugins (plugins=..., id -> python entry); "
-                              "the paths in its spec.json are never imported from", where=str(run_dir / "spec.json"))
+        raise CheckpointError(
+            "building a run folder's model needs the registered plugins (plugins=..., id -> python entry); the paths in its spec.json are never imported from", where=str(run_dir / "spec.json")
+        )
     record = read_checkpoint_record(run_dir / "checkpoints", tag)
     train_cfg = train_section(config)
     seed_everything(int(train_cfg["seed"]))
@@ -701,6 +772,5 @@ def load_run_model(run_dir: str | os.PathLike[str], tag: str = "best", device: s
     names = base_weight_names(model, schedule, phases)
     if schedule is not None and hasattr(model, "freeze_for_step"):
         model.freeze_for_step(int(record.get("phase", 1)), schedule)
-    load_checkpoint(run_dir / "checkpoints", tag, model=model, base_names=names, base_sha256=base_fingerprint(model, names),
-                    map_location=device)
+    load_checkpoint(run_dir / "checkpoints", tag, model=model, base_names=names, base_sha256=base_fingerprint(model, names), map_location=device)
     return model.eval(), record

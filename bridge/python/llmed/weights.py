@@ -5,6 +5,7 @@
 * :func:`load_strict` is ``load_state_dict(strict=True)`` whose error names every missing key, every
   unexpected key and every shape clash, as one checkpoint error.
 """
+
 from __future__ import annotations
 
 import io
@@ -30,12 +31,14 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise WeightsError("weights file not found", where=str(path))
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
+
         return load_file(str(path))
     try:
         data = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as err:  # weights_only refuses anything but tensors and plain containers
-        raise WeightsError(f"cannot read as a weights-only torch file: {type(err).__name__}: {err}", where=str(path),
-                           hint="convert it to safetensors; llmed never unpickles arbitrary objects") from None
+        raise WeightsError(
+            f"cannot read as a weights-only torch file: {type(err).__name__}: {err}", where=str(path), hint="convert it to safetensors; llmed never unpickles arbitrary objects"
+        ) from None
     if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
         data = data["state_dict"]
     if not isinstance(data, dict):
@@ -48,8 +51,7 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: str) -
     own = module.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    clashes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state))
-               if tuple(state[k].shape) != tuple(own[k].shape)]
+    clashes = [f"{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}" for k in sorted(set(own) & set(state)) if tuple(state[k].shape) != tuple(own[k].shape)]
     if missing or unexpected or clashes:
         parts = []
         if missing:
@@ -60,8 +62,6 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], where: str) -
             parts.append(f"shape mismatches (file vs model): {', '.join(clashes)}")
         raise WeightsError("; ".join(parts), where=where, hint="the options (patch, width, depth, heads, mlpWidth, cls) must match the weights")
     module.load_state_dict({k: v.to(own[k].dtype) for k, v in state.items()}, strict=True)
-
-
 
 
 def read_state_dict_bytes(data: bytes, where: str) -> dict[str, torch.Tensor]:

@@ -1,4 +1,5 @@
 """Shared pytest setup: import paths and tiny Hugging Face checkpoints (built once per session)."""
+
 from __future__ import annotations
 
 import sys

@@ -9,6 +9,7 @@ writing, renames or removes under the run folder to ``<auditDir>/rank-<r>.txt``,
 hook). ``raiseAtStep`` + ``raiseOnRank`` make that rank's training step raise (:class:`RaisingTrainer`,
 which the TypeScript tests also name as ``options.trainer = "dist_toy_worker:RaisingTrainer"``).
 """
+
 from __future__ import annotations
 
 import json
@@ -68,6 +69,7 @@ def main() -> int:
         extra = {}
         if toy_steps is not None:
             from test_train_engine import ToyRegNet, toy_loss
+
             extra = {"model_factory": lambda s: ToyRegNet(int(toy_steps)), "loss_factory": lambda s: toy_loss}
         return RaisingTrainer(run_dir, spec, config, prepared_dir, options, distributed=distributed, **extra)
 

@@ -11,6 +11,7 @@ prints a JSON line ``{"family", "dir", "files", "hidden_size", "num_layers"}``. 
 transformers model type (``llama``, ``phi3``, ``qwen2``, ``mistral``, ...) or the id of an LLM family
 plugin in plugins/, whose family.json names its model type (``llama2``, ``llama3`` → ``llama``).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -35,25 +36,39 @@ def model_type_of(family: str) -> str:
     return family
 
 
-def tiny_config(family: str, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2,
-                intermediate: int | None = None, vocab: int = 96):
+def tiny_config(family: str, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2, intermediate: int | None = None, vocab: int = 96):
     """A transformers config of ``family`` with tiny sizes (GQA on: ``kv_heads < heads``)."""
     family = model_type_of(family)
     intermediate = intermediate or 2 * hidden
-    common = dict(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-                  intermediate_size=intermediate, vocab_size=vocab, max_position_embeddings=512, rms_norm_eps=1e-5,
-                  pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    common = dict(
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        intermediate_size=intermediate,
+        vocab_size=vocab,
+        max_position_embeddings=512,
+        rms_norm_eps=1e-5,
+        pad_token_id=0,
+        bos_token_id=1,
+        eos_token_id=2,
+        tie_word_embeddings=False,
+    )
     if family == "llama":
         from transformers import LlamaConfig
+
         return LlamaConfig(**common)
     if family == "phi3":
         from transformers import Phi3Config
+
         return Phi3Config(**common, resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0)
     if family == "qwen2":
         from transformers import Qwen2Config
+
         return Qwen2Config(**common, use_sliding_window=False)
     # a third-party family named after its transformers model type (mistral, gemma, ...)
     from transformers import CONFIG_MAPPING
+
     if family in CONFIG_MAPPING:
         return CONFIG_MAPPING[family](**common)
     raise UnknownFamily(f"unknown family {family!r}; use llama, phi3, qwen2 (or llama2/llama3) or a transformers model type")
@@ -67,12 +82,12 @@ class UnknownFamily(ValueError):
 def model_class(family: str):
     family = model_type_of(family)
     import transformers
+
     known = {"llama": transformers.LlamaForCausalLM, "phi3": transformers.Phi3ForCausalLM, "qwen2": transformers.Qwen2ForCausalLM}
     return known.get(family) or transformers.AutoModelForCausalLM
 
 
-def build_tiny_checkpoint(family: str, out_dir: str | Path, sharded: bool = False, seed: int = 0,
-                          shard_size: int | str = "60KB", **sizes) -> dict:
+def build_tiny_checkpoint(family: str, out_dir: str | Path, sharded: bool = False, seed: int = 0, shard_size: int | str = "60KB", **sizes) -> dict:
     """Write a tiny checkpoint of ``family`` to ``out_dir``; returns a summary dict.
 
     ``sharded`` saves with a small ``max_shard_size`` so that (at the default sizes) every decoder layer
@@ -97,13 +112,13 @@ def build_tiny_checkpoint(family: str, out_dir: str | Path, sharded: bool = Fals
         model.save_pretrained(out, max_shard_size=shard_size)
     else:
         model.save_pretrained(out)
-    return {"family": model_type_of(family), "dir": str(out), "files": sorted(p.name for p in out.iterdir()),
-            "hidden_size": config.hidden_size, "num_layers": config.num_hidden_layers}
+    return {"family": model_type_of(family), "dir": str(out), "files": sorted(p.name for p in out.iterdir()), "hidden_size": config.hidden_size, "num_layers": config.num_hidden_layers}
 
 
 # --------------------------------------------------------------------------------------------------
 # Tiny ModelSpecs, shaped like the TypeScript composer's output (docs/example-model-spec.json)
 # --------------------------------------------------------------------------------------------------
+
 
 def registered_plugins(plugins_dir) -> dict:
     """The first-party plugins' python entries by id, as the registry gives them (plugins/<id>/python/llmed_<id>):
@@ -119,20 +134,42 @@ def registered_plugins(plugins_dir) -> dict:
 def _node(plugins_dir, path: str, pid: str, kind: str, options: dict, inputs: dict, output: dict | None = None, **extra) -> dict:
     module = "llmed_" + pid.replace("-", "_")
     # The composer hands every factory its options filled from the descriptor's schema; so do these specs.
-    node = {"path": path, "id": pid, "kind": kind, "options": fill_options(pid, options),
-            "python": {"root": str(Path(plugins_dir) / pid / "python"), "module": module, "factory": "build"},
-            "inputs": inputs}
+    node = {
+        "path": path,
+        "id": pid,
+        "kind": kind,
+        "options": fill_options(pid, options),
+        "python": {"root": str(Path(plugins_dir) / pid / "python"), "module": module, "factory": "build"},
+        "inputs": inputs,
+    }
     if output is not None:
         node["output"] = output
     node.update({k: v for k, v in extra.items() if v is not None})
     return node
 
 
-def make_spec(plugins_dir, checkpoint=None, *, family: str = "llama3", hidden: int = 64, spatial=(32, 32, 32),
-              channels=(4, 8, 8, 16, 16), style: str = "llama-reg", llm_layers=(1,), decoder: str = "multiscale",
-              steps: int = 1, base: int = 32, flow_hidden: int = 4, position_embedding: bool = True,
-              attention: str = "bidirectional", rope: bool = False, final_norm: str = "ones", lora: dict | None = None,
-              init: str = "pretrained", losses=(("mse", 1.0, {}), ("diffusion", 0.04, {}))) -> dict:
+def make_spec(
+    plugins_dir,
+    checkpoint=None,
+    *,
+    family: str = "llama3",
+    hidden: int = 64,
+    spatial=(32, 32, 32),
+    channels=(4, 8, 8, 16, 16),
+    style: str = "llama-reg",
+    llm_layers=(1,),
+    decoder: str = "multiscale",
+    steps: int = 1,
+    base: int = 32,
+    flow_hidden: int = 4,
+    position_embedding: bool = True,
+    attention: str = "bidirectional",
+    rope: bool = False,
+    final_norm: str = "ones",
+    lora: dict | None = None,
+    init: str = "pretrained",
+    losses=(("mse", 1.0, {}), ("diffusion", 0.04, {})),
+) -> dict:
     """A ModelSpec dict for tests. ``style``:
 
     - ``'llama-reg'``: adapter0 (linear) → LLM (name ``llm``) → inner-mlp → the same LLM again (sharesWith)
@@ -140,30 +177,36 @@ def make_spec(plugins_dir, checkpoint=None, *, family: str = "llama3", hidden: i
     - ``'vit'``: adapter0 → vit (no checkpoint)
     """
     image = {"type": "volume", "channels": 1, "spatial": list(spatial)}
-    levels = [{"scale": 2 ** l, "channels": c, "spatial": [n // 2 ** l for n in spatial]} for l, c in enumerate(channels)]
+    levels = [{"scale": 2**l, "channels": c, "spatial": [n // 2**l for n in spatial]} for l, c in enumerate(channels)]
     pyramid = {"type": "pyramid", "levels": levels}
     grid = levels[-1]["spatial"]
     length = grid[0] * grid[1] * grid[2]
     tok = lambda w: {"type": "tokens", "length": length, "width": w, "grid": list(grid)}  # noqa: E731
     ins = lambda w: {"image": image, "pyramid": pyramid, "tokens": tok(w)}  # noqa: E731
 
-    encoder = _node(plugins_dir, "model.encoder", "dual-pyramid", "Encoder",
-                    {"channels": list(channels), "shared": False, "negativeSlope": 0.2}, {"image": image}, pyramid)
+    encoder = _node(plugins_dir, "model.encoder", "dual-pyramid", "Encoder", {"channels": list(channels), "shared": False, "negativeSlope": 0.2}, {"image": image}, pyramid)
     width0 = 2 * channels[-1]
-    tokens = _node(plugins_dir, "model.tokens", "tokens", "Adapter", {"grid": list(grid), "positionEmbedding": position_embedding, "level": -1},
-                   {"image": image, "pyramid": pyramid}, tok(width0))
-    llm_opts = lambda layers: {"checkpoint": str(checkpoint), "layers": list(layers), "hiddenSize": hidden, "numLayers": 2,  # noqa: E731
-                               "finalNorm": final_norm, "init": init, "trainable": False, "attention": attention,
-                               "rope": rope, "lora": lora}
+    tokens = _node(plugins_dir, "model.tokens", "tokens", "Adapter", {"grid": list(grid), "positionEmbedding": position_embedding, "level": -1}, {"image": image, "pyramid": pyramid}, tok(width0))
+    llm_opts = lambda layers: {  # noqa: E731
+        "checkpoint": str(checkpoint),
+        "layers": list(layers),
+        "hiddenSize": hidden,
+        "numLayers": 2,
+        "finalNorm": final_norm,
+        "init": init,
+        "trainable": False,
+        "attention": attention,
+        "rope": rope,
+        "lora": lora,
+    }
     block: list[dict] = []
     if style == "llama-reg":
-        block.append(_node(plugins_dir, "model.block[0]", "adapter0", "Adapter",
-                           {"out": hidden, "hidden": 2 * width0, "norm": "none", "activation": "none", "negativeSlope": 0.2}, ins(width0), tok(hidden)))
+        block.append(
+            _node(plugins_dir, "model.block[0]", "adapter0", "Adapter", {"out": hidden, "hidden": 2 * width0, "norm": "none", "activation": "none", "negativeSlope": 0.2}, ins(width0), tok(hidden))
+        )
         block.append(_node(plugins_dir, "model.block[1]", family, "LLMBackbone", llm_opts(llm_layers), ins(hidden), tok(hidden), name="llm"))
-        block.append(_node(plugins_dir, "model.block[2]", "inner-mlp", "Adapter", {"hidden": 16, "activation": "none", "out": hidden},
-                           ins(hidden), tok(hidden)))
-        block.append(_node(plugins_dir, "model.block[3]", family, "LLMBackbone", llm_opts(llm_layers), ins(hidden), tok(hidden),
-                           sharesWith="model.block[1]"))
+        block.append(_node(plugins_dir, "model.block[2]", "inner-mlp", "Adapter", {"hidden": 16, "activation": "none", "out": hidden}, ins(hidden), tok(hidden)))
+        block.append(_node(plugins_dir, "model.block[3]", family, "LLMBackbone", llm_opts(llm_layers), ins(hidden), tok(hidden), sharesWith="model.block[1]"))
     elif style == "llm-morph":
         a, b = llm_layers[0], llm_layers[1] if len(llm_layers) > 1 else llm_layers[0]
         adapter = {"out": hidden, "norm": "instance", "activation": "leaky-relu", "negativeSlope": 0.2}
@@ -172,27 +215,35 @@ def make_spec(plugins_dir, checkpoint=None, *, family: str = "llama3", hidden: i
         block.append(_node(plugins_dir, "model.block[2]", "adapter0", "Adapter", {**adapter, "hidden": 2 * hidden}, ins(hidden), tok(hidden)))
         block.append(_node(plugins_dir, "model.block[3]", family, "LLMBackbone", llm_opts([b]), ins(hidden), tok(hidden), name="leb2"))
     elif style == "vit":
-        block.append(_node(plugins_dir, "model.block[0]", "adapter0", "Adapter",
-                           {"out": hidden, "hidden": 2 * width0, "norm": "none", "activation": "none", "negativeSlope": 0.2}, ins(width0), tok(hidden)))
-        block.append(_node(plugins_dir, "model.block[1]", "vit", "LLMBackbone", {"width": hidden, "depth": 1, "heads": 4, "mlpRatio": 2},
-                           ins(hidden), tok(hidden)))
+        block.append(
+            _node(plugins_dir, "model.block[0]", "adapter0", "Adapter", {"out": hidden, "hidden": 2 * width0, "norm": "none", "activation": "none", "negativeSlope": 0.2}, ins(width0), tok(hidden))
+        )
+        block.append(_node(plugins_dir, "model.block[1]", "vit", "LLMBackbone", {"width": hidden, "depth": 1, "heads": 4, "mlpRatio": 2}, ins(hidden), tok(hidden)))
     else:
         raise ValueError(f"unknown style {style!r}")
 
     n_stages = 4
-    stage_levels = [{"scale": levels[-1]["scale"] // 2 ** (k + 1), "channels": base // 2 ** (k + 1),
-                     "spatial": [n * 2 ** (k + 1) for n in grid]} for k in range(n_stages)]
+    stage_levels = [{"scale": levels[-1]["scale"] // 2 ** (k + 1), "channels": base // 2 ** (k + 1), "spatial": [n * 2 ** (k + 1) for n in grid]} for k in range(n_stages)]
     stages_shape = {"type": "stages", "stages": stage_levels}
     stage = _node(plugins_dir, "model.stageAdapters", "stage", "Adapter", {"base": base, "stages": n_stages}, ins(hidden), stages_shape)
     dec_opts = {"rescaleUpsampledField": True, "flowHidden": flow_hidden, "negativeSlope": 0.2}
     if decoder == "cascade":
         dec_opts["steps"] = steps
-    fields = {"type": "fields", "fields": [{"scale": s["scale"], "spatial": s["spatial"]} for s in stage_levels[1:]],
-              "steps": steps if decoder == "cascade" else 1}
+    fields = {"type": "fields", "fields": [{"scale": s["scale"], "spatial": s["spatial"]} for s in stage_levels[1:]], "steps": steps if decoder == "cascade" else 1}
     dec = _node(plugins_dir, "model.decoder", decoder, "Decoder", dec_opts, {**ins(hidden), "stages": stages_shape}, fields)
     loss_nodes = [{**_node(plugins_dir, f"loss[{i}]", pid, "Loss", opts, {}), "weight": w} for i, (pid, w, opts) in enumerate(losses)]
-    return {"version": 1, "experiment": "test", "configFile": "<tests>", "input": image, "encoder": encoder, "tokens": tokens,
-            "block": block, "stageAdapters": stage, "decoder": dec, "losses": loss_nodes}
+    return {
+        "version": 1,
+        "experiment": "test",
+        "configFile": "<tests>",
+        "input": image,
+        "encoder": encoder,
+        "tokens": tokens,
+        "block": block,
+        "stageAdapters": stage,
+        "decoder": dec,
+        "losses": loss_nodes,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,8 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--intermediate", type=int, default=None)
     ap.add_argument("--seed", type=int, default=0)
     a = ap.parse_args(argv)
-    info = build_tiny_checkpoint(a.family, a.out_dir, sharded=a.sharded, seed=a.seed, hidden=a.hidden, layers=a.layers,
-                                 heads=a.heads, kv_heads=a.kv_heads, intermediate=a.intermediate)
+    info = build_tiny_checkpoint(a.family, a.out_dir, sharded=a.sharded, seed=a.seed, hidden=a.hidden, layers=a.layers, heads=a.heads, kv_heads=a.kv_heads, intermediate=a.intermediate)
     print(json.dumps(info))
     return 0
 

@@ -14,6 +14,7 @@ example inputs are texts). The list comes, in order of preference, from
 does in the composer, so that tests which write specs by hand hand the factories what the composer would:
 the Python factories keep no defaults of their own.
 """
+
 from __future__ import annotations
 
 import copy

@@ -11,14 +11,17 @@ PreTrainedTokenizerFast.save_pretrained) whose special tokens follow the family:
 
 and the ``family`` facts the TypeScript causal-LM facet would put into the options.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-WORDS = ("the liver spleen kidney left right normal enlarged lesion stone cyst no yes is are of in and with a "
-         "findings chest abdomen pelvis describe image this please provide caption mm small large hypodense "
-         "hyperdense effusion present absent . , A B C D choices : 1 2 3 4 5").split()
+WORDS = (
+    "the liver spleen kidney left right normal enlarged lesion stone cyst no yes is are of in and with a "
+    "findings chest abdomen pelvis describe image this please provide caption mm small large hypodense "
+    "hyperdense effusion present absent . , A B C D choices : 1 2 3 4 5"
+).split()
 
 SPECIALS = {
     "llama": {"bos": "<s>", "eos": "</s>", "unk": "<unk>", "pad": None, "extra": []},
@@ -42,8 +45,7 @@ def build_tokenizer(family: str):
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     core.decoder = decoders.WordPiece(prefix="##")  # joins words with spaces
     if sp["bos"]:
-        core.post_processor = processors.TemplateProcessing(single=f"{sp['bos']} $A", pair=f"{sp['bos']} $A $B",
-                                                            special_tokens=[(sp["bos"], vocab[sp["bos"]])])
+        core.post_processor = processors.TemplateProcessing(single=f"{sp['bos']} $A", pair=f"{sp['bos']} $A $B", special_tokens=[(sp["bos"], vocab[sp["bos"]])])
     kwargs = {k + "_token": v for k, v in (("bos", sp["bos"]), ("eos", sp["eos"]), ("unk", sp["unk"]), ("pad", sp["pad"])) if v}
     return PreTrainedTokenizerFast(tokenizer_object=core, **kwargs)
 
@@ -65,15 +67,20 @@ def build_tiny_lm(family: str, out_dir: str | Path, hidden: int = 32, layers: in
             cfg["rope_parameters"]["rope_theta"] = 500000.0
     (out / "config.json").write_text(json.dumps(cfg, indent=2))
     tok.save_pretrained(str(out))
-    return {"dir": str(out), "family": {"id": family, "title": family, "modelTypes": [MODEL_TYPE[family]]},
-            "endOfText": END_OF_TEXT.get(family), "hidden": hidden}
+    return {"dir": str(out), "family": {"id": family, "title": family, "modelTypes": [MODEL_TYPE[family]]}, "endOfText": END_OF_TEXT.get(family), "hidden": hidden}
 
 
 def lm_options(info: dict, lora: dict | None = None, init: str = "pretrained") -> dict:
     """Options as the TypeScript causal-LM facet fills them (schema defaults + resolve)."""
-    return {"checkpoint": info["dir"], "hiddenSize": info["hidden"], "init": init,
-            "lora": {"rank": 16, "alpha": 32, "dropout": 0.05, "targets": "all-linear"} if lora is None else lora,
-            "imageToken": "<im_patch>", "endOfText": info["endOfText"], "family": info["family"]}
+    return {
+        "checkpoint": info["dir"],
+        "hiddenSize": info["hidden"],
+        "init": init,
+        "lora": {"rank": 16, "alpha": 32, "dropout": 0.05, "targets": "all-linear"} if lora is None else lora,
+        "imageToken": "<im_patch>",
+        "endOfText": info["endOfText"],
+        "family": info["family"],
+    }
 
 
 if __name__ == "__main__":  # python tests/report_fixtures.py <family> <out_dir> [hidden]: for the TypeScript tests

@@ -1,4 +1,5 @@
 """llmed.atomic: files replaced whole, folders published without ever deleting the old one first."""
+
 from __future__ import annotations
 
 import os
@@ -7,7 +8,7 @@ import pytest
 
 from llmed import atomic
 
-DEAD_PID = 2 ** 22 + 1  # above Linux's largest pid: no such process
+DEAD_PID = 2**22 + 1  # above Linux's largest pid: no such process
 
 
 def _folder(path, text):

@@ -5,6 +5,7 @@ checkpoint) for a step or two on a tiny prepared dataset, exports it, and checks
 torch on a prepared pair: field difference below 1e-3 voxels, Dice of the warped labels equal to 4
 decimals, and what the manifest promises (shapes, hashes, preprocessing, source run).
 """
+
 from __future__ import annotations
 
 import json
@@ -37,12 +38,19 @@ PREPROCESS = {"shape": list(SPATIAL), "orientation": "RAS", "moving": [{"op": "m
 
 def run_config(iterations: int, shape=SPATIAL, lr: float = 1e-3) -> dict:
     return {
-        "name": "tiny", "method": "LLaMA-Reg", "description": "export test",
-        "data": {"protocol": "pairs", "root": "unused", "title": "toy blobs (test fixture)", "howToGet": "built by the test",
-                 "preprocess": {**PREPROCESS, "shape": list(shape)}, "labelNames": {"1": "core", "2": "shell"},
-                 "modality": {"moving": "MR", "fixed": "MR"}},
-        "train": {"iterations": iterations, "lr": lr, "optimizer": "adam", "batchSize": 1, "amp": True, "seed": 1,
-                  "validateEvery": iterations, "checkpointEvery": iterations, "timeBudgetMinutes": 0},
+        "name": "tiny",
+        "method": "LLaMA-Reg",
+        "description": "export test",
+        "data": {
+            "protocol": "pairs",
+            "root": "unused",
+            "title": "toy blobs (test fixture)",
+            "howToGet": "built by the test",
+            "preprocess": {**PREPROCESS, "shape": list(shape)},
+            "labelNames": {"1": "core", "2": "shell"},
+            "modality": {"moving": "MR", "fixed": "MR"},
+        },
+        "train": {"iterations": iterations, "lr": lr, "optimizer": "adam", "batchSize": 1, "amp": True, "seed": 1, "validateEvery": iterations, "checkpointEvery": iterations, "timeBudgetMinutes": 0},
         "evaluate": {"metrics": ["dice", "hd95", "jacobian-nonpositive", "time"]},
         "export": {"opset": 20},
     }
@@ -135,8 +143,7 @@ def test_lora_is_merged_into_the_exported_weights(tmp_path: Path, plugins_dir, t
     # LLM-Morph's adapters instance-normalise over the tokens: a 32³ grid gives 8 of them (16³ only one).
     prepared = make_prepared(tmp_path / "prepared32", shape_ijk=(32, 32, 32))
     lora = {"rank": 4, "alpha": 8, "dropout": 0.0, "targets": ["q_proj", "k_proj", "v_proj"]}
-    spec = make_spec(plugins_dir, tiny_checkpoint("llama3"), spatial=(32, 32, 32), channels=CHANNELS, base=16, style="llm-morph",
-                     llm_layers=(0, 1), lora=lora)
+    spec = make_spec(plugins_dir, tiny_checkpoint("llama3"), spatial=(32, 32, 32), channels=CHANNELS, base=16, style="llm-morph", llm_layers=(0, 1), lora=lora)
     run = train_tiny_run(tmp_path / "run", spec, prepared, iterations=1)
     # One Adam step leaves LoRA's B factors at ±lr: give them weight, as a long training run would,
     # so that a graph without them (an unmerged or dropped adapter) would be visibly wrong.
@@ -220,14 +227,12 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path: Path, plugins_dir, tiny
     assert result["ok"] is False and result["kind"] == "checkpoint" and "checkpoints" in result["message"]
 
 
-
 def test_an_opset_below_20_is_refused_before_any_work(tmp_path: Path):
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "config.json").write_text(json.dumps(run_config(1)))
     (run / "spec.json").write_text(json.dumps({"input": {"spatial": list(SPATIAL)}}))
-    (run / "checkpoints" / "best.json").write_text(json.dumps({"format": "llmed-checkpoint-v1", "tag": "best", "step": 0,
-                                                               "tensors": "best.safetensors"}))
+    (run / "checkpoints" / "best.json").write_text(json.dumps({"format": "llmed-checkpoint-v1", "tag": "best", "step": 0, "tensors": "best.safetensors"}))
     (run / "checkpoints" / "best.safetensors").write_bytes(b"")
     with pytest.raises(ExportError) as err:
         export_run(run, "best", opset=16, plugins=PLUGINS, log=lambda _m: None)

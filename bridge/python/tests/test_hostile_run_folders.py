@@ -11,6 +11,7 @@ names the file:
 - temporary checkpoint files a kill left behind (cleaned at the next start);
 - a checkpoint whose step is beyond the run's iterations.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,7 @@ def trained_checkpoint(folder: Path, step: int = 3) -> tuple[Net, torch.optim.Op
     opt = torch.optim.Adam(net.trained.parameters(), lr=0.1)
     net.trained(torch.randn(2, 3)).sum().backward()
     opt.step()
-    save_checkpoint(folder, "last", model=net, base_names=BASE, base_sha256=base_fingerprint(net, BASE), step=step,
-                    state={"phase": 1}, optimizer=opt)
+    save_checkpoint(folder, "last", model=net, base_names=BASE, base_sha256=base_fingerprint(net, BASE), step=step, state={"phase": 1}, optimizer=opt)
     return net, opt
 
 
@@ -106,8 +106,7 @@ def test_a_legacy_optimizer_file_written_by_torch_save_still_loads(tmp_path: Pat
     assert torch.equal(other_opt.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])
 
 
-@pytest.mark.parametrize("key, value", [("tensors", "/dev/zero"), ("tensors", "../../spec.json"), ("optimizer", "/etc/passwd"),
-                                        ("step", "3")])
+@pytest.mark.parametrize("key, value", [("tensors", "/dev/zero"), ("tensors", "../../spec.json"), ("optimizer", "/etc/passwd"), ("step", "3")])
 def test_a_record_naming_files_outside_checkpoints_is_refused(tmp_path: Path, key: str, value):
     trained_checkpoint(tmp_path)
     record = json.loads((tmp_path / "last.json").read_text())
@@ -135,8 +134,7 @@ def test_an_optimizer_structure_with_unknown_entries_is_refused(tmp_path: Path):
     from safetensors.torch import save_file
 
     trained_checkpoint(tmp_path)
-    save_file({}, str(tmp_path / "last.optim.safetensors"),
-              metadata={"llmed.step": "3", "llmed.optimizer": json.dumps({"$dict": [["step", 3], ["optimizer", {"$eval": "os.system('x')"}]]})})
+    save_file({}, str(tmp_path / "last.optim.safetensors"), metadata={"llmed.step": "3", "llmed.optimizer": json.dumps({"$dict": [["step", 3], ["optimizer", {"$eval": "os.system('x')"}]]})})
     net = Net()
     with pytest.raises(CheckpointError, match="does not write") as err:
         load_checkpoint(tmp_path, "last", model=net, base_names=BASE, optimizer=torch.optim.Adam(net.trained.parameters()))
@@ -144,6 +142,7 @@ def test_an_optimizer_structure_with_unknown_entries_is_refused(tmp_path: Path):
 
 
 # ---- spec.json: plugin code comes from the registered plugins, by id --------------------------------------
+
 
 def hostile_plugin_folder(folder: Path, marker: Path, module: str) -> Path:
     """A python folder whose module, once imported, writes ``marker`` (and would build anything)."""
@@ -230,11 +229,12 @@ def test_build_model_with_a_table_ignores_the_nodes_own_entries(tmp_path: Path, 
 
 # ---- what kills leave behind, and resumes that cannot continue ----------------------------------------------
 
+
 def test_temporary_checkpoint_files_of_a_killed_writer_are_removed_at_the_next_start(tmp_path: Path):
     prepared = make_prepared(tmp_path / "prepared")
     run = tmp_path / "run"
     assert trainer_for(run, prepared, make_config(2)).run()["state"] == "done"
-    dead_pid = 2 ** 22 + 12345  # above the default pid_max: no such process
+    dead_pid = 2**22 + 12345  # above the default pid_max: no such process
     ckpt = run / "checkpoints"
     left = [ckpt / f"last.safetensors.tmp-{dead_pid}", ckpt / f"last.optim.safetensors.tmp-{dead_pid}", ckpt / f"last.json.tmp-{dead_pid}"]
     for f in left:

@@ -4,6 +4,7 @@ the TypeScript metric gives on them (test/core/plugin-cases.test.ts) are the ref
 The options of a case are partial; the defaults come from the descriptor's schema, read from the CLI's
 listing (``llmed plugins list --json``), as the TypeScript walk fills them with ``pluginOptions``.
 """
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """llmed.assemble: ModelSpec → model + loss; sharing, cascade freezing, family swap, training signal."""
+
 from __future__ import annotations
 
 import copy
@@ -187,11 +188,16 @@ def test_cascade_steps_superpose_fields(plugins_dir, tiny_checkpoint):
 
 
 def test_llm_morph_style_with_lora_dice_and_ncc(plugins_dir, tiny_checkpoint):
-    spec = make_spec(plugins_dir, tiny_checkpoint("llama3"), style="llm-morph", llm_layers=(0, 1),
-                     lora={"rank": 4, "alpha": 4, "dropout": 0.0, "targets": ["q_proj", "k_proj", "v_proj"]},
-                     final_norm="none", position_embedding=False,
-                     losses=(("dice-loss", 1.0, {"ignore": [0], "scaleWeights": [1]}), ("ncc", 0.5, {"window": 3}),
-                             ("diffusion", 0.1, {"scaleWeights": [1]})))
+    spec = make_spec(
+        plugins_dir,
+        tiny_checkpoint("llama3"),
+        style="llm-morph",
+        llm_layers=(0, 1),
+        lora={"rank": 4, "alpha": 4, "dropout": 0.0, "targets": ["q_proj", "k_proj", "v_proj"]},
+        final_norm="none",
+        position_embedding=False,
+        losses=(("dice-loss", 1.0, {"ignore": [0], "scaleWeights": [1]}), ("ncc", 0.5, {"window": 3}), ("diffusion", 0.1, {"scaleWeights": [1]})),
+    )
     torch.manual_seed(0)
     model = build_model(spec)
     assert set(model.llm) == {"leb1", "leb2"} and model.branches[0]["tokens"].position_embedding is None
@@ -204,8 +210,7 @@ def test_llm_morph_style_with_lora_dice_and_ncc(plugins_dir, tiny_checkpoint):
     seg[:, 0, 8:24, 8:24, 8:24] = 0
     seg[:, 1, 8:24, 8:24, 8:16] = 1
     seg[:, 2, 8:24, 8:24, 16:24] = 1
-    total, terms = build_loss(spec)(model(moving, fixed), {"moving": moving, "fixed": fixed, "moving_labels": seg,
-                                                           "fixed_labels": torch.roll(seg, 1, dims=4)})
+    total, terms = build_loss(spec)(model(moving, fixed), {"moving": moving, "fixed": fixed, "moving_labels": seg, "fixed_labels": torch.roll(seg, 1, dims=4)})
     assert set(terms) == {"dice-loss", "ncc", "diffusion", "total"}
     assert -1.0 <= terms["dice-loss"] < 0 and -1.0 <= terms["ncc"] <= 0
     total.backward()
@@ -245,6 +250,7 @@ def test_relative_checkpoint_is_resolved_against_the_workspace_root(plugins_dir,
 
 
 # ---------------------------------------------------------------------------------------------- losses
+
 
 def test_scale_weights_pair_with_fields_from_the_fine_end():
     # The loss terms' own checks (local NCC, gradient penalty, soft Dice) moved with them to

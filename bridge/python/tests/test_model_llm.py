@@ -1,6 +1,7 @@
 """llmed.llm: loading chosen decoder layers from local HF checkpoints, call semantics, freezing, LoRA.
 
 The families are the first-party plugins' own (plugins/<id>/family.json); llmed.llm lists none."""
+
 from __future__ import annotations
 
 import json
@@ -45,8 +46,7 @@ def test_layers_match_transformers_full_model(family, tiny_checkpoint):
     hs = hf_hidden_states(folder, torch.randn(2, 12, 64))
     for i in range(3):
         last = i == 2  # transformers applies the model's final norm to the last hidden state
-        stack = build(family, dict(checkpoint=str(folder), layers=[i], hiddenSize=64, attention="causal",
-                                   rope=True, finalNorm="checkpoint" if last else "none")).eval()
+        stack = build(family, dict(checkpoint=str(folder), layers=[i], hiddenSize=64, attention="causal", rope=True, finalNorm="checkpoint" if last else "none")).eval()
         with torch.no_grad():
             ours = stack(hs[i])
         assert torch.allclose(ours, hs[i + 1], atol=1e-5), (family, i, (ours - hs[i + 1]).abs().max())
@@ -80,8 +80,7 @@ def test_causal_layers_honour_the_sliding_window_like_transformers(family, tmp_p
     # Mistral is no first-party family: its Family comes from transformers' model type, as a new plugin's would
     fam = plugin_family(family) if family == "qwen2" else Family.from_model_type("mistral", "mistral")
     for i in range(3):
-        stack = build(fam, dict(checkpoint=str(tmp_path), layers=[i], hiddenSize=64, attention="causal", rope=True,
-                                finalNorm="checkpoint" if i == 2 else "none")).eval()
+        stack = build(fam, dict(checkpoint=str(tmp_path), layers=[i], hiddenSize=64, attention="causal", rope=True, finalNorm="checkpoint" if i == 2 else "none")).eval()
         assert stack.windows == [None if (family == "qwen2" and i == 0) else 16]
         with torch.no_grad():
             ours = stack(hs[i])
@@ -172,8 +171,7 @@ def test_trainable_option_unfreezes_the_layers(tiny_checkpoint):
 def test_lora_trains_only_adapters_and_leaves_base_weights_bit_identical(family, targets, tiny_checkpoint):
     folder = tiny_checkpoint(family)
     torch.manual_seed(0)
-    stack = build(family, dict(checkpoint=str(folder), layers=[0, 1],
-                                             lora=dict(rank=4, alpha=8, dropout=0.0, targets=targets)))
+    stack = build(family, dict(checkpoint=str(folder), layers=[0, 1], lora=dict(rank=4, alpha=8, dropout=0.0, targets=targets)))
     trainable = {n for n, p in stack.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
     assert len(trainable) == 2 * 2 * len(targets)  # A and B per target per layer
@@ -268,8 +266,7 @@ def test_fixture_cli_writes_a_loadable_checkpoint(tmp_path):
 
     python_root = Path(__file__).resolve().parents[1]
     out = tmp_path / "tiny-phi3"
-    r = subprocess.run([sys.executable, "-m", "tests.fixtures", "phi3", str(out), "--sharded", "--layers", "2"],
-                       cwd=python_root, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-m", "tests.fixtures", "phi3", str(out), "--sharded", "--layers", "2"], cwd=python_root, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     info = json.loads(r.stdout.strip().splitlines()[-1])
     assert info["family"] == "phi3" and info["hidden_size"] == 64 and "model.safetensors.index.json" in info["files"]

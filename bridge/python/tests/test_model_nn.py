@@ -1,6 +1,7 @@
 """llmed.nn: warping convention, field resampling, token reshapes, conv blocks and initialisation.
 
 The multiscale decoder's tests are in plugins/multiscale/tests, the MSE loss's in plugins/mse/tests."""
+
 from __future__ import annotations
 
 import pytest
@@ -144,7 +145,7 @@ def test_onednn_conv3d_matches_the_stock_path_in_values_gradients_and_export():
         block.zero_grad()
         xi = x.clone().requires_grad_()
         y = block(xi)
-        (y ** 2).sum().backward()
+        (y**2).sum().backward()
         return y.detach(), xi.grad.clone(), [p.grad.clone() for p in block.parameters()]
 
     try:
@@ -160,6 +161,7 @@ def test_onednn_conv3d_matches_the_stock_path_in_values_gradients_and_export():
         import io
 
         import onnx
+
         buf = io.BytesIO()
         torch.onnx.export(block.eval(), (x,), buf, opset_version=20, dynamo=False)
         ops = {n.op_type for n in onnx.load_from_string(buf.getvalue()).graph.node}
@@ -196,8 +198,7 @@ def test_he_init_keeps_the_spatial_spread_through_a_deep_stack_and_flow_heads_st
 
 def test_onednn_backward_matches_the_stock_gradients_for_batches_strides_dilation_and_no_bias():
     torch.manual_seed(0)
-    net = torch.nn.Sequential(ConvBlock(2, 6), DownConv(6, 4), torch.nn.Conv3d(4, 4, 3, padding=2, dilation=2),
-                              torch.nn.Conv3d(4, 3, 1, bias=False), torch.nn.Conv3d(3, 3, 3, padding=0))
+    net = torch.nn.Sequential(ConvBlock(2, 6), DownConv(6, 4), torch.nn.Conv3d(4, 4, 3, padding=2, dilation=2), torch.nn.Conv3d(4, 3, 1, bias=False), torch.nn.Conv3d(3, 3, 3, padding=0))
     x = torch.randn(2, 2, 12, 10, 8)
 
     def grads(input_grad: bool):

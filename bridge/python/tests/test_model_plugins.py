@@ -6,6 +6,7 @@ The examples come from the live CLI listing, the descriptors loaded with tsx, or
 ``tests/plugin_examples.json`` (see ``plugin_registry``). Regenerate the snapshot with
 ``python tests/test_model_plugins.py --write-examples``.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,8 +32,7 @@ WITH_PYTHON = [e for e in EXAMPLES if e.get("python")]
 def test_every_python_plugin_has_an_example():
     ids = {e["id"] for e in WITH_PYTHON}
     missing = sorted(set(python_packages()) - ids)
-    assert not missing, (f"plugins with a python package but no example from the {SOURCE}: {missing}"
-                         + ("; regenerate tests/plugin_examples.json" if SOURCE == "snapshot" else ""))
+    assert not missing, f"plugins with a python package but no example from the {SOURCE}: {missing}" + ("; regenerate tests/plugin_examples.json" if SOURCE == "snapshot" else "")
 
 
 def test_snapshot_lists_the_same_plugins_as_the_live_descriptors():
@@ -44,8 +44,9 @@ def test_snapshot_lists_the_same_plugins_as_the_live_descriptors():
     assert snap == live, "tests/plugin_examples.json is stale: python tests/test_model_plugins.py --write-examples"
     # The option schemas too: without Node, tests fill options from the snapshot's schemas.
     # and which Metrics are text Metrics (their examples are texts, not label maps)
-    assert {e["id"] for e in snapshot if e.get("text")} == {e["id"] for e in EXAMPLES if e.get("text")}, \
+    assert {e["id"] for e in snapshot if e.get("text")} == {e["id"] for e in EXAMPLES if e.get("text")}, (
         "tests/plugin_examples.json's text Metrics are stale: python tests/test_model_plugins.py --write-examples"
+    )
     snap_schemas = {e["id"]: e.get("optionsSchema") for e in snapshot}
     live_schemas = {e["id"]: e.get("optionsSchema") for e in EXAMPLES}
     assert snap_schemas == live_schemas, "tests/plugin_examples.json's option schemas are stale: python tests/test_model_plugins.py --write-examples"
@@ -79,8 +80,7 @@ def _fake_outputs_and_batch(spatial_kji=(8, 8, 8), labels=3):
         fields.append((torch.randn(1, 3, *size) * 0.5).requires_grad_())
         warped.append(torch.rand(1, 1, *size, requires_grad=True))
     seg = lambda: torch.nn.functional.one_hot(torch.randint(0, labels, (1, *spatial_kji)), labels).permute(0, 4, 1, 2, 3).float()  # noqa: E731
-    batch = {"moving": torch.rand(1, 1, *spatial_kji), "fixed": torch.rand(1, 1, *spatial_kji),
-             "moving_labels": seg(), "fixed_labels": seg()}
+    batch = {"moving": torch.rand(1, 1, *spatial_kji), "fixed": torch.rand(1, 1, *spatial_kji), "moving_labels": seg(), "fixed_labels": seg()}
     return {"fields": fields, "warped": warped, "steps": 1}, batch
 
 
@@ -124,8 +124,7 @@ def test_plugin_example_builds_and_runs(example, tiny_checkpoint):
         from fixtures import UnknownFamily
 
         try:
-            options["checkpoint"] = str(tiny_checkpoint(example["id"], hidden=int(options.get("hiddenSize", 64)),
-                                                        layers=int(options.get("numLayers", 2))))
+            options["checkpoint"] = str(tiny_checkpoint(example["id"], hidden=int(options.get("hiddenSize", 64)), layers=int(options.get("numLayers", 2))))
         except UnknownFamily as e:
             pytest.skip(f"third-party LLM family {example['id']!r}: {e}")
     if kind == "Metric":
@@ -166,7 +165,7 @@ def test_plugin_example_builds_and_runs(example, tiny_checkpoint):
         mp, fp = out
         assert len(mp) == len(fp) == len(options["channels"])
         for lvl, (t, c) in enumerate(zip(mp, options["channels"])):
-            assert t.shape == (1, c, *(n // 2 ** lvl for n in reversed(img["spatial"])))
+            assert t.shape == (1, c, *(n // 2**lvl for n in reversed(img["spatial"])))
     elif kind == "Decoder":
         img = inputs["image"]
         moving, fixed = _vol(img["channels"], img["spatial"]), _vol(img["channels"], img["spatial"])

@@ -17,6 +17,7 @@ snapshot) whose folder has cases:
 Torch is seeded with the case's ``seed`` (default 0) before a module is built, so values recorded from
 a seeded build are reproducible on this pinned torch.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -88,8 +89,9 @@ def _tensor(x):
 
 def _compare(name: str, actual, expected, tol: float) -> None:
     if isinstance(expected, list):
-        assert isinstance(actual, (list, tuple)) and len(actual) == len(expected), \
+        assert isinstance(actual, (list, tuple)) and len(actual) == len(expected), (
             f"{name}: {len(actual) if isinstance(actual, (list, tuple)) else type(actual).__name__} items, expected {len(expected)}"
+        )
         for k, (a, e) in enumerate(zip(actual, expected)):
             _compare(f"{name}[{k}]", a, e, tol)
         return

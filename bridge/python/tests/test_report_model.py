@@ -2,6 +2,7 @@
 the real on-disk format: the causal LM (image token, padding sides, end-of-text, LoRA, generation that
 stops), the report model and its trainer (stages, accumulation, checkpoints of trainable tensors only,
 resume, budgets, cached encoder features)."""
+
 from __future__ import annotations
 
 import json
@@ -48,9 +49,17 @@ def prepared(folder: Path, n: int = 4, val: int = 1, answers=ANSWERS) -> Path:
     rng = np.random.default_rng(0)
     for i in range(n + val):
         write_prepared_volume(folder / "volumes", f"case{i}", rng.random((4, 8, 8)).astype(np.float32))
-        samples.append({"id": f"case{i}", "image": f"volumes/case{i}.json", "region": "abdomen", "kind": "report",
-                        "prompt": "describe the findings in abdomen of this image", "answer": answers[i % len(answers)],
-                        "split": "train" if i < n else "val"})
+        samples.append(
+            {
+                "id": f"case{i}",
+                "image": f"volumes/case{i}.json",
+                "region": "abdomen",
+                "kind": "report",
+                "prompt": "describe the findings in abdomen of this image",
+                "answer": answers[i % len(answers)],
+                "split": "train" if i < n else "val",
+            }
+        )
     (folder / "samples.json").write_text(json.dumps(samples))
     return folder
 
@@ -59,36 +68,62 @@ def spec_for(info: dict, *, encoder_trainable: bool = False, lora: dict | None =
     image = {"type": "volume", "channels": 1, "spatial": [8, 8, 4]}
     visual = {"type": "tokens", "length": 8, "width": 16, "grid": [2, 2, 2]}
     projected = {"type": "tokens", "length": 1, "width": HIDDEN, "grid": [1, 1, 1]}
-    vit = {"patch": [4, 4, 2], "width": 16, "depth": 1, "heads": 2, "mlpWidth": 32, "qkvBias": False, "cls": True,
-           "select": "patch", "weights": None, "trainable": encoder_trainable, "dropout": 0}
+    vit = {"patch": [4, 4, 2], "width": 16, "depth": 1, "heads": 2, "mlpWidth": 32, "qkvBias": False, "cls": True, "select": "patch", "weights": None, "trainable": encoder_trainable, "dropout": 0}
     return {
-        "version": 1, "task": "report", "experiment": "tiny", "configFile": "tiny.json", "input": image,
+        "version": 1,
+        "task": "report",
+        "experiment": "tiny",
+        "configFile": "tiny.json",
+        "input": image,
         "encoder": {"path": "model.encoder", "id": "vit3d", "kind": "Encoder", "options": vit, "inputs": {"image": image}, "output": visual},
-        "projector": {"path": "model.projector", "id": "spatial-pooling", "kind": "Adapter",
-                      "options": {"pool": 2, "pooling": "avg", "outWidth": HIDDEN, "layers": 2}, "inputs": {"tokens": visual}, "output": projected},
-        "llm": {"path": "model.llm", "id": info["family"]["id"], "kind": "LLMBackbone", "options": lm_options(info, lora),
-                "inputs": {"tokens": projected}, "output": projected},
-        "losses": [{"path": "loss[0]", "id": "token-cross-entropy", "kind": "Loss", "options": {"labelSmoothing": 0, "ignoreIndex": -100},
-                    "inputs": {}, "weight": 1.0}],
+        "projector": {
+            "path": "model.projector",
+            "id": "spatial-pooling",
+            "kind": "Adapter",
+            "options": {"pool": 2, "pooling": "avg", "outWidth": HIDDEN, "layers": 2},
+            "inputs": {"tokens": visual},
+            "output": projected,
+        },
+        "llm": {"path": "model.llm", "id": info["family"]["id"], "kind": "LLMBackbone", "options": lm_options(info, lora), "inputs": {"tokens": projected}, "output": projected},
+        "losses": [{"path": "loss[0]", "id": "token-cross-entropy", "kind": "Loss", "options": {"labelSmoothing": 0, "ignoreIndex": -100}, "inputs": {}, "weight": 1.0}],
     }
 
 
 def config_for(stages, **train) -> dict:
-    return {"task": "report", "name": "tiny", "data": {"kinds": ["report"]},
-            # every key filled, as the TypeScript side fills them from the schema (config-report.ts)
-            "train": {"stages": stages, "batchSize": 2, "gradientAccumulation": 1, "optimizer": "adamw", "weightDecay": 0,
-                      "schedule": "cosine", "warmup": 0.0, "maxLength": 48, "precision": "fp32", "gradientCheckpointing": False,
-                      "seed": 0, "checkpointEvery": 100, "validateEvery": 100, "timeBudgetMinutes": 0, "maxSamples": 0, **train},
-            "generate": {"strategy": "greedy", "maxNewTokens": 12, "temperature": 1.0, "topP": 0.9, "seed": 0}}
+    return {
+        "task": "report",
+        "name": "tiny",
+        "data": {"kinds": ["report"]},
+        # every key filled, as the TypeScript side fills them from the schema (config-report.ts)
+        "train": {
+            "stages": stages,
+            "batchSize": 2,
+            "gradientAccumulation": 1,
+            "optimizer": "adamw",
+            "weightDecay": 0,
+            "schedule": "cosine",
+            "warmup": 0.0,
+            "maxLength": 48,
+            "precision": "fp32",
+            "gradientCheckpointing": False,
+            "seed": 0,
+            "checkpointEvery": 100,
+            "validateEvery": 100,
+            "timeBudgetMinutes": 0,
+            "maxSamples": 0,
+            **train,
+        },
+        "generate": {"strategy": "greedy", "maxNewTokens": 12, "temperature": 1.0, "topP": 0.9, "seed": 0},
+    }
 
 
 def trainer(tmp_path, info, stages, run="run", options=None, spec=None, answers=ANSWERS, **train) -> ReportTrainer:
     data = prepared(tmp_path / "prepared", answers=answers)
-    return ReportTrainer(tmp_path / run, spec or spec_for(info), config_for(stages, **train), data,
-                         {"device": "cpu", "plugins": PLUGINS, "workspaceRoot": str(REPO), **(options or {})})
+    return ReportTrainer(tmp_path / run, spec or spec_for(info), config_for(stages, **train), data, {"device": "cpu", "plugins": PLUGINS, "workspaceRoot": str(REPO), **(options or {})})
 
 
 # ---- the causal LM ---------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_image_token_is_one_special_token_with_the_mean_row(family, tiny_lms):
@@ -104,7 +139,7 @@ def test_image_token_is_one_special_token_with_the_mean_row(family, tiny_lms):
     enc = lm.encode_sample(3, "describe the liver", "the liver is normal .", 64)
     assert enc.ids.count(lm.image_id) == 3
     answer_positions = [i for i, v in enumerate(enc.labels) if v != IGNORE]
-    assert enc.labels[-1] == lm.eot_id and enc.ids[answer_positions[0]:] == enc.labels[answer_positions[0]:]
+    assert enc.labels[-1] == lm.eot_id and enc.ids[answer_positions[0] :] == enc.labels[answer_positions[0] :]
     assert all(v == IGNORE for v in enc.labels[: answer_positions[0]])
 
 
@@ -112,8 +147,7 @@ def test_image_token_is_one_special_token_with_the_mean_row(family, tiny_lms):
 def test_lora_wraps_every_linear_projection_and_freezes_the_base(family, tiny_lms):
     lm = CausalLM(lm_options(tiny_lms(family)))
     wrapped = {n.split(".")[-1] for n, m in lm.model.named_modules() if hasattr(m, "lora_A")}
-    expected = {"phi3": {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}}.get(
-        family, {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
+    expected = {"phi3": {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}}.get(family, {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"})
     assert wrapped == expected
     lora = next(m for n, m in lm.model.named_modules() if hasattr(m, "lora_A"))
     assert lora.r["default"] == 16 and lora.scaling["default"] == 32 / 16 and lora.lora_dropout["default"].p == 0.05
@@ -133,7 +167,7 @@ def test_right_padding_for_training_and_left_padding_for_generation(tiny_lms):
     torch.manual_seed(0)
     img = torch.randn(2, 2, HIDDEN)
     together = lm.generate(["describe", "describe the liver in this image"], img, max_new_tokens=6)
-    alone = [lm.generate([p], img[i:i + 1], max_new_tokens=6)[0] for i, p in enumerate(["describe", "describe the liver in this image"])]
+    alone = [lm.generate([p], img[i : i + 1], max_new_tokens=6)[0] for i, p in enumerate(["describe", "describe the liver in this image"])]
     assert [t["ids"] for t in together] == [t["ids"] for t in alone]
 
 
@@ -166,8 +200,7 @@ def test_generation_stops_at_end_of_text(tiny_lms):
 @pytest.mark.parametrize("family", FAMILIES)
 def test_each_family_trains_a_few_steps_as_a_report_generator(family, tiny_lms, tmp_path):
     info = tiny_lms(family)
-    t = trainer(tmp_path, info, [{"name": "align", "train": ["projector"], "steps": 1, "lr": 1e-3},
-                                 {"name": "lora", "train": ["projector", "lora"], "steps": 2, "lr": 1e-3}])
+    t = trainer(tmp_path, info, [{"name": "align", "train": ["projector"], "steps": 1, "lr": 1e-3}, {"name": "lora", "train": ["projector", "lora"], "steps": 2, "lr": 1e-3}])
     status = t.run()
     assert status["state"] == "done", status.get("traceback")
     assert status["step"] == 3 and math_finite(status["loss"])
@@ -176,6 +209,7 @@ def test_each_family_trains_a_few_steps_as_a_report_generator(family, tiny_lms, 
     assert [p["stage"] for p in phases] == ["align", "lora"]
     assert phases[0]["trainable"] < phases[1]["trainable"]  # LoRA factors join in stage 2
     from safetensors.torch import load_file
+
     saved = load_file(str(tmp_path / "run" / "checkpoints" / "last.safetensors"))
     assert any("lora_" in k for k in saved) and any(k.startswith("projector.") for k in saved)
     # only trainable tensors (and buffers): no frozen LLM or encoder weight is written again
@@ -190,8 +224,9 @@ def math_finite(x) -> bool:
 def test_overfitting_one_report_generates_it_and_stops(tiny_lms, tmp_path):
     info = tiny_lms("llama")
     spec = spec_for(info)
-    t = trainer(tmp_path, info, [{"name": "lora", "train": ["projector", "lora", "embeddings"], "steps": 60, "lr": 1e-2}],
-                spec=spec, maxSamples=1, batchSize=1, validateEvery=1000, checkpointEvery=1000)
+    t = trainer(
+        tmp_path, info, [{"name": "lora", "train": ["projector", "lora", "embeddings"], "steps": 60, "lr": 1e-2}], spec=spec, maxSamples=1, batchSize=1, validateEvery=1000, checkpointEvery=1000
+    )
     status = t.run()
     assert status["state"] == "done", status.get("traceback")
     sample = t.train_samples[0]
@@ -257,10 +292,22 @@ def test_frozen_encoder_features_are_cached_per_sample(tiny_lms, tmp_path, monke
 def test_a_frozen_encoder_cannot_be_listed_as_trained(tiny_lms, tmp_path):
     info = tiny_lms("llama")
     spec = spec_for(info)
-    spec["encoder"] = {"path": "model.encoder", "id": "i3resnet152", "kind": "Encoder", "options": {"weights": "random", "backbone": "astra", "pool": "mean", "layout": "llmed"},
-                       "inputs": {"image": spec["input"]}, "output": {"type": "tokens", "length": 1, "width": 2048, "grid": [1, 1, 1]}}
-    spec["projector"] = {"path": "model.projector", "id": "linear", "kind": "Adapter", "options": {"outWidth": HIDDEN, "bias": True, "tokens": "all"},
-                         "inputs": {"tokens": spec["encoder"]["output"]}, "output": {"type": "tokens", "length": 1, "width": HIDDEN, "grid": [1, 1, 1]}}
+    spec["encoder"] = {
+        "path": "model.encoder",
+        "id": "i3resnet152",
+        "kind": "Encoder",
+        "options": {"weights": "random", "backbone": "astra", "pool": "mean", "layout": "llmed"},
+        "inputs": {"image": spec["input"]},
+        "output": {"type": "tokens", "length": 1, "width": 2048, "grid": [1, 1, 1]},
+    }
+    spec["projector"] = {
+        "path": "model.projector",
+        "id": "linear",
+        "kind": "Adapter",
+        "options": {"outWidth": HIDDEN, "bias": True, "tokens": "all"},
+        "inputs": {"tokens": spec["encoder"]["output"]},
+        "output": {"type": "tokens", "length": 1, "width": HIDDEN, "grid": [1, 1, 1]},
+    }
     st = trainer(tmp_path, info, [{"name": "x", "train": ["encoder", "projector"], "steps": 1, "lr": 1e-3}], spec=spec).run()
     assert st["state"] == "error" and "frozen encoder" in st["message"]
 
@@ -322,6 +369,7 @@ def test_the_papers_groups_train_the_vit_projector_lora_and_embeddings(tiny_lms,
     assert st["state"] == "done", st.get("traceback")
     assert not t.cache_features  # a trained encoder sees the volumes every step
     from safetensors.torch import load_file
+
     saved = load_file(str(tmp_path / "run" / "checkpoints" / "last.safetensors"))
     assert any(k.startswith("encoder.blocks.0.") for k in saved)
     assert any("embed_tokens" in k for k in saved) and any("lm_head" in k for k in saved)  # untied: both saved
@@ -343,8 +391,7 @@ def test_new_tokens_group_trains_only_the_added_rows(tiny_lms):
 
 def test_frozen_llm_weights_in_bf16_with_float32_trainables(tiny_lms, tmp_path):
     info = tiny_lms("qwen2")
-    t = trainer(tmp_path, info, [{"name": "p", "train": ["projector", "lora", "embeddings"], "steps": 2, "lr": 1e-3}],
-                options={"llmDtype": "bfloat16"}, precision="bf16")
+    t = trainer(tmp_path, info, [{"name": "p", "train": ["projector", "lora", "embeddings"], "steps": 2, "lr": 1e-3}], options={"llmDtype": "bfloat16"}, precision="bf16")
     st = t.run()
     assert st["state"] == "done", st.get("traceback")
     params = dict(t.model.lm.model.named_parameters())
@@ -358,6 +405,7 @@ def test_a_config_without_the_schema_filled_keys_is_refused_naming_them(tiny_lms
     cfg = config_for([{"name": "p", "train": ["projector"], "steps": 1, "lr": 1e-3}])
     del cfg["train"]["warmup"], cfg["generate"]["topP"]
     from llmed.report import report_sections
+
     with pytest.raises(Exception, match=r"train\.warmup missing"):
         report_sections(cfg)
     cfg["train"]["warmup"] = 0.1

@@ -5,6 +5,7 @@ tiny LLaMA-Reg / cascade model built by build_model from a ModelSpec: resume equ
 through RegistrationModel.freeze_for_step, half-resolution training, and the structured results Node
 reads.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,9 @@ def prepared16(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def llama_spec(plugins_dir, tiny_checkpoint):
-    return make_spec(plugins_dir, tiny_checkpoint("llama3"), spatial=SPATIAL, channels=CHANNELS, base=16,
-                     losses=(("mse", 1.0, {"scaleWeights": [0.25, 0.5, 1]}), ("diffusion", 0.04, {}), ("dice-loss", 0.1, {})))
+    return make_spec(
+        plugins_dir, tiny_checkpoint("llama3"), spatial=SPATIAL, channels=CHANNELS, base=16, losses=(("mse", 1.0, {"scaleWeights": [0.25, 0.5, 1]}), ("diffusion", 0.04, {}), ("dice-loss", 0.1, {}))
+    )
 
 
 def write_json(path: Path, value) -> str:
@@ -55,8 +57,7 @@ def test_real_model_resume_is_identical_and_base_weights_are_not_saved(tmp_path:
     assert status["best"]["metric"] == "dice"
 
     run = tmp_path / "run"
-    trainer = Trainer(run, llama_spec, make_config(4, lr=1e-3, validateEvery=2, checkpointEvery=2, timeBudgetMinutes=1e-9),
-                      prepared16, {"device": "cpu"})
+    trainer = Trainer(run, llama_spec, make_config(4, lr=1e-3, validateEvery=2, checkpointEvery=2, timeBudgetMinutes=1e-9), prepared16, {"device": "cpu"})
     first = trainer.run()  # the budget is spent after the first step
     assert first["state"] == "stopped" and first["reason"] == "time-budget" and first["step"] == 1
     resumed = Trainer(run, llama_spec, config, prepared16, {"device": "cpu", "resume": True}).run()
@@ -95,8 +96,7 @@ def test_real_cascade_trains_phase_by_phase(tmp_path: Path, plugins_dir, tiny_ch
 
 def test_half_resolution_training_on_the_real_model(tmp_path: Path, plugins_dir, tiny_checkpoint):
     prepared = make_prepared(tmp_path / "prepared32", shape_ijk=(32, 32, 32))
-    spec = make_spec(plugins_dir, tiny_checkpoint("llama3"), spatial=SPATIAL, channels=CHANNELS, base=16,
-                     losses=(("dice-loss", 1.0, {}), ("diffusion", 0.1, {})))
+    spec = make_spec(plugins_dir, tiny_checkpoint("llama3"), spatial=SPATIAL, channels=CHANNELS, base=16, losses=(("dice-loss", 1.0, {}), ("diffusion", 0.1, {})))
     status = Trainer(tmp_path / "run", spec, make_config(1, lr=1e-3), prepared, {"device": "cpu", "valPairs": 1}).run()
     assert status["state"] == "done", status.get("traceback")
     start = next(e for e in events(tmp_path / "run") if e["event"] == "start")
@@ -119,8 +119,7 @@ def test_api_results_are_structured_and_never_raise(tmp_path: Path, llama_spec, 
     missing = api.start_training(str(tmp_path / "r0"), str(tmp_path / "absent.json"), config_path, str(prepared16))
     assert missing["ok"] is False and missing["kind"] == "config" and "does not exist" in missing["message"]
 
-    started = json.loads(api.invoke("start_training", json.dumps([str(tmp_path / "r1"), spec_path, config_path, str(prepared16),
-                                                                   json.dumps({"device": "cpu", "plugins": PLUGINS})])))
+    started = json.loads(api.invoke("start_training", json.dumps([str(tmp_path / "r1"), spec_path, config_path, str(prepared16), json.dumps({"device": "cpu", "plugins": PLUGINS})])))
     assert started["ok"], started
     again = api.start_training(str(tmp_path / "r2"), spec_path, config_path, str(prepared16), "{}")
     assert again["ok"] is False and "already going on" in again["message"]

@@ -1,4 +1,5 @@
 """Prepared-data access and checkpoint files: memmaps, sampler, one-hot, atomic writes, consistency."""
+
 from __future__ import annotations
 
 import json
@@ -21,6 +22,7 @@ except ImportError:  # tests/ imported as a package
 
 
 # ---- data -------------------------------------------------------------------------------------------
+
 
 def test_volumes_are_memory_mapped_in_torch_order(tmp_path: Path):
     data = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4)  # (K, J, I): nx=4, ny=3, nz=2
@@ -74,6 +76,7 @@ def test_pair_sampler_is_a_function_of_seed_and_step():
 
 # ---- checkpoints ------------------------------------------------------------------------------------
 
+
 class Net(nn.Module):
     def __init__(self):
         super().__init__()
@@ -86,9 +89,16 @@ class Net(nn.Module):
 
 
 def saved(tmp_path: Path, net: Net, step: int, optimizer=None):
-    return save_checkpoint(tmp_path, "last", model=net, base_names=["frozen.weight", "frozen.bias"],
-                           base_sha256=base_fingerprint(net, ["frozen.weight", "frozen.bias"]), step=step,
-                           state={"phase": 1}, optimizer=optimizer)
+    return save_checkpoint(
+        tmp_path,
+        "last",
+        model=net,
+        base_names=["frozen.weight", "frozen.bias"],
+        base_sha256=base_fingerprint(net, ["frozen.weight", "frozen.bias"]),
+        step=step,
+        state={"phase": 1},
+        optimizer=optimizer,
+    )
 
 
 def test_checkpoint_round_trip_stores_trainable_and_buffers_only(tmp_path: Path):
@@ -99,6 +109,7 @@ def test_checkpoint_round_trip_stores_trainable_and_buffers_only(tmp_path: Path)
     opt.step()
     saved(tmp_path, net, 7, opt)
     from safetensors.torch import load_file
+
     stored = load_file(str(tmp_path / "last.safetensors"))
     assert set(stored) == {"trained.weight", "trained.bias", "pos"}
 
@@ -108,8 +119,7 @@ def test_checkpoint_round_trip_stores_trainable_and_buffers_only(tmp_path: Path)
     with torch.no_grad():
         other.trained.weight.zero_()
         other.pos.zero_()
-    record = load_checkpoint(tmp_path, "last", model=other, base_names=["frozen.weight", "frozen.bias"],
-                             base_sha256=base_fingerprint(other, ["frozen.weight", "frozen.bias"]), optimizer=other_opt)
+    record = load_checkpoint(tmp_path, "last", model=other, base_names=["frozen.weight", "frozen.bias"], base_sha256=base_fingerprint(other, ["frozen.weight", "frozen.bias"]), optimizer=other_opt)
     assert record["step"] == 7 and record["phase"] == 1
     assert torch.equal(other.trained.weight, net.trained.weight) and torch.equal(other.shared.weight, net.trained.weight)
     assert torch.equal(other.pos, net.pos)
@@ -135,6 +145,7 @@ def test_an_exception_during_a_write_leaves_the_previous_checkpoint(tmp_path: Pa
         def write(obj, target, *args, **kwargs):
             real(obj, target, *args, **kwargs)  # the bytes are written ...
             raise KeyboardInterrupt("Ctrl-C during the write")  # ... and the process is interrupted
+
         return write
 
     if failing == "tensors":
@@ -182,8 +193,7 @@ def test_checkpoints_refuse_other_base_weights_and_other_models(tmp_path: Path):
     torch.manual_seed(1)
     other = Net()  # different frozen "LLM" weights
     with pytest.raises(CheckpointError, match="frozen base weights"):
-        load_checkpoint(tmp_path, "last", model=other, base_names=["frozen.weight", "frozen.bias"],
-                        base_sha256=base_fingerprint(other, ["frozen.weight", "frozen.bias"]))
+        load_checkpoint(tmp_path, "last", model=other, base_names=["frozen.weight", "frozen.bias"], base_sha256=base_fingerprint(other, ["frozen.weight", "frozen.bias"]))
 
     class Bigger(Net):
         def __init__(self):

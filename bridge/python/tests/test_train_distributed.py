@@ -12,6 +12,7 @@ failing rank can be put in. What is pinned down:
 * a resume continues on another world size with the pairs the uninterrupted run would have drawn;
 * a rank that raises ends the job, with its own message, quickly; the other rank reports a lost peer.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def torchrun(tmp: Path, run_dir: Path, config: dict, prepared: Path, options: dict, nproc: int = 2,
-             timeout: float = 240) -> tuple[subprocess.CompletedProcess, Path]:
+def torchrun(tmp: Path, run_dir: Path, config: dict, prepared: Path, options: dict, nproc: int = 2, timeout: float = 240) -> tuple[subprocess.CompletedProcess, Path]:
     """Run the toy worker under torchrun; returns the finished process and the rank-error folder."""
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "config.json").write_text(json.dumps(config))
@@ -49,18 +49,32 @@ def torchrun(tmp: Path, run_dir: Path, config: dict, prepared: Path, options: di
     errors = tmp / "rank-errors"
     errors.mkdir(exist_ok=True)
     (tmp / "options.json").write_text(json.dumps({"device": "cpu", "toySteps": 2, **options}))
-    env = {**os.environ, "LLMED_RANK_ERROR_DIR": str(errors), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": os.pathsep.join([str(TESTS_DIR.parent), os.environ.get("PYTHONPATH", "")])}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc-per-node", str(nproc),
-           "--master-addr", "127.0.0.1", "--master-port", str(free_port()), str(WORKER), str(run_dir),
-           str(tmp / "spec.json"), str(tmp / "config.json"), str(prepared), str(tmp / "options.json")]
+    env = {**os.environ, "LLMED_RANK_ERROR_DIR": str(errors), "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(TESTS_DIR.parent), os.environ.get("PYTHONPATH", "")])}
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nnodes",
+        "1",
+        "--nproc-per-node",
+        str(nproc),
+        "--master-addr",
+        "127.0.0.1",
+        "--master-port",
+        str(free_port()),
+        str(WORKER),
+        str(run_dir),
+        str(tmp / "spec.json"),
+        str(tmp / "config.json"),
+        str(prepared),
+        str(tmp / "options.json"),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
     return done, errors
 
 
 def single(run_dir: Path, config: dict, prepared: Path, steps: int = 2, **options) -> dict:
-    trainer = Trainer(run_dir, {}, config, prepared, {"device": "cpu", "threads": 1, **options},
-                      model_factory=lambda s: ToyRegNet(steps), loss_factory=lambda s: toy_loss)
+    trainer = Trainer(run_dir, {}, config, prepared, {"device": "cpu", "threads": 1, **options}, model_factory=lambda s: ToyRegNet(steps), loss_factory=lambda s: toy_loss)
     status = trainer.run()
     assert status["state"] == "done", status
     return status
@@ -123,8 +137,7 @@ def test_resume_on_another_world_size_continues_the_same_run(tmp_path, prepared)
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     config["train"]["iterations"] = 8
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))
-    done, _ = torchrun(tmp_path / "launch", tmp_path / "run", config, prepared,
-                       {"toySteps": 1, "resume": True, "batchSize": 1})
+    done, _ = torchrun(tmp_path / "launch", tmp_path / "run", config, prepared, {"toySteps": 1, "resume": True, "batchSize": 1})
     assert done.returncode == 0, done.stderr[-3000:]
     # ... equal 8 uninterrupted steps on one process.
     single(tmp_path / "ref", make_config(8, batchSize=2), prepared, steps=1)
@@ -138,8 +151,7 @@ def test_resume_on_another_world_size_continues_the_same_run(tmp_path, prepared)
 
 def test_a_rank_that_raises_ends_the_job_with_its_message(tmp_path, prepared):
     t0 = time.time()
-    done, errors = torchrun(tmp_path / "launch", tmp_path / "run", make_config(50, checkpointEvery=1), prepared,
-                            {"toySteps": 1, "raiseAtStep": 3, "raiseOnRank": 1})
+    done, errors = torchrun(tmp_path / "launch", tmp_path / "run", make_config(50, checkpointEvery=1), prepared, {"toySteps": 1, "raiseAtStep": 3, "raiseOnRank": 1})
     assert done.returncode != 0
     assert time.time() - t0 < 120, "the job did not end soon after the failure"
     assert (errors / "rank-1.json").exists(), done.stderr[-4000:]

@@ -5,6 +5,7 @@ warped images, ``freeze_for_step``) with a frozen layer standing in for the LLM,
 down the engine - resume, NaN handling, stop, time budget, cascade phases, half resolution -
 independently of the real plugins (test_train_api.py runs the real assembly).
 """
+
 from __future__ import annotations
 
 import json
@@ -31,13 +32,13 @@ SHAPE_IJK = (16, 12, 8)  # prepared grid (nx, ny, nz); torch (K, J, I) = (8, 12,
 
 # ---- a tiny prepared dataset in the cache format ---------------------------------------------------
 
+
 def write_volume(folder: Path, name: str, data: np.ndarray) -> None:
     """Write ``data`` (K, J, I) as a prepared volume (cache.ts format)."""
     write_prepared_volume(folder, name, data)
 
 
-def make_prepared(folder: Path, n_scans: int = 4, shape_ijk=SHAPE_IJK, seed: int = 0, labels: bool = True,
-                  true_fields: bool = False) -> Path:
+def make_prepared(folder: Path, n_scans: int = 4, shape_ijk=SHAPE_IJK, seed: int = 0, labels: bool = True, true_fields: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
     nx, ny, nz = shape_ijk
@@ -69,13 +70,13 @@ def make_prepared(folder: Path, n_scans: int = 4, shape_ijk=SHAPE_IJK, seed: int
 
     train = [pair(a, b) for a in names[:-1] for b in names[:-1] if a != b]
     val = [pair(names[-1], names[0]), pair(names[0], names[-1])]
-    pairs = {"title": "toy blobs", "shape": list(shape_ijk), "labels": [1, 2] if labels else [],
-             "train": train, "val": val, "test": val}
+    pairs = {"title": "toy blobs", "shape": list(shape_ijk), "labels": [1, 2] if labels else [], "train": train, "val": val, "test": val}
     (folder / "pairs.json").write_text(json.dumps(pairs))
     return folder
 
 
 # ---- a toy network with the model-plane contract ----------------------------------------------------
+
 
 class ToyRegNet(nn.Module):
     """Conv encoder -> frozen 'LLM' linear -> one flow head per cascade step (fields add up)."""
@@ -121,8 +122,7 @@ def toy_loss(out: dict, batch: dict) -> tuple[torch.Tensor, dict]:
 
 
 def make_config(iterations: int = 6, **train) -> dict:
-    t = {"iterations": iterations, "lr": 1e-2, "optimizer": "adam", "batchSize": 1, "amp": True, "seed": 3,
-         "validateEvery": 2, "checkpointEvery": 2, "timeBudgetMinutes": 0}
+    t = {"iterations": iterations, "lr": 1e-2, "optimizer": "adam", "batchSize": 1, "amp": True, "seed": 3, "validateEvery": 2, "checkpointEvery": 2, "timeBudgetMinutes": 0}
     t.update(train)
     return {"name": "toy", "train": t}
 
@@ -131,11 +131,9 @@ def make_spec(shape_ijk=SHAPE_IJK) -> dict:
     return {"version": 1, "experiment": "toy", "input": {"type": "volume", "channels": 1, "spatial": list(shape_ijk)}}
 
 
-def trainer_for(run_dir: Path, prepared: Path, config: dict, *, steps: int = 1, spec: dict | None = None,
-                loss=toy_loss, **options) -> Trainer:
+def trainer_for(run_dir: Path, prepared: Path, config: dict, *, steps: int = 1, spec: dict | None = None, loss=toy_loss, **options) -> Trainer:
     options.setdefault("device", "cpu")
-    return Trainer(run_dir, spec or make_spec(), config, prepared, options,
-                   model_factory=lambda _spec: ToyRegNet(steps), loss_factory=lambda _spec: loss)
+    return Trainer(run_dir, spec or make_spec(), config, prepared, options, model_factory=lambda _spec: ToyRegNet(steps), loss_factory=lambda _spec: loss)
 
 
 def events(run_dir: Path) -> list[dict]:
@@ -153,6 +151,7 @@ def prepared(tmp_path: Path) -> Path:
 
 # ---- tests ------------------------------------------------------------------------------------------
 
+
 def test_a_run_trains_validates_checkpoints_and_logs(tmp_path: Path, prepared: Path):
     run = tmp_path / "run"
     status = trainer_for(run, prepared, make_config(6)).run()
@@ -168,8 +167,7 @@ def test_a_run_trains_validates_checkpoints_and_logs(tmp_path: Path, prepared: P
     assert baseline["step"] == 0 and baseline["identity"] is True and 0 <= baseline["dice"] <= 1
     assert status["initial_dice"] == baseline["dice"]
     assert {e["step"] for e in events(run) if e["event"] == "checkpoint" and e["which"] == "last"} == {2, 4, 6}
-    for name in ("spec.json", "config.json", "checkpoints/last.safetensors", "checkpoints/last.optim.safetensors",
-                 "checkpoints/last.json", "checkpoints/best.safetensors", "checkpoints/best.json"):
+    for name in ("spec.json", "config.json", "checkpoints/last.safetensors", "checkpoints/last.optim.safetensors", "checkpoints/last.json", "checkpoints/best.safetensors", "checkpoints/best.json"):
         assert (run / name).exists(), name
     record = read_checkpoint_record(run / "checkpoints", "last")
     assert record["step"] == 6 and record["phase"] == 1 and "rng" in record and record["best"] == status["best"]
@@ -295,8 +293,7 @@ def test_cascade_phases_switch_trainable_parts_and_are_recorded(tmp_path: Path, 
         models.append(ToyRegNet(3))
         return models[-1]
 
-    trainer = Trainer(run, make_spec(), config, prepared, {"device": "cpu", "phaseStart": "last"},
-                      model_factory=factory, loss_factory=lambda _s: toy_loss)
+    trainer = Trainer(run, make_spec(), config, prepared, {"device": "cpu", "phaseStart": "last"}, model_factory=factory, loss_factory=lambda _s: toy_loss)
     # snapshot the weights at each phase switch to see what trained in which phase
     snapshots = {}
     original_enter = trainer._enter_phase
@@ -375,8 +372,7 @@ def test_half_resolution_network_with_full_resolution_loss(tmp_path: Path):
         assert tuple(batch["moving_labels"].shape) == (1, 2, 16, 16, 16)
         return toy_loss(out, batch)
 
-    trainer = Trainer(tmp_path / "run", make_spec((8, 8, 8)), make_config(2), prepared, {"device": "cpu"},
-                      model_factory=lambda _s: Recording(), loss_factory=lambda _s: loss)
+    trainer = Trainer(tmp_path / "run", make_spec((8, 8, 8)), make_config(2), prepared, {"device": "cpu"}, model_factory=lambda _s: Recording(), loss_factory=lambda _s: loss)
     status = trainer.run()
     assert status["state"] == "done", status.get("traceback")
     assert set(seen_shapes) == {(8, 8, 8)}
@@ -444,11 +440,11 @@ def test_cuda_amp_trains_and_resumes(tmp_path: Path, prepared: Path, amp_dtype: 
     assert all(math.isfinite(v) for v in losses.values())
     if amp_dtype == "fp16":  # the GradScaler state is part of the checkpoint
         from llmed.checkpoint import read_optimizer_state
+
         blob = read_optimizer_state(tmp_path / "straight" / "checkpoints" / "last.optim.safetensors", "cpu")
         assert blob["scaler"] and blob["scaler"]["scale"] > 0
     run = tmp_path / "run"
-    first = trainer_for(run, prepared, make_config(6, validateEvery=3, checkpointEvery=3, timeBudgetMinutes=1e-9),
-                        device="cuda", ampDtype=amp_dtype).run()
+    first = trainer_for(run, prepared, make_config(6, validateEvery=3, checkpointEvery=3, timeBudgetMinutes=1e-9), device="cuda", ampDtype=amp_dtype).run()
     assert first["state"] == "stopped" and first["step"] == 1
     resumed = trainer_for(run, prepared, config, device="cuda", ampDtype=amp_dtype, resume=True).run()
     assert resumed["state"] == "done" and resumed["step"] == 6
@@ -469,6 +465,7 @@ def test_one_hot_labels_are_built_only_for_losses_that_use_them(tmp_path: Path, 
     assert seen_keys and all(keys == ["fixed", "moving"] for keys in seen_keys)
 
     from llmed.train import loss_uses_labels
+
     assert loss_uses_labels(toy_loss) is True  # undeclared: assume it does
     assert loss_uses_labels(nn.Module()) is True
 
@@ -477,7 +474,7 @@ def test_the_training_keys_are_the_schemas_and_a_config_without_them_is_refused(
     # The experiment schema (packages/core/src/config.ts, train) is where the keys and their defaults live;
     # the trainer reads them as the TypeScript side filled them, with no defaults of its own.
     config_ts = (Path(__file__).resolve().parents[3] / "packages" / "core" / "src" / "config.ts").read_text()
-    block = config_ts[config_ts.index("    train: {"):config_ts.index("        cascade: {")]
+    block = config_ts[config_ts.index("    train: {") : config_ts.index("        cascade: {")]
     keys = re.findall(r"^ {8}(\w+): \{", block, flags=re.M)
     assert tuple(keys) == TRAIN_KEYS
     full = make_config(3)

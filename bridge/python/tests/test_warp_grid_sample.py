@@ -10,6 +10,7 @@ from torch), that the inputs are the deterministic ones of ``make_cases`` and th
 (``llmed.nn.warp``, the trainer's) gives the same. Regenerate with
 ``.venv/bin/python bridge/python/tests/test_warp_grid_sample.py --write`` from the repo root.
 """
+
 from __future__ import annotations
 
 import json
@@ -48,8 +49,7 @@ def make_cases() -> list[dict]:
         src = np.stack([0.5 + 0.5 * np.sin(0.9 * i + 0.6 * j * (c + 1) - 0.4 * k) * np.cos(0.3 * (i - k) + c) for c in range(components)])
         k, j, i = np.meshgrid(np.arange(mz), np.arange(my), np.arange(mx), indexing="ij")
         field = np.stack([amplitude * np.sin(1.3 * i + 0.7 * j + 0.5 * k + 1.1 * c + 0.2) for c in range(3)])
-        cases.append({"name": name, "srcDims": list(src_dims), "fieldDims": list(field_dims), "components": components,
-                      "src": _f32(src), "field": _f32(field)})
+        cases.append({"name": name, "srcDims": list(src_dims), "fieldDims": list(field_dims), "components": components, "src": _f32(src), "field": _f32(field)})
     return cases
 
 
@@ -69,9 +69,11 @@ def build_fixture() -> dict:
     cases = make_cases()
     for case in cases:
         case["expected"] = _f32(grid_sample_reference(case).numpy())
-    return {"about": "written by bridge/python/tests/test_warp_grid_sample.py --write: torch.nn.functional.grid_sample("
-                     f"align_corners=True, zeros padding), torch {torch.__version__.split('+')[0]}, float32",
-            "cases": cases}
+    return {
+        "about": "written by bridge/python/tests/test_warp_grid_sample.py --write: torch.nn.functional.grid_sample("
+        f"align_corners=True, zeros padding), torch {torch.__version__.split('+')[0]}, float32",
+        "cases": cases,
+    }
 
 
 def _read_fixture() -> dict:
@@ -131,7 +133,7 @@ def _write_fixture() -> None:
     # One line per array keeps the file small and its diffs readable.
     lines = ["{", f'  "about": {json.dumps(fixture["about"])},', '  "cases": [']
     for n, case in enumerate(fixture["cases"]):
-        fields = [f'      {json.dumps(k)}: {json.dumps(v, separators=(",", ":"))}' for k, v in case.items()]
+        fields = [f"      {json.dumps(k)}: {json.dumps(v, separators=(',', ':'))}" for k, v in case.items()]
         lines += ["    {", ",\n".join(fields), "    }" + ("," if n + 1 < len(fixture["cases"]) else "")]
     lines += ["  ]", "}"]
     text = "\n".join(lines) + "\n"

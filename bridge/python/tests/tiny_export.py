@@ -8,6 +8,7 @@ plus ``<out_dir>/reference.json`` and ``reference_field.f32``: torch's own field
 (component-major, i fastest — the TypeScript layout) and the Dice of the moving labels warped by it, so
 the TypeScript side can check onnxruntime-node + its own warp against torch. Prints one JSON line.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,11 +56,14 @@ def build(out: Path) -> dict:
     warped = warp(batch["moving_label_map"].float(), field, mode="nearest").round().to(torch.int32)
     dice, _ = mean_dice(warped, batch["fixed_label_map"], [1, 2])
     field[0].contiguous().numpy().astype("<f4").tofile(out / "reference_field.f32")
-    ref = {"pair": {"moving": pair.moving, "fixed": pair.fixed, "movingLabels": pair.moving_labels, "fixedLabels": pair.fixed_labels},
-           "dice": dice, "fieldFile": "reference_field.f32", "shape": list(SPATIAL)}
+    ref = {
+        "pair": {"moving": pair.moving, "fixed": pair.fixed, "movingLabels": pair.moving_labels, "fixedLabels": pair.fixed_labels},
+        "dice": dice,
+        "fieldFile": "reference_field.f32",
+        "shape": list(SPATIAL),
+    }
     (out / "reference.json").write_text(json.dumps(ref))
-    return {"prepared": str(prepared), "run": str(run), "export": str(run / "export"), "reference": ref,
-            "parity": manifest["parity"]["maxAbsFieldDiffVoxels"]}
+    return {"prepared": str(prepared), "run": str(run), "export": str(run / "export"), "reference": ref, "parity": manifest["parity"]["maxAbsFieldDiffVoxels"]}
 
 
 if __name__ == "__main__":

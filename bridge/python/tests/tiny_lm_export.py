@@ -12,6 +12,7 @@
 and prints ``{"checkpoint": ..., "export": ...}`` as its last line. The Node tests
 (packages/runtime/tests/text-generation.test.ts) compare the TypeScript tokenizer and generation with it.
 """
+
 from __future__ import annotations
 
 import json
@@ -47,9 +48,9 @@ def build_tokenizer(folder: Path):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=SPECIALS, initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tok.train_from_iterator(CORPUS * 4, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>", bos_token="<|im_start|>",
-                                   pad_token="<|endoftext|>", unk_token="<|endoftext|>",
-                                   additional_special_tokens=["<im_patch>"])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", bos_token="<|im_start|>", pad_token="<|endoftext|>", unk_token="<|endoftext|>", additional_special_tokens=["<im_patch>"]
+    )
     fast.save_pretrained(str(folder))
     return fast
 
@@ -81,10 +82,19 @@ def main(out: str) -> None:
     checkpoint.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(checkpoint)
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, vocab_size=len(tokenizer), max_position_embeddings=256,
-                         eos_token_id=tokenizer.eos_token_id, bos_token_id=tokenizer.bos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
     model = LlamaForCausalLM(config)
     memorise(model, tokenizer)
     model.eval().save_pretrained(str(checkpoint))

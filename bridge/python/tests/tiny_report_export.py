@@ -8,6 +8,7 @@ another (and the VQA answer letter follows the side). Exported with llmed.export
 ``<out>/reference.json`` (torch's greedy report ids and text, the VQA letter scores), and prints
 ``{"export": ...}`` as its last line. Read by packages/runtime/tests/report-generation.test.ts.
 """
+
 from __future__ import annotations
 
 import json
@@ -59,9 +60,19 @@ def main(out: str) -> None:
     (out_dir / "tokenizer").mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(out_dir / "tokenizer")
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         vocab_size=len(tokenizer), max_position_embeddings=256, eos_token_id=tokenizer.eos_token_id,
-                         bos_token_id=tokenizer.bos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+    config = LlamaConfig(
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=256,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
     lm = LlamaForCausalLM(config)
     vision = TinyVision(config.hidden_size)
     eos = tokenizer.eos_token_id
@@ -82,7 +93,7 @@ def main(out: str) -> None:
             tokens = vision(torch.from_numpy(image(side)))
             seq = torch.cat([embed(torch.tensor([before])) if before else tokens[:, :0], tokens, embed(torch.tensor([after + answer]))], 1)
             labels = torch.full((1, seq.shape[1]), -100)
-            labels[0, -len(answer):] = torch.tensor(answer)
+            labels[0, -len(answer) :] = torch.tensor(answer)
             loss = loss + lm(inputs_embeds=seq, labels=labels).loss
         optimiser.zero_grad()
         loss.backward()
@@ -93,19 +104,30 @@ def main(out: str) -> None:
     images = {side: image(side) for side in REPORTS}
     (out_dir / "images").mkdir(exist_ok=True)
     import nibabel as nib
+
     for side, x in images.items():
         x.astype("<f4").tofile(out_dir / "images" / f"{side}.f32")
         # the same image as a scan: M3D's pipeline reads the array (X, Y, Z) as the tensor (Z, X, Y), and on this
         # grid its min-max and same-size resampling leave the values as they are
         nib.save(nib.Nifti1Image(np.ascontiguousarray(x[0, 0].transpose(1, 2, 0)), np.eye(4)), str(out_dir / "images" / f"{side}.nii.gz"))
     manifest = export_report_model(
-        vision, lm, tokenizer, out_dir / "export", image_shape=SHAPE,
+        vision,
+        lm,
+        tokenizer,
+        out_dir / "export",
+        image_shape=SHAPE,
         preprocess={"pipeline": "m3d", "shape": [SHAPE[1], SHAPE[2], SHAPE[0]]},  # NIfTI order (i, j, k) of a (D, H, W) tensor
-        prompts=PROMPTS, image_token="<im_patch>", stop_ids=[eos],
-        generation={"strategy": "greedy", "maxNewTokens": 24}, parity_images=list(images.values()), parity_steps=6,
-        source={"what": "tests.tiny_report_export"})
+        prompts=PROMPTS,
+        image_token="<im_patch>",
+        stop_ids=[eos],
+        generation={"strategy": "greedy", "maxNewTokens": 24},
+        parity_images=list(images.values()),
+        parity_steps=6,
+        source={"what": "tests.tiny_report_export"},
+    )
 
     from llmed.export_report import _greedy_from_embeds
+
     reference: dict = {"reports": {}, "vqa": {}, "eosId": eos, "choices": CHOICES, "question": QUESTION}
     with torch.no_grad():
         for side, x in images.items():

@@ -1,4 +1,5 @@
 """adapter0's factory derives an absent ``hidden`` from its tokens input (the shape rule no longer writes it)."""
+
 from __future__ import annotations
 
 from llmed_adapter0 import build

@@ -1,5 +1,6 @@
 """The bleu plugin's Python reference (nltk corpus_bleu) reproduces tests/cases.json, and sacrebleu agrees
 with nltk where they define the same number."""
+
 from __future__ import annotations
 
 import sys

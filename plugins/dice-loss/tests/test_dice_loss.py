@@ -1,4 +1,5 @@
 """Soft Dice of a segmentation against itself is −1 (moved from test_model_assemble.py)."""
+
 from __future__ import annotations
 
 import pytest

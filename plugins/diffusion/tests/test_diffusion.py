@@ -1,4 +1,5 @@
 """The gradient penalty of a linear ramp, in closed form (moved from test_model_assemble.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -33,5 +34,5 @@ def test_the_numpy_cases_expect_the_numpy_value():
         fields = [case_value(f).astype(np.float64) for f in case["inputs"]["fields"]]
         weights = case["options"]["scaleWeights"]
         l1 = case["options"].get("penalty") == "l1"
-        want = sum(w * _numpy_grad(f, l1) for f, w in zip(fields[len(fields) - len(weights):], weights))
+        want = sum(w * _numpy_grad(f, l1) for f, w in zip(fields[len(fields) - len(weights) :], weights))
         assert abs(case["expected"]["loss"] - want) < 1e-12, case["name"]

@@ -1,4 +1,5 @@
 """The green plugin's Python reference reproduces tests/cases.json."""
+
 from __future__ import annotations
 
 import sys

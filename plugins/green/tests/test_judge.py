@@ -1,5 +1,6 @@
 """The GREEN judge runner on a tiny local model: greedy answers come back one per prompt, nothing is
 downloaded, and noise answers are unparseable (None), not a score of 0."""
+
 from __future__ import annotations
 
 import sys

@@ -1,5 +1,6 @@
 """A tiny random Llama "judge" with a word-level tokenizer, to run the GREEN judge runner end to end in
 tests (its answers are noise: they must come back as unparseable). ``python tiny_judge.py <out>``."""
+
 from __future__ import annotations
 
 import sys
@@ -17,13 +18,22 @@ def build(out: str | Path) -> Path:
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
     fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>")
     torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(words), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=2,
-                      max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0)
+    cfg = LlamaConfig(
+        vocab_size=len(words),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=4096,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=0,
+    )
     LlamaForCausalLM(cfg).save_pretrained(out)
     fast.save_pretrained(out)
     # a stand-in instruction in our words (GREEN's own text is the user's to put here beside a real judge)
-    (out / "green_prompt.txt").write_text("Compare the candidate report with the reference report.\n"
-                                           "Reference: {reference}\nCandidate: {candidate}\n")
+    (out / "green_prompt.txt").write_text("Compare the candidate report with the reference report.\nReference: {reference}\nCandidate: {candidate}\n")
     return out
 
 

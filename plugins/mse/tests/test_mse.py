@@ -2,6 +2,7 @@
 
 (Moved from bridge/python/tests/test_model_nn.py with the loss.)
 """
+
 from __future__ import annotations
 
 import torch
@@ -36,7 +37,7 @@ def _numpy_mse(case: dict) -> float:
     total = 0.0
     for w, wt in zip(warped[first:], weights):
         step = [(n - 1) // (m - 1) for n, m in zip(fixed.shape[2:], w.shape[2:])]
-        total += wt * float(np.mean((w - fixed[..., ::step[0], ::step[1], ::step[2]]) ** 2))
+        total += wt * float(np.mean((w - fixed[..., :: step[0], :: step[1], :: step[2]]) ** 2))
     return total
 
 

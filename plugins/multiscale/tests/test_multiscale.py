@@ -3,6 +3,7 @@
 (Moved from bridge/python/tests/test_model_nn.py with the decoder; the stage-scale check it had is the
 shape rule's now and is tested in multiscale.test.ts.)
 """
+
 from __future__ import annotations
 
 import torch
@@ -15,8 +16,8 @@ OLD_DEFAULTS = {"image_channels": 1, "negative_slope": 0.2, "init": "pytorch"}
 
 
 def _decoder_inputs(spatial=(16, 16, 8), chans=(2, 4, 4, 8, 8), stage_ch=(8, 4, 2, 1)):
-    levels = [{"scale": 2 ** l, "channels": c, "spatial": [n // 2 ** l for n in spatial]} for l, c in enumerate(chans)]
-    stages = [{"scale": 8 // 2 ** k, "channels": c, "spatial": [n * 2 ** k // 8 for n in spatial]} for k, c in enumerate(stage_ch)]
+    levels = [{"scale": 2**l, "channels": c, "spatial": [n // 2**l for n in spatial]} for l, c in enumerate(chans)]
+    stages = [{"scale": 8 // 2**k, "channels": c, "spatial": [n * 2**k // 8 for n in spatial]} for k, c in enumerate(stage_ch)]
     mk = lambda c, sp: torch.rand(1, c, *torch_spatial(sp))  # noqa: E731
     mp = [mk(l["channels"], l["spatial"]) for l in levels]
     fp = [mk(l["channels"], l["spatial"]) for l in levels]

@@ -1,4 +1,5 @@
 """Local NCC is 1 for an image against itself and against a scaled copy (moved from test_model_assemble.py)."""
+
 from __future__ import annotations
 
 import pytest
@@ -22,14 +23,14 @@ def _box(x, r):
     for a in range(2 * r + 1):
         for b in range(2 * r + 1):
             for c in range(2 * r + 1):
-                out += p[a:a + k, b:b + j, c:c + i]
+                out += p[a : a + k, b : b + j, c : c + i]
     return out
 
 
 def _numpy_ncc(a, b, window, eps=1e-5):
     import numpy as np
 
-    r, n = window // 2, float(window ** 3)
+    r, n = window // 2, float(window**3)
     sa, sb, saa, sbb, sab = _box(a, r), _box(b, r), _box(a * a, r), _box(b * b, r), _box(a * b, r)
     ma, mb = sa / n, sb / n
     cross = sab - mb * sa - ma * sb + ma * mb * n

@@ -4,6 +4,7 @@ model layer by layer, and reproduces the values of tests/cases.json.
 
 Run: ``cd bridge/python && ../../.venv/bin/python -m pytest ../../plugins/qwen2/tests -q``.
 """
+
 from __future__ import annotations
 
 import sys
@@ -38,8 +39,7 @@ def checkpoint(tmp_path_factory) -> Path:
 
 def options(checkpoint: Path, **given) -> dict:
     # every option, as the composer fills them in (build_decoder_stack keeps no defaults)
-    base = dict(checkpoint=str(checkpoint), layers=[0], hiddenSize=64, numLayers=2, init="pretrained", trainable=False,
-                attention="bidirectional", rope=False, finalNorm="none", lora=None)
+    base = dict(checkpoint=str(checkpoint), layers=[0], hiddenSize=64, numLayers=2, init="pretrained", trainable=False, attention="bidirectional", rope=False, finalNorm="none", lora=None)
     return {**base, **given}
 
 
@@ -54,15 +54,14 @@ def test_family_json_names_classes_transformers_has():
 def test_each_layer_loads_strictly_and_matches_transformers(checkpoint, layer):
     from transformers import AutoModel
 
-    stack = build(options(checkpoint, layers=[layer], attention="causal", rope=True,
-                          finalNorm="checkpoint" if layer == 1 else "none"), {"tokens": {"width": 64}}).eval()
+    stack = build(options(checkpoint, layers=[layer], attention="causal", rope=True, finalNorm="checkpoint" if layer == 1 else "none"), {"tokens": {"width": 64}}).eval()
     # strict: exactly the layer's tensors were read, and they are the checkpoint's
     with safe_open(str(checkpoint / "model.safetensors"), "pt") as f:
         prefix = f"model.layers.{layer}."
         keys = sorted(k for k in f.keys() if k.startswith(prefix))
         assert stack.keys_read == sorted(keys + (["model.norm.weight"] if layer == 1 else []))
         for key in keys:
-            assert torch.equal(stack.layers[0].state_dict()[key[len(prefix):]], f.get_tensor(key)), key
+            assert torch.equal(stack.layers[0].state_dict()[key[len(prefix) :]], f.get_tensor(key)), key
     full = AutoModel.from_pretrained(str(checkpoint)).eval()
     x = torch.randn(1, 7, 64, generator=torch.Generator().manual_seed(layer))
     with torch.no_grad():

@@ -1,5 +1,6 @@
 """spatial-pooling: cases.json, and the grid order (spec §3.11 item 1): tokens flattened from a (C, K, J, I)
 feature map, i fastest — as vit3d emits them — pool to exactly the 2×2×2 neighbourhood means of that map."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,5 @@
 """token-cross-entropy: the cases of cases.json, and that prompt / padding positions never count."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,5 +1,6 @@
 """vit3d: cases.json; MONAI's patch and token order; the strict, weights-only load of MONAI-1.3-named
 (M3D-CLIP) weights, with missing and unexpected keys named."""
+
 from __future__ import annotations
 
 import re
@@ -36,8 +37,7 @@ def test_cases(index):
 
 def test_paper_defaults(tiny_options):
     paper = tiny_options[2]
-    assert (paper["patch"], paper["width"], paper["depth"], paper["heads"], paper["mlpWidth"], paper["qkvBias"], paper["cls"]) == \
-        ([16, 16, 4], 768, 12, 12, 3072, False, True)
+    assert (paper["patch"], paper["width"], paper["depth"], paper["heads"], paper["mlpWidth"], paper["qkvBias"], paper["cls"]) == ([16, 16, 4], 768, 12, 12, 3072, False, True)
 
 
 def test_patch_vectors_and_token_order_follow_monai():
@@ -48,16 +48,19 @@ def test_patch_vectors_and_token_order_follow_monai():
     for t in range(gk * gj * gi):
         k, rem = divmod(t, gj * gi)  # tokens (h w d) = (k', j', i'), i' fastest
         j, i = divmod(rem, gi)
-        block = x[0, :, k * pk:(k + 1) * pk, j * pj:(j + 1) * pj, i * pi:(i + 1) * pi]  # (C, pk, pj, pi)
+        block = x[0, :, k * pk : (k + 1) * pk, j * pj : (j + 1) * pj, i * pi : (i + 1) * pi]  # (C, pk, pj, pi)
         assert torch.equal(out[0, t], block.permute(1, 2, 3, 0).reshape(-1))  # (p1 p2 p3 c)
 
 
 def monai_names(state: dict) -> dict:
     """This module's state dict under MONAI 1.3's names (the inverse of the plugin's rules)."""
     inverse = {
-        r"^embed\.(weight|bias)$": r"patch_embedding.patch_embeddings.1.\1", r"^position$": "patch_embedding.position_embeddings",
-        r"^cls$": "cls_token", r"^blocks\.(\d+)\.attn\.proj\.(.+)$": r"blocks.\1.attn.out_proj.\2",
-        r"^blocks\.(\d+)\.fc1\.(.+)$": r"blocks.\1.mlp.linear1.\2", r"^blocks\.(\d+)\.fc2\.(.+)$": r"blocks.\1.mlp.linear2.\2",
+        r"^embed\.(weight|bias)$": r"patch_embedding.patch_embeddings.1.\1",
+        r"^position$": "patch_embedding.position_embeddings",
+        r"^cls$": "cls_token",
+        r"^blocks\.(\d+)\.attn\.proj\.(.+)$": r"blocks.\1.attn.out_proj.\2",
+        r"^blocks\.(\d+)\.fc1\.(.+)$": r"blocks.\1.mlp.linear1.\2",
+        r"^blocks\.(\d+)\.fc2\.(.+)$": r"blocks.\1.mlp.linear2.\2",
     }
     out = {}
     for k, v in state.items():

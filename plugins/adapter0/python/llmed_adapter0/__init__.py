@@ -10,6 +10,7 @@ it and leaves the options as they are). ``forward(tokens (N, L, C_in)) -> (N, L,
 
 ``norm`` and ``activation`` are the schema's enums; the composer has validated them.
 """
+
 from __future__ import annotations
 
 import torch.nn as nn
@@ -31,5 +32,4 @@ def build(options: dict, inputs: dict) -> nn.Module:
     hidden = int(options["hidden"]) if options.get("hidden") is not None else 2 * width
     out = int(options["out"])
     norm, act, slope = options["norm"], options["activation"], float(options["negativeSlope"])
-    return nn.Sequential(nn.Linear(width, hidden), *_post(hidden, norm, act, slope),
-                         nn.Linear(hidden, out), *_post(out, norm, act, slope))
+    return nn.Sequential(nn.Linear(width, hidden), *_post(hidden, norm, act, slope), nn.Linear(hidden, out), *_post(out, norm, act, slope))

@@ -1,5 +1,6 @@
 """Reference of the bleu plugin: nltk's corpus_bleu (3.10.4) on llmed's tokens; sacrebleu (2.6.0) as a
 second reference where the two define the same number (13a tokens, no smoothing)."""
+
 from __future__ import annotations
 
 from llmed.text_tokenise import as_reference_lists, tokenise

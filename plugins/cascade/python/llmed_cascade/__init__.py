@@ -13,6 +13,7 @@ last step's ``{'fields', 'warped', 'features', 'steps'}``.
 The step decoder is the multiscale plugin's, as the TypeScript side imports ``@llmed/plugin-multiscale``:
 its python package is the sibling folder ``plugins/multiscale/python``, put on ``sys.path`` here.
 """
+
 from __future__ import annotations
 
 import sys
@@ -35,8 +36,7 @@ class CascadeDecoder(nn.Module):
     def __init__(self, steps: int, **decoder_kwargs):
         super().__init__()
         self.steps = steps
-        self.decoders = nn.ModuleList(
-            [MultiscaleDecoder(fuse_previous=k > 0, **decoder_kwargs) for k in range(steps)])
+        self.decoders = nn.ModuleList([MultiscaleDecoder(fuse_previous=k > 0, **decoder_kwargs) for k in range(steps)])
 
     def forward(self, moving, fixed, moving_pyramid, fixed_pyramid, stage_maps_per_step):
         # Run-time guard: the number of steps run depends on the training phase, not on a shape rule.

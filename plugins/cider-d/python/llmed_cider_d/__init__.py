@@ -1,5 +1,6 @@
 """Reference of the cider-d plugin: pycocoevalcap 1.2's Cider (CIDEr-D) on llmed's tokens joined by
 spaces (pycocoevalcap splits on whitespace; its PTB tokeniser is a Java step before it, not used here)."""
+
 from __future__ import annotations
 
 from llmed.text_tokenise import as_reference_lists, tokenise

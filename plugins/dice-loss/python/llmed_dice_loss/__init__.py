@@ -4,6 +4,7 @@ fixed labels (MambaMorph / LLM-Morph); by the schema's default, the final field 
 `build(options, inputs)` returns an nn.Module with `forward(outputs, batch) -> scalar tensor`; the scale
 weighting comes from ``llmed.losses`` (shared by every loss plugin).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,4 +1,5 @@
 """numpy reference of the ``dice`` metric (the TypeScript one is plugins/dice/src/dice.ts)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -4,6 +4,7 @@ weight is λ).
 `build(options, inputs)` returns an nn.Module with `forward(outputs, batch) -> scalar tensor`; the scale
 weighting comes from ``llmed.losses`` (shared by every loss plugin).
 """
+
 from __future__ import annotations
 
 import torch
@@ -17,8 +18,7 @@ def gradient_penalty(field: torch.Tensor, penalty: str = "l2") -> torch.Tensor:
     """VoxelMorph Grad: ``(mean(∂_i u^p) + mean(∂_j u^p) + mean(∂_k u^p)) / 3``, forward differences in
     voxels of the field's own grid, ``p = 2`` (squared, 'l2' — LLaMA-Reg's smoothness loss) or
     ``|·|`` ('l1')."""
-    diffs = [field[:, :, 1:] - field[:, :, :-1], field[:, :, :, 1:] - field[:, :, :, :-1],
-             field[:, :, :, :, 1:] - field[:, :, :, :, :-1]]
+    diffs = [field[:, :, 1:] - field[:, :, :-1], field[:, :, :, 1:] - field[:, :, :, :-1], field[:, :, :, :, 1:] - field[:, :, :, :, :-1]]
     f = (lambda d: d * d) if penalty == "l2" else torch.abs
     return sum(torch.mean(f(d)) for d in diffs) / 3.0
 

@@ -7,6 +7,7 @@ spec §1.2 E1–E5). ``shared`` uses one stream for both images (Dual-PRNet++ st
 ``forward(moving, fixed) -> (moving_pyramid, fixed_pyramid)``, each a list of tensors (N, c_l, K/2^l,
 J/2^l, I/2^l), finest first.
 """
+
 from __future__ import annotations
 
 import torch

@@ -1,4 +1,5 @@
 """numpy reference of the ``endpoint-error`` metric (TypeScript: plugins/endpoint-error/src/endpoint-error.ts)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -2,6 +2,7 @@
 of the parser and formula — green_score's reading rules written again here (green_score itself needs
 datasets, sentence-transformers and scikit-learn, and a download of its judge), with llmed's stricter
 treatment of unreadable answers beside the released one."""
+
 from __future__ import annotations
 
 import re

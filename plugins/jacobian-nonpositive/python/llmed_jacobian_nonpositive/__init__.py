@@ -1,4 +1,5 @@
 """numpy reference of the ``jacobian-nonpositive`` metric (TypeScript: plugins/jacobian-nonpositive/src/folding.ts)."""
+
 from __future__ import annotations
 
 import numpy as np

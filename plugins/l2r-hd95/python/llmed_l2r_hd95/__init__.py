@@ -1,6 +1,7 @@
 """Reference of the ``l2r-hd95`` metric: Learn2Reg's evaluation ``compute_hd95`` over DeepMind's
 surface-distance package itself (PyPI ``surface-distance``, pinned in bridge/python/requirements.txt), and
 of the voxel-boundary variant it replaced (scipy). The TypeScript ones are plugins/l2r-hd95/src/l2r-hd95.ts."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -51,8 +52,7 @@ def _robust_percentile(distances: np.ndarray, percent: float) -> float:
 def voxel_boundary_hd95(fixed, warped, labels, crop: bool = True) -> dict:
     """``voxelBoundaryHd95``: max of the two directed 95th percentiles over 6-connectivity surface voxels with
     equal weights, spacing 1 (what l2r-hd95 computed before it matched Learn2Reg)."""
-    return per_label_surface_distances(fixed, warped, labels, (1.0, 1.0, 1.0),
-                                       lambda ab, ba: max(_robust_percentile(ab, 95.0), _robust_percentile(ba, 95.0)), crop)
+    return per_label_surface_distances(fixed, warped, labels, (1.0, 1.0, 1.0), lambda ab, ba: max(_robust_percentile(ab, 95.0), _robust_percentile(ba, 95.0)), crop)
 
 
 def voxel_boundary_reference(options: dict, inputs: dict) -> dict[str, float]:

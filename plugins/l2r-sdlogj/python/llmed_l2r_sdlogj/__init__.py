@@ -1,5 +1,6 @@
 """numpy reference of the ``l2r-sdlogj`` metric (the TypeScript one is plugins/l2r-sdlogj/src/l2r-sdlogj.ts),
 computed the Learn2Reg evaluation's way."""
+
 from __future__ import annotations
 
 import numpy as np

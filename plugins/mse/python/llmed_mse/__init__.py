@@ -3,6 +3,7 @@
 `build(options, inputs)` returns an nn.Module with `forward(outputs, batch) -> scalar tensor`; the scale
 weighting and the fixed image per scale come from ``llmed.losses`` (shared by every loss plugin).
 """
+
 from __future__ import annotations
 
 import math

@@ -10,6 +10,7 @@ The stage/encoder geometry (at least two stages, scales halving to full resoluti
 encoder level of the same grid) is checked by the TypeScript shape rule (``multiscaleFields`` in
 ``src/index.ts``) before any of this runs; the constructor only looks the levels up.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -51,9 +52,18 @@ class MultiscaleDecoder(nn.Module):
     steps = 1
     multi_step = False
 
-    def __init__(self, pyramid_levels: Sequence[dict], stage_levels: Sequence[dict], *, image_channels: int,
-                 flow_hidden: int, negative_slope: float, rescale_upsampled_field: bool, init: str,
-                 fuse_previous: bool = False):
+    def __init__(
+        self,
+        pyramid_levels: Sequence[dict],
+        stage_levels: Sequence[dict],
+        *,
+        image_channels: int,
+        flow_hidden: int,
+        negative_slope: float,
+        rescale_upsampled_field: bool,
+        init: str,
+        fuse_previous: bool = False,
+    ):
         super().__init__()
         level_of_scale = {int(lvl["scale"]): n for n, lvl in enumerate(pyramid_levels)}
         self.scales = [int(s["scale"]) for s in stage_levels]
@@ -130,7 +140,8 @@ class MultiscaleDecoder(nn.Module):
 def decoder_args(options: dict, inputs: dict) -> dict:
     """The constructor arguments from the filled-in options and the node's input shapes (cascade uses it too)."""
     return {
-        "pyramid_levels": inputs["pyramid"]["levels"], "stage_levels": inputs["stages"]["stages"],
+        "pyramid_levels": inputs["pyramid"]["levels"],
+        "stage_levels": inputs["stages"]["stages"],
         "image_channels": int(inputs["image"]["channels"]),
         "flow_hidden": int(options["flowHidden"]),
         "negative_slope": float(options["negativeSlope"]),

@@ -3,6 +3,7 @@
 `build(options, inputs)` returns an nn.Module with `forward(outputs, batch) -> scalar tensor`; the scale
 weighting and the fixed image per scale come from ``llmed.losses`` (shared by every loss plugin).
 """
+
 from __future__ import annotations
 
 import torch
@@ -28,7 +29,7 @@ def local_ncc(a: torch.Tensor, b: torch.Tensor, window: int = 9, eps: float = 1e
     box = lambda x: F.conv3d(x, kernel, padding=pad)  # noqa: E731 — windowed sum
     sa, sb = box(a), box(b)
     saa, sbb, sab = box(a * a), box(b * b), box(a * b)
-    size = float(window ** 3)
+    size = float(window**3)
     ma, mb = sa / size, sb / size
     cross = sab - mb * sa - ma * sb + ma * mb * size
     var_a = saa - 2 * ma * sa + ma * ma * size

@@ -4,6 +4,7 @@ The family is described in the plugin folder's family.json (shared with the Type
 shared machinery (strict loading of only the chosen layers, mask, RoPE, freezing, LoRA, final norm) is
 ``llmed.llm.build_decoder_stack``. ``forward(tokens (N, L, H)) -> tokens (N, L, H)``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path

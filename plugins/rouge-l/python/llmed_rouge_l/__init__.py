@@ -1,5 +1,6 @@
 """Reference of the rouge-l plugin: Google's rouge-score (0.1.2) rougeL, stemming off, best of the
 references by F (score_multi), plain mean over samples."""
+
 from __future__ import annotations
 
 from llmed.text_tokenise import as_reference_lists, tokenise

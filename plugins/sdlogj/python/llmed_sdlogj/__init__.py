@@ -1,4 +1,5 @@
 """numpy reference of the ``sdlogj`` metric (the TypeScript one is plugins/sdlogj/src/sdlogj.ts)."""
+
 from __future__ import annotations
 
 import numpy as np

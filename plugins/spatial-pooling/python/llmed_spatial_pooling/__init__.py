@@ -7,6 +7,7 @@ raster (k, j, i) with i fastest, as every llmed encoder emits it, so the tokens 
 count that does not fill the grid is an error, never a silent reshape across non-neighbouring patches
 (Med3DLLM's (256, 256, 32) vs 32×256×256 mix-up, spec §3.11 item 1).
 """
+
 from __future__ import annotations
 
 import torch
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 
 class SpatialPoolingProjector(nn.Module):
     changes_length = True  # the token count out is not the count in (pooling / a mean token)
+
     def __init__(self, options: dict, tokens: dict):
         super().__init__()
         gi, gj, gk = (int(n) for n in tokens["grid"])

@@ -9,6 +9,7 @@ Stage k (k = 0 coarsest):
 With base 256 on a 1/16 token grid: 128 ch @ 1/8, 64 @ 1/4, 32 @ 1/2, 16 @ full.
 ``forward(tokens) -> [A_0, …, A_{n−1}]`` (coarse → fine).
 """
+
 from __future__ import annotations
 
 import torch
@@ -24,13 +25,12 @@ class StageAdapters(nn.Module):
         self.linears = nn.ModuleList()
         self.ups = nn.ModuleList()
         for k in range(stages):
-            c = base // 2 ** k  # the shape rule has checked that base / 2^k is even for every stage
-            self.linears.append(nn.Linear(width, base * 4 ** k))
+            c = base // 2**k  # the shape rule has checked that base / 2^k is even for every stage
+            self.linears.append(nn.Linear(width, base * 4**k))
             self.ups.append(nn.ConvTranspose3d(c, c // 2, kernel_size=2, stride=2))
 
     def forward(self, tokens: torch.Tensor) -> list[torch.Tensor]:
-        return [up(unshuffle_tokens(lin(tokens), self.grid_kji, 2 ** k))
-                for k, (lin, up) in enumerate(zip(self.linears, self.ups))]
+        return [up(unshuffle_tokens(lin(tokens), self.grid_kji, 2**k)) for k, (lin, up) in enumerate(zip(self.linears, self.ups))]
 
 
 def build(options: dict, inputs: dict) -> nn.Module:

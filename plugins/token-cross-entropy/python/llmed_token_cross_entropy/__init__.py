@@ -6,6 +6,7 @@ input position and ``batch["labels"]`` (N, T) aligned with the inputs (the Huggi
 label t+1; the mean is over the unmasked targets of the whole batch (every answer token weighs the same,
 as in M3D and Hugging Face's causal-LM loss).
 """
+
 from __future__ import annotations
 
 import torch

@@ -7,6 +7,7 @@
 The position embedding lives in the visual feature space before Adapter0; ``positionEmbedding: false``
 drops it (LLaMA-Reg Ablation 2). ``forward(moving_pyramid, fixed_pyramid) -> tokens``.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,7 @@ class Tokens(nn.Module):
         # Run-time tensor check: without a position embedding a map on another grid would flatten into a
         # sequence of another length and pass through the token layers unnoticed.
         if tuple(m.shape[2:]) != self.grid_kji or 2 * m.shape[1] != self.width:
-            raise ValueError(f"tokens built for {self.width // 2}-channel maps on grid (K, J, I) {self.grid_kji}, "
-                             f"got {tuple(m.shape[1:])}")
+            raise ValueError(f"tokens built for {self.width // 2}-channel maps on grid (K, J, I) {self.grid_kji}, got {tuple(m.shape[1:])}")
         tokens = tokens_from_volume(torch.cat([m, f], dim=1))
         if self.position_embedding is not None:
             tokens = tokens + self.position_embedding

@@ -4,6 +4,7 @@ Block:  x ← x + MHSA(LN(x));  x ← x + W₂ GELU(W₁ LN(x)),  hidden = mlpRa
 Bidirectional attention over all tokens, no positional encoding of its own (the tokens node carries
 one), no final norm. ``forward(tokens (N, L, width)) -> (N, L, width)``.
 """
+
 from __future__ import annotations
 
 import torch

@@ -11,6 +11,7 @@ projection's 3·width outputs are [Q of all heads | K of all heads | V of all he
 (:func:`map_monai_keys`); missing and unexpected keys are named; files are read with safetensors or with
 ``torch.load(weights_only=True)``, so no pickled object is ever executed.
 """
+
 from __future__ import annotations
 
 import os
@@ -83,8 +84,7 @@ class ViT3D(nn.Module):
         nn.init.trunc_normal_(self.position, std=0.02)
         self.use_cls = bool(o["cls"])
         self.cls = nn.Parameter(torch.zeros(1, 1, width)) if self.use_cls else None
-        self.blocks = nn.ModuleList(Block(width, int(o["heads"]), int(o["mlpWidth"]), bool(o["qkvBias"]), float(o["dropout"]))
-                                    for _ in range(int(o["depth"])))
+        self.blocks = nn.ModuleList(Block(width, int(o["heads"]), int(o["mlpWidth"]), bool(o["qkvBias"]), float(o["dropout"])) for _ in range(int(o["depth"])))
         self.norm = nn.LayerNorm(width)
         self.select = str(o["select"])
 
@@ -123,7 +123,7 @@ def map_monai_keys(state: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tens
     a key no rule knows is kept under its own name so that the strict load names it as unexpected."""
     for prefix in _PREFIXES:
         if state and all(k.startswith(prefix) for k in state):
-            state = {k[len(prefix):]: v for k, v in state.items()}
+            state = {k[len(prefix) :]: v for k, v in state.items()}
             break
     mapped, ignored = {}, []
     for key, value in state.items():

@@ -12,9 +12,10 @@
 
 φ is in voxels of the full-resolution grid, channel c along NIfTI axis c (llmed's field convention).
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn as nn
@@ -30,7 +31,7 @@ class ConvAct(nn.Sequential):
 
 def integrate_velocity(velocity: torch.Tensor, steps: int) -> torch.Tensor:
     """Scaling and squaring: u = v / 2^steps, then ``steps`` times u ← u + u∘(id + u)."""
-    u = velocity / (2 ** steps)
+    u = velocity / (2**steps)
     for _ in range(steps):
         u = u + warp(u, u)
     return u
@@ -40,8 +41,9 @@ class VoxelMorphDecoder(nn.Module):
     steps = 1
     multi_step = False
 
-    def __init__(self, pyramid_levels: Sequence[dict], stage_levels: Sequence[dict], *, channels: Sequence[int],
-                 final: Sequence[int], skips: str, integration_steps: int, negative_slope: float, init: str):
+    def __init__(
+        self, pyramid_levels: Sequence[dict], stage_levels: Sequence[dict], *, channels: Sequence[int], final: Sequence[int], skips: str, integration_steps: int, negative_slope: float, init: str
+    ):
         super().__init__()
         # The geometry (stage maps on encoder levels, scales halving to full resolution, one width per
         # scale, skips in the schema's enum) is the TypeScript shape rule's to check (src/index.ts).
@@ -88,7 +90,8 @@ class VoxelMorphDecoder(nn.Module):
 
 def build(options: dict, inputs: dict) -> nn.Module:
     return VoxelMorphDecoder(
-        inputs["pyramid"]["levels"], inputs["stages"]["stages"],
+        inputs["pyramid"]["levels"],
+        inputs["stages"]["stages"],
         channels=[int(c) for c in options["channels"]],
         final=[int(c) for c in options["final"]],
         skips=str(options["skips"]),

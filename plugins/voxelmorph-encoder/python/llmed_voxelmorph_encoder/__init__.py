@@ -4,6 +4,7 @@ Level 0: Conv3d(2C→c0, k3) + LeakyReLU at full resolution; level l > 0: MaxPoo
 k3) + LeakyReLU. One joint network, so ``forward(moving, fixed)`` returns the same pyramid (list of
 tensors ``(N, c_l, K/2^l, J/2^l, I/2^l)``, finest first) as both the moving and the fixed stream.
 """
+
 from __future__ import annotations
 
 import torch

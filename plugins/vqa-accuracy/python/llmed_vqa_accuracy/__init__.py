@@ -1,5 +1,6 @@
 """Reference of the vqa-accuracy plugin: the two rules written again in Python (no library defines VQA
 letter accuracy): Med3DLLM's exact letter match and M3D-LaMed's "<letter>." substring rule."""
+
 from __future__ import annotations
 
 import re
