@@ -37,41 +37,18 @@ def model_type_of(family: str) -> str:
 
 
 def tiny_config(family: str, hidden: int = 64, layers: int = 2, heads: int = 4, kv_heads: int = 2, intermediate: int | None = None, vocab: int = 96):
-    """A transformers config of ``family`` with tiny sizes (GQA on: ``kv_heads < heads``)."""
-    family = model_type_of(family)
-    intermediate = intermediate or 2 * hidden
-    common = dict(
-        hidden_size=hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=heads,
-        num_key_value_heads=kv_heads,
-        intermediate_size=intermediate,
-        vocab_size=vocab,
-        max_position_embeddings=512,
-        rms_norm_eps=1e-5,
-        pad_token_id=0,
-        bos_token_id=1,
-        eos_token_id=2,
-        tie_word_embeddings=False,
-    )
-    if family == "llama":
-        from transformers import LlamaConfig
+    """A transformers config of ``family`` with tiny sizes (GQA on: ``kv_heads < heads``): a family plugin's
+    id (its family.json names the classes) or a transformers model type (a third-party family), built by
+    ``llmed.testing.tiny_config`` — the tests keep no table of families of their own."""
+    from llmed.llm import Family, LLMOptionsError
+    from llmed.testing import tiny_config as family_tiny_config
 
-        return LlamaConfig(**common)
-    if family == "phi3":
-        from transformers import Phi3Config
-
-        return Phi3Config(**common, resid_pdrop=0.0, embd_pdrop=0.0, attention_dropout=0.0)
-    if family == "qwen2":
-        from transformers import Qwen2Config
-
-        return Qwen2Config(**common, use_sliding_window=False)
-    # a third-party family named after its transformers model type (mistral, gemma, ...)
-    from transformers import CONFIG_MAPPING
-
-    if family in CONFIG_MAPPING:
-        return CONFIG_MAPPING[family](**common)
-    raise UnknownFamily(f"unknown family {family!r}; use llama, phi3, qwen2 (or llama2/llama3) or a transformers model type")
+    described = PLUGINS_DIR / family / "family.json"
+    try:
+        fam = Family.from_json(described) if described.is_file() else Family.from_model_type(family, family)
+    except LLMOptionsError:
+        raise UnknownFamily(f"unknown family {family!r}; use a family plugin's id (llama2, llama3, phi3, qwen2) or a transformers model type") from None
+    return family_tiny_config(fam, hidden=hidden, layers=layers, heads=heads, kv_heads=kv_heads, intermediate=intermediate, vocab=vocab)
 
 
 class UnknownFamily(ValueError):

@@ -14,3 +14,4 @@ export * from './compose-report.ts';
 export * from './causal-lm.ts';
 export * from "./llm.ts";
 export * from './plugin-cases.ts';
+export * from './random.ts';

@@ -5,6 +5,7 @@
  * the protocol's order, so pass lists in the dataset's canonical (e.g. sorted id) order.
  */
 import { dataError } from '@llmed/core/errors';
+import { mulberry32 } from '@llmed/core/random';
 import type { Pair } from './datasets.ts';
 
 export interface ProtocolSplit {
@@ -118,20 +119,8 @@ export function abdomenMrCtPairs(mrs: readonly string[], cts: readonly string[],
   return { train, test };
 }
 
-/**
- * mulberry32: a tiny, fast 32-bit seeded PRNG (Tommy Ettinger's). Returns a function giving floats
- * in [0, 1). Same seed, same sequence, on every platform.
- */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The seeded generator lives in @llmed/core (one implementation); re-exported here for existing callers.
+export { mulberry32 };
 
 /** Fisher–Yates shuffle of a copy of `items`, driven by mulberry32(seed). */
 export function seededShuffle<T>(items: readonly T[], seed: number): T[] {

@@ -7,17 +7,14 @@
  * and resampling samples then recomputing the corpus value is what an interval of a corpus metric means.
  * Mean-of-sample metrics use the `...Mean` shortcuts, which are the same computation on per-sample values.
  */
+import { mulberry32 } from '@llmed/core';
 
-/** mulberry32: a small seeded 32-bit generator; reproducible across runs and machines. */
+/**
+ * The resampling generator: @llmed/core's mulberry32 with the seed mixed by the golden-ratio constant, so
+ * seed 0 of the bootstrap is not the stream seed 0 gives elsewhere (the recorded intervals use this).
+ */
 export function seededRandom(seed: number): () => number {
-  let a = (seed >>> 0) ^ 0x9e3779b9;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  return mulberry32((seed >>> 0) ^ 0x9e3779b9);
 }
 
 export interface BootstrapOptions {

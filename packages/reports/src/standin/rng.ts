@@ -4,22 +4,18 @@
  * sample sees, and the same seed gives byte-identical output on any machine (no Math.random, no time).
  */
 import { createHash } from 'node:crypto';
+import { mulberry32 } from '@llmed/core';
 
 /** A 32-bit seed from any parts, via SHA-256 (stable across platforms and Node versions). */
 export function seedFrom(...parts: Array<string | number>): number {
   return createHash('sha256').update(parts.map(String).join('\u0000')).digest().readUInt32LE(0);
 }
 
-/** mulberry32: small, fast, good enough for sampling positions and paraphrases. */
+/** A named stream of @llmed/core's mulberry32: good enough for sampling positions and paraphrases. */
 export class Rng {
-  private s: number;
-  constructor(seed: number) { this.s = seed >>> 0; }
-  next(): number {
-    let t = (this.s = (this.s + 0x6d2b79f5) >>> 0);
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
+  private readonly stream: () => number;
+  constructor(seed: number) { this.stream = mulberry32(seed); }
+  next(): number { return this.stream(); }
   uniform(lo: number, hi: number): number { return lo + (hi - lo) * this.next(); }
   int(lo: number, hiInclusive: number): number { return lo + Math.floor(this.next() * (hiInclusive - lo + 1)); }
   pick<T>(xs: readonly T[]): T {

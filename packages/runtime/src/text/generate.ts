@@ -9,7 +9,7 @@
  * pads are masked out, which is what transformers' `generate` does for a left-padded batch — so a batch
  * gives each prompt the tokens it would get alone (checked in tests).
  */
-import { LlmedError } from '@llmed/core';
+import { LlmedError, mulberry32 } from '@llmed/core';
 import type { CausalDecoder } from './decoder.ts';
 
 export type PromptPart = { ids: readonly number[] } | { embeds: Float32Array; count: number };
@@ -44,17 +44,8 @@ export interface GenerationResult {
   stepMs: number;
 }
 
-/** mulberry32: a small, well-mixed 32-bit generator — enough for reproducible sampling, not for security. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The sampling generator: @llmed/core's mulberry32 (one seeded generator in llmed). */
+export const seededRandom = mulberry32;
 
 function partLength(p: PromptPart): number { return 'ids' in p ? p.ids.length : p.count; }
 
