@@ -99,7 +99,8 @@ async function main(): Promise<void> {
   const arms: Record<string, GeneratedSample[][]> = { model: [], blind: [], shuffled: [], retrieval: [], constant: [], oracle: [] };
   for (const seed of SEEDS) {
     const modelCfg = variant(`report-proxy-s${seed}`, (c) => { c.train.seed = seed; c.data.prepared = prepared; });
-    const blindCfg = variant(`report-proxy-blind-s${seed}`, (c) => { c.train.seed = seed; c.data.prepared = blindDir; });
+    // source 'prepared': train on the blind folder as written (llmed train would otherwise prepare the real CTs into it)
+    const blindCfg = variant(`report-proxy-blind-s${seed}`, (c) => { c.train.seed = seed; c.data.prepared = blindDir; c.data.source = 'prepared'; });
     llmed(['train', modelCfg, ...stepsFlag]);
     const modelRun = newestRun(`report-proxy-s${seed}`);
     llmed(['export', modelRun]);

@@ -50,6 +50,8 @@ export function reportDatasetFile(ws: Workspace, cfg: ReportExperimentConfig): s
 
 /** Whether `prepareReportExperiment` can run: the dataset JSON is there, or it is the stand-in llmed generates. */
 export function canPrepareReports(ws: Workspace, cfg: ReportExperimentConfig): boolean {
+  // 'prepared': the prepared folder is the dataset (written by someone else): never prepared over
+  if (cfg.data.source === 'prepared') return false;
   return cfg.data.source === 'report-proxy' || existsSync(reportDatasetFile(ws, cfg));
 }
 
