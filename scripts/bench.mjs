@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // `npm run bench [-- name ...]`: runs the benchmarks in bench/ one after another (each compares itself
 // against a reference in the same run and writes bench/results/<name>.json + .md). Names: the folders
-// of bench/ (imaging, metrics, training, inference); none = all of them. Benchmarks are never part of
+// of bench/ (imaging, metrics, training, inference, text-decode); none = all of them. Benchmarks are never part of
 // `npm test`: timings on a shared 2-core machine are measured and recorded, not asserted.
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync } from 'node:fs';
@@ -16,6 +16,7 @@ const BENCHES = {
   'training-conv': 'bench/training/cpu-conv.ts',
   'training-memory': 'bench/training/memory.ts',
   inference: 'bench/inference/inference.ts',
+  'text-decode': 'bench/text/decode.ts',
 };
 const asked = process.argv.slice(2);
 for (const name of asked) {
