@@ -8,7 +8,7 @@
  */
 import { convInitOption, definePlugin, type ConvInit, pluginModule, pythonEntry, requireInput, ShapeMismatch, type FeatureLevel, type Vec3 } from '@llmed/core';
 
-export interface StageOptions { base: number; stages: number; init: ConvInit }
+export interface StageOptions { base: number; stages: number; init: ConvInit; silentStart: boolean }
 
 export const descriptor = definePlugin<StageOptions>({
   id: 'stage',
@@ -22,6 +22,12 @@ export const descriptor = definePlugin<StageOptions>({
       base: { type: 'integer', minimum: 1, default: 256, description: 'C_4: width of the coarsest adapter; ×4 per stage' },
       stages: { type: 'integer', minimum: 1, maximum: 6, default: 4 },
       init: convInitOption,
+      silentStart: {
+        type: 'boolean',
+        default: true,
+        description:
+          'start every upsampler at zero weight, so the maps (the whole token / LLM path) enter the decoder at exactly 0 and grow only as training finds them useful (a zero-initialised branch, as in ControlNet or LoRA); with false they start He-initialised, the largest signal in every fusion at init, and the decoder first learns smooth fields from the tokens that ignore correspondence (bench/results/learning-diagnosis.md)',
+      },
     },
   },
   shape(inputs, o) {
