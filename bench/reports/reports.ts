@@ -97,8 +97,75 @@ async function main(): Promise<void> {
   const stepsFlag = STEPS ? ['--iterations', String(STEPS)] : [];
 
   const arms: Record<string, GeneratedSample[][]> = { model: [], blind: [], shuffled: [], retrieval: [], constant: [], oracle: [] };
+  // Seed-free baselines, scored once.
+  const byRegion = new Map<string, Map<string, number>>();
+  for (const t of train) {
+    const m = byRegion.get(t.region ?? '') ?? new Map<string, number>();
+    m.set(t.answer, (m.get(t.answer) ?? 0) + 1);
+    byRegion.set(t.region ?? '', m);
+  }
+  const constant = (r: string) => [...(byRegion.get(r) ?? new Map()).entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '';
+  arms.constant.push(test.map((s) => ({ ...s, generated: constant(s.region ?? ''), scores: {} })));
+  const { oracleReport } = await import('./oracle.ts');
+  arms.oracle.push(await Promise.all(test.map(async (s) => ({ ...s, generated: await oracleReport(ROOT, base, { scanId: s.scanId ?? s.id.slice(0, s.id.length - (s.region ? s.region.length + 1 : 0)), region: s.region }), scores: {} }))));
+
+  /** Scores, paired tests and the verdict over the seeds done so far, written after every seed (a run cut short keeps what it measured). */
+  const report = async (done: number[]): Promise<void> => {
+    // Scores per arm and seed; paired tests of the model against blind and shuffled, per seed.
+    const scored: Record<string, { seed: number | null; rows: Awaited<ReturnType<typeof scoreReportSamples>>['rows'] }[]> = {};
+    for (const [arm, runs] of Object.entries(arms)) {
+      scored[arm] = [];
+      for (const [k, samples] of runs.entries()) scored[arm].push({ seed: runs.length > 1 || ['model', 'blind', 'shuffled', 'retrieval'].includes(arm) ? done[k] : null, rows: (await scoreReportSamples(samples, metrics, ROOT)).rows });
+    }
+    const fact = metrics[0];
+    const asInput = (xs: GeneratedSample[]): TextMetricInput => ({ samples: xs.map((g) => ({ id: g.id, candidate: g.generated, references: [g.answer] })) });
+    const tests = done.map((seed, k) => {
+      const m = arms.model[k];
+      const out = {} as Record<'blind' | 'shuffled', { difference: number; pValue: number }>;
+      for (const other of ['blind', 'shuffled'] as const) {
+        const o = arms[other][k];
+        const a = { input: asInput(m), result: fact.runtime.computeText(asInput(m), fact.options) as ReturnType<typeof fact.runtime.computeText> & object };
+        const b = { input: asInput(o), result: fact.runtime.computeText(asInput(o), fact.options) as ReturnType<typeof fact.runtime.computeText> & object };
+        const t = metricPairedTest(fact.runtime, a as never, b as never, fact.options, { trials: 2000, seed });
+        out[other] = { difference: t.difference, pValue: t.pValue };
+      }
+      return { seed, ...out };
+    });
+    const holds = done.length >= 3 && tests.every((t) => t.blind.difference > 0 && t.blind.pValue < 0.05 && t.shuffled.difference > 0 && t.shuffled.pValue < 0.05);
+    const verdict = done.length < 3
+      ? `not called: ${done.length} seed(s) run (the claim needs three)${done.length < SEEDS.length ? `; seeds ${SEEDS.filter((s) => !done.includes(s)).join(', ')} of the planned ${SEEDS.join(', ')} not finished` : ''}`
+      : holds ? 'holds: the model beats the blind and the shuffled-image baselines on fact-f1 with p < 0.05 in every seed' : 'does not hold on this data: see the paired tests';
+
+    const overall = (arm: string, id: string) => scored[arm].map((r) => r.rows.find((x) => x.region === 'all')?.metrics[id]?.value ?? NaN);
+    const f = (xs: number[]) => xs.length > 1 ? `${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(3)} (${xs.map((x) => x.toFixed(3)).join(', ')})` : xs.map((x) => x.toFixed(3)).join('');
+    const md = `# Report generation on the report-proxy stand-in
+
+Run ${new Date().toISOString()} on ${os.cpus()[0]?.model ?? 'unknown'} (${os.cpus().length} cores). Data: templated findings from segmentations of real scans — pseudo-subjects of one CT, not radiologists' reports (${test.length} held-out report samples). Seeds: ${done.join(', ')}${STEPS ? `; --iterations ${STEPS}` : ''}. Generation in Node from each run's export (greedy).
+
+| arm | fact-f1 | BLEU-4 | ROUGE-L |
+|---|---|---|---|
+${Object.keys(arms).map((arm) => `| ${arm} | ${f(overall(arm, 'fact-f1'))} | ${f(scored[arm].map((r) => r.rows.find((x) => x.region === 'all')?.metrics.bleu?.outputs['bleu-4'] ?? NaN))} | ${f(overall(arm, 'rouge-l'))} |`).join('\n')}
+
+Paired randomisation tests on fact-f1 (model − baseline; 2000 trials): ${tests.map((t) => `seed ${t.seed}: vs blind ${t.blind.difference.toFixed(3)} (p ${t.blind.pValue.toFixed(4)}), vs shuffled ${t.shuffled.difference.toFixed(3)} (p ${t.shuffled.pValue.toFixed(4)})`).join('; ')}.
+
+**The image matters: ${verdict}.**
+
+fact-f1 is llmed's own metric on the stand-in's grammar (the oracle row checks it reads its own reports: it must be 1.000). BLEU-4 here is corpus BLEU (nltk-equivalent, no smoothing) on llmed's word tokens.
+
+For orientation only — the paper's Table 1 (GREEN on AMOS-MM 2024 validation, Llama-3-8B scale; **on its data, not comparable**): MRG average 0.25 (baseline), 0.30 (+ LoRA); VQA accuracy 0.46 / 0.61.
+`;
+    const out = join(ROOT, 'bench/results');
+    mkdirSync(out, { recursive: true });
+    for (const [name, text] of [['reports.json', `${JSON.stringify({ seeds: done, steps: STEPS ?? null, test: test.length, scored, tests, verdict }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`], ['reports.md', md]] as const) {
+      writeFileSync(join(out, `${name}.tmp`), text);
+      renameSync(join(out, `${name}.tmp`), join(out, name));
+    }
+    console.log(md);
+  };
+
   for (const seed of SEEDS) {
-    const modelCfg = variant(`report-proxy-s${seed}`, (c) => { c.train.seed = seed; c.data.prepared = prepared; });
+    // source 'prepared' too: the folder was prepared once above; a variant's own name would prepare it again (and drop the feature cache)
+    const modelCfg = variant(`report-proxy-s${seed}`, (c) => { c.train.seed = seed; c.data.prepared = prepared; c.data.source = 'prepared'; });
     // source 'prepared': train on the blind folder as written (llmed train would otherwise prepare the real CTs into it)
     const blindCfg = variant(`report-proxy-blind-s${seed}`, (c) => { c.train.seed = seed; c.data.prepared = blindDir; c.data.source = 'prepared'; });
     llmed(['train', modelCfg, ...stepsFlag]);
@@ -144,69 +211,8 @@ async function main(): Promise<void> {
     }
     await gen.release();
     arms.retrieval.push(retrieval);
+    await report(SEEDS.slice(0, SEEDS.indexOf(seed) + 1));
   }
-  // Seed-free baselines, scored once.
-  const byRegion = new Map<string, Map<string, number>>();
-  for (const t of train) {
-    const m = byRegion.get(t.region ?? '') ?? new Map<string, number>();
-    m.set(t.answer, (m.get(t.answer) ?? 0) + 1);
-    byRegion.set(t.region ?? '', m);
-  }
-  const constant = (r: string) => [...(byRegion.get(r) ?? new Map()).entries()].sort((a, b) => b[1] - a[1])[0]?.[0] ?? '';
-  arms.constant.push(test.map((s) => ({ ...s, generated: constant(s.region ?? ''), scores: {} })));
-  const { oracleReport } = await import('./oracle.ts');
-  arms.oracle.push(await Promise.all(test.map(async (s) => ({ ...s, generated: await oracleReport(ROOT, base, { scanId: s.scanId ?? s.id.slice(0, s.id.length - (s.region ? s.region.length + 1 : 0)), region: s.region }), scores: {} }))));
-
-  // Scores per arm and seed; paired tests of the model against blind and shuffled, per seed.
-  const scored: Record<string, { seed: number | null; rows: Awaited<ReturnType<typeof scoreReportSamples>>['rows'] }[]> = {};
-  for (const [arm, runs] of Object.entries(arms)) {
-    scored[arm] = [];
-    for (const [k, samples] of runs.entries()) scored[arm].push({ seed: runs.length > 1 || ['model', 'blind', 'shuffled', 'retrieval'].includes(arm) ? SEEDS[k] : null, rows: (await scoreReportSamples(samples, metrics, ROOT)).rows });
-  }
-  const fact = metrics[0];
-  const asInput = (xs: GeneratedSample[]): TextMetricInput => ({ samples: xs.map((g) => ({ id: g.id, candidate: g.generated, references: [g.answer] })) });
-  const tests = SEEDS.map((seed, k) => {
-    const m = arms.model[k];
-    const out = {} as Record<'blind' | 'shuffled', { difference: number; pValue: number }>;
-    for (const other of ['blind', 'shuffled'] as const) {
-      const o = arms[other][k];
-      const a = { input: asInput(m), result: fact.runtime.computeText(asInput(m), fact.options) as ReturnType<typeof fact.runtime.computeText> & object };
-      const b = { input: asInput(o), result: fact.runtime.computeText(asInput(o), fact.options) as ReturnType<typeof fact.runtime.computeText> & object };
-      const t = metricPairedTest(fact.runtime, a as never, b as never, fact.options, { trials: 2000, seed });
-      out[other] = { difference: t.difference, pValue: t.pValue };
-    }
-    return { seed, ...out };
-  });
-  const holds = SEEDS.length >= 3 && tests.every((t) => t.blind.difference > 0 && t.blind.pValue < 0.05 && t.shuffled.difference > 0 && t.shuffled.pValue < 0.05);
-  const verdict = SEEDS.length < 3
-    ? `not called: ${SEEDS.length} seed(s) run (the claim needs three)`
-    : holds ? 'holds: the model beats the blind and the shuffled-image baselines on fact-f1 with p < 0.05 in every seed' : 'does not hold on this data: see the paired tests';
-
-  const overall = (arm: string, id: string) => scored[arm].map((r) => r.rows.find((x) => x.region === 'all')?.metrics[id]?.value ?? NaN);
-  const f = (xs: number[]) => xs.length > 1 ? `${(xs.reduce((a, b) => a + b, 0) / xs.length).toFixed(3)} (${xs.map((x) => x.toFixed(3)).join(', ')})` : xs.map((x) => x.toFixed(3)).join('');
-  const md = `# Report generation on the report-proxy stand-in
-
-Run ${new Date().toISOString()} on ${os.cpus()[0]?.model ?? 'unknown'} (${os.cpus().length} cores). Data: templated findings from segmentations of real scans — pseudo-subjects of one CT, not radiologists' reports (${test.length} held-out report samples). Seeds: ${SEEDS.join(', ')}${STEPS ? `; --iterations ${STEPS}` : ''}. Generation in Node from each run's export (greedy).
-
-| arm | fact-f1 | BLEU-4 | ROUGE-L |
-|---|---|---|---|
-${Object.keys(arms).map((arm) => `| ${arm} | ${f(overall(arm, 'fact-f1'))} | ${f(scored[arm].map((r) => r.rows.find((x) => x.region === 'all')?.metrics.bleu?.outputs['bleu-4'] ?? NaN))} | ${f(overall(arm, 'rouge-l'))} |`).join('\n')}
-
-Paired randomisation tests on fact-f1 (model − baseline; 2000 trials): ${tests.map((t) => `seed ${t.seed}: vs blind ${t.blind.difference.toFixed(3)} (p ${t.blind.pValue.toFixed(4)}), vs shuffled ${t.shuffled.difference.toFixed(3)} (p ${t.shuffled.pValue.toFixed(4)})`).join('; ')}.
-
-**The image matters: ${verdict}.**
-
-fact-f1 is llmed's own metric on the stand-in's grammar (the oracle row checks it reads its own reports: it must be 1.000). BLEU-4 here is corpus BLEU (nltk-equivalent, no smoothing) on llmed's word tokens.
-
-For orientation only — the paper's Table 1 (GREEN on AMOS-MM 2024 validation, Llama-3-8B scale; **on its data, not comparable**): MRG average 0.25 (baseline), 0.30 (+ LoRA); VQA accuracy 0.46 / 0.61.
-`;
-  const out = join(ROOT, 'bench/results');
-  mkdirSync(out, { recursive: true });
-  for (const [name, text] of [['reports.json', `${JSON.stringify({ seeds: SEEDS, steps: STEPS ?? null, test: test.length, scored, tests, verdict }, (_k, v) => (typeof v === 'number' && !Number.isFinite(v) ? null : v), 1)}\n`], ['reports.md', md]] as const) {
-    writeFileSync(join(out, `${name}.tmp`), text);
-    renameSync(join(out, `${name}.tmp`), join(out, name));
-  }
-  console.log(md);
   void relative;
 }
 
