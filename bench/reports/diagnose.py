@@ -72,6 +72,8 @@ def load(spec_file: str, projector_options: dict | None = None):
     spec = json.loads(Path(spec_file).read_text())
     if projector_options:
         spec["projector"]["options"].update(projector_options)
+        if spec["projector"]["options"].get("tokens") == "mean":  # one pooled token
+            spec["projector"]["output"] = {**spec["projector"]["output"], "length": 1, "grid": [1, 1, 1]}
     model = ReportModel(spec, ROOT, plugin_table())
     data = ReportData(ROOT / ".cache/prepared/report-proxy")
     return spec, model, data, Features(spec, data, model.encoder)

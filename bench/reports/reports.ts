@@ -3,11 +3,15 @@
  * on the same held-out samples of the real-anatomy stand-in, and the paired tests behind the claim "the
  * image matters".
  *
- *   npx tsx bench/reports/reports.ts [--seeds 0,1,2] [--steps N] [--limit N] [--threads 2]
+ *   npx tsx bench/reports/reports.ts [--seeds 0,1,2] [--steps N] [--limit N] [--threads 2] [--reuse]
+ *
+ * --reuse: an arm whose newest run folder already holds an export of the same model, seed and stage steps
+ * is evaluated again instead of trained again (a run cut short continues where it stopped).
  *
  * Arms (every one scored by the same code, @llmed/runtime `scoreReportSamples`, on the same test samples):
  *   model        report-proxy trained with seed s, its export generating in Node (greedy)
- *   blind        the same LLM and schedule trained with every CT replaced by one empty (air) volume: it can
+ *   blind        the same LLM and schedule trained with every CT replaced by one empty (air) volume, and
+ *                evaluated on that volume too (a real CT would be an input it never saw): it can
  *                learn the report style and the finding frequencies, nothing about the scan
  *   shuffled     the trained model given another test scan's image (sample i gets scan i + n/2)
  *   retrieval    nearest neighbour: the training report of the same region whose scan's image tokens (the
@@ -70,6 +74,41 @@ async function blindPrepared(): Promise<string> {
   const doc = { ...(JSON.parse(readFileSync(join(prepared, 'samples.json'), 'utf8')) as object), samples: samples.map((s) => ({ ...s, image: 'volumes/empty.json' })) };
   await writeFileAtomic(join(dir, 'samples.json'), `${JSON.stringify(doc, null, 1)}\n`);
   return dir;
+}
+
+const REUSE = process.argv.includes('--reuse');
+
+/** The stage steps `llmed train --iterations N` gives (packages/cli/src/train-report.ts: proportions kept). */
+function scaledSteps(c: any): number[] {
+  const steps = c.train.stages.map((s: any) => s.steps as number);
+  if (!STEPS) return steps;
+  const total = steps.reduce((a: number, b: number) => a + b, 0);
+  return steps.map((n: number) => Math.max(1, Math.round((n * STEPS) / total)));
+}
+
+/** The newest exported run of variant `name` trained as `configFile` says (model, seed, stage steps), if any. */
+function reusableRun(name: string, configFile: string): string | undefined {
+  if (!REUSE) return undefined;
+  const want = JSON.parse(readFileSync(configFile, 'utf8'));
+  const dir = join(ROOT, 'runs', name);
+  const runs = existsSync(dir) ? readdir(dir).filter((d) => existsSync(join(dir, d, 'export', 'manifest.json'))).sort() : [];
+  const run = runs.at(-1);
+  if (!run) return undefined;
+  const got = JSON.parse(readFileSync(join(dir, run, 'config.json'), 'utf8'));
+  const same = got.train?.seed === want.train.seed && JSON.stringify(got.train.stages.map((s: any) => s.steps)) === JSON.stringify(scaledSteps(want))
+    && JSON.stringify(got.train.stages.map((s: any) => [s.lr, s.train])) === JSON.stringify(want.train.stages.map((s: any) => [s.lr, s.train]))
+    && JSON.stringify(got.model?.projector) === JSON.stringify(want.model.projector) && JSON.stringify(got.model?.encoder) === JSON.stringify(want.model.encoder);
+  return same ? join(dir, run) : undefined;
+}
+
+/** Train and export a variant (or reuse its finished run with --reuse); the run folder. */
+function trainedRun(name: string, configFile: string, stepsFlag: string[]): string {
+  const old = reusableRun(name, configFile);
+  if (old) { console.log(`reusing ${relative(ROOT, old)}`); return old; }
+  llmed(['train', configFile, ...stepsFlag]);
+  const run = newestRun(name);
+  llmed(['export', run]);
+  return run;
 }
 
 function newestRun(name: string): string {
@@ -168,16 +207,13 @@ For orientation only — the paper's Table 1 (GREEN on AMOS-MM 2024 validation, 
     const modelCfg = variant(`report-proxy-s${seed}`, (c) => { c.train.seed = seed; c.data.prepared = prepared; c.data.source = 'prepared'; });
     // source 'prepared': train on the blind folder as written (llmed train would otherwise prepare the real CTs into it)
     const blindCfg = variant(`report-proxy-blind-s${seed}`, (c) => { c.train.seed = seed; c.data.prepared = blindDir; c.data.source = 'prepared'; });
-    llmed(['train', modelCfg, ...stepsFlag]);
-    const modelRun = newestRun(`report-proxy-s${seed}`);
-    llmed(['export', modelRun]);
-    llmed(['train', blindCfg, ...stepsFlag]);
-    const blindRun = newestRun(`report-proxy-blind-s${seed}`);
-    llmed(['export', blindRun]);
-    const evalOf = async (run: string, out: string, imageFrom?: (s: PreparedSample, i: number, xs: readonly PreparedSample[]) => PreparedSample) =>
-      (await evaluateReportExport({ exportDir: join(run, 'export'), preparedDir: prepared, out: join(WORK, out), metrics, workspaceRoot: ROOT, threads: THREADS, limit: LIMIT, imageFrom, pictures: false })).samples;
+    const modelRun = trainedRun(`report-proxy-s${seed}`, modelCfg, stepsFlag);
+    const blindRun = trainedRun(`report-proxy-blind-s${seed}`, blindCfg, stepsFlag);
+    const evalOf = async (run: string, out: string, imageFrom?: (s: PreparedSample, i: number, xs: readonly PreparedSample[]) => PreparedSample, preparedDir = prepared) =>
+      (await evaluateReportExport({ exportDir: join(run, 'export'), preparedDir, out: join(WORK, out), metrics, workspaceRoot: ROOT, threads: THREADS, limit: LIMIT, imageFrom, pictures: false })).samples;
     arms.model.push(await evalOf(modelRun, `eval-model-s${seed}`));
-    arms.blind.push(await evalOf(blindRun, `eval-blind-s${seed}`));
+    // the blind model sees at test what it saw in training: the empty volume (same samples, same order)
+    arms.blind.push(await evalOf(blindRun, `eval-blind-s${seed}`, undefined, blindDir));
     // another scan of the test set: half the set away, so never the sample's own
     arms.shuffled.push(await evalOf(modelRun, `eval-shuffled-s${seed}`, (_s, i, xs) => xs[(i + Math.floor(xs.length / 2)) % xs.length]));
     // nearest neighbour on the trained model's image tokens
