@@ -409,11 +409,13 @@ class ReportTrainer(Trainer):
     # ---- batches ------------------------------------------------------------------------------------
 
     def _features_of(self, sample: ReportSample) -> torch.Tensor:
-        if sample.id in self._features:
-            return self._features[sample.id]
+        """The frozen encoder's tokens of the sample's volume: one encoding per prepared volume (the regions
+        of a scan, and every sample of a blind run's one empty volume, share it)."""
+        if sample.image in self._features:
+            return self._features[sample.image]
         from safetensors.torch import load_file, save_file
 
-        file = self.feature_dir / f"{hashlib.sha256(f'{sample.id}|{sample.image}'.encode()).hexdigest()[:24]}.safetensors"
+        file = self.feature_dir / f"{hashlib.sha256(f'volume|{sample.image}'.encode()).hexdigest()[:24]}.safetensors"
         if file.is_file():
             feats = load_file(str(file))["tokens"]
         else:
@@ -424,7 +426,7 @@ class ReportTrainer(Trainer):
             tmp = file.with_name(file.name + f".tmp-{os.getpid()}")
             save_file({"tokens": feats.contiguous()}, str(tmp))
             os.replace(tmp, file)
-        self._features[sample.id] = feats
+        self._features[sample.image] = feats
         return feats
 
     def _batch(self, samples: list[ReportSample], n_tokens: int | None = None) -> dict[str, torch.Tensor]:
@@ -571,6 +573,24 @@ class ReportTrainer(Trainer):
         self._event("features", samples=len(todo), seconds=round(time.time() - start, 3), folder=str(self.feature_dir))
         self._update(message=None)
 
+    def _fit_projector(self) -> None:
+        """A projector with feature statistics to fit (``needs_fit``, e.g. linear's ``normalise:
+        'standardise'``) gets them from the training samples' cached features, once, before the first step,
+        with the RMS of the LLM's token-embedding values as the scale its tokens should start at; the
+        statistics are buffers, so checkpoints and the export carry them."""
+        projector = self.model.projector
+        if not getattr(projector, "needs_fit", False):
+            return
+        if not self.cache_features:
+            raise TrainingConfigError(
+                f"{self.spec['projector']['path']} ({self.spec['projector']['id']}) standardises the encoder's features with statistics fitted once, which needs a frozen encoder "
+                "(cached features); this run trains the encoder: use normalise 'none' with a trained encoder"
+            )
+        emb = self.model.lm.model.get_input_embeddings().weight[: self.model.lm.old_rows]
+        target = float(emb.detach().float().pow(2).mean().sqrt())
+        info = projector.fit_features(torch.stack([self._features_of(s) for s in self.train_samples]).to(self.device), target_rms=target)
+        self._event("projector-fit", **info)
+
     def _loop(self) -> None:
         resuming = self._resume_record is not None
         if self.step >= self.total:
@@ -579,6 +599,8 @@ class ReportTrainer(Trainer):
             return
         if self.cache_features:
             self._precompute_features()
+        if not resuming and self.step == 0:
+            self._fit_projector()
         self._enter_stage(self._stage_for(self.step), resuming)
         session_start, first = time.time(), self.step
         rate, last = None, time.time()

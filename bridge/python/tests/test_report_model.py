@@ -286,7 +286,59 @@ def test_frozen_encoder_features_are_cached_per_sample(tiny_lms, tmp_path, monke
     monkeypatch.setattr(ReportModel, "encode", no_encoding)
     st = again.run()
     assert st["state"] == "done"
-    assert torch.equal(again._features["case0"], t._features["case0"])
+    assert torch.equal(again._features["volumes/case0.json"], t._features["volumes/case0.json"])
+
+
+def test_samples_sharing_a_volume_are_encoded_once(tiny_lms, tmp_path):
+    """The regions of one scan (and every sample of a blind run) name one prepared volume: one encoding."""
+    info = tiny_lms("llama")
+    t = trainer(tmp_path, info, [{"name": "p", "train": ["projector"], "steps": 1, "lr": 1e-3}])
+    doc = json.loads((tmp_path / "prepared" / "samples.json").read_text())
+    for s in doc:
+        s["image"] = "volumes/case0.json"
+    (tmp_path / "prepared" / "samples.json").write_text(json.dumps(doc))
+    assert t.run()["state"] == "done"
+    assert len(list((tmp_path / "prepared" / "features").rglob("*.safetensors"))) == 1
+
+
+def test_a_standardising_projector_is_fitted_on_the_training_features_and_saved(tiny_lms, tmp_path):
+    info = tiny_lms("llama")
+    spec = spec_for(info)
+    visual = spec["encoder"]["output"]
+    projected = {"type": "tokens", "length": visual["length"], "width": HIDDEN, "grid": visual["grid"]}
+    spec["projector"] = {
+        "path": "model.projector",
+        "id": "linear",
+        "kind": "Adapter",
+        "options": {"outWidth": HIDDEN, "bias": True, "tokens": "all", "normalise": "standardise"},
+        "inputs": {"tokens": visual},
+        "output": projected,
+    }
+    spec["llm"]["inputs"] = {"tokens": projected}
+    spec["llm"]["output"] = projected
+    t = trainer(tmp_path, info, [{"name": "p", "train": ["projector"], "steps": 2, "lr": 1e-3}], spec=spec)
+    st = t.run()
+    assert st["state"] == "done", st.get("message")
+    events = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    fit = [e for e in events if e["event"] == "projector-fit"]
+    assert len(fit) == 1 and fit[0]["samples"] == 4
+    emb = t.model.lm.model.get_input_embeddings().weight[: t.model.lm.old_rows].float()
+    assert fit[0]["tokenRms"] == round(float(emb.pow(2).mean().sqrt()), 5)  # tokens start at the embeddings' scale
+    names = [e["event"] for e in events]
+    assert names.index("projector-fit") < names.index("step")
+    feats = torch.stack([t._features_of(s) for s in t.train_samples]).reshape(-1, visual["width"])
+    proj = t.model.projector
+    assert torch.allclose(proj.feature_mean, feats.mean(0), atol=1e-5)
+    assert torch.allclose(proj.feature_scale, feats.std(0, unbiased=False), atol=1e-5)
+    from safetensors.torch import load_file
+
+    saved = load_file(str(tmp_path / "run" / "checkpoints" / "last.safetensors"))
+    assert torch.equal(saved["projector.feature_mean"], proj.feature_mean)
+    assert bool(saved["projector.fitted"])
+    # a trained encoder has no cached features to fit on: refused, naming the projector
+    spec["encoder"]["options"]["trainable"] = True
+    st = trainer(tmp_path, info, [{"name": "e", "train": ["encoder", "projector"], "steps": 1, "lr": 1e-3}], run="trained", spec=spec).run()
+    assert st["state"] == "error" and "model.projector (linear) standardises" in st["message"] and "frozen encoder" in st["message"]
 
 
 def test_a_frozen_encoder_cannot_be_listed_as_trained(tiny_lms, tmp_path):
@@ -304,7 +356,7 @@ def test_a_frozen_encoder_cannot_be_listed_as_trained(tiny_lms, tmp_path):
         "path": "model.projector",
         "id": "linear",
         "kind": "Adapter",
-        "options": {"outWidth": HIDDEN, "bias": True, "tokens": "all"},
+        "options": {"outWidth": HIDDEN, "bias": True, "tokens": "all", "normalise": "none"},
         "inputs": {"tokens": spec["encoder"]["output"]},
         "output": {"type": "tokens", "length": 1, "width": HIDDEN, "grid": [1, 1, 1]},
     }

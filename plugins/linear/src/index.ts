@@ -3,10 +3,15 @@
  * LLM's hidden size (optionally after averaging all tokens into one, Merlin's global feature).
  *
  *   in  L tokens × C   out  L tokens × outWidth (tokens: 'all'), or 1 token × outWidth (tokens: 'mean')
+ *
+ * normalise 'standardise': each feature channel is first centred and scaled by statistics fitted once on
+ * the training features (a frozen encoder's cached ones; the report trainer fits them before the first
+ * step, they are saved and exported with the adapter). Raw post-ReLU CNN features share a large positive
+ * common part, and on them the adapter learns a constant before anything scan-specific.
  */
 import { definePlugin, pluginModule, pythonEntry, requireInput } from '@llmed/core';
 
-export interface LinearOptions { outWidth: number; bias: boolean; tokens: 'all' | 'mean' }
+export interface LinearOptions { outWidth: number; bias: boolean; tokens: 'all' | 'mean'; normalise: 'none' | 'standardise' }
 
 export const descriptor = definePlugin<LinearOptions>({
   id: 'linear',
@@ -20,6 +25,11 @@ export const descriptor = definePlugin<LinearOptions>({
       outWidth: { type: 'integer', minimum: 1, default: 4096, description: "the LLM's hidden size" },
       bias: { type: 'boolean', default: true },
       tokens: { enum: ['all', 'mean'], default: 'all', description: "'mean' averages the tokens into one first (a global image feature)" },
+      normalise: {
+        enum: ['none', 'standardise'],
+        default: 'none',
+        description: "'standardise': per-channel mean and standard deviation of the training features, fitted once before the first step (needs a frozen encoder, whose features are cached), applied before the map",
+      },
     },
   },
   shape(inputs, o) {
