@@ -3,7 +3,11 @@
  * the same engine under one fixed wall-clock budget per model, on proxies built from real anatomy, then
  * evaluated natively (ONNX export → onnxruntime-node → TypeScript metrics) exactly like `llmed evaluate`.
  *
- *   npx tsx bench/accuracy/accuracy.ts [--budget-minutes 2.25 | --steps N] [--only id,id] [--device cpu|cuda] [--no-syn] [--report-only]
+ *   npx tsx bench/accuracy/accuracy.ts [--budget-minutes 2.25 | --steps N] [--seeds 0,1,2] [--only id,id] [--device cpu|cuda] [--no-syn] [--report-only]
+ *
+ * `--seeds` trains every learned arm once per seed (the experiment's train.seed: initialisation and pair
+ * order); rows pool the test pairs of all seeds, and paired claims compare the two arms' models of the same
+ * seed on the same pair (n = pairs × seeds).
  *
  * `--steps N` trains every arm for exactly N steps instead of a wall-clock budget: the same models on a loaded
  * machine, only later (the cascade's three phases then split N by the same proportions as under a budget).
@@ -150,8 +154,11 @@ interface Summary { mean: number; std: number; n: number }
 interface Row {
   id: string; label: string; table: string; proxy: string; steps?: number; trainSeconds?: number; itPerSecond?: number; peakGpuMb?: number;
   metrics: Record<string, Summary>;
-  /** Per test pair (in the prepared order), for paired comparisons. */
+  /** Per test pair (in the prepared order; seed after seed when several seeds ran), for paired comparisons. */
   perPair?: Record<string, number[]>;
+  /** The seeds trained, and each seed's mean over the test pairs per metric. */
+  seeds?: number[];
+  perSeed?: Record<string, number[]>;
   note?: string; paper: string;
 }
 
@@ -184,7 +191,12 @@ const LEFT_IDENTITY: Record<Primary, number> = { dice: 0.5, 'endpoint-error': 0.
 
 function markdown(rows: Row[], meta: Record<string, unknown>, report: string[]): string {
   const head = '| method | Dice (%) | EPE (mm) | HD95 (mm) | \\|J\\|≤0 (%) | SDlogJ | time (s/pair) | steps | paper (Dice %, their data) |\n|---|---|---|---|---|---|---|---|---|';
-  const line = (r: Row) => `| ${r.label}${r.note ? ` (${r.note})` : ''} | ${fmt(r.metrics.dice, 100, 1)} | ${fmt(r.metrics['endpoint-error'])} | ${fmt(r.metrics.hd95)} | ${fmt(r.metrics['jacobian-nonpositive'], 1, 3)} | ${fmt(r.metrics.sdlogj, 1, 3)} | ${fmt(r.metrics.time, 1, 3)} | ${r.steps ?? '—'} | ${r.paper} |`;
+  const seedNote = (r: Row, t: string) => {
+    const primary = TABLES[(t === 'ablation' ? 'warps' : t) as keyof typeof TABLES]?.primary;
+    const v = primary ? r.perSeed?.[primary] : undefined;
+    return v && v.length > 1 ? ` (per seed ${v.map((x) => (primary === 'dice' ? 100 * x : x).toFixed(primary === 'dice' ? 1 : 2)).join(' / ')})` : '';
+  };
+  const line = (r: Row) => `| ${r.label}${r.note ? ` (${r.note})` : ''}${seedNote(r, r.table)} | ${fmt(r.metrics.dice, 100, 1)} | ${fmt(r.metrics['endpoint-error'])} | ${fmt(r.metrics.hd95)} | ${fmt(r.metrics['jacobian-nonpositive'], 1, 3)} | ${fmt(r.metrics.sdlogj, 1, 3)} | ${fmt(r.metrics.time, 1, 3)} | ${r.steps ?? '—'} | ${r.paper} |`;
   // Say it when a table's learned models did not move away from identity: the comparison is then empty.
   const stalled = (t: string): string[] => {
     const primary = TABLES[t as keyof typeof TABLES]?.primary;
@@ -204,12 +216,13 @@ function markdown(rows: Row[], meta: Record<string, unknown>, report: string[]):
     return own.length ? [`## ${title}`, '', head, ...own.map(line), '', ...extra, ...stalled(t)] : [];
   };
   const gpu = rows.filter((r) => r.table === 'gpu');
+  const seedList = (meta.seeds as number[] | undefined) ?? [];
   return [
     '# Accuracy benchmark on proxies of real anatomy',
     '',
     `Budget: ${meta.steps ? `${meta.steps} training steps per model (fixed, ${meta.device}; the cascade splits them over its three phases)` : `${meta.budgetMinutes} min of training per model (wall clock, ${meta.device})`}, then ONNX export and native evaluation (onnxruntime-node, TypeScript metrics). ${meta.machine}. Started ${meta.started}, took ${meta.minutes} min.`,
     'The papers\' numbers are on their datasets (OAI knee, Learn2Reg OASIS, Learn2Reg Abdomen MR-CT) with 290K–400K iterations; ours are a few hundred steps on 2 CPU cores. They are a reference for orderings, not for values.',
-    'Mean ± sample standard deviation over the test pairs. EPE: mean endpoint error against the true field inside the fixed brain labels. One seed per arm.',
+    `Mean ± sample standard deviation over the test pairs${seedList.length > 1 ? ` of every seed (seeds ${seedList.join(', ')}: each learned arm trained once per seed; the per-seed means of the primary metric follow the label)` : ' (one seed per arm)'}. EPE: mean endpoint error against the true field inside the fixed brain labels.`,
     '',
     ...section('warps', TABLES.warps.title),
     ...section('ablation', 'Ablations of LLaMA-Reg-C1 on the synthetic warps', ['Compare with the LLaMA-Reg-C1 and unregistered rows of the table above (same data, same test pairs).', '']),
@@ -244,7 +257,13 @@ function replicationReport(rows: Row[]): string[] {
     const x = find(a), y = find(b);
     const table = (x?.table === 'ablation' ? 'warps' : x?.table) as keyof typeof TABLES | undefined;
     const metric: Primary = table && TABLES[table] ? TABLES[table].primary : 'dice';
-    const xs = x?.perPair?.[metric], ys = y?.perPair?.[metric];
+    let xs = x?.perPair?.[metric], ys = y?.perPair?.[metric];
+    // A deterministic arm (SyN) has one value per pair: it meets every seed of the other arm.
+    if (xs?.length && ys?.length && xs.length !== ys.length && Math.max(xs.length, ys.length) % Math.min(xs.length, ys.length) === 0) {
+      const n = Math.max(xs.length, ys.length);
+      const tile = (v: number[]) => Array.from({ length: n }, (_, i) => v[i % v.length]);
+      [xs, ys] = [tile(xs), tile(ys)];
+    }
     if (!xs?.length || !ys?.length || xs.length !== ys.length) return `${claim}: not measured (an arm is missing or failed).`;
     const d = xs.map((v, i) => betterBy(metric, v, ys[i])).filter(Number.isFinite); // positive: a better than b
     const n = d.length;
@@ -253,7 +272,7 @@ function replicationReport(rows: Row[]): string[] {
     const scale = metric === 'dice' ? 100 : 1;
     const unit = metric === 'dice' ? 'Dice %' : 'mm EPE';
     const mx = x!.metrics[metric].mean * scale, my = y!.metrics[metric].mean * scale;
-    const numbers = `${mx.toFixed(2)} vs ${my.toFixed(2)} ${unit} (${n} test pair(s), paired difference ${mean.toFixed(2)} ± ${sd.toFixed(2)} in the claim's favour)`;
+    const numbers = `${mx.toFixed(2)} vs ${my.toFixed(2)} ${unit} (${(x!.seeds?.length ?? 1) > 1 ? `${n} pair × seed values` : `${n} test pair(s)`}, paired difference ${mean.toFixed(2)} ± ${sd.toFixed(2)} in the claim's favour)`;
     const init = find(`initial-${table}`)?.metrics[metric];
     const improves = (v: number) => init?.n ? betterBy(metric, v, init.mean) > LEFT_IDENTITY[metric] : true;
     if (!improves(x!.metrics[metric].mean) && !improves(y!.metrics[metric].mean)) {
@@ -265,7 +284,19 @@ function replicationReport(rows: Row[]): string[] {
     const verdict = Math.abs(t) < crit ? `not resolved (paired t = ${t.toFixed(2)}, |t| < ${crit})` : t > 0 ? `replicates here (paired t = ${t.toFixed(2)})` : `does not replicate here: the opposite holds (paired t = ${t.toFixed(2)})`;
     return `${claim}: ${numbers} — ${verdict}.`;
   };
+  /** Issue #15's bar: the learned model's endpoint error at most two thirds of the unregistered pairs', in every seed. */
+  const cutsByAThird = (a: string, claim: string): string => {
+    const x = find(a), init = find('initial-warps')?.metrics['endpoint-error'];
+    const perSeed = x?.perSeed?.['endpoint-error'] ?? (x?.metrics['endpoint-error']?.n ? [x.metrics['endpoint-error'].mean] : undefined);
+    if (!perSeed?.length || !init?.n) return `${claim}: not measured (an arm is missing or failed).`;
+    const ratios = perSeed.map((v) => v / init.mean);
+    const numbers = `EPE ${perSeed.map((v) => v.toFixed(2)).join(' / ')} mm vs ${init.mean.toFixed(2)} unregistered (ratio ${ratios.map((r) => r.toFixed(2)).join(' / ')}, ${perSeed.length} seed(s))`;
+    if (perSeed.length < 3) return `${claim}: ${numbers} — not called: fewer than 3 seeds.`;
+    return `${claim}: ${numbers} — ${ratios.every((r) => r <= 2 / 3) ? 'holds in every seed' : ratios.some((r) => r <= 2 / 3) ? 'holds in some seeds only: not called' : 'does not hold'}.`;
+  };
   return [
+    cutsByAThird('llama-reg-c1', 'LLaMA-Reg-C1 cuts the endpoint error by a third against identity (synthetic warps)'),
+    cutsByAThird('voxelmorph', 'the VoxelMorph-style U-Net cuts the endpoint error by a third against identity (synthetic warps)'),
     compare('llama-reg-c1', 'voxelmorph', 'LLaMA-Reg-C1 beats a VoxelMorph-style U-Net'),
     compare('llama-reg-cascade3', 'llama-reg-c1', 'the 3-step cascade beats C1'),
     compare('llama-reg-c1', 'llm-free', 'the pretrained LLM layers help (vs the LLM-free model)'),
@@ -311,6 +342,26 @@ function rowMetrics(table: EvaluationTable, which: 'initial' | 'registered'): { 
   return { metrics, perPair };
 }
 
+/** One row from the same arm trained with several seeds: the test pairs of every seed pooled (seed after seed). */
+function pooledOverSeeds(tables: EvaluationTable[], seeds: number[]): Pick<Row, 'metrics' | 'perPair' | 'perSeed' | 'seeds'> {
+  const perPair: Record<string, number[]> = {};
+  const perSeed: Record<string, number[]> = {};
+  for (const t of tables) {
+    for (const [id, values] of Object.entries(rowMetrics(t, 'registered').perPair)) {
+      (perPair[id] ??= []).push(...values);
+      const finite = values.filter(Number.isFinite);
+      (perSeed[id] ??= []).push(finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : NaN);
+    }
+  }
+  const metrics: Record<string, Summary> = {};
+  for (const [id, values] of Object.entries(perPair)) {
+    const v = values.filter(Number.isFinite);
+    const mean = v.reduce((a, b) => a + b, 0) / (v.length || 1);
+    metrics[id] = { mean: v.length ? mean : NaN, std: v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0, n: v.length };
+  }
+  return tables.length === 1 ? { ...rowMetrics(tables[0], 'registered'), seeds } : { metrics, perPair, perSeed, seeds: seeds.slice(0, tables.length) };
+}
+
 async function main(): Promise<void> {
   if (process.argv.includes('--report-only')) {
     // Re-derive the report and the markdown from bench/results/accuracy.json (no training).
@@ -327,6 +378,8 @@ async function main(): Promise<void> {
   const fixedSteps = flag('steps') !== undefined ? Number(flag('steps')) : undefined;
   if (fixedSteps !== undefined && !(Number.isInteger(fixedSteps) && fixedSteps > 0)) throw new Error(`--steps must be a positive integer, not '${flag('steps')}'`);
   const device = flag('device') ?? 'cpu';
+  const seeds = (flag('seeds') ?? '0').split(',').map(Number);
+  if (!seeds.length || seeds.some((v) => !Number.isInteger(v) || v < 0)) throw new Error(`--seeds must be non-negative integers separated by commas, not '${flag('seeds')}'`);
   const only = flag('only')?.split(',');
   const withSyn = !process.argv.includes('--no-syn');
   const started = new Date().toISOString();
@@ -352,7 +405,7 @@ async function main(): Promise<void> {
   // The prepared folder of each table's first arm: SyN registers the same prepared pairs.
   const preparedOf: Record<string, { dir: string; cfg: Config }> = {};
   let c1Steps: number | undefined;
-  const meta = () => ({ budgetMinutes: fixedSteps ? undefined : budget, steps: fixedSteps, device, machine, started, minutes: ((Date.now() - t0) / 60000).toFixed(1) });
+  const meta = () => ({ budgetMinutes: fixedSteps ? undefined : budget, steps: fixedSteps, seeds, device, machine, started, minutes: ((Date.now() - t0) / 60000).toFixed(1) });
   const save = async (report: string[] = []) => {
     const all = [...Object.values(initial), ...rows];
     await writeAtomic(join(RESULTS, 'accuracy.json'), `${JSON.stringify({ ...meta(), rows: all, report }, jsonNumbers, 2)}\n`);
@@ -374,32 +427,42 @@ async function main(): Promise<void> {
     cfg.name = arm.id;
     cfg.description = `${arm.label} — accuracy benchmark arm ${arm.id} (${cfg.description})`;
     const armDir = join(WORK, arm.id);
-    const cfgFile = join(armDir, 'config.json');
-    await writeAtomic(cfgFile, `${JSON.stringify(cfg, null, 2)}\n`);
-    const runDir = join(armDir, `run-${Date.now()}`);
-    const tTrain = Date.now();
-    const trained = run(process.execPath, [CLI, 'train', cfgFile, '--run-dir', runDir, '--device', device], `train ${arm.id} (${fixedSteps ? `${fixedSteps} steps` : `${budget} min`}, ${device})`);
-    const trainSeconds = (Date.now() - tTrain) / 1000;
-    if (!trained.ok) { await failed(arm, cfg.name, 'training failed'); continue; }
-    const events = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
-    const steps = events.filter((e) => e.event === 'step');
-    const end = events.reverse().find((e) => e.event === 'done' || e.event === 'stopped');
-    const itPerSecond = steps.length > 1 ? (steps.length - 1) / (steps[steps.length - 1].time - steps[0].time) : undefined;
-    const last = JSON.parse(readFileSync(join(runDir, 'checkpoints', 'last.json'), 'utf8')) as { step: number };
-    if (arm.id === 'llama-reg-c1') c1Steps = last.step;
+    const cfgFile = (seed: number) => join(armDir, seeds.length > 1 ? `seed-${seed}` : '', 'config.json');
+    const tables: EvaluationTable[] = [];
+    let trainSeconds = 0, steps = 0, itPerSecond: number | undefined, peakGpuMb: number | undefined, broken: string | undefined;
+    for (const seed of arm.table === 'gpu' ? seeds.slice(0, 1) : seeds) {
+      const seeded = { ...structuredClone(cfg), train: { ...cfg.train, seed } };
+      await writeAtomic(cfgFile(seed), `${JSON.stringify(seeded, null, 2)}\n`);
+      const seedDir = dirname(cfgFile(seed));
+      const runDir = join(seedDir, `run-${Date.now()}`);
+      const tTrain = Date.now();
+      const trained = run(process.execPath, [CLI, 'train', cfgFile(seed), '--run-dir', runDir, '--device', device], `train ${arm.id} seed ${seed} (${fixedSteps ? `${fixedSteps} steps` : `${budget} min`}, ${device})`);
+      trainSeconds += (Date.now() - tTrain) / 1000;
+      if (!trained.ok) { broken = `training failed (seed ${seed})`; break; }
+      const events = readFileSync(join(runDir, 'log.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+      const stepEvents = events.filter((e) => e.event === 'step');
+      const end = events.reverse().find((e) => e.event === 'done' || e.event === 'stopped');
+      itPerSecond = stepEvents.length > 1 ? (stepEvents.length - 1) / (stepEvents[stepEvents.length - 1].time - stepEvents[0].time) : undefined;
+      peakGpuMb = end?.peak_cuda_mb;
+      steps = (JSON.parse(readFileSync(join(runDir, 'checkpoints', 'last.json'), 'utf8')) as { step: number }).step;
+      if (arm.table === 'gpu') break;
+      const evalDir = join(seedDir, 'eval');
+      const evaluated = run(process.execPath, [CLI, 'evaluate', runDir, '--out', evalDir, '--pictures', '1', '--metrics', [...metricIds, 'time'].join(',')], `evaluate ${arm.id} seed ${seed}`);
+      if (!evaluated.ok) { broken = `evaluation failed (seed ${seed})`; break; }
+      tables.push(JSON.parse(readFileSync(join(evalDir, 'table.json'), 'utf8')) as EvaluationTable);
+    }
+    if (broken) { await failed(arm, cfg.name, broken); continue; }
+    if (arm.id === 'llama-reg-c1') c1Steps = steps;
     if (arm.table === 'gpu') {
       const standIn = llmNodes(cfg)[0]?.with.hiddenSize !== 4096 ? 'SmolLM2-135M layer standing in for LLaMA-2-7B' : undefined;
-      rows.push({ id: arm.id, label: arm.label, table: 'gpu', proxy: cfg.name, steps: last.step, trainSeconds, itPerSecond, peakGpuMb: end?.peak_cuda_mb, metrics: {}, note: standIn, paper: PAPER[arm.id] });
+      rows.push({ id: arm.id, label: arm.label, table: 'gpu', proxy: cfg.name, steps, trainSeconds, itPerSecond, peakGpuMb, metrics: {}, note: standIn, paper: PAPER[arm.id] });
       await save();
       continue;
     }
-    const evaluated = run(process.execPath, [CLI, 'evaluate', runDir, '--out', join(armDir, 'eval'), '--pictures', '1', '--metrics', [...metricIds, 'time'].join(',')], `evaluate ${arm.id}`);
-    if (!evaluated.ok) { await failed(arm, cfg.name, 'evaluation failed'); continue; }
-    const table = JSON.parse(readFileSync(join(armDir, 'eval', 'table.json'), 'utf8')) as EvaluationTable;
     const proxyTable = arm.table === 'ablation' ? 'warps' : arm.table;
-    preparedOf[proxyTable] ??= { dir: preparedDir(ROOT, arm.id), cfg };
-    initial[proxyTable] ??= { id: `initial-${proxyTable}`, label: 'Initial (no registration)', table: proxyTable, proxy: cfg.name, ...rowMetrics(table, 'initial'), paper: PAPER[`initial-${proxyTable}`] ?? '—' };
-    rows.push({ id: arm.id, label: arm.label, table: arm.table, proxy: cfg.name, steps: last.step, trainSeconds, itPerSecond, ...rowMetrics(table, 'registered'), paper: PAPER[arm.id] ?? '—' });
+    preparedOf[proxyTable] ??= { dir: preparedDir(ROOT, cfg.name), cfg };
+    initial[proxyTable] ??= { id: `initial-${proxyTable}`, label: 'Initial (no registration)', table: proxyTable, proxy: cfg.name, ...rowMetrics(tables[0], 'initial'), paper: PAPER[`initial-${proxyTable}`] ?? '—' };
+    rows.push({ id: arm.id, label: arm.label, table: arm.table, proxy: cfg.name, steps, trainSeconds: trainSeconds / tables.length, itPerSecond, ...pooledOverSeeds(tables, seeds), paper: PAPER[arm.id] ?? '—' });
     await save();
   }
 

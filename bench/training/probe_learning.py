@@ -1,0 +1,100 @@
+"""Learning probe for issue #15: train a composed registration model on prepared pairs with a plain loop (the
+trainer's modules, loss, warp and pair order; no checkpoints, no export) and log, every ``--every`` steps, the
+mean training loss, the endpoint error and the cosine to the true field on 4 training pairs and on the
+validation pairs, and the mean predicted field magnitude — all in voxels, inside the fixed labels (or the
+fixed image > 0.1 without labels). It answers "does the field follow the truth, and how fast" in one number per
+row, which Dice under nearest-neighbour labels cannot at sub-voxel fields (bench/results/learning-diagnosis.md).
+
+    PYTHONPATH=bridge/python .venv/bin/python bench/training/probe_learning.py <spec.json> <prepared dir> \\
+        [--steps 300] [--lr 1e-3] [--every 50] [--threads 1] [--seed 0] [--stage-scale K] [--out rows.jsonl]
+
+``spec.json`` is the composed ModelSpec (``llmed config check <experiment> --json``); edit its loss or plugin
+options to probe a variant. ``--stage-scale K`` multiplies every stage-adapter map by K (0: the token / LLM path
+removed from the decoder), the experiment behind the stage plugin's ``silentStart``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import torch
+
+from llmed.assemble import build_loss, build_model
+from llmed.data import PairSampler, PreparedDataset
+from llmed.nn import upsample_field
+from llmed.train import seed_everything
+
+
+def field_agreement(model, data: PreparedDataset, pairs) -> dict:
+    """Mean over ``pairs`` of EPE (voxels), cosine to the true field and predicted magnitude, inside the mask."""
+    model.eval()
+    epe, cos, mag = [], [], []
+    with torch.no_grad():
+        for p in pairs:
+            b = data.load_batch([p], "cpu", labels="map")
+            field = model(b["moving"], b["fixed"])["fields"][-1]
+            truth = data.true_field(p)
+            if field.shape[2:] != truth.shape[2:]:
+                field = upsample_field(field, True, size=truth.shape[2:])
+            mask = ((b["fixed_label_map"] > 0) if "fixed_label_map" in b else (b["fixed"] > 0.1))[:, 0]
+            epe.append(float((field - truth).norm(dim=1)[mask].mean()))
+            cos.append(float((field * truth).sum(1)[mask].sum() / (field.norm(dim=1)[mask] * truth.norm(dim=1)[mask]).sum().clamp_min(1e-12)))
+            mag.append(float(field.norm(dim=1)[mask].mean()))
+    model.train()
+    n = len(pairs)
+    return {"epe": sum(epe) / n, "cos": sum(cos) / n, "magnitude": sum(mag) / n}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("spec")
+    ap.add_argument("prepared")
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--every", type=int, default=50)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--stage-scale", type=float, default=None)
+    ap.add_argument("--out")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    spec = json.load(open(a.spec))
+    data = PreparedDataset(a.prepared)
+    seed_everything(a.seed)
+    model, loss_fn = build_model(spec), build_loss(spec)
+    if a.stage_scale is not None:
+        for m in model.modules():
+            if type(m).__name__ == "StageAdapters":
+                forward = m.forward
+                m.forward = lambda tokens, forward=forward: [x * a.stage_scale for x in forward(tokens)]
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=a.lr)
+    train, val = data.splits["train"], data.splits["val"]
+    sampler = PairSampler(len(train), a.seed)
+    out = open(a.out, "w") if a.out else None
+    t0, losses = time.time(), []
+
+    def log(step: int) -> None:
+        tr, va = field_agreement(model, data, train[:4]), field_agreement(model, data, val)
+        row = {"step": step, "loss": sum(losses) / len(losses) if losses else None, "train": tr, "val": va, "seconds": round(time.time() - t0, 1)}
+        print(json.dumps(row), flush=True)
+        if out:
+            out.write(json.dumps(row) + "\n")
+            out.flush()
+
+    log(0)
+    for step in range(1, a.steps + 1):
+        b = data.load_batch([train[sampler.batch(step - 1, 1)[0]]], "cpu", labels="none")
+        total, _ = loss_fn(model(b["moving"], b["fixed"]), {"moving": b["moving"], "fixed": b["fixed"]})
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        losses.append(float(total.detach()))
+        if step % a.every == 0:
+            log(step)
+            losses = []
+
+
+if __name__ == "__main__":
+    main()
