@@ -156,6 +156,12 @@ def test_lora_is_merged_into_the_exported_weights(tmp_path: Path, plugins_dir, t
     generator = torch.Generator().manual_seed(0)
     for k in lora_b:
         tensors[k] = torch.randn(tensors[k].shape, generator=generator)
+    # The stage adapters start silent (their upsamplers at 0; one step moves them by ±lr): open them too, or
+    # the LLM path, and so LoRA, would barely reach the field.
+    ups = [k for k in tensors if ".stages.ups." in k and k.endswith("weight")]
+    assert ups, "the checkpoint has no stage-adapter upsamplers"
+    for k in ups:
+        tensors[k] = 0.3 * torch.randn(tensors[k].shape, generator=generator)
     save_file(tensors, str(ckpt), metadata=meta)
 
     manifest = export_run(run, "best", plugins=PLUGINS, log=lambda _m: None)
