@@ -18,7 +18,6 @@ pseudo-subjects of one CT, not radiologists' reports).
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time
@@ -29,7 +28,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bridge/python"))
 
-from llmed.report import ReportData, ReportModel, lr_at  # noqa: E402
+from llmed.report import ReportData, ReportModel, cached_features, encoder_feature_key, lr_at  # noqa: E402
 
 PLUGIN_MODULES = {"i3resnet152": "llmed_i3resnet152", "linear": "llmed_linear", "spatial-pooling": "llmed_spatial_pooling", "token-cross-entropy": "llmed_token_cross_entropy"}
 
@@ -38,34 +37,23 @@ def plugin_table() -> dict:
     return {pid: {"root": str(ROOT / "plugins" / pid / "python"), "module": mod, "factory": "build"} for pid, mod in PLUGIN_MODULES.items()}
 
 
-def feature_key(spec: dict) -> str:
-    node = spec["encoder"]
-    text = json.dumps([node.get("id"), node.get("options"), node.get("inputs")], sort_keys=True, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
 class Features:
-    """The trainer's feature cache (same files), filled for any sample that lacks one."""
+    """The trainer's feature cache (the same files, through llmed.report.cached_features), filled for any
+    sample that lacks one."""
 
     def __init__(self, spec: dict, data: ReportData, encoder):
-        self.dir = data.folder / "features" / feature_key(spec)
+        self.dir = data.folder / "features" / encoder_feature_key(spec)
         self.data, self.encoder, self.mem = data, encoder, {}
 
     def __call__(self, s) -> torch.Tensor:
-        from safetensors.torch import load_file, save_file
+        if s.image not in self.mem:
 
-        if s.image in self.mem:
-            return self.mem[s.image]
-        f = self.dir / f"{hashlib.sha256(f'volume|{s.image}'.encode()).hexdigest()[:24]}.safetensors"
-        if f.is_file():
-            t = load_file(str(f))["tokens"]
-        else:
-            with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
-                t = self.encoder(self.data.volume(s).unsqueeze(0)).float()[0]
-            f.parent.mkdir(parents=True, exist_ok=True)
-            save_file({"tokens": t.contiguous()}, str(f))
-        self.mem[s.image] = t
-        return t
+            def encode() -> torch.Tensor:
+                with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+                    return self.encoder(self.data.volume(s).unsqueeze(0)).float()[0]
+
+            self.mem[s.image] = cached_features(self.dir, s.image, encode)
+        return self.mem[s.image]
 
 
 def load(spec_file: str, projector_options: dict | None = None):

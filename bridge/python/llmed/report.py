@@ -235,6 +235,30 @@ def lr_at(step_in_stage: int, steps: int, lr: float, warmup: float, schedule: st
 # ---- trainer ---------------------------------------------------------------------------------------
 
 
+def encoder_feature_key(spec: dict) -> str:
+    """The feature cache's folder name for ``spec``'s encoder (id, options, inputs): another encoder, or the same
+    one under other options or input shape, never reads these features."""
+    node = spec["encoder"]
+    text = json.dumps([node.get("id"), node.get("options"), node.get("inputs")], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cached_features(feature_dir: Path, image: str, encode) -> torch.Tensor:
+    """The frozen encoder's tokens of prepared volume ``image`` from ``feature_dir`` (one file per volume), or
+    ``encode()``'s, written there first under a temporary name and renamed (a reader never sees half a file)."""
+    from safetensors.torch import load_file, save_file
+
+    file = Path(feature_dir) / f"{hashlib.sha256(f'volume|{image}'.encode()).hexdigest()[:24]}.safetensors"
+    if file.is_file():
+        return load_file(str(file))["tokens"]
+    feats = encode()
+    file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = file.with_name(file.name + f".tmp-{os.getpid()}")
+    save_file({"tokens": feats.contiguous()}, str(tmp))
+    os.replace(tmp, file)
+    return feats
+
+
 class ReportTrainer(Trainer):
     """A report-generation run; the public API and status keys are registration's Trainer's."""
 
@@ -336,7 +360,7 @@ class ReportTrainer(Trainer):
         self.base_sha = self._base_fingerprint()
         self.cache_features = "encoder" not in groups_ever
         self._features: dict[str, torch.Tensor] = {}
-        self.feature_dir = Path(opts.get("featureCache") or self.prepared_dir / "features") / self._feature_key()
+        self.feature_dir = Path(opts.get("featureCache") or self.prepared_dir / "features") / encoder_feature_key(self.spec)
         if t["gradientCheckpointing"]:
             self.model.lm.gradient_checkpointing()
 
@@ -401,11 +425,6 @@ class ReportTrainer(Trainer):
         h.update(str(self.seed).encode())
         return h.hexdigest()
 
-    def _feature_key(self) -> str:
-        node = self.spec["encoder"]
-        text = json.dumps([node.get("id"), node.get("options"), node.get("inputs")], sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()[:16]
-
     # ---- batches ------------------------------------------------------------------------------------
 
     def _features_of(self, sample: ReportSample) -> torch.Tensor:
@@ -413,20 +432,13 @@ class ReportTrainer(Trainer):
         of a scan, and every sample of a blind run's one empty volume, share it)."""
         if sample.image in self._features:
             return self._features[sample.image]
-        from safetensors.torch import load_file, save_file
 
-        file = self.feature_dir / f"{hashlib.sha256(f'volume|{sample.image}'.encode()).hexdigest()[:24]}.safetensors"
-        if file.is_file():
-            feats = load_file(str(file))["tokens"]
-        else:
+        def encode() -> torch.Tensor:
             self.model.encoder.eval()
             with torch.no_grad(), self._autocast():
-                feats = self.model.encode(self.data.volume(sample).unsqueeze(0).to(self.device)).float().cpu()[0]
-            file.parent.mkdir(parents=True, exist_ok=True)
-            tmp = file.with_name(file.name + f".tmp-{os.getpid()}")
-            save_file({"tokens": feats.contiguous()}, str(tmp))
-            os.replace(tmp, file)
-        self._features[sample.image] = feats
+                return self.model.encode(self.data.volume(sample).unsqueeze(0).to(self.device)).float().cpu()[0]
+
+        feats = self._features[sample.image] = cached_features(self.feature_dir, sample.image, encode)
         return feats
 
     def _batch(self, samples: list[ReportSample], n_tokens: int | None = None) -> dict[str, torch.Tensor]:
