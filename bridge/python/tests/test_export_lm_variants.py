@@ -22,26 +22,11 @@ from llmed.export_lm import INT8_MIN_AGREEMENT, INT8_TOLERANCE, LMExportError, _
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from tiny_lm_export import build_tokenizer, memorise
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from tiny_lm_export import build_tokenizer, memorise, tiny_llama_lm
 
     folder = tmp_path_factory.mktemp("tiny-lm")
     tokenizer = build_tokenizer(folder)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=128,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config)
+    model = tiny_llama_lm(tokenizer, hidden=64, intermediate=128, max_positions=128)
     memorise(model, tokenizer, steps=60)
     model.eval().save_pretrained(str(folder))
     return folder

@@ -72,30 +72,36 @@ def memorise(model, tokenizer, steps: int = 150) -> None:
         optimiser.step()
 
 
-def main(out: str) -> None:
+def tiny_llama_lm(tokenizer, *, hidden: int, intermediate: int, max_positions: int):
+    """A seeded two-layer LLaMA causal LM (4 heads, 2 KV heads, tied embeddings) sized for ``tokenizer``'s
+    vocabulary and special ids: the model the export tests memorise and export."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        hidden_size=hidden,
+        intermediate_size=intermediate,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=len(tokenizer),
+        max_position_embeddings=max_positions,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config)
+
+
+def main(out: str) -> None:
     from llmed.export_lm import export_decoder, greedy_parity
 
     out_dir = Path(out)
     checkpoint = out_dir / "checkpoint"
     checkpoint.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(checkpoint)
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=256,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    model = LlamaForCausalLM(config)
+    model = tiny_llama_lm(tokenizer, hidden=32, intermediate=64, max_positions=256)
     memorise(model, tokenizer)
     model.eval().save_pretrained(str(checkpoint))
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tests.tiny_lm_export import build_tokenizer
+from tests.tiny_lm_export import build_tokenizer, tiny_llama_lm
 from torch import nn
 
 SHAPE = (8, 16, 16)
@@ -52,29 +52,13 @@ def image(side: str) -> np.ndarray:
 
 
 def main(out: str) -> None:
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from llmed.export_report import export_report_model, fill_prompt
 
     out_dir = Path(out)
     (out_dir / "tokenizer").mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(out_dir / "tokenizer")
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        vocab_size=len(tokenizer),
-        max_position_embeddings=256,
-        eos_token_id=tokenizer.eos_token_id,
-        bos_token_id=tokenizer.bos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=True,
-    )
-    lm = LlamaForCausalLM(config)
-    vision = TinyVision(config.hidden_size)
+    lm = tiny_llama_lm(tokenizer, hidden=32, intermediate=64, max_positions=256)
+    vision = TinyVision(lm.config.hidden_size)
     eos = tokenizer.eos_token_id
     embed = lm.get_input_embeddings()
 
