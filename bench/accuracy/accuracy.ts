@@ -32,7 +32,7 @@ import { fileURLToPath } from 'node:url';
 import { loadRegistry, loadWorkspace, writeFileAtomic } from '@llmed/core';
 import { preparedDir } from '@llmed/data';
 import { type MetricRuntime } from '@llmed/imaging';
-import { evaluateExport, jsonNumbers, summaryCell, type EvaluationTable, type FieldSource, type MetricPlugin } from '@llmed/runtime';
+import { evaluateExport, jsonNumbers, meanStd, summaryCell, type EvaluationTable, type FieldSource, type MetricPlugin } from '@llmed/runtime';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'packages', 'cli', 'bin', 'llmed.mjs');
@@ -349,16 +349,10 @@ function pooledOverSeeds(tables: EvaluationTable[], seeds: number[]): Pick<Row, 
   for (const t of tables) {
     for (const [id, values] of Object.entries(rowMetrics(t, 'registered').perPair)) {
       (perPair[id] ??= []).push(...values);
-      const finite = values.filter(Number.isFinite);
-      (perSeed[id] ??= []).push(finite.length ? finite.reduce((a, b) => a + b, 0) / finite.length : NaN);
+      (perSeed[id] ??= []).push(meanStd(values).mean);
     }
   }
-  const metrics: Record<string, Summary> = {};
-  for (const [id, values] of Object.entries(perPair)) {
-    const v = values.filter(Number.isFinite);
-    const mean = v.reduce((a, b) => a + b, 0) / (v.length || 1);
-    metrics[id] = { mean: v.length ? mean : NaN, std: v.length > 1 ? Math.sqrt(v.reduce((a, b) => a + (b - mean) ** 2, 0) / (v.length - 1)) : 0, n: v.length };
-  }
+  const metrics: Record<string, Summary> = Object.fromEntries(Object.entries(perPair).map(([id, values]) => [id, meanStd(values)]));
   return tables.length === 1 ? { ...rowMetrics(tables[0], 'registered'), seeds } : { metrics, perPair, perSeed, seeds: seeds.slice(0, tables.length) };
 }
 
