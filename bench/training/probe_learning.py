@@ -6,7 +6,7 @@ fixed image > 0.1 without labels). It answers "does the field follow the truth, 
 row, which Dice under nearest-neighbour labels cannot at sub-voxel fields (bench/results/learning-diagnosis.md).
 
     PYTHONPATH=bridge/python .venv/bin/python bench/training/probe_learning.py <spec.json> <prepared dir> \\
-        [--steps 300] [--lr 1e-3] [--every 50] [--threads 1] [--seed 0] [--stage-scale K] [--out rows.jsonl]
+        [--steps 300] [--lr 1e-3] [--every 50] [--threads 1] [--seed 0] [--stage-scale K] [--swap P] [--warp-p Q --warp-max A --warp-spacing S] [--out rows.jsonl]
 
 ``spec.json`` is the composed ModelSpec (``llmed config check <experiment> --json``); edit its loss or plugin
 options to probe a variant. ``--stage-scale K`` multiplies every stage-adapter map by K (0: the token / LLM path
@@ -22,6 +22,7 @@ import time
 import torch
 
 from llmed.assemble import build_loss, build_model
+from llmed.augment import PairAugmentation
 from llmed.data import PairSampler, PreparedDataset
 from llmed.nn import upsample_field
 from llmed.train import seed_everything
@@ -57,6 +58,10 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage-scale", type=float, default=None)
+    ap.add_argument("--swap", type=float, default=0.0, help="train.augment.swap")
+    ap.add_argument("--warp-p", type=float, default=0.0, help="train.augment.warpFixed.probability")
+    ap.add_argument("--warp-max", type=float, default=0.0, help="train.augment.warpFixed.maxDisplacement (voxels)")
+    ap.add_argument("--warp-spacing", type=float, default=8.0, help="train.augment.warpFixed.spacing (voxels)")
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
@@ -69,6 +74,7 @@ def main() -> None:
             if type(m).__name__ == "StageAdapters":
                 forward = m.forward
                 m.forward = lambda tokens, forward=forward: [x * a.stage_scale for x in forward(tokens)]
+    augment = PairAugmentation({"swap": a.swap, "warpFixed": {"probability": a.warp_p, "maxDisplacement": a.warp_max, "spacing": a.warp_spacing}}, a.seed)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=a.lr)
     train, val = data.splits["train"], data.splits["val"]
     sampler = PairSampler(len(train), a.seed)
@@ -85,7 +91,7 @@ def main() -> None:
 
     log(0)
     for step in range(1, a.steps + 1):
-        b = data.load_batch([train[sampler.batch(step - 1, 1)[0]]], "cpu", labels="none")
+        b = augment(data.load_batch([train[sampler.batch(step - 1, 1)[0]]], "cpu", labels="none"), [step - 1])
         total, _ = loss_fn(model(b["moving"], b["fixed"]), {"moving": b["moving"], "fixed": b["fixed"]})
         opt.zero_grad()
         total.backward()

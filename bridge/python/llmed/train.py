@@ -3,7 +3,7 @@
 ``Trainer(run_dir, spec, config, prepared_dir, options).start()`` runs, in a background thread:
 
     config -> spec -> build_model / build_loss -> Adam over the trainable parameters
-           -> loop: seeded pair -> forward (AMP on CUDA) -> loss -> finite? -> backward -> step
+           -> loop: seeded pair -> augmentation (``train.augment``, llmed.augment) -> forward (AMP on CUDA) -> loss -> finite? -> backward -> step
                     validation Dice every ``validateEvery`` steps, checkpoints every ``checkpointEvery``
            -> cascade phases (``train.cascade``) switch trainable parts between phases
 
@@ -64,6 +64,7 @@ import torch
 import torch.nn as nn
 
 from .atomic import atomic_write_json, remove_stale_temporaries
+from .augment import PairAugmentation
 from .checkpoint import CheckpointError, base_fingerprint, load_checkpoint, read_checkpoint_record, save_checkpoint
 from .data import DataError, PairSampler, PreparedDataset
 from .nn import use_onednn_conv3d
@@ -85,7 +86,7 @@ class TrainingConfigError(Exception):
 # The training section's keys, every one filled by the TypeScript side from the experiment schema
 # (packages/core/src/config.ts, ``train``; ajv ``useDefaults``) before a config reaches Python, and read
 # here as they are: the schema is the one place for their defaults. ``cascade`` is optional by design.
-TRAIN_KEYS = ("iterations", "lr", "optimizer", "batchSize", "amp", "seed", "validateEvery", "checkpointEvery", "timeBudgetMinutes")
+TRAIN_KEYS = ("iterations", "lr", "optimizer", "batchSize", "amp", "seed", "validateEvery", "checkpointEvery", "timeBudgetMinutes", "augment")
 
 
 def train_section(config: dict) -> dict:
@@ -376,6 +377,7 @@ class Trainer:
             raise DataError("pairs.json has no training pairs", where=str(self.prepared_dir / "pairs.json"))
         self.val_list = self.data.splits["val"][: int(self.val_pairs_limit)] if self.val_pairs_limit else self.data.splits["val"]
         self.sampler = PairSampler(len(self.train_pairs), self.seed)
+        self.augment = PairAugmentation(t["augment"], self.seed)
 
         self.model = self.model_factory(self.spec).to(self.device)
         self.loss_fn = self.loss_factory(self.spec)
@@ -539,7 +541,7 @@ class Trainer:
         start = self._draws_before(step_number)
         draws = range(start, start + self.batch_size) if self.dist is None else self.dist.shard(start, self.batch_size)
         pairs = [self.train_pairs[self.sampler.index(d)] for d in draws]
-        batch = self.data.load_batch(pairs, self.device, labels="one-hot" if self.loss_uses_labels else "none")
+        batch = self.augment(self.data.load_batch(pairs, self.device, labels="one-hot" if self.loss_uses_labels else "none"), list(draws))
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         with self._autocast():

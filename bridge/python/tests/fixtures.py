@@ -27,6 +27,9 @@ except ImportError:  # pragma: no cover - the module form
 
 PLUGINS_DIR = Path(__file__).resolve().parents[3] / "plugins"
 
+# train.augment as the experiment schema fills it when a config names none (packages/core/src/config.ts)
+NO_AUGMENT = {"swap": 0.0, "warpFixed": {"probability": 0.0, "maxDisplacement": 2.0, "spacing": 8.0}}
+
 
 def model_type_of(family: str) -> str:
     """The transformers model type of ``family``: a family plugin's first ``modelTypes`` entry, else ``family`` itself."""

@@ -18,7 +18,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from fixtures import make_spec, registered_plugins
+from fixtures import NO_AUGMENT, make_spec, registered_plugins
 from llmed.data import PreparedDataset
 from llmed.export import FIELD_TOLERANCE_VOXELS, ExportError, export_run, main as export_main, sha256_file
 from llmed.nn import resize_image, upsample_field, warp
@@ -50,7 +50,18 @@ def run_config(iterations: int, shape=SPATIAL, lr: float = 1e-3) -> dict:
             "labelNames": {"1": "core", "2": "shell"},
             "modality": {"moving": "MR", "fixed": "MR"},
         },
-        "train": {"iterations": iterations, "lr": lr, "optimizer": "adam", "batchSize": 1, "amp": True, "seed": 1, "validateEvery": iterations, "checkpointEvery": iterations, "timeBudgetMinutes": 0},
+        "train": {
+            "iterations": iterations,
+            "lr": lr,
+            "optimizer": "adam",
+            "batchSize": 1,
+            "amp": True,
+            "seed": 1,
+            "validateEvery": iterations,
+            "checkpointEvery": iterations,
+            "timeBudgetMinutes": 0,
+            "augment": NO_AUGMENT,
+        },
         "evaluate": {"metrics": ["dice", "hd95", "jacobian-nonpositive", "time"]},
         "export": {"opset": 20},
     }

@@ -22,6 +22,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from fixtures import NO_AUGMENT
 from llmed.checkpoint import read_checkpoint_record
 from llmed.data import write_prepared_volume
 from llmed.nn import warp
@@ -122,7 +123,7 @@ def toy_loss(out: dict, batch: dict) -> tuple[torch.Tensor, dict]:
 
 
 def make_config(iterations: int = 6, **train) -> dict:
-    t = {"iterations": iterations, "lr": 1e-2, "optimizer": "adam", "batchSize": 1, "amp": True, "seed": 3, "validateEvery": 2, "checkpointEvery": 2, "timeBudgetMinutes": 0}
+    t = {"iterations": iterations, "lr": 1e-2, "optimizer": "adam", "batchSize": 1, "amp": True, "seed": 3, "validateEvery": 2, "checkpointEvery": 2, "timeBudgetMinutes": 0, "augment": NO_AUGMENT}
     t.update(train)
     return {"name": "toy", "train": t}
 

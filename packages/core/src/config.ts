@@ -83,6 +83,8 @@ export interface TrainConfig {
   cascade?: { schedule: 'step-by-step' | 'joint'; iterations: number[] };
   /** Minutes of wall time after which training stops cleanly (0 = no limit). */
   timeBudgetMinutes?: number;
+  /** Random augmentation of each drawn training pair (bridge/python/llmed/augment.py); off by default. */
+  augment?: { swap: number; warpFixed: { probability: number; maxDisplacement: number; spacing: number } };
 }
 
 export interface ExperimentConfig {
@@ -199,6 +201,23 @@ export const experimentSchema = {
         validateEvery: { type: 'integer', minimum: 1, default: 2000 },
         checkpointEvery: { type: 'integer', minimum: 1, default: 2000 },
         timeBudgetMinutes: { type: 'number', minimum: 0, default: 0 },
+        // New pairs from each drawn one (llmed.augment): `swap` = probability of exchanging moving and fixed;
+        // `warpFixed` = the fixed image resampled by a random smooth field (uniform ±maxDisplacement voxels at
+        // control points every `spacing` voxels). Validation and test pairs are never augmented.
+        augment: {
+          type: 'object', additionalProperties: false, default: {},
+          properties: {
+            swap: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+            warpFixed: {
+              type: 'object', additionalProperties: false, default: {},
+              properties: {
+                probability: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+                maxDisplacement: { type: 'number', minimum: 0, default: 2 },
+                spacing: { type: 'number', exclusiveMinimum: 1, default: 8 },
+              },
+            },
+          },
+        },
         cascade: {
           type: 'object', required: ['schedule', 'iterations'], additionalProperties: false,
           properties: { schedule: { enum: ['step-by-step', 'joint'] }, iterations: { type: 'array', items: { type: 'integer', minimum: 1 }, minItems: 1 } },
