@@ -278,6 +278,7 @@ class ReportTrainer(Trainer):
             "validateEvery": int(train["validateEvery"]),
             "checkpointEvery": int(train["checkpointEvery"]),
             "timeBudgetMinutes": float(train["timeBudgetMinutes"]),
+            "augment": {},  # registration's pair augmentation: nothing of it applies to report samples
         }
         super().__init__(run_dir, spec, {**config, "train": base}, prepared_dir, options)
         self.config = config  # the run folder keeps the report config as it is

@@ -767,7 +767,8 @@ def load_run_model(
             "building a run folder's model needs the registered plugins (plugins=..., id -> python entry); the paths in its spec.json are never imported from", where=str(run_dir / "spec.json")
         )
     record = read_checkpoint_record(run_dir / "checkpoints", tag)
-    train_cfg = train_section(config)
+    # Loading weights needs no augmentation settings, and run folders written before train.augment existed lack it.
+    train_cfg = train_section({**config, "train": {"augment": {}, **config.get("train", {})}})
     seed_everything(int(train_cfg["seed"]))
     model = (model_factory or (lambda s: default_model_factory(s, workspace_root, plugins)))(spec).to(device)
     schedule, phases = plan_phases(train_cfg)

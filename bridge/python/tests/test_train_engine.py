@@ -198,10 +198,19 @@ def test_the_loss_goes_down(tmp_path: Path, prepared: Path):
     assert np.mean([losses[s] for s in range(26, 31)]) < np.mean([losses[s] for s in range(1, 6)])
 
 
-def test_resume_continues_with_identical_losses(tmp_path: Path, prepared: Path):
-    config = make_config(8, checkpointEvery=3, validateEvery=3)
+STRONG_AUGMENT = {"swap": 0.5, "warpFixed": {"probability": 0.5, "maxDisplacement": 1.0, "spacing": 4.0}}
+
+
+@pytest.mark.parametrize("augment", [NO_AUGMENT, STRONG_AUGMENT], ids=["plain", "augmented"])
+def test_resume_continues_with_identical_losses(tmp_path: Path, prepared: Path, augment: dict):
+    config = make_config(8, checkpointEvery=3, validateEvery=3, augment=augment)
     straight = tmp_path / "straight"
     trainer_for(straight, prepared, config).run()
+    if augment is STRONG_AUGMENT:  # the augmentation reaches the loss: other pairs than the plain run's
+        plain = tmp_path / "plain"
+        trainer_for(plain, prepared, make_config(8, checkpointEvery=3, validateEvery=3)).run()
+        a, p = step_losses(straight), step_losses(plain)
+        assert sum(a[s] != p[s] for s in range(1, 9)) >= 3
 
     interrupted = tmp_path / "interrupted"
     holder: dict = {}
