@@ -47,17 +47,19 @@ class PairAugmentation:
     """
 
     def __init__(self, options: dict | None, seed: int):
+        # The schema's defaults are the only ones; an empty or absent section (report runs, whose trainer passes {})
+        # or sub-section is no augmentation, and a warp of 0 voxels is no warp.
         options = options or {}
         self.swap = float(options.get("swap", 0.0))
         wf = options.get("warpFixed") or {}
-        self.warp_probability = float(wf.get("probability", 0.0))
-        self.max_displacement = float(wf.get("maxDisplacement", 0.0))
-        self.spacing = float(wf.get("spacing", 8.0))
+        self.max_displacement = float(wf["maxDisplacement"]) if wf else 0.0
+        self.spacing = float(wf["spacing"]) if wf else 0.0
+        self.warp_probability = float(wf["probability"]) if self.max_displacement > 0 else 0.0
         self.seed = int(seed)
 
     @property
     def active(self) -> bool:
-        return self.swap > 0 or (self.warp_probability > 0 and self.max_displacement > 0)
+        return self.swap > 0 or self.warp_probability > 0
 
     def _generator(self, draw: int) -> torch.Generator:
         # a separate stream from the pair sampler's (seed, draw) → index
@@ -75,7 +77,7 @@ class PairAugmentation:
                 for a, b in (("moving", "fixed"), ("moving_labels", "fixed_labels"), ("moving_label_map", "fixed_label_map")):
                     if a in sample and b in sample:
                         sample[a], sample[b] = sample[b], sample[a]
-            if float(torch.rand((), generator=g)) < self.warp_probability and self.max_displacement > 0:
+            if float(torch.rand((), generator=g)) < self.warp_probability:
                 w = control_point_field(tuple(sample["fixed"].shape[2:]), self.max_displacement, self.spacing, g).to(sample["fixed"].device)
                 sample["fixed"] = warp(sample["fixed"], w)
                 if "fixed_labels" in sample:  # one-hot: trilinear gives soft labels, what a Dice loss takes

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from llmed.augment import PairAugmentation, control_point_field
+from llmed.metrics_ref import jacobian_determinant
 from llmed.nn import warp
 
 
@@ -18,16 +19,6 @@ def _batch(n: int = 2) -> dict[str, torch.Tensor]:
         "moving_label_map": label_map,
         "fixed_label_map": label_map + 10,
     }
-
-
-def _jacobian_determinant(u: torch.Tensor) -> torch.Tensor:
-    """det(I + ∇u) by forward differences; u (1, 3, K, J, I), channel c along axis I, J, K for c = 0, 1, 2."""
-    grads = []
-    for c in range(3):
-        comp = u[0, c]
-        grads.append([comp.diff(dim=2)[:-1, :-1, :], comp.diff(dim=1)[:-1, :, :-1], comp.diff(dim=0)[:, :-1, :-1]])  # d/di, d/dj, d/dk
-    m = torch.stack([torch.stack(row, -1) for row in grads], -2) + torch.eye(3)
-    return torch.linalg.det(m)
 
 
 def test_no_augmentation_returns_the_batch_itself():
@@ -88,4 +79,4 @@ def test_control_point_field_is_bounded_and_does_not_fold_below_a_sixth_of_the_s
         assert w.shape == (1, 3, 24, 32, 20)
         assert float(w.abs().max()) <= 1.3 + 1e-6
         assert float(w.abs().max()) > 0.5  # it does move things
-        assert float(_jacobian_determinant(w).min()) > 0
+        assert float(jacobian_determinant(w[0].numpy()).min()) > 0
