@@ -51,7 +51,8 @@ class Contenders:
         self.kji = kji
         self.moving_np = np.fromfile(job["moving"], dtype="<f4").reshape(1, 1, *kji).copy()
         self.fixed_np = np.fromfile(job["fixed"], dtype="<f4").reshape(1, 1, *kji).copy()
-        self.versions = {"python": platform.python_version(), "onnxruntime": ort.__version__, "onnxruntimeFrom": os.path.dirname(ort.__file__), "numpy": np.__version__}
+        ort_from = os.path.relpath(os.path.dirname(ort.__file__), job["workspaceRoot"])  # no machine paths in results
+        self.versions = {"python": platform.python_version(), "onnxruntime": ort.__version__, "onnxruntimeFrom": ort_from, "numpy": np.__version__}
         self.torch = None
         self.model = None
         self.lora_merged = None

@@ -216,7 +216,7 @@ def train(args) -> dict:
             for name, sw in (("matched", None), ("shuffled", swap)):
                 b = batch_of(chunk, sw)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
-                    logits = model(b)["logits"]
+                    logits = model(b, all_logits=True)["logits"]
                 pred = logits[:, :-1].float()
                 tgt = b["labels"][:, 1:]
                 ce = torch.nn.functional.cross_entropy(pred.reshape(-1, pred.shape[-1]), tgt.reshape(-1), ignore_index=-100, reduction="sum")

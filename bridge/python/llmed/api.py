@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from .files import json_safe
+from .quiet import quiet_libraries
+
+quiet_libraries()  # before transformers or torch.onnx are imported
 
 _trainer = None  # the current (or last) Trainer; one training run per Python process at a time
 _trainer_lock = threading.Lock()

@@ -258,10 +258,13 @@ class CausalLM(nn.Module):
         emb[where] = image_tokens.reshape(-1, image_tokens.shape[-1]).to(emb.dtype)
         return emb
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_tokens: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, image_tokens: torch.Tensor | None = None, logits_at: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (N, T, V); with ``logits_at`` (N, T) bool, only at its True positions, flattened row by row
+        to (K, V): the LM head and its log-softmax skip the prompt, image and pad positions."""
         embeds = self.embed(input_ids, image_tokens)
         positions = (attention_mask.cumsum(dim=1) - 1).clamp(min=0)
-        return self.model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions, use_cache=False).logits
+        extra = {} if logits_at is None else {"logits_to_keep": logits_at}
+        return self.model(inputs_embeds=embeds, attention_mask=attention_mask, position_ids=positions, use_cache=False, **extra).logits
 
     @torch.no_grad()
     def generate(

@@ -327,6 +327,9 @@ def run_worker(run_dir: str, spec_path: str, config_path: str, prepared_dir: str
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .quiet import quiet_libraries
+
+    quiet_libraries()
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 5:
         sys.stderr.write("usage: python -m torch.distributed.run ... -m llmed.distributed <run_dir> <spec.json> <config.json> <prepared_dir> <options.json>\n")

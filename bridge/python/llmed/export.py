@@ -510,6 +510,9 @@ def dumps_manifest(manifest: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .quiet import quiet_libraries
+
+    quiet_libraries()
     ap = argparse.ArgumentParser(prog="python -m llmed.export", description="export a run's field predictor as ONNX + manifest.json")
     ap.add_argument("run_dir", help="run folder (runs/<experiment>/<timestamp>)")
     ap.add_argument("--tag", default="best", choices=["best", "last"], help="checkpoint to export (default best)")

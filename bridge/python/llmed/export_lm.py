@@ -416,6 +416,9 @@ def export_checkpoint(
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .quiet import quiet_libraries
+
+    quiet_libraries()
     import argparse
     import sys
 

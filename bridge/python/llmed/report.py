@@ -39,7 +39,7 @@ import torch
 import torch.nn as nn
 
 from .assemble import load_factory, python_entry
-from .causal_lm import CausalLM
+from .causal_lm import IGNORE, CausalLM
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint_record, save_checkpoint
 from .data import DataError, PairSampler, open_volume
 from .files import remove_stale_temporaries
@@ -178,6 +178,8 @@ class ReportModel(nn.Module):
             self.loss_terms.append(_build_plugin(node, plugins, workspace_root))
             self.loss_meta.append((node["id"], float(node.get("weight", 1.0))))
         self.image_tokens = int(spec["projector"]["output"]["length"]) if spec["projector"].get("output") else None
+        # logits at the answer positions only, when every loss term can take them (see forward)
+        self.targets_only = bool(self.loss_terms) and all(getattr(t, "targets_only", False) for t in self.loss_terms)
         self.encoder_trained = False
 
     def set_stage(self, groups: list[str]) -> None:
@@ -195,11 +197,19 @@ class ReportModel(nn.Module):
     def encode(self, volumes: torch.Tensor) -> torch.Tensor:
         return self.encoder(volumes)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def forward(self, batch: dict[str, torch.Tensor], all_logits: bool = False) -> dict[str, torch.Tensor]:
+        """``logits`` (N, T, V) at every position; or, when the batch has labels and every loss term takes
+        target positions only (``targets_only``) and ``all_logits`` is off, ``logits`` (K, V) at the K
+        positions that predict an answer token and ``targets`` (K,) those tokens."""
         feats = batch["features"] if "features" in batch else self.encode(batch["image"])
         tokens = self.projector(feats)
-        logits = self.lm(batch["input_ids"], batch["attention_mask"], tokens)
-        return {"logits": logits, "image_tokens": tokens}
+        if all_logits or "labels" not in batch or not self.targets_only:
+            return {"logits": self.lm(batch["input_ids"], batch["attention_mask"], tokens), "image_tokens": tokens}
+        labels = batch["labels"]
+        keep = torch.zeros_like(labels, dtype=torch.bool)
+        keep[:, :-1] = labels[:, 1:] != IGNORE  # position t predicts token t + 1
+        logits = self.lm(batch["input_ids"], batch["attention_mask"], tokens, logits_at=keep)
+        return {"logits": logits, "targets": labels[:, 1:][keep[:, :-1]], "image_tokens": tokens}
 
     def loss(self, outputs: dict, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         total, terms = None, {}

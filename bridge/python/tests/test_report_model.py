@@ -217,6 +217,34 @@ def test_each_family_trains_a_few_steps_as_a_report_generator(family, tiny_lms, 
     assert status["samples"] and isinstance(status["samples"][0]["generated"], str)
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+def test_answer_position_logits_give_the_loss_and_gradients_of_the_full_logits(family, tiny_lms, tmp_path):
+    """The trainer's forward computes logits only where an answer token is predicted (the LM head skips the
+    prompt, image and pad positions): the same loss and the same LoRA/projector gradients as all logits."""
+    info = tiny_lms(family)
+    t = trainer(tmp_path, info, [{"name": "lora", "train": ["projector", "lora"], "steps": 1, "lr": 1e-3}])
+    t._setup()
+    t._enter_stage(0, resuming=False)
+    assert t.model.targets_only
+    batch = t._batch(t.train_samples[:2])
+    assert int((batch["attention_mask"] == 0).sum()) > 0  # rows of different lengths: pads are skipped too
+
+    def loss_and_grads(all_logits: bool):
+        t.model.zero_grad(set_to_none=True)
+        out = t.model(batch, all_logits=all_logits)
+        loss, _ = t.model.loss(out, batch)
+        loss.backward()
+        return out, float(loss), [p.grad.clone() for p in t.model.parameters() if p.requires_grad]
+
+    t.model.eval()  # no LoRA dropout: both passes see the same function
+    part, loss_part, grads_part = loss_and_grads(False)
+    full, loss_full, grads_full = loss_and_grads(True)
+    n_targets = int((batch["labels"][:, 1:] != IGNORE).sum())
+    assert part["logits"].shape == (n_targets, full["logits"].shape[-1]) and full["logits"].dim() == 3
+    assert loss_part == pytest.approx(loss_full, rel=1e-5)
+    assert all(torch.allclose(a, b, rtol=1e-4, atol=1e-7) for a, b in zip(grads_part, grads_full))
+
+
 def math_finite(x) -> bool:
     return x is not None and np.isfinite(x)
 

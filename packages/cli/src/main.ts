@@ -86,6 +86,8 @@ const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
 
 export async function main(argv: string[]): Promise<number> {
   const debug = argv.includes('--debug');
+  // the Python side (spawned later, inheriting the environment) keeps its libraries' chatter only then
+  if (debug) process.env.LLMED_DEBUG = '1';
   try {
     if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help' || argv[0] === '-h') {
       console.log(HELP);

@@ -48,3 +48,19 @@ def test_a_batch_without_answer_tokens_gives_zero_with_a_graph():
     out = build(options)({"logits": logits}, {"labels": torch.full((1, 3), -100)})
     out.backward()
     assert float(out) == 0.0
+
+
+def test_target_position_logits_give_the_loss_of_all_positions():
+    options = fill_options("token-cross-entropy", {"labelSmoothing": 0.1})
+    loss = build(options)
+    logits = torch.randn(2, 6, 10)
+    labels = torch.tensor([[-100, -100, 3, 4, 5, -100], [-100, 1, 2, -100, -100, -100]])
+    keep = torch.zeros(2, 6, dtype=torch.bool)
+    keep[:, :-1] = labels[:, 1:] != -100
+    full = loss({"logits": logits}, {"labels": labels})
+    part = loss({"logits": logits[keep], "targets": labels[:, 1:][keep[:, :-1]]}, {"labels": labels})
+    assert torch.allclose(full, part)
+    empty = torch.zeros(0, 10, requires_grad=True)
+    zero = loss({"logits": empty, "targets": torch.zeros(0, dtype=torch.long)}, {})
+    zero.backward()
+    assert float(zero) == 0.0
