@@ -132,6 +132,7 @@ describe('llmed commands and usage', () => {
       [['train', 'demo', '--nproc-per-node', '2', '--nnodes', '2', '--master-addr', 'node0'], /--nnodes 2 needs --run-dir/],
       [['train', 'demo', '--nproc-per-node', 'two'], /--nproc-per-node must be a number/],
       [['train', 'demo', '--batch-size', '0'], /--batch-size must be an integer ≥ 1/],
+      [['train', 'demo', '--threads', '0'], /--threads must be an integer ≥ 1/],
     ];
     for (const [args, re] of cases) {
       const r = llmed(args);

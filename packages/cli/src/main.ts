@@ -35,6 +35,7 @@ usage: llmed <command> [options]
                                        subject-disjoint brain version
   train <experiment>                   train (PyTorch through the Python bridge) [--device auto|cpu|cuda]
                                        [--resume <run>] [--iterations N] [--batch-size N (per process)] [--run-dir D]
+                                       [--threads N (torch's intra-op threads)]
                                        on several processes / GPUs (torchrun + DDP): --nproc-per-node N
                                        [--nnodes M --node-rank R --master-addr A --master-port P]
   export <run|experiment>              ONNX export of a run's field predictor + manifest, parity-checked
@@ -74,7 +75,7 @@ const COMMANDS: Record<string, { flags: string[]; run: Handler }> = {
   'data inspect': { flags: ['json'], run: dataInspect },
   'data prepare': { flags: ['force'], run: dataPrepare },
   'data generate': { flags: ['out', 'count', 'seed', 'force', 'crop', 'shape', 'block-gap', 'held-out', 'data-dir', 'json'], run: dataGenerate },
-  train: { flags: ['device', 'resume', 'iterations', 'batch-size', 'run-dir', 'nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'], run: train },
+  train: { flags: ['device', 'resume', 'iterations', 'batch-size', 'run-dir', 'threads', 'nproc-per-node', 'nnodes', 'node-rank', 'master-addr', 'master-port'], run: train },
   evaluate: { flags: ['pairs', 'pictures', 'metrics', 'split', 'threads', 'out'], run: evaluateCommand },
   export: { flags: ['tag', 'out', 'threads', 'json'], run: exportCommand },
   register: { flags: ['moving', 'fixed', 'model', 'moving-labels', 'fixed-labels', 'labels', 'box-to-box', 'affine', 'out', 'metrics', 'field', 'threads', 'json'], run: registerCommand },

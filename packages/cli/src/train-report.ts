@@ -12,7 +12,7 @@ import type { Loaded, ReportExperiment } from './context.ts';
 import { formatSeconds, Progress } from './progress.ts';
 import { runReportPrepare } from './data.ts';
 import { canPrepareReports, reportPreparedDir as preparedReportDir } from '@llmed/data';
-import { failedRun, type TrainOptions } from './train.ts';
+import { failedRun, timestamp, type TrainOptions } from './train.ts';
 
 export const REPORT_TRAINER = 'llmed.report:ReportTrainer';
 
@@ -40,10 +40,6 @@ export function checkReportRequirements(ex: Loaded & ReportExperiment): void {
     throw new LlmedError('data', `cannot train '${ex.name}': ${problems.length === 1 ? 'one thing is' : `${problems.length} things are`} missing:${list}`,
       { where: relative(process.cwd(), ex.configFile) || ex.configFile, exitCode: 4 });
   }
-}
-
-function timestamp(): string {
-  return new Date().toISOString().replace(/[-:]/g, '').replace(/\..+/, '').replace('T', '-');
 }
 
 export async function trainReportExperiment(ex: Loaded & ReportExperiment, opts: TrainOptions): Promise<string> {
@@ -93,7 +89,7 @@ export async function trainReportExperiment(ex: Loaded & ReportExperiment, opts:
       runDir,
       resume: Boolean(opts.resume),
       device: opts.device ?? 'auto',
-      trainerOptions: { trainer: REPORT_TRAINER },
+      trainerOptions: { trainer: REPORT_TRAINER, ...(opts.threads ? { threads: opts.threads } : {}) },
       onProgress: (s: TrainStatus) => {
         const st = s as TrainStatus & { stage?: string; val_loss?: number | null };
         const detail = [s.loss != null ? `loss ${s.loss.toFixed(4)}` : '', st.val_loss != null ? `val loss ${st.val_loss.toFixed(4)}` : '',

@@ -37,7 +37,8 @@ export function checkRequirements(ex: Loaded & Experiment): void {
   }
 }
 
-function timestamp(): string {
+/** A run folder's name: UTC time as YYYYMMDD-HHMMSS. */
+export function timestamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..+/, '').replace('T', '-');
 }
 
@@ -55,9 +56,17 @@ export async function train(args: ParsedArgs): Promise<number> {
     batchSize: flagNumber(args, 'batch-size'),
     runDir: flagString(args, 'run-dir'),
     launch: launchFlags(args),
+    threads: flagThreads(args),
   });
   console.log(`run folder: ${relative(process.cwd(), runDir) || runDir}`);
   return 0;
+}
+
+/** `--threads N`: a positive integer or nothing. */
+export function flagThreads(args: ParsedArgs): number | undefined {
+  const n = flagNumber(args, 'threads');
+  if (n !== undefined && !(Number.isInteger(n) && n >= 1)) throw new LlmedError('usage', `--threads must be an integer ≥ 1, not ${n}`, { where: '--threads' });
+  return n;
 }
 
 /** torchrun's flags, when any is given: the run goes to several processes (`--nproc-per-node 1` included). */
@@ -81,6 +90,8 @@ export interface TrainOptions {
   runDir?: string;
   /** Train under torchrun on these processes instead of in the pythonia session. */
   launch?: DistributedLaunch;
+  /** torch's intra-op threads (default: torch's own, every core); the demo trains two models side by side. */
+  threads?: number;
 }
 
 export async function trainExperiment(ex: Loaded & Experiment, opts: TrainOptions): Promise<string> {
@@ -138,7 +149,7 @@ async function trainInto(ex: Loaded & Experiment, opts: TrainOptions, bridge: ty
     runDir,
     resume: Boolean(opts.resume),
     device: opts.device ?? 'auto',
-    trainerOptions: opts.batchSize && opts.resume ? { batchSize: opts.batchSize } : undefined,
+    trainerOptions: { ...(opts.batchSize && opts.resume ? { batchSize: opts.batchSize } : {}), ...(opts.threads ? { threads: opts.threads } : {}) },
     onProgress: (s: TrainStatus) => {
       if (!said && s.world_size && s.world_size > 1 && s.global_batch) {
         said = true;
