@@ -221,6 +221,11 @@ export class PythonSession {
     return this.call('stop', [], { timeoutMs: 15_000 });
   }
 
+  /** The running training uses `threads` intra-op threads from its next step on. */
+  setThreads(threads: number): Promise<{ threads: number }> {
+    return this.call('set_threads', [threads], { timeoutMs: 15_000 });
+  }
+
   /** Wait up to `timeoutS` seconds in Python for the run to end. */
   wait(timeoutS: number): Promise<TrainStatus> {
     return this.call('wait', [timeoutS], { timeoutMs: timeoutS * 1000 + 15_000 });

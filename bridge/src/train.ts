@@ -53,6 +53,8 @@ export interface TrainRunOptions {
    * `phaseStart` ('best'|'last'), `timeBudgetMinutes` (overrides the config's).
    */
   trainerOptions?: Record<string, unknown>;
+  /** When this resolves, the run switches to that many intra-op threads (from its next step on). */
+  threadsLater?: Promise<number>;
   /** Use this open session (left open afterwards) instead of starting and closing one. */
   session?: PythonSession;
   /** Handle SIGINT/SIGTERM by stopping cleanly (default true). */
@@ -198,10 +200,17 @@ export async function trainRun(opts: TrainRunOptions): Promise<TrainResult> {
 
     const pollMs = opts.pollMs ?? 500;
     let seen = '';
+    let threadsNow: number | undefined;
+    let threadsSent = false;
+    opts.threadsLater?.then((n) => { threadsNow = n; }, () => {});
     for (;;) {
       if (stopRequested && !stopSent) {
         stopSent = true;
         await Promise.race([session.stop(), gaveUp]);
+      }
+      if (threadsNow !== undefined && !threadsSent) {
+        threadsSent = true;
+        await Promise.race([session.setThreads(threadsNow), gaveUp]);
       }
       const status = await Promise.race([session.status(), gaveUp]);
       lastStep = status.step;

@@ -200,6 +200,16 @@ def stop() -> dict:
     return {"ok": True, "stopping": trainer.alive}
 
 
+def set_threads(threads: int) -> dict:
+    """The running training uses ``threads`` intra-op threads from its next step on (the demo gives the
+    registration model the second core once the report generator beside it is done)."""
+    trainer = _trainer
+    if trainer is None:
+        return _no_run()
+    trainer.set_threads(int(threads))
+    return {"ok": True, "threads": int(threads)}
+
+
 def wait(timeout_s: float = 10.0) -> dict:
     """Wait up to ``timeout_s`` seconds for the run to end; returns its status either way."""
     trainer = _trainer
@@ -340,6 +350,7 @@ API: dict[str, Callable[..., dict]] = {
     "start_training": start_training,
     "status": status,
     "stop": stop,
+    "set_threads": set_threads,
     "wait": wait,
     "describe_model": describe_model,
     "export_model": export_model,

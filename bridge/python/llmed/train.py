@@ -240,6 +240,7 @@ class Trainer:
         self.train_cfg = train_section(config)
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._threads_request: int | None = None  # set_threads: taken up by the training thread before a step
         self._thread: threading.Thread | None = None
         self._log_file = None
         self._started = time.time()
@@ -282,6 +283,19 @@ class Trainer:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def set_threads(self, threads: int) -> None:
+        """Use ``threads`` intra-op threads from the next step on. The training thread itself makes the change:
+        with OpenMP, torch's thread count belongs to the thread that sets it."""
+        if int(threads) < 1:
+            raise ValueError(f"threads must be at least 1, not {threads}")
+        self._threads_request = int(threads)
+
+    def _take_threads_request(self) -> None:
+        n, self._threads_request = self._threads_request, None
+        if n is not None and n != torch.get_num_threads():
+            torch.set_num_threads(n)
+            self._event("threads", step=self.step, threads=n)
 
     def status(self) -> dict:
         with self._lock:
@@ -696,6 +710,7 @@ class Trainer:
                 return
             if self.step >= self.phases[self.phase_pos].end:
                 self._enter_phase(self.phase_pos + 1, resuming=False)
+            self._take_threads_request()
 
             loss, terms = self._train_step(self.step + 1)
             self.step += 1

@@ -492,3 +492,31 @@ def test_the_training_keys_are_the_schemas_and_a_config_without_them_is_refused(
     partial = {"train": {k: v for k, v in full["train"].items() if k not in ("seed", "amp")}}
     with pytest.raises(TrainingConfigError, match=r"train\.amp, train\.seed missing"):
         train_section(partial)
+
+
+def test_set_threads_is_taken_up_by_the_training_thread_before_a_step(tmp_path: Path, prepared: Path):
+    """The demo gives the registration model the second core when the report generator beside it is done."""
+
+    def slow_loss(out, batch):
+        time.sleep(0.05)
+        return toy_loss(out, batch)
+
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2  # any count but the current one, so that the change shows as an event
+    run = tmp_path / "run"
+    trainer = trainer_for(run, prepared, make_config(10_000, validateEvery=10_000, checkpointEvery=10_000), loss=slow_loss)
+    trainer.start()
+    deadline = time.time() + 30
+    while trainer.status()["step"] < 2 and time.time() < deadline:
+        time.sleep(0.02)
+    trainer.set_threads(wanted)
+    while not [e for e in events(run) if e["event"] == "threads"] and time.time() < deadline:
+        time.sleep(0.02)
+    trainer.set_threads(before)  # leave the process as it was
+    time.sleep(0.3)
+    trainer.stop()
+    assert trainer.wait(30)["state"] == "stopped"
+    changes = [e for e in events(run) if e["event"] == "threads"]
+    assert changes and changes[0]["threads"] == wanted and changes[0]["step"] >= 2
+    with pytest.raises(ValueError):
+        trainer.set_threads(0)

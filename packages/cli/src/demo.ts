@@ -101,7 +101,8 @@ export async function demo(args: ParsedArgs): Promise<number> {
     console.log('2/8 data');
     await runPrepare(ex.ws.root, ex.name, ex.config);
     console.log(`3/8 training (PyTorch through the Python bridge)${alongside ? ` on ${cores - alongside.threads} of ${cores} cores; the report generator trains alongside on the other ${alongside.threads === 1 ? 'one' : alongside.threads} (log: ${rel(alongside.log)})` : ''}`);
-    const runDir = await trainExperiment(ex, { device, ...(alongside ? { threads: cores - alongside.threads } : {}) });
+    // every core for the registration model once the report generator beside it is trained and exported
+    const runDir = await trainExperiment(ex, { device, ...(alongside ? { threads: cores - alongside.threads, threadsLater: alongside.exit.then(() => cores) } : {}) });
     return await afterTraining(args, ex, runDir, alongside, t0, rel);
   } finally {
     alongside?.stop();

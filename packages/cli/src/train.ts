@@ -92,6 +92,8 @@ export interface TrainOptions {
   launch?: DistributedLaunch;
   /** torch's intra-op threads (default: torch's own, every core); the demo trains two models side by side. */
   threads?: number;
+  /** When this resolves, the run switches to that many threads (the demo: when the model beside it is done). */
+  threadsLater?: Promise<number>;
 }
 
 export async function trainExperiment(ex: Loaded & Experiment, opts: TrainOptions): Promise<string> {
@@ -150,6 +152,7 @@ async function trainInto(ex: Loaded & Experiment, opts: TrainOptions, bridge: ty
     resume: Boolean(opts.resume),
     device: opts.device ?? 'auto',
     trainerOptions: { ...(opts.batchSize && opts.resume ? { batchSize: opts.batchSize } : {}), ...(opts.threads ? { threads: opts.threads } : {}) },
+    ...(opts.threadsLater ? { threadsLater: opts.threadsLater } : {}),
     onProgress: (s: TrainStatus) => {
       if (!said && s.world_size && s.world_size > 1 && s.global_batch) {
         said = true;
