@@ -259,17 +259,24 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint(tm
     assert last["event"] == "error" and last["kind"] == "nan" and "step 5" in last["message"]
 
 
-def test_stop_from_another_thread_saves_last_and_says_stopped(tmp_path: Path, prepared: Path):
+def running_slow_trainer(run: Path, prepared: Path) -> Trainer:
+    """A long run (50 ms a step) started in its background thread and past its second step."""
+
     def slow_loss(out, batch):
         time.sleep(0.05)
         return toy_loss(out, batch)
 
-    run = tmp_path / "run"
     trainer = trainer_for(run, prepared, make_config(10_000, validateEvery=10_000, checkpointEvery=10_000), loss=slow_loss)
     trainer.start()
     deadline = time.time() + 30
     while trainer.status()["step"] < 2 and time.time() < deadline:
         time.sleep(0.02)
+    return trainer
+
+
+def test_stop_from_another_thread_saves_last_and_says_stopped(tmp_path: Path, prepared: Path):
+    run = tmp_path / "run"
+    trainer = running_slow_trainer(run, prepared)
     trainer.stop()
     status = trainer.wait(30)
     assert status["state"] == "stopped" and status["reason"] == "requested"
@@ -497,18 +504,11 @@ def test_the_training_keys_are_the_schemas_and_a_config_without_them_is_refused(
 def test_set_threads_is_taken_up_by_the_training_thread_before_a_step(tmp_path: Path, prepared: Path):
     """The demo gives the registration model the second core when the report generator beside it is done."""
 
-    def slow_loss(out, batch):
-        time.sleep(0.05)
-        return toy_loss(out, batch)
-
     before = torch.get_num_threads()
     wanted = 1 if before > 1 else 2  # any count but the current one, so that the change shows as an event
     run = tmp_path / "run"
-    trainer = trainer_for(run, prepared, make_config(10_000, validateEvery=10_000, checkpointEvery=10_000), loss=slow_loss)
-    trainer.start()
+    trainer = running_slow_trainer(run, prepared)
     deadline = time.time() + 30
-    while trainer.status()["step"] < 2 and time.time() < deadline:
-        time.sleep(0.02)
     trainer.set_threads(wanted)
     while not [e for e in events(run) if e["event"] == "threads"] and time.time() < deadline:
         time.sleep(0.02)
