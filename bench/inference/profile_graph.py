@@ -143,8 +143,8 @@ def dice_of_fields(field_a: np.ndarray, field_b: np.ndarray, moving_labels: np.n
 class CalibrationPairs:
     """onnxruntime's CalibrationDataReader over a few training pairs of the prepared folder."""
 
-    def __init__(self, prepared: Path, pairs: list[dict], kji: tuple[int, ...]):
-        self.items = [(read_volume(prepared, p["moving"], kji), read_volume(prepared, p["fixed"], kji)) for p in pairs]
+    def __init__(self, prepared: Path, pairs: list[dict]):
+        self.items = [(read_volume(prepared, p["moving"]), read_volume(prepared, p["fixed"])) for p in pairs]
         self.i = 0
 
     def get_next(self):
@@ -158,13 +158,14 @@ class CalibrationPairs:
         self.i = 0
 
 
-def read_volume(prepared: Path, name: str, kji: tuple[int, ...]) -> np.ndarray:
-    """A prepared volume (raw little-endian data + JSON header) as (1, 1, K, J, I)."""
-    header = json.loads((prepared / f"{name}.json").read_text())
-    return np.fromfile(prepared / header["dataFile"], dtype=header["numpyDtype"]).reshape(1, 1, *kji).copy()
+def read_volume(prepared: Path, name: str) -> np.ndarray:
+    """A prepared volume as (1, 1, K, J, I), read by llmed.data.open_volume."""
+    from llmed.data import open_volume
+
+    return np.ascontiguousarray(open_volume(prepared, name))[None].copy()
 
 
-def build_variants(onnx_file: Path, out_dir: Path, prepared: Path, train_pairs: list[dict], kji: tuple[int, ...]) -> dict[str, dict]:
+def build_variants(onnx_file: Path, out_dir: Path, prepared: Path, train_pairs: list[dict]) -> dict[str, dict]:
     """int8 (static QDQ) and fp16 versions of the graph; each {path} or {error} when the tool refuses."""
     variants: dict[str, dict] = {}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -178,7 +179,7 @@ def build_variants(onnx_file: Path, out_dir: Path, prepared: Path, train_pairs: 
         quantize_static(
             str(pre),
             str(target),
-            CalibrationPairs(prepared, train_pairs, kji),
+            CalibrationPairs(prepared, train_pairs),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
@@ -232,10 +233,10 @@ def measure(size: str, rounds: int, threads_list: list[int], warmups: int) -> di
     feeds = {"moving": contenders.moving_np, "fixed": contenders.fixed_np}
     reference_field = contenders.run("ort", max(threads_list))
 
-    variants = build_variants(onnx_file, base / "variants", prepared, pairs["train"][:8], kji)
+    variants = build_variants(onnx_file, base / "variants", prepared, pairs["train"][:8])
     labels = None
     if pair.get("movingLabels") and pair.get("fixedLabels"):
-        labels = (read_volume(prepared, pair["movingLabels"], kji)[0, 0], read_volume(prepared, pair["fixedLabels"], kji)[0, 0])
+        labels = (read_volume(prepared, pair["movingLabels"])[0, 0], read_volume(prepared, pair["fixedLabels"])[0, 0])
     for name, v in variants.items():
         if "path" not in v:
             continue

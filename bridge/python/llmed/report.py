@@ -637,6 +637,7 @@ class ReportTrainer(Trainer):
             _, start, steps = self.stage_bounds[self.stage_pos]
             if self.step >= start + steps:
                 self._enter_stage(self.stage_pos + 1, resuming=False)
+            self._take_threads_request()
             loss, terms = self._train_step(self.step + 1)
             self.step += 1
             now = time.time()

@@ -491,3 +491,17 @@ def test_a_config_without_the_schema_filled_keys_is_refused_naming_them(tiny_lms
     cfg["train"]["warmup"] = 0.1
     with pytest.raises(Exception, match=r"generate\.topP missing"):
         report_sections(cfg)
+
+
+def test_a_thread_count_request_is_taken_up_before_a_step(tiny_lms, tmp_path):
+    info = tiny_lms("llama")
+    t = trainer(tmp_path, info, [{"name": "p", "train": ["projector"], "steps": 2, "lr": 1e-3}])
+    before = torch.get_num_threads()
+    wanted = 1 if before > 1 else 2  # any count but the current one, so that the change shows as an event
+    t.set_threads(wanted)
+    try:
+        assert t.run()["state"] == "done"
+    finally:
+        torch.set_num_threads(before)
+    changes = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines() if '"threads"' in line]
+    assert [c["threads"] for c in changes if c["event"] == "threads"] == [wanted]

@@ -103,13 +103,13 @@ export async function demo(args: ParsedArgs): Promise<number> {
     console.log(`3/8 training (PyTorch through the Python bridge)${alongside ? ` on ${cores - alongside.threads} of ${cores} cores; the report generator trains alongside on the other ${alongside.threads === 1 ? 'one' : alongside.threads} (log: ${rel(alongside.log)})` : ''}`);
     // every core for the registration model once the report generator beside it is trained and exported
     const runDir = await trainExperiment(ex, { device, ...(alongside ? { threads: cores - alongside.threads, threadsLater: alongside.exit.then(() => cores) } : {}) });
-    return await afterTraining(args, ex, runDir, alongside, t0, rel);
+    return await afterTraining(args, ex, reportEx, runDir, alongside, t0, rel);
   } finally {
     alongside?.stop();
   }
 }
 
-async function afterTraining(args: ParsedArgs, ex: Awaited<ReturnType<typeof loadExperiment>>, runDir: string, alongside: ReportTraining | undefined, t0: number, rel: (p: string) => string): Promise<number> {
+async function afterTraining(args: ParsedArgs, ex: Awaited<ReturnType<typeof loadExperiment>>, reportEx: Awaited<ReturnType<typeof loadAnyExperiment>>, runDir: string, alongside: ReportTraining | undefined, t0: number, rel: (p: string) => string): Promise<number> {
   console.log('4/8 export (ONNX, checked against torch)');
   const exported = await exportRun(runDir);
   for (const line of describeExport(exported)) console.log(`    ${line}`);
@@ -117,7 +117,7 @@ async function afterTraining(args: ParsedArgs, ex: Awaited<ReturnType<typeof loa
   const evaluated = await evaluateRun(runDir, {});
   console.log(evaluated.markdown);
   const registrationSeconds = (Date.now() - t0) / 1000;
-  const report = await reportDemo(args, alongside);
+  const report = await reportDemo(args, reportEx, alongside);
   const reportPart = report ? `report generation ${report.seconds.toFixed(0)} s${alongside ? ', alongside' : ''}` : 'report generation not run';
   console.log(`demo finished in ${((Date.now() - t0) / 1000).toFixed(0)} s (registration ${registrationSeconds.toFixed(0)} s, ${reportPart})${evaluated.verdict ? ` — ${evaluated.verdict}` : ''}`);
   console.log(`  run folder:   ${rel(runDir)}`);
@@ -143,9 +143,8 @@ async function afterTraining(args: ParsedArgs, ex: Awaited<ReturnType<typeof loa
  * Steps 6–8: the demo-sized report generator. Returns undefined (saying why) when what it needs is not on
  * disk — the registration part above stands on its own.
  */
-async function reportDemo(args: ParsedArgs, alongside?: ReportTraining): Promise<{ runDir: string; seconds: number } | undefined> {
+async function reportDemo(args: ParsedArgs, ex: Awaited<ReturnType<typeof loadAnyExperiment>>, alongside?: ReportTraining): Promise<{ runDir: string; seconds: number } | undefined> {
   const t0 = alongside?.started ?? Date.now();
-  const ex = await loadAnyExperiment('report-demo');
   if (ex.task !== 'report') return undefined;
   console.log(`6/8 report generation: ${ex.config.method} — ${ex.config.data.title}`);
   for (const line of describeReportSpec(ex.spec)) console.log(`    ${line}`);

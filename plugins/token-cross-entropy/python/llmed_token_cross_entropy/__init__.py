@@ -29,22 +29,21 @@ class TokenCrossEntropy(nn.Module):
         self.smoothing = float(options["labelSmoothing"])
 
     def forward(self, outputs: dict, batch: dict) -> torch.Tensor:
-        if "targets" in outputs:
-            logits, target = outputs["logits"], outputs["targets"]
+        logits = outputs["logits"]
+        if "targets" in outputs:  # already at the target positions (targets_only)
+            pred, target = logits, outputs["targets"]
             if logits.dim() != 2 or logits.shape[0] != target.shape[0]:
                 raise ValueError(f"token-cross-entropy: target-position logits {tuple(logits.shape)} do not match targets {tuple(target.shape)}")
-            if target.numel() == 0:
-                return logits.sum() * 0.0
-            return F.cross_entropy(logits.float(), target, ignore_index=self.ignore, label_smoothing=self.smoothing)
-        logits, labels = outputs["logits"], batch["labels"]
-        if logits.shape[:2] != labels.shape:
-            raise ValueError(f"token-cross-entropy: logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)}")
-        pred = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-        target = labels[:, 1:].reshape(-1)
+        else:
+            labels = batch["labels"]
+            if logits.shape[:2] != labels.shape:
+                raise ValueError(f"token-cross-entropy: logits {tuple(logits.shape)} do not match labels {tuple(labels.shape)}")
+            pred = logits[:, :-1].reshape(-1, logits.shape[-1])
+            target = labels[:, 1:].reshape(-1)
         if not bool((target != self.ignore).any()):
             # no answer token in the batch (all truncated away): a zero that still joins the graph
             return logits.sum() * 0.0
-        return F.cross_entropy(pred, target, ignore_index=self.ignore, label_smoothing=self.smoothing)
+        return F.cross_entropy(pred.float(), target, ignore_index=self.ignore, label_smoothing=self.smoothing)
 
 
 def build(options: dict, inputs: dict | None = None) -> TokenCrossEntropy:
