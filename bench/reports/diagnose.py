@@ -28,7 +28,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bridge/python"))
 
-from llmed.report import ReportData, ReportModel, cached_features, encoder_feature_key, lr_at  # noqa: E402
+from llmed.report import ReportData, ReportModel, cached_features, encoder_feature_key  # noqa: E402
+from llmed.train import lr_at  # noqa: E402
 
 PLUGIN_MODULES = {"i3resnet152": "llmed_i3resnet152", "linear": "llmed_linear", "spatial-pooling": "llmed_spatial_pooling", "token-cross-entropy": "llmed_token_cross_entropy"}
 

@@ -6,17 +6,22 @@ fixed image > 0.1 without labels). It answers "does the field follow the truth, 
 row, which Dice under nearest-neighbour labels cannot at sub-voxel fields (bench/results/learning-diagnosis.md).
 
     PYTHONPATH=bridge/python .venv/bin/python bench/training/probe_learning.py <spec.json> <prepared dir> \\
-        [--steps 300] [--lr 1e-3] [--every 50] [--threads 1] [--seed 0] [--stage-scale K] [--swap P] [--warp-p Q --warp-max A --warp-spacing S] [--out rows.jsonl]
+        [--steps 300] [--lr 1e-3] [--every 50] [--threads 1] [--seed 0] [--stage-scale K] [--field-scale 2] [--warmup N --decay] [--swap P]
+        [--warp-p Q --warp-max A --warp-spacing S] [--out rows.jsonl]
 
 ``spec.json`` is the composed ModelSpec (``llmed config check <experiment> --json``); edit its loss or plugin
 options to probe a variant. ``--stage-scale K`` multiplies every stage-adapter map by K (0: the token / LLM path
-removed from the decoder), the experiment behind the stage plugin's ``silentStart``.
+removed from the decoder), the experiment behind the stage plugin's ``silentStart``. ``--field-scale 2`` replaces the
+finest field by the next-coarser one upsampled ×2 (the full-resolution residual is computed and ignored): the
+experiment behind a decoder that predicts its finest field at half resolution. ``--warmup N`` raises the lr linearly
+over the first N steps, ``--decay`` then lowers it by a cosine to 0 at ``--steps``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 
 import torch
@@ -24,7 +29,7 @@ import torch
 from llmed.assemble import build_loss, build_model
 from llmed.augment import PairAugmentation
 from llmed.data import PairSampler, PreparedDataset
-from llmed.nn import upsample_field
+from llmed.nn import upsample_field, use_onednn_conv3d, warp
 from llmed.train import seed_everything
 
 
@@ -58,6 +63,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stage-scale", type=float, default=None)
+    ap.add_argument("--field-scale", type=int, default=1, choices=[1, 2])
+    ap.add_argument("--warmup", type=int, default=0)
+    ap.add_argument("--decay", action="store_true")
     ap.add_argument("--swap", type=float, default=0.0, help="train.augment.swap")
     ap.add_argument("--warp-p", type=float, default=0.0, help="train.augment.warpFixed.probability")
     ap.add_argument("--warp-max", type=float, default=0.0, help="train.augment.warpFixed.maxDisplacement (voxels)")
@@ -65,6 +73,7 @@ def main() -> None:
     ap.add_argument("--out")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    use_onednn_conv3d(True)  # the trainer's CPU convolution path (its step time, the same arithmetic)
     spec = json.load(open(a.spec))
     data = PreparedDataset(a.prepared)
     seed_everything(a.seed)
@@ -74,8 +83,26 @@ def main() -> None:
             if type(m).__name__ == "StageAdapters":
                 forward = m.forward
                 m.forward = lambda tokens, forward=forward: [x * a.stage_scale for x in forward(tokens)]
+    if a.field_scale == 2:
+        forward_all = model.forward
+
+        def forward_half(moving, fixed, forward_all=forward_all):
+            out = forward_all(moving, fixed)
+            field = upsample_field(out["fields"][-2], True, size=out["fields"][-1].shape[2:])
+            out["fields"][-1], out["warped"][-1] = field, warp(moving, field)
+            return out
+
+        model.forward = forward_half
     augment = PairAugmentation({"swap": a.swap, "warpFixed": {"probability": a.warp_p, "maxDisplacement": a.warp_max, "spacing": a.warp_spacing}}, a.seed)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=a.lr)
+
+    def lr_factor(step: int) -> float:
+        f = min(1.0, step / a.warmup) if a.warmup else 1.0
+        if a.decay and step > a.warmup:
+            f *= 0.5 * (1 + math.cos(math.pi * (step - a.warmup) / max(1, a.steps - a.warmup)))
+        return f
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i + 1))
     train, val = data.splits["train"], data.splits["val"]
     sampler = PairSampler(len(train), a.seed)
     out = open(a.out, "w") if a.out else None
@@ -96,6 +123,7 @@ def main() -> None:
         opt.zero_grad()
         total.backward()
         opt.step()
+        schedule.step()
         losses.append(float(total.detach()))
         if step % a.every == 0:
             log(step)

@@ -135,7 +135,7 @@ function signalName(exitcode: number): string {
  * kind), else the rank torchrun saw killed by a signal or exit without a report, else a rank that lost
  * its peers, else torchrun's exit status with the last lines it printed.
  */
-export function jobFailure(records: RankError[], failures: TorchrunFailure[], exit: { code: number | null; signal: string | null }, worldSize: number, runDir: string, tail: string): LlmedError {
+export function jobFailure(records: RankError[], failures: TorchrunFailure[], exit: { code: number | null; signal: string | null }, worldSize: number, runDir: string, tail: string, localRanks: number[] = []): LlmedError {
   const resumeHint = `resume with --resume ${runDir} (from checkpoints/last; any world size)`;
   const own = records.filter((r) => !r.peer).sort((a, b) => a.time - b.time)[0];
   if (own) {
@@ -154,6 +154,12 @@ export function jobFailure(records: RankError[], failures: TorchrunFailure[], ex
     return new LlmedError('bridge', `rank ${crashed.rank} of ${worldSize} (pid ${crashed.pid}) exited with code ${crashed.exitcode} before reporting an error`, { where: runDir, hint: `its last output:\n${tail}` });
   }
   const peer = [...records].sort((a, b) => a.time - b.time)[0];
+  // Every record is a lost peer and torchrun's summary names no rank that died (it can end the job before it
+  // has seen the killed rank's exit): a rank of this node that wrote no record is the one that stopped first.
+  const silent = localRanks.filter((r) => !reported.has(r)).sort((a, b) => a - b)[0];
+  if (peer && silent !== undefined) {
+    return new LlmedError('bridge', `rank ${silent} of ${worldSize} stopped without reporting an error (killed or crashed; torchrun's summary does not say which); rank ${peer.rank} then lost its peers: ${peer.message}`, { where: runDir, hint: `out of memory? killed by hand or by the scheduler? ${resumeHint}` });
+  }
   if (peer) {
     return new PythonBridgeError({ kind: peer.kind, message: `rank ${peer.rank} of ${worldSize}: ${peer.message}`, traceback: peer.traceback, where: runDir, hint: `another node's rank failed first: see its log. ${resumeHint}` }, 'training');
   }
@@ -336,7 +342,8 @@ export async function trainRunDistributed(opts: DistributedTrainOptions): Promis
     if (gaveUp) {
       throw new LlmedError('bridge', `interrupted twice: terminated the ranks without waiting for the clean save; checkpoints/last is from step ${last?.step ?? 0} or earlier`, { where: runDir, hint: `resume later with --resume ${runDir}` });
     }
-    throw jobFailure(readRankErrors(errorDir), parseTorchrunFailures(output.text()), exit, worldSize, runDir, output.last(15));
+    const localRanks = Array.from({ length: launch.nprocPerNode }, (_, i) => launch.nodeRank * launch.nprocPerNode + i);
+    throw jobFailure(readRankErrors(errorDir), parseTorchrunFailures(output.text()), exit, worldSize, runDir, output.last(15), localRanks);
   } finally {
     if (handleSignals) {
       process.off('SIGINT', onSignal);

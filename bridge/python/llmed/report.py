@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ from .causal_lm import IGNORE, CausalLM
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint_record, save_checkpoint
 from .data import DataError, PairSampler, open_volume
 from .files import remove_stale_temporaries
-from .train import NonFiniteLoss, Trainer, TrainingConfigError, peak_memory, resolve_device, seed_everything
+from .train import NonFiniteLoss, Trainer, TrainingConfigError, lr_at, peak_memory, resolve_device, seed_everything
 
 GROUPS = ("encoder", "projector", "lora", "embeddings", "new-tokens")
 
@@ -231,17 +230,6 @@ def cpu_has_bf16() -> bool:
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
-def lr_at(step_in_stage: int, steps: int, lr: float, warmup: float, schedule: str) -> float:
-    """Linear warm-up over the first ``warmup`` fraction, then cosine decay to 0 (or constant)."""
-    warm = int(math.ceil(warmup * steps))
-    if step_in_stage < warm:
-        return lr * (step_in_stage + 1) / warm
-    if schedule == "constant":
-        return lr
-    progress = (step_in_stage - warm) / max(1, steps - warm)
-    return lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-
-
 # ---- trainer ---------------------------------------------------------------------------------------
 
 
@@ -281,6 +269,8 @@ class ReportTrainer(Trainer):
         base = {
             "iterations": sum(int(s["steps"]) for s in stages) or 1,
             "lr": float(stages[0]["lr"]) if stages else 1.0,
+            "lrSchedule": "constant",  # the report stages' own schedule (train.schedule, lr_at) sets the lr of each step
+            "warmup": 0,
             "optimizer": "adamw",
             "batchSize": int(train["batchSize"]),
             "amp": True,

@@ -86,7 +86,7 @@ class TrainingConfigError(Exception):
 # The training section's keys, every one filled by the TypeScript side from the experiment schema
 # (packages/core/src/config.ts, ``train``; ajv ``useDefaults``) before a config reaches Python, and read
 # here as they are: the schema is the one place for their defaults. ``cascade`` is optional by design.
-TRAIN_KEYS = ("iterations", "lr", "optimizer", "batchSize", "amp", "seed", "validateEvery", "checkpointEvery", "timeBudgetMinutes", "augment")
+TRAIN_KEYS = ("iterations", "lr", "lrSchedule", "warmup", "optimizer", "batchSize", "amp", "seed", "validateEvery", "checkpointEvery", "timeBudgetMinutes", "augment")
 
 
 def train_section(config: dict) -> dict:
@@ -100,6 +100,19 @@ def train_section(config: dict) -> dict:
             f"train.{', train.'.join(missing)} missing from the config: the TypeScript side fills every training default from the experiment schema (packages/core/src/config.ts) before training"
         )
     return dict(t)
+
+
+def lr_at(step_in_stage: int, steps: int, lr: float, warmup: float, schedule: str) -> float:
+    """The learning rate of step ``step_in_stage`` (0-based) of a phase of ``steps``: a linear warm-up over the first
+    ``warmup`` fraction, then cosine decay to 0 at the phase's end (``'cosine'``) or ``lr`` itself (``'constant'``).
+    Computed from the step alone, so a resumed run continues on the same curve without a scheduler state."""
+    warm = int(math.ceil(warmup * steps))
+    if step_in_stage < warm:
+        return lr * (step_in_stage + 1) / warm
+    if schedule == "constant":
+        return lr
+    progress = (step_in_stage - warm) / max(1, steps - warm)
+    return lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
 
 
 @dataclass
@@ -552,6 +565,10 @@ class Trainer:
 
     def _train_step(self, step_number: int) -> tuple[float, dict[str, float]]:
         assert self.optimizer is not None
+        phase = self.phases[self.phase_pos]
+        lr = lr_at(step_number - 1 - phase.start, phase.iterations, float(self.train_cfg["lr"]), float(self.train_cfg["warmup"]), str(self.train_cfg["lrSchedule"]))
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
         start = self._draws_before(step_number)
         draws = range(start, start + self.batch_size) if self.dist is None else self.dist.shard(start, self.batch_size)
         pairs = [self.train_pairs[self.sampler.index(d)] for d in draws]
@@ -782,8 +799,9 @@ def load_run_model(
             "building a run folder's model needs the registered plugins (plugins=..., id -> python entry); the paths in its spec.json are never imported from", where=str(run_dir / "spec.json")
         )
     record = read_checkpoint_record(run_dir / "checkpoints", tag)
-    # Loading weights needs no augmentation settings, and run folders written before train.augment existed lack it.
-    train_cfg = train_section({**config, "train": {"augment": {}, **config.get("train", {})}})
+    # Loading weights needs no augmentation or lr settings, and run folders written before train.augment and
+    # train.lrSchedule existed lack them.
+    train_cfg = train_section({**config, "train": {"augment": {}, "lrSchedule": "constant", "warmup": 0, **config.get("train", {})}})
     seed_everything(int(train_cfg["seed"]))
     model = (model_factory or (lambda s: default_model_factory(s, workspace_root, plugins)))(spec).to(device)
     schedule, phases = plan_phases(train_cfg)

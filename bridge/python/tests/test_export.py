@@ -53,6 +53,8 @@ def run_config(iterations: int, shape=SPATIAL, lr: float = 1e-3) -> dict:
         "train": {
             "iterations": iterations,
             "lr": lr,
+            "lrSchedule": "constant",
+            "warmup": 0,
             "optimizer": "adam",
             "batchSize": 1,
             "amp": True,

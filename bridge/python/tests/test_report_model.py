@@ -19,7 +19,8 @@ from report_fixtures import build_tiny_lm, lm_options  # noqa: E402
 from fixtures import registered_plugins  # noqa: E402
 from llmed.causal_lm import IGNORE, CausalLM  # noqa: E402
 from llmed.data import write_prepared_volume  # noqa: E402
-from llmed.report import ReportData, ReportModel, ReportTrainer, lr_at  # noqa: E402
+from llmed.report import ReportData, ReportModel, ReportTrainer  # noqa: E402
+from llmed.train import lr_at  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[3]
 PLUGINS = registered_plugins(REPO / "plugins")

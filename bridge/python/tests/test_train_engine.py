@@ -26,7 +26,7 @@ from fixtures import NO_AUGMENT
 from llmed.checkpoint import read_checkpoint_record
 from llmed.data import write_prepared_volume
 from llmed.nn import warp
-from llmed.train import TRAIN_KEYS, Trainer, TrainingConfigError, plan_phases, train_section
+from llmed.train import TRAIN_KEYS, Trainer, TrainingConfigError, lr_at, plan_phases, train_section
 
 SHAPE_IJK = (16, 12, 8)  # prepared grid (nx, ny, nz); torch (K, J, I) = (8, 12, 16)
 
@@ -123,7 +123,20 @@ def toy_loss(out: dict, batch: dict) -> tuple[torch.Tensor, dict]:
 
 
 def make_config(iterations: int = 6, **train) -> dict:
-    t = {"iterations": iterations, "lr": 1e-2, "optimizer": "adam", "batchSize": 1, "amp": True, "seed": 3, "validateEvery": 2, "checkpointEvery": 2, "timeBudgetMinutes": 0, "augment": NO_AUGMENT}
+    t = {
+        "iterations": iterations,
+        "lr": 1e-2,
+        "lrSchedule": "constant",
+        "warmup": 0,
+        "optimizer": "adam",
+        "batchSize": 1,
+        "amp": True,
+        "seed": 3,
+        "validateEvery": 2,
+        "checkpointEvery": 2,
+        "timeBudgetMinutes": 0,
+        "augment": NO_AUGMENT,
+    }
     t.update(train)
     return {"name": "toy", "train": t}
 
@@ -344,8 +357,27 @@ def test_cascade_phases_switch_trainable_parts_and_are_recorded(tmp_path: Path, 
     assert "llm.weight" not in stored
 
 
+def test_the_learning_rate_warms_up_and_decays_within_each_cascade_phase(tmp_path: Path, prepared: Path):
+    config = make_config(9, validateEvery=100, checkpointEvery=100, lrSchedule="cosine", warmup=0.4, cascade={"schedule": "step-by-step", "iterations": [5, 4]})
+    holder: dict = {"lrs": []}
+
+    def recording_loss(out, batch):
+        holder["lrs"].append(holder["trainer"].optimizer.param_groups[0]["lr"])
+        return toy_loss(out, batch)
+
+    holder["trainer"] = trainer_for(tmp_path / "run", prepared, config, steps=2, loss=recording_loss)
+    assert holder["trainer"].run()["state"] == "done"
+    lr = 1e-2
+    # phase 1 (5 steps): 2 warm-up steps (ceil 0.4·5) then cosine over the other 3; phase 2 starts its own curve
+    expected = [lr_at(i, 5, lr, 0.4, "cosine") for i in range(5)] + [lr_at(i, 4, lr, 0.4, "cosine") for i in range(4)]
+    assert holder["lrs"] == pytest.approx(expected)
+    assert expected[:3] == pytest.approx([lr / 2, lr, lr]) and expected[4] < 0.3 * lr and expected[5] == pytest.approx(lr / 2)
+    # the constant schedule without warm-up is the plain lr at every step (the paper configs' setting)
+    assert [lr_at(i, 5, lr, 0.0, "constant") for i in range(5)] == [lr] * 5
+
+
 def test_cascade_resume_inside_a_later_phase_is_identical(tmp_path: Path, prepared: Path):
-    config = make_config(7, validateEvery=2, checkpointEvery=100, cascade={"schedule": "step-by-step", "iterations": [3, 2, 2]})
+    config = make_config(7, validateEvery=2, checkpointEvery=100, lrSchedule="cosine", warmup=0.3, cascade={"schedule": "step-by-step", "iterations": [3, 2, 2]})
     straight = tmp_path / "straight"
     trainer_for(straight, prepared, config, steps=3).run()
 

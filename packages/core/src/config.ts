@@ -73,6 +73,9 @@ export interface ModelConfig {
 export interface TrainConfig {
   iterations: number;
   lr: number;
+  /** Per cascade phase: linear warm-up over the first `warmup` fraction, then constant or cosine decay to 0. */
+  lrSchedule: 'constant' | 'cosine';
+  warmup: number;
   optimizer: 'adam' | 'adamw';
   batchSize: number;
   amp: boolean;
@@ -194,6 +197,11 @@ export const experimentSchema = {
       properties: {
         iterations: { type: 'integer', minimum: 1 },
         lr: { type: 'number', exclusiveMinimum: 0 },
+        // The lr of each step (llmed.train.lr_at), per cascade phase: a linear warm-up over the first `warmup`
+        // fraction of the phase's iterations, then `lr` ('constant') or a cosine decay to 0 at the phase's end
+        // ('cosine'). A run stopped early by its time budget stops part-way down the curve.
+        lrSchedule: { enum: ['constant', 'cosine'], default: 'constant' },
+        warmup: { type: 'number', minimum: 0, maximum: 1, default: 0 },
         optimizer: { enum: ['adam', 'adamw'], default: 'adam' },
         batchSize: { type: 'integer', minimum: 1, default: 1 },
         amp: { type: 'boolean', default: true },

@@ -10,7 +10,7 @@
 import { definePlugin, pluginModule, pythonEntry, type ConvInit } from '@llmed/core';
 import { decoderExampleInputs, decoderOptionsSchema, multiscaleFields } from '@llmed/plugin-multiscale';
 
-export interface CascadeOptions { steps: number; rescaleUpsampledField: boolean; flowHidden: number; negativeSlope: number; init: ConvInit }
+export interface CascadeOptions { steps: number; rescaleUpsampledField: boolean; flowHidden: number; negativeSlope: number; init: ConvInit; fieldScale: number }
 
 export const descriptor = definePlugin<CascadeOptions>({
   id: 'cascade',
@@ -20,7 +20,7 @@ export const descriptor = definePlugin<CascadeOptions>({
   python: pythonEntry(import.meta.url, '../python', 'llmed_cascade'),
   options: { type: 'object', properties: { steps: { type: 'integer', minimum: 1, default: 3 }, ...decoderOptionsSchema } },
   shape(inputs, o) {
-    return { type: 'fields', fields: multiscaleFields(inputs, 'cascade'), steps: o.steps };
+    return { type: 'fields', fields: multiscaleFields(inputs, 'cascade', o.fieldScale), steps: o.steps };
   },
   example: { options: { steps: 2, flowHidden: 4 }, inputs: decoderExampleInputs },
 });

@@ -5,16 +5,21 @@
  * residual field: φ_s = up(φ_{s-1}) + Δ_s. Upsampling a field by 2 multiplies its displacements by 2
  * (`rescaleUpsampledField`, on by default; off reproduces the released code's bug, spec §1.12 item 4).
  * Fields are displacements in voxels of their own grid, channel c along NIfTI axis c; warping is
- * trilinear with align_corners=True.
+ * trilinear with align_corners=True. `fieldScale` 2 ends the stages at 1/2 (stage adapters with one stage fewer)
+ * and upsamples the 1/2 field to full resolution as the last field (VoxelMorph's `int_downsize`): the decoder
+ * then has no full-resolution stage, the costliest convolutions of the model, and the field is as smooth as a
+ * 1/2 grid allows.
  *
  *   in  pyramid (full … 1/16), stages (1/8, 1/4, 1/2, 1)      out  fields at 1/4, 1/2, 1 (3 channels each)
+ *   fieldScale 2: stages (1/8, 1/4, 1/2)                       out  fields at 1/4, 1/2, 1 (= up(1/2 field))
  */
 import { convInitOption, definePlugin, type ConvInit, pluginModule, pythonEntry, requireInput, ShapeMismatch, type FieldsShape, type ShapeInputs } from '@llmed/core';
 
-export interface MultiscaleOptions { rescaleUpsampledField: boolean; flowHidden: number; negativeSlope: number; init: ConvInit }
+export interface MultiscaleOptions { rescaleUpsampledField: boolean; flowHidden: number; negativeSlope: number; init: ConvInit; fieldScale: number }
 
 /** Shared by `cascade`: checks the stage maps line up with the pyramid and lists the field scales. */
-export function multiscaleFields(inputs: ShapeInputs, pluginId: string): FieldsShape['fields'] {
+export function multiscaleFields(inputs: ShapeInputs, pluginId: string, fieldScale = 1): FieldsShape['fields'] {
+  const image = requireInput(inputs, 'image', pluginId);
   const p = requireInput(inputs, 'pyramid', pluginId);
   const st = requireInput(inputs, 'stages', pluginId);
   if (st.stages.length < 2) throw new ShapeMismatch(`needs at least 2 stages from the stage adapters, got ${st.stages.length}`, { input: 'stages' });
@@ -29,8 +34,17 @@ export function multiscaleFields(inputs: ShapeInputs, pluginId: string): FieldsS
   if (scales.some((s, k) => k > 0 && scales[k - 1] !== 2 * s)) {
     throw new ShapeMismatch(`stage scales must halve from stage to stage (coarse → fine); got ${scales.map((s) => `1/${s}`).join(', ')}`, { input: 'stages' });
   }
-  if (st.stages.at(-1)!.scale !== 1) throw new ShapeMismatch(`the finest stage is 1/${st.stages.at(-1)!.scale}; the decoder needs one at full resolution`, { input: 'stages' });
-  return st.stages.slice(1).map((s) => ({ scale: s.scale, spatial: s.spatial }));
+  const finest = st.stages.at(-1)!.scale;
+  if (finest !== fieldScale) {
+    throw new ShapeMismatch(
+      fieldScale === 1
+        ? `the finest stage is 1/${finest}; the decoder needs one at full resolution (or fieldScale: ${finest}, which predicts the finest field at 1/${finest} and upsamples it)`
+        : `fieldScale ${fieldScale} needs the stages to end at 1/${fieldScale}; they end at 1/${finest} (the stage adapters' stages option sets how far they go)`,
+      { input: 'stages' },
+    );
+  }
+  const fields = st.stages.slice(1).map((s) => ({ scale: s.scale, spatial: s.spatial }));
+  return fieldScale > 1 ? [...fields, { scale: 1, spatial: image.spatial }] : fields;
 }
 
 export const decoderOptionsSchema = {
@@ -38,6 +52,12 @@ export const decoderOptionsSchema = {
   flowHidden: { type: 'integer', minimum: 1, default: 16 },
   negativeSlope: { type: 'number', minimum: 0, default: 0.2 },
   init: convInitOption,
+  fieldScale: {
+    enum: [1, 2, 4],
+    default: 1,
+    description:
+      'the finest predicted field is at 1/fieldScale (the stages end there) and is upsampled, displacements rescaled, to the full-resolution field; 1 is the paper\'s decoder (a residual at full resolution)',
+  },
 };
 
 const examplePyramid = [1, 2, 4, 8, 16].map((s, i) => ({ scale: s, channels: [2, 4, 4, 8, 8][i], spatial: [16 / s, 32 / s, 32 / s] as [number, number, number] }));
@@ -54,8 +74,8 @@ export const descriptor = definePlugin<MultiscaleOptions>({
   reference: 'LLaMA-Reg §2.2 Eqs. 3-6 (spec §1.2); LLM-Morph §2.3 (spec §2.5)',
   python: pythonEntry(import.meta.url, '../python', 'llmed_multiscale'),
   options: { type: 'object', properties: decoderOptionsSchema },
-  shape(inputs) {
-    return { type: 'fields', fields: multiscaleFields(inputs, 'multiscale'), steps: 1 };
+  shape(inputs, o) {
+    return { type: 'fields', fields: multiscaleFields(inputs, 'multiscale', o.fieldScale), steps: 1 };
   },
   example: { options: { flowHidden: 4 }, inputs: decoderExampleInputs },
 });

@@ -53,3 +53,20 @@ def test_cascade_step_adds_its_residual_to_the_previous_step_per_scale():
     out = later(moving, None, None, None, maps, previous=prev)
     for a, b in zip(out["fields"], prev["fields"]):
         assert torch.allclose(a, b)
+
+
+def test_field_scale_2_ends_at_half_resolution_and_upsamples_the_last_field():
+    levels, stages, moving, mp, fp, maps = _decoder_inputs()
+    dec = MultiscaleDecoder(levels, stages[:-1], flow_hidden=4, rescale_upsampled_field=True, field_scale=2, **OLD_DEFAULTS)
+    out = dec(moving, None, mp, fp, maps[:-1])
+    assert [tuple(f.shape) for f in out["fields"]] == [(1, 3, 2, 4, 4), (1, 3, 4, 8, 8), (1, 3, 8, 16, 16)]
+    assert len(out["features"]) == 3  # no full-resolution stage
+    assert torch.allclose(out["fields"][-1], upsample_field(out["fields"][-2], True, size=moving.shape[2:]), atol=1e-6)
+    assert torch.allclose(out["warped"][-1], warp(moving, out["fields"][-1]))
+    # the upsampled field is rescaled even where the released code's bug is reproduced for the stages
+    buggy = MultiscaleDecoder(levels, stages[:-1], flow_hidden=4, rescale_upsampled_field=False, field_scale=2, **OLD_DEFAULTS)
+    f = buggy(moving, None, mp, fp, maps[:-1])["fields"]
+    assert torch.allclose(f[-1], upsample_field(f[-2], True, size=moving.shape[2:]), atol=1e-6)
+    # the full-resolution field gets the gradient of a loss on it (the decoder's last head is its only source)
+    f[-1].square().mean().backward()
+    assert buggy.flow[-1][-1].weight.grad.abs().sum() > 0

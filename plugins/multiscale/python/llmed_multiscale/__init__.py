@@ -47,6 +47,11 @@ class MultiscaleDecoder(nn.Module):
     ``rescale_upsampled_field``), ``m∘φ̂`` the full-resolution moving image sampled on the stage's grid,
     and ``Δ_s = FlowHead(F_s)``. Fields are returned for stages 1…S−1 (1/4, 1/2, full for LLaMA-Reg),
     each with the moving image warped by it on its own grid.
+
+    With ``field_scale`` k > 1 the stages end at 1/k and one more field is returned last: the finest stage's
+    field upsampled to the moving image's grid, ``φ = upsample_field(φ_{S−1})`` (displacements rescaled
+    whatever ``rescale_upsampled_field`` says — that flag reproduces a bug of the released code, and this
+    path is not in it), so there is no full-resolution stage (VoxelMorph's ``int_downsize``).
     """
 
     steps = 1
@@ -62,6 +67,7 @@ class MultiscaleDecoder(nn.Module):
         negative_slope: float,
         rescale_upsampled_field: bool,
         init: str,
+        field_scale: int = 1,
         fuse_previous: bool = False,
     ):
         super().__init__()
@@ -73,6 +79,7 @@ class MultiscaleDecoder(nn.Module):
         self.fuse_previous = fuse_previous
         self.rescale_upsampled_field = rescale_upsampled_field
         self.image_channels = image_channels
+        self.field_scale = field_scale
 
         skip = (lambda w: w) if fuse_previous else (lambda w: 2 * w)
         self.fuse = nn.ModuleList()
@@ -134,6 +141,10 @@ class MultiscaleDecoder(nn.Module):
                 field = delta
             fields.append(field)
             warped.append(warp(moving, field))
+        if self.field_scale > 1:
+            field = upsample_field(fields[-1], True, size=moving.shape[2:])
+            fields.append(field)
+            warped.append(warp(moving, field))
         return {"fields": fields, "warped": warped, "features": features}
 
 
@@ -147,6 +158,7 @@ def decoder_args(options: dict, inputs: dict) -> dict:
         "negative_slope": float(options["negativeSlope"]),
         "rescale_upsampled_field": bool(options["rescaleUpsampledField"]),
         "init": str(options["init"]),
+        "field_scale": int(options.get("fieldScale", 1)),
     }
 
 
