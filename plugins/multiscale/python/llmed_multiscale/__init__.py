@@ -158,7 +158,7 @@ def decoder_args(options: dict, inputs: dict) -> dict:
         "negative_slope": float(options["negativeSlope"]),
         "rescale_upsampled_field": bool(options["rescaleUpsampledField"]),
         "init": str(options["init"]),
-        "field_scale": int(options.get("fieldScale", 1)),
+        "field_scale": int(options["fieldScale"]),
     }
 
 
