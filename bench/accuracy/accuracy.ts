@@ -3,7 +3,7 @@
  * the same engine under one fixed wall-clock budget per model, on proxies built from real anatomy, then
  * evaluated natively (ONNX export → onnxruntime-node → TypeScript metrics) exactly like `llmed evaluate`.
  *
- *   npx tsx bench/accuracy/accuracy.ts [--budget-minutes 2.25 | --steps N] [--seeds 0,1,2] [--only id,id] [--device cpu|cuda] [--no-syn] [--report-only]
+ *   npx tsx bench/accuracy/accuracy.ts [--budget-minutes 2.25 | --steps N] [--seeds 0,1,2] [--only id,id] [--device cpu|cuda] [--no-syn] [--merge] [--report-only]
  *
  * `--seeds` trains every learned arm once per seed (the experiment's train.seed: initialisation and pair
  * order); rows pool the test pairs of all seeds, and paired claims compare the two arms' models of the same
@@ -11,6 +11,12 @@
  *
  * `--steps N` trains every arm for exactly N steps instead of a wall-clock budget: the same models on a loaded
  * machine, only later (the cascade's three phases then split N by the same proportions as under a budget).
+ *
+ * `--merge` keeps the rows of bench/results/accuracy.json that this run does not re-run (another table, other arms),
+ * each still marked with the run it came from, so a long benchmark can be run a table at a time; the markdown lists
+ * every run whose rows it shows and with what budget. A saved row is kept only when it was measured on the data this
+ * run measures on (each row records its proxy's generator parameters, digested: a proxy aligned by SimpleITK and
+ * one aligned by the moments fallback are different data); the others are dropped, and the run says so.
  *
  * Tables (arm ids):
  * - synthetic warps (4 real brains under known smooth deformations; 4 held-out test pairs with aseg labels and
@@ -25,6 +31,7 @@
  * replicate here (paired t-test over the test pairs). Written as the run goes, so a cut-short run still leaves a table.
  */
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -38,6 +45,8 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'packages', 'cli', 'bin', 'llmed.mjs');
 const PYTHON = join(ROOT, '.venv', 'bin', 'python');
 const WORK = join(ROOT, '.cache', 'bench', 'accuracy');
+/** Where bench/proxies/proxies.py writes each proxy (its default `--out`). */
+const PROXY_DATA = join(ROOT, '.cache', 'data');
 const RESULTS = join(ROOT, 'bench', 'results');
 
 type Config = Record<string, any>;
@@ -48,7 +57,7 @@ interface Arm { id: string; label: string; table: TableId; base: string; patch?:
 const TABLES: Record<'warps' | 'oasis' | 'abdomen', { config: string; proxy: string; title: string; primary: 'endpoint-error' | 'dice'; syn: string }> = {
   warps: {
     config: 'synthetic-warps', proxy: 'synthetic-warps', primary: 'endpoint-error', syn: 'syn-warps',
-    title: 'Synthetic warps (4 real brains of the OASIS proxy under known smooth deformations, max 8 mm; 16 training pairs, 4 held-out deformations of the 2 aseg brains; 48×64×48; not a paper dataset)',
+    title: 'Synthetic warps (4 real brains of the OASIS proxy under known smooth deformations, max 8 mm; 14 training pairs, 2 validation pairs (one more deformation of the 2 aseg brains, not trained on), 4 held-out test deformations of them; 48×64×48; not a paper dataset)',
   },
   oasis: {
     config: 'oasis-proxy', proxy: 'oasis-proxy', primary: 'dice', syn: 'syn',
@@ -160,7 +169,33 @@ interface Row {
   seeds?: number[];
   perSeed?: Record<string, number[]>;
   note?: string; paper: string;
+  /** When the run that produced this row started (ISO): rows kept by `--merge` come from earlier runs. */
+  run?: string;
+  /** The data the row was measured on (`dataIdentity`): `--merge` keeps no row measured on other data. */
+  data?: string;
 }
+
+/** The proxy each table is measured on. */
+const proxyOfTable = (t: string): string | undefined => (t === 'gpu' ? 'knee-synthetic' : TABLES[(t === 'ablation' ? 'warps' : t) as keyof typeof TABLES]?.proxy);
+
+/**
+ * What a generated proxy is: the generator's parameters (version, pre-alignment, source checksums) as
+ * proxies.py records them in dataset.json, digested. Two proxies of one name differ when e.g. one was aligned
+ * by SimpleITK and the other by the moments fallback (SimpleITK not installed): their rows must not be mixed.
+ */
+function dataIdentity(proxy: string): { id: string; aligner?: string } | undefined {
+  const file = join(PROXY_DATA, proxy, 'dataset.json');
+  if (!existsSync(file)) return undefined;
+  const params = (JSON.parse(readFileSync(file, 'utf8')) as { generator?: { params?: { aligner?: string | null } } }).generator?.params;
+  if (!params) return undefined;
+  const digest = createHash('sha256').update(JSON.stringify(params)).digest('hex').slice(0, 12);
+  return { id: `${proxy}@${digest}${params.aligner ? ` (${params.aligner})` : ''}`, aligner: params.aligner ?? undefined };
+}
+const ALIGNER_TEXT: Record<string, string> = { simpleitk: 'brains affinely pre-aligned by SimpleITK', moments: 'brains only centre-of-mass + moments pre-aligned (SimpleITK was not installed)' };
+
+/** What a run was: its budget, seeds, machine and duration (the `meta` block of accuracy.json). */
+interface RunMeta { budgetMinutes?: number; steps?: number; seeds?: number[]; device?: string; machine?: string; started?: string; minutes?: string }
+const budgetText = (m: RunMeta) => (m.steps ? `${m.steps} training steps per model (fixed, ${m.device}; the cascade splits them over its three phases)` : `${m.budgetMinutes} min of training per model (wall clock, ${m.device})`);
 
 function flag(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -213,14 +248,21 @@ function markdown(rows: Row[], meta: Record<string, unknown>, report: string[]):
   };
   const section = (t: string, title: string, extra: string[] = []) => {
     const own = rows.filter((r) => r.table === t);
-    return own.length ? [`## ${title}`, '', head, ...own.map(line), '', ...extra, ...stalled(t)] : [];
+    const data = [...new Set(own.map((r) => r.data).filter(Boolean))];
+    const aligner = data.length === 1 ? ALIGNER_TEXT[/\((\w+)\)$/.exec(data[0]!)?.[1] ?? ''] : undefined;
+    const dataLine = data.length ? [`Data: ${data.map((d) => `\`${d}\``).join(', ')}${aligner ? ` — ${aligner}` : ''} (bench/proxies/proxies.py's parameters, digested).`, ''] : [];
+    return own.length ? [`## ${title}`, '', ...dataLine, head, ...own.map(line), '', ...extra, ...stalled(t)] : [];
   };
   const gpu = rows.filter((r) => r.table === 'gpu');
   const seedList = (meta.seeds as number[] | undefined) ?? [];
   return [
     '# Accuracy benchmark on proxies of real anatomy',
     '',
-    `Budget: ${meta.steps ? `${meta.steps} training steps per model (fixed, ${meta.device}; the cascade splits them over its three phases)` : `${meta.budgetMinutes} min of training per model (wall clock, ${meta.device})`}, then ONNX export and native evaluation (onnxruntime-node, TypeScript metrics). ${meta.machine}. Started ${meta.started}, took ${meta.minutes} min.`,
+    `Budget: ${budgetText(meta as RunMeta)}, then ONNX export and native evaluation (onnxruntime-node, TypeScript metrics). ${meta.machine}. Started ${meta.started}, took ${meta.minutes} min.`,
+    ...((meta.earlier as RunMeta[] | undefined) ?? []).map((m) => {
+      const ids = rows.filter((r) => r.run === m.started && !r.id.startsWith('initial-')).map((r) => r.id);
+      return ids.length ? `Rows kept from an earlier run (\`--merge\`): ${ids.join(', ')} — started ${m.started}, ${budgetText(m)}${m.seeds ? `, seeds ${m.seeds.join(', ')}` : ''}; ${m.machine}; took ${m.minutes} min.` : '';
+    }).filter(Boolean),
     'The papers\' numbers are on their datasets (OAI knee, Learn2Reg OASIS, Learn2Reg Abdomen MR-CT) with 290K–400K iterations; ours are a few hundred steps on 2 CPU cores. They are a reference for orderings, not for values.',
     `Mean ± sample standard deviation over the test pairs${seedList.length > 1 ? ` of every seed (seeds ${seedList.join(', ')}: each learned arm trained once per seed; the per-seed means of the primary metric follow the label)` : ' (one seed per arm)'}. EPE: mean endpoint error against the true field inside the fixed brain labels.`,
     '',
@@ -399,9 +441,29 @@ async function main(): Promise<void> {
   // The prepared folder of each table's first arm: SyN registers the same prepared pairs.
   const preparedOf: Record<string, { dir: string; cfg: Config }> = {};
   let c1Steps: number | undefined;
-  const meta = () => ({ budgetMinutes: fixedSteps ? undefined : budget, steps: fixedSteps, seeds, device, machine, started, minutes: ((Date.now() - t0) / 60000).toFixed(1) });
+  // --merge: the saved rows of every arm (and unregistered row) this run does not produce again
+  const rerun = new Set([...arms.map((a) => a.id), ...[...tablesUsed].map((t) => `initial-${t}`)]);
+  for (const [t, info] of Object.entries(TABLES)) if (withSyn && wanted(info.syn)) rerun.add(info.syn).add(`initial-${t}`);
+  const saved = process.argv.includes('--merge') && existsSync(join(RESULTS, 'accuracy.json'))
+    ? (JSON.parse(readFileSync(join(RESULTS, 'accuracy.json'), 'utf8')) as RunMeta & { rows: Row[]; earlier?: RunMeta[] })
+    : undefined;
+  // Only rows measured on the data this run measures on: a proxy regenerated differently (another generator
+  // version, SimpleITK present or not) makes every earlier row of its tables incomparable.
+  const currentData = (t: string) => { const p = proxyOfTable(t); return p ? dataIdentity(p)?.id : undefined; };
+  const kept = (saved?.rows ?? []).filter((r) => !rerun.has(r.id)).filter((r) => {
+    const now = currentData(r.table);
+    if (now === undefined || r.data === now) return true;
+    console.log(`[accuracy] --merge drops the saved row ${r.id}: it was measured on ${r.data ?? 'data of unrecorded identity'}, this run's ${r.table} data are ${now}`);
+    return false;
+  }).map((r) => ({ ...r, run: r.run ?? saved!.started }));
+  const earlier: RunMeta[] = saved
+    ? [...(saved.earlier ?? []), { budgetMinutes: saved.budgetMinutes, steps: saved.steps, seeds: saved.seeds, device: saved.device, machine: saved.machine, started: saved.started, minutes: saved.minutes }]
+        .filter((m) => kept.some((r) => r.run === m.started))
+    : [];
+  const meta = () => ({ budgetMinutes: fixedSteps ? undefined : budget, steps: fixedSteps, seeds, device, machine, started, minutes: ((Date.now() - t0) / 60000).toFixed(1), ...(earlier.length ? { earlier } : {}) });
   const save = async (report: string[] = []) => {
-    const all = [...Object.values(initial), ...rows];
+    const own = [...Object.values(initial), ...rows].map((r) => ({ ...r, run: started, data: currentData(r.table) }));
+    const all = [...kept.filter((r) => r.id.startsWith('initial-')), ...own.filter((r) => r.id.startsWith('initial-')), ...kept.filter((r) => !r.id.startsWith('initial-')), ...own.filter((r) => !r.id.startsWith('initial-'))];
     await writeAtomic(join(RESULTS, 'accuracy.json'), `${JSON.stringify({ ...meta(), rows: all, report }, jsonNumbers, 2)}\n`);
     await writeAtomic(join(RESULTS, 'accuracy.md'), markdown(all, meta(), report));
   };
@@ -421,7 +483,10 @@ async function main(): Promise<void> {
     cfg.name = arm.id;
     cfg.description = `${arm.label} — accuracy benchmark arm ${arm.id} (${cfg.description})`;
     const armDir = join(WORK, arm.id);
-    const cfgFile = (seed: number) => join(armDir, seeds.length > 1 ? `seed-${seed}` : '', 'config.json');
+    // The config's folder names the experiment (and so its .cache/prepared/<name> folder): one per arm and seed,
+    // never a bare `seed-0` that every arm would share.
+    const experimentOf = (seed: number) => (seeds.length > 1 ? `${arm.id}-seed-${seed}` : arm.id);
+    const cfgFile = (seed: number) => join(armDir, seeds.length > 1 ? experimentOf(seed) : '', 'config.json');
     const tables: EvaluationTable[] = [];
     let trainSeconds = 0, steps = 0, itPerSecond: number | undefined, peakGpuMb: number | undefined, broken: string | undefined;
     for (const seed of arm.table === 'gpu' ? seeds.slice(0, 1) : seeds) {
@@ -454,7 +519,7 @@ async function main(): Promise<void> {
       continue;
     }
     const proxyTable = arm.table === 'ablation' ? 'warps' : arm.table;
-    preparedOf[proxyTable] ??= { dir: preparedDir(ROOT, cfg.name), cfg };
+    preparedOf[proxyTable] ??= { dir: preparedDir(ROOT, experimentOf(seeds[0])), cfg };
     initial[proxyTable] ??= { id: `initial-${proxyTable}`, label: 'Initial (no registration)', table: proxyTable, proxy: cfg.name, ...rowMetrics(tables[0], 'initial'), paper: PAPER[`initial-${proxyTable}`] ?? '—' };
     rows.push({ id: arm.id, label: arm.label, table: arm.table, proxy: cfg.name, steps, trainSeconds: trainSeconds / tables.length, itPerSecond, ...pooledOverSeeds(tables, seeds), paper: PAPER[arm.id] ?? '—' });
     await save();
@@ -490,7 +555,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const report = replicationReport([...Object.values(initial), ...rows]);
+  const report = replicationReport([...kept, ...Object.values(initial), ...rows]);
   await save(report);
   console.log(`\n[accuracy] written bench/results/accuracy.md and .json in ${((Date.now() - t0) / 60000).toFixed(1)} min`);
 }

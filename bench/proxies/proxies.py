@@ -16,8 +16,9 @@ deformations, run in TypeScript by ``random-fields.ts`` (Node and the workspace'
   pairs ``{moving, fixed, movingLabels?, fixedLabels?, groundTruthField?, split}``;
 * ``pairs.json``: the same pairs as a plain list that ``llmed data prepare`` reads with the ``pairs``
   protocol (``data.manifest: "pairs.json"``). That protocol holds out the last ``max(1, round(n/5))``
-  pairs for testing; the generators order the pairs so that the held-out ones are the intended
-  test pairs, and ``split`` in ``dataset.json`` says which they are.
+  pairs for testing and the 2 before them for validation (picking checkpoints; not trained on); the
+  generators order the pairs so that these are the intended ones, and ``split`` in ``dataset.json``
+  says which they are.
 
 Proxies:
 
@@ -81,7 +82,7 @@ if str(REPO_ROOT / "bridge" / "python") not in sys.path:
 from llmed.atomic import publish_folder, recover_folder, staging_folder  # noqa: E402
 from llmed.files import sha256_file  # noqa: E402
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: validation pairs (held out of training) marked and ordered before the test pairs
 FORMAT = "llmed-proxy-v1"
 COMMAND = "python bench/proxies/proxies.py"
 TSX = REPO_ROOT / "node_modules" / ".bin" / "tsx"
@@ -430,6 +431,12 @@ def protocol_test_count(n_pairs: int) -> int:
     return max(1, int(math.floor(n_pairs / 5 + 0.5)))
 
 
+def protocol_val_count(n_pairs: int) -> int:
+    """How many pairs just before the test pairs the ``pairs`` protocol holds out of training for validation:
+    2 while at least 2 stay for training, else none."""
+    return 2 if n_pairs - protocol_test_count(n_pairs) >= 4 else 0
+
+
 # =========================================================================== affine pre-alignment
 
 
@@ -590,7 +597,7 @@ class Context:
             return False
         ok = have_simpleitk()
         if self.aligner == "simpleitk" and not ok:
-            raise ProxyError("SimpleITK", "--aligner simpleitk was asked for, but SimpleITK is not installed", "pip install -r bridge/python/requirements-bench.txt")
+            raise ProxyError("SimpleITK", "--aligner simpleitk was asked for, but SimpleITK is not installed", "npm run setup (SimpleITK is pinned in bridge/python/requirements.txt)")
         return ok
 
 
@@ -606,10 +613,12 @@ class Built:
 
 
 def finish_pairs(pairs: list[dict]) -> list[dict]:
-    """Mark each pair's split by the ``pairs`` protocol's rule (the last max(1, round(n/5)) are test)."""
-    n_test = protocol_test_count(len(pairs))
+    """Mark each pair's split by the ``pairs`` protocol's rule (the last max(1, round(n/5)) are test, the 2 before
+    them validation, see :func:`protocol_val_count`)."""
+    n, n_test = len(pairs), protocol_test_count(len(pairs))
+    n_val = protocol_val_count(n)
     for i, p in enumerate(pairs):
-        p["split"] = "test" if i >= len(pairs) - n_test else "train"
+        p["split"] = "test" if i >= n - n_test else "val" if i >= n - n_test - n_val else "train"
     return pairs
 
 
@@ -653,7 +662,7 @@ def generate(name: str, ctx: Context) -> tuple[Path, bool, float]:
             "scans": built.scans,
             "pairs": pairs,
             "pairsFile": "pairs.json",
-            "split": "pairs.json feeds llmed's 'pairs' protocol, which holds out the last max(1, round(n/5)) pairs; 'split' marks them",
+            "split": "pairs.json feeds llmed's 'pairs' protocol: the last max(1, round(n/5)) pairs test, the 2 before them validate (untrained); 'split' marks them",
         }
         plain = [{k: p[k] for k in ("moving", "fixed", "movingLabels", "fixedLabels", "groundTruthField") if p.get(k)} for p in pairs]
         (tmp / "pairs.json").write_text(json.dumps(plain, indent=2) + "\n")
@@ -842,7 +851,8 @@ def build_oasis(ctx: Context, folder: Path) -> Built:
             "All ordered pairs of the four brains; the two aseg brains (vxm_subject, bert) carry labels, so only "
             "their two pairs are scored by Dice, and they are the held-out test pairs (every subject also appears "
             "in training pairs: with four subjects this proxy checks the pipeline and compares methods, it does not "
-            "measure generalisation). The LapIRN pair's 2-class tissue maps (ids 901/902) are kept as *_tissue "
+            "measure generalisation). The two pairs before them (oasis_b -> bert, oasis_b -> oasis_a) validate and "
+            "are not trained on; they carry no aseg pair, so the trainer picks checkpoints by their loss. The LapIRN pair's 2-class tissue maps (ids 901/902) are kept as *_tissue "
             "files. Images keep their own intensity units; the experiment's preprocessing normalises them."
         ),
         scans=scans,
@@ -904,12 +914,16 @@ def build_synthetic_warps(ctx: Context, folder: Path) -> Built:
                     "nonpositiveJacobianPercent": round(jacobian_nonpositive_percent(u), 4),
                 }
             )
-    # hold out the last two copies of the two aseg brains (4 pairs: the 'pairs' protocol's last round(20/5));
-    # training sees the same subjects under other fields only
+    # hold out the last two copies of the two aseg brains for testing (4 pairs: the 'pairs' protocol's last
+    # round(20/5)) and their copy before for validation (the 2 pairs before them, labelled, so checkpoints are
+    # picked by Dice on pairs that are neither trained on nor tested); training sees the same subjects under
+    # other fields only
     held = tuple(f"_warp{c}.nii.gz" for c in range(copies - 2, copies))
     test = [p for p in pairs if p.get("movingLabels") and p["fixed"].endswith(held)]
+    val = [p for p in pairs if p.get("movingLabels") and p["fixed"].endswith(f"_warp{copies - 3}.nii.gz")]
     assert len(test) == protocol_test_count(len(pairs)), "the held-out pairs must be exactly the protocol's test pairs"
-    pairs = [p for p in pairs if p not in test] + test
+    assert len(val) == protocol_val_count(len(pairs)), "the validation pairs must be exactly the protocol's"
+    pairs = [p for p in pairs if p not in test and p not in val] + val + test
     title = (
         f"Synthetic warps: 4 real brains of the OASIS proxy ({b['grid']['spacing'][0]:g} mm) under known smooth random "
         f"deformations, ground-truth fields saved (synthetic deformations; not a paper dataset)"

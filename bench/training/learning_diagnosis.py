@@ -13,7 +13,7 @@ bench/results/learning-diagnosis.md, on a prepared experiment (no training; abou
 * ``field``: mean and spatial spread of the untrained final field under both inits;
 * ``gradients``: gradient norm per parameter tensor at step 0 (``init='he'``);
 * ``offset``: MSE over training pairs when every voxel is shifted by a constant (0, 0.15, 0.3 voxel per
-  axis), with and without a σ = 1 voxel Gaussian on both images, and under the true fields — how much a
+  axis), plain and with a σ = 0.5 or 1 voxel Gaussian on both images, and under the true fields — how much a
   field that does not depend on the images can lower the loss (the blur shortcut).
 """
 
@@ -122,7 +122,7 @@ def main() -> None:
     batches = [data.load_batch([p], "cpu", labels="none") for p in pairs]
     truths = [data.true_field(p) for p in pairs]
     offset: dict = {}
-    for sigma in (0.0, 1.0):
+    for sigma in (0.0, 0.5, 1.0):
         row = {}
         for shift in (0.0, 0.15, 0.3):
             values = []

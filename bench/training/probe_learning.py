@@ -14,14 +14,14 @@ options to probe a variant. ``--stage-scale K`` multiplies every stage-adapter m
 removed from the decoder), the experiment behind the stage plugin's ``silentStart``. ``--field-scale 2`` replaces the
 finest field by the next-coarser one upsampled ×2 (the full-resolution residual is computed and ignored): the
 experiment behind a decoder that predicts its finest field at half resolution. ``--warmup N`` raises the lr linearly
-over the first N steps, ``--decay`` then lowers it by a cosine to 0 at ``--steps``.
+over the first N steps, ``--decay`` then lowers it by a cosine to 0 at ``--steps`` (``llmed.train.lr_at``, the
+trainer's own ``train.warmup`` / ``train.lrSchedule: cosine`` curve).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import torch
@@ -30,7 +30,7 @@ from llmed.assemble import build_loss, build_model
 from llmed.augment import PairAugmentation
 from llmed.data import PairSampler, PreparedDataset
 from llmed.nn import upsample_field, use_onednn_conv3d, warp
-from llmed.train import seed_everything
+from llmed.train import lr_at, seed_everything
 
 
 def field_agreement(model, data: PreparedDataset, pairs) -> dict:
@@ -96,13 +96,7 @@ def main() -> None:
     augment = PairAugmentation({"swap": a.swap, "warpFixed": {"probability": a.warp_p, "maxDisplacement": a.warp_max, "spacing": a.warp_spacing}}, a.seed)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=a.lr)
 
-    def lr_factor(step: int) -> float:
-        f = min(1.0, step / a.warmup) if a.warmup else 1.0
-        if a.decay and step > a.warmup:
-            f *= 0.5 * (1 + math.cos(math.pi * (step - a.warmup) / max(1, a.steps - a.warmup)))
-        return f
-
-    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i + 1))
+    schedule = "cosine" if a.decay else "constant"  # the trainer's own curve (train.lrSchedule, train.warmup)
     train, val = data.splits["train"], data.splits["val"]
     sampler = PairSampler(len(train), a.seed)
     out = open(a.out, "w") if a.out else None
@@ -120,10 +114,11 @@ def main() -> None:
     for step in range(1, a.steps + 1):
         b = augment(data.load_batch([train[sampler.batch(step - 1, 1)[0]]], "cpu", labels="none"), [step - 1])
         total, _ = loss_fn(model(b["moving"], b["fixed"]), {"moving": b["moving"], "fixed": b["fixed"]})
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step - 1, a.steps, a.lr, a.warmup / a.steps, schedule)
         opt.zero_grad()
         total.backward()
         opt.step()
-        schedule.step()
         losses.append(float(total.detach()))
         if step % a.every == 0:
             log(step)

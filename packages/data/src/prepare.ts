@@ -57,7 +57,7 @@ export interface PreparedPairs {
  */
 function fingerprintOf(cfg: ExperimentConfig, root: string): string {
   const manifest = cfg.data.manifest ? join(root, cfg.data.manifest) : undefined;
-  const stamp: Record<string, unknown> = { data: cfg.data, root, v: 1 };
+  const stamp: Record<string, unknown> = { data: cfg.data, root, v: 2 }; // v2: validation pairs held out of training, never test pairs
   if (manifest && existsSync(manifest)) {
     stamp.manifest = { sha256: createHash('sha256').update(readFileSync(manifest)).digest('hex'), mtimeMs: statSync(manifest).mtimeMs };
   }
@@ -129,7 +129,7 @@ async function prepareUnlocked(ws: Workspace, name: string, cfg: ExperimentConfi
       opts.onProgress?.(done, todo.length, scan.name);
     }
     // A pair's true field (pairs made by a known deformation) goes onto the prepared grid, in its voxels.
-    // Keyed by pair name: the val pairs are some of the test pairs, prepared once.
+    // Keyed by pair name, so a pair listed in two splits is prepared once.
     const truthName = (p: Pair) => `${p.moving}_to_${p.fixed}_truefield`;
     const truths = new Set<string>();
     for (const p of [...train, ...val, ...test]) {

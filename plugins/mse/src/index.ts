@@ -16,7 +16,7 @@ export const descriptor = definePlugin({
     type: 'object',
     properties: {
       scaleWeights: { type: 'array', items: { type: 'number', minimum: 0 }, default: [0.25, 0.5, 1], description: 'weights of the fields coarse→fine (LLaMA-Reg 0.25/0.5/1); one number = final field only' },
-      smoothing: { type: 'number', minimum: 0, default: 0, description: 'σ (voxels of each scale) of a Gaussian applied to both images before the difference; 0 = LLaMA-Reg\'s plain MSE. σ = 1 removes the constant-offset blur shortcut (bench/results/learning-diagnosis.md)' },
+      smoothing: { type: 'number', minimum: 0, default: 0, description: 'σ (voxels of each scale) of a Gaussian applied to both images before the difference; 0 = LLaMA-Reg\'s plain MSE. σ = 1 removes the constant-offset blur shortcut but its minimiser keeps only about 2/3 of a sub-voxel field; σ = 0.5 halves the shortcut and allows nearly plain MSE\'s accuracy (bench/results/learning-diagnosis.md, first and fifth rounds)' },
     },
   },
   example: { options: {}, inputs: {} },
