@@ -150,15 +150,17 @@ def test_dataset_json_describes_pairs_honestly(generated, name):
             if key in p:
                 assert (folder / p[key]).is_file(), f"{name}: {key} {p[key]} missing"
     # the split marks the pairs the 'pairs' protocol of llmed data prepare holds out: the last max(1, round(n/5))
-    n_test = P.protocol_test_count(len(ds["pairs"]))
-    assert [p["split"] for p in ds["pairs"]] == ["train"] * (len(ds["pairs"]) - n_test) + ["test"] * n_test
+    # for testing, the 2 before them for validation (when at least 2 stay for training)
+    n = len(ds["pairs"])
+    n_test, n_val = P.protocol_test_count(n), P.protocol_val_count(n)
+    assert [p["split"] for p in ds["pairs"]] == ["train"] * (n - n_test - n_val) + ["val"] * n_val + ["test"] * n_test
 
 
 @needs_data
 @needs_tsx
 def test_llmed_pairs_protocol_reads_the_folders_as_dataset_json_says(generated):
     """The TypeScript side (`pairsForProtocol`, what `llmed data prepare` runs) holds out exactly the pairs that
-    dataset.json marks as test, and every scan that has labels keeps them."""
+    dataset.json marks as test and as validation, and every scan that has labels keeps them."""
     protocols = json.dumps(str(REPO / "packages" / "data" / "src" / "protocols.ts"))
     folders = json.dumps({n: str(generated[0] / n) for n in NAMES})
     out = run_tsx(f"""
@@ -167,7 +169,7 @@ def test_llmed_pairs_protocol_reads_the_folders_as_dataset_json_says(generated):
       for (const [name, root] of Object.entries({folders})) {{
         const cfg = {{ name, data: {{ protocol: 'pairs', manifest: 'pairs.json' }}, train: {{ seed: 0 }} }};
         const r = await pairsForProtocol(cfg, root);
-        result[name] = {{ test: r.test, train: r.train.length, labelled: r.scans.filter((s) => s.labels).map((s) => s.name) }};
+        result[name] = {{ test: r.test, val: r.val, train: r.train.length, labelled: r.scans.filter((s) => s.labels).map((s) => s.name) }};
       }}
       process.stdout.write(JSON.stringify(result));
     """)
@@ -176,13 +178,17 @@ def test_llmed_pairs_protocol_reads_the_folders_as_dataset_json_says(generated):
     for name in NAMES:
         ds = json.loads((generated[0] / name / "dataset.json").read_text())
         folder = generated[0] / name
-        want = [
-            {"moving": stem(p["moving"]), "fixed": stem(p["fixed"]), **({"groundTruthField": str(folder / p["groundTruthField"])} if p.get("groundTruthField") else {})}
-            for p in ds["pairs"]
-            if p["split"] == "test"
-        ]
-        assert got[name]["test"] == want, name
-        assert got[name]["train"] == len(ds["pairs"]) - len(want)
+
+        def marked(split, ds=ds, folder=folder):
+            return [
+                {"moving": stem(p["moving"]), "fixed": stem(p["fixed"]), **({"groundTruthField": str(folder / p["groundTruthField"])} if p.get("groundTruthField") else {})}
+                for p in ds["pairs"]
+                if p["split"] == split
+            ]
+
+        assert got[name]["test"] == marked("test"), name
+        assert got[name]["val"] == marked("val"), name
+        assert got[name]["train"] == len(marked("train")), name
         assert sorted(got[name]["labelled"]) == sorted(s["name"] for s in ds["scans"] if s.get("labels")), name
 
 
