@@ -615,8 +615,8 @@ class Built:
 def finish_pairs(pairs: list[dict]) -> list[dict]:
     """Mark each pair's split by the ``pairs`` protocol's rule (the last max(1, round(n/5)) are test, the 2 before
     them validation, see :func:`protocol_val_count`)."""
-    n, n_test = len(pairs), protocol_test_count(len(pairs))
-    n_val = protocol_val_count(n)
+    n = len(pairs)
+    n_test, n_val = protocol_test_count(n), protocol_val_count(n)
     for i, p in enumerate(pairs):
         p["split"] = "test" if i >= n - n_test else "val" if i >= n - n_test - n_val else "train"
     return pairs

@@ -30,7 +30,7 @@ function holdOutValidation(names: readonly string[]): { train: string[]; val: st
   return { train: names.slice(0, names.length - VAL_SCANS), val: names.slice(names.length - VAL_SCANS) };
 }
 
-const orderedPairs = (names: readonly string[]): Pair[] => names.flatMap((m) => names.filter((f) => f !== m).map((f) => ({ moving: m, fixed: f })));
+const orderedPairs = (names: readonly string[]): Pair[] => imaging.allOrderedPairs(names);
 
 function pairsOfNames(p: { moving: string; fixed: string }[]): Pair[] {
   return p.map(({ moving, fixed }) => ({ moving, fixed }));
@@ -53,9 +53,8 @@ export async function pairsForProtocol(cfg: ExperimentConfig, root: string): Pro
       const names = imaging.listNifti(join(root, 'images')).map(stem);
       const scans: Scan[] = names.map((n) => ({ name: n, image: findNifti(join(root, 'images'), n), labels: maybeNifti(join(root, 'labels'), n), role: 'moving' }));
       const p = imaging.oaiPairs(names);
-      // the protocol's 200 training scans stay; validation uses 2 of the scans it leaves unused, when there are any
-      const spare = names.slice(290, 290 + VAL_SCANS);
-      return { scans, train: pairsOfNames(p.train), val: p.val ? pairsOfNames(p.val) : spare.length === VAL_SCANS ? orderedPairs(spare) : [], test: pairsOfNames(p.test) };
+      // validation: 2 of the scans the protocol leaves unused, when there are any (oaiPairs' val)
+      return { scans, train: pairsOfNames(p.train), val: pairsOfNames(p.val ?? []), test: pairsOfNames(p.test) };
     }
     case 'srreg': {
       const names = imaging.listNifti(join(root, 'mr')).map(stem);

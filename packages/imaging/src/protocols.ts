@@ -48,7 +48,9 @@ export function allOrderedPairs(scans: readonly string[], labels?: LabelLookup):
  * - train: the first 200 scans, all ordered pairs a → b (a ≠ b): 200·199 = 39,800 pairs;
  * - test: from the remaining scans, `remaining[0..40)` are the 40 fixed scans and
  *   `remaining[40..90)` the 50 moving scans (disjoint), every moving → every fixed: 2,000 pairs.
- * Needs at least 290 scans; scans after the first 290 are not used.
+ * - val: the ordered pairs of the 2 scans after the first 290, when there are 2 (the protocol leaves them unused,
+ *   so validation neither trains nor tests on a scan); absent otherwise.
+ * Needs at least 290 scans; scans after the first 292 are not used.
  */
 export function oaiPairs(names: readonly string[], opts: { labels?: LabelLookup } = {}): ProtocolSplit {
   const nTrain = 200;
@@ -65,7 +67,8 @@ export function oaiPairs(names: readonly string[], opts: { labels?: LabelLookup 
   const moving = rest.slice(nFixed, nFixed + nMoving);
   const test: Pair[] = [];
   for (const m of moving) for (const f of fixed) test.push(pair(m, f, opts.labels));
-  return { train, test };
+  const spare = names.slice(need, need + 2);
+  return spare.length === 2 ? { train, val: allOrderedPairs(spare, opts.labels), test } : { train, test };
 }
 
 /**

@@ -27,6 +27,14 @@ describe('oaiPairs', () => {
     for (const s of [...fixed, ...moving]) expect(scans.indexOf(s)).toBeGreaterThanOrEqual(200);
   });
 
+  it('val: the ordered pairs of the 2 scans after the first 290, none with only 290', () => {
+    expect(p.val).toEqual([
+      { moving: 'OAI_0291', fixed: 'OAI_0292', movingLabels: 'OAI_0291_seg', fixedLabels: 'OAI_0292_seg' },
+      { moving: 'OAI_0292', fixed: 'OAI_0291', movingLabels: 'OAI_0292_seg', fixedLabels: 'OAI_0291_seg' },
+    ]);
+    expect(oaiPairs(names('x', 290)).val).toBeUndefined();
+  });
+
   it('too few scans or duplicates are clear errors', async () => {
     await expectLlmedError(() => oaiPairs(names('x', 289)), 'data', [/at least 290 scans/, /got 289/]);
     await expectLlmedError(() => oaiPairs([...names('x', 289), 'x0001']), 'data', [/'x0001' is listed twice/]);
