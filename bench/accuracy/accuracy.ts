@@ -183,13 +183,13 @@ const proxyOfTable = (t: string): string | undefined => (t === 'gpu' ? 'knee-syn
  * proxies.py records them in dataset.json, digested. Two proxies of one name differ when e.g. one was aligned
  * by SimpleITK and the other by the moments fallback (SimpleITK not installed): their rows must not be mixed.
  */
-function dataIdentity(proxy: string): { id: string; aligner?: string } | undefined {
+function dataIdentity(proxy: string): { id: string } | undefined {
   const file = join(PROXY_DATA, proxy, 'dataset.json');
   if (!existsSync(file)) return undefined;
   const params = (JSON.parse(readFileSync(file, 'utf8')) as { generator?: { params?: { aligner?: string | null } } }).generator?.params;
   if (!params) return undefined;
   const digest = createHash('sha256').update(JSON.stringify(params)).digest('hex').slice(0, 12);
-  return { id: `${proxy}@${digest}${params.aligner ? ` (${params.aligner})` : ''}`, aligner: params.aligner ?? undefined };
+  return { id: `${proxy}@${digest}${params.aligner ? ` (${params.aligner})` : ''}` };
 }
 const ALIGNER_TEXT: Record<string, string> = { simpleitk: 'brains affinely pre-aligned by SimpleITK', moments: 'brains only centre-of-mass + moments pre-aligned (SimpleITK was not installed)' };
 
@@ -449,7 +449,13 @@ async function main(): Promise<void> {
     : undefined;
   // Only rows measured on the data this run measures on: a proxy regenerated differently (another generator
   // version, SimpleITK present or not) makes every earlier row of its tables incomparable.
-  const currentData = (t: string) => { const p = proxyOfTable(t); return p ? dataIdentity(p)?.id : undefined; };
+  // The proxies are generated above and do not change during the run: each one's identity is read once.
+  const identities = new Map<string, string | undefined>();
+  const currentData = (t: string) => {
+    const p = proxyOfTable(t);
+    if (p && !identities.has(p)) identities.set(p, dataIdentity(p)?.id);
+    return p ? identities.get(p) : undefined;
+  };
   const kept = (saved?.rows ?? []).filter((r) => !rerun.has(r.id)).filter((r) => {
     const now = currentData(r.table);
     if (now === undefined || r.data === now) return true;
