@@ -8,6 +8,8 @@ training step (forward, the configured losses, backward, Adam) timed under
 * ``stock-channels-last`` — the stock path with channels-last-3d (PyTorch then picks oneDNN more often);
 * ``compile``      — ``torch.compile`` (inductor, CPU) of the model on the stock path (the custom autograd
                      function is not traceable by dynamo without a graph break per convolution);
+* ``bf16``         — the stock path under ``torch.autocast("cpu", torch.bfloat16)`` (bf16 convolutions go to
+                     oneDNN by PyTorch's own rule; pays off only on CPUs with AMX-BF16 / AVX512-BF16);
 * each of the above at the thread counts given.
 
 Variants run interleaved, round-robin, ``--rounds`` times, each round ``--steps`` timed steps after ``--warmup``
@@ -34,10 +36,10 @@ import torch
 from llmed.assemble import build_loss, build_model
 from llmed.atomic import atomic_write_text
 from llmed.data import PairSampler, PreparedDataset
-from llmed.nn import use_onednn_conv3d
+from llmed.nn import cpu_has_bf16, use_onednn_conv3d
 from llmed.train import seed_everything
 
-VARIANTS = ("stock", "onednn", "channels-last", "stock-channels-last", "compile")
+VARIANTS = ("stock", "onednn", "channels-last", "stock-channels-last", "compile", "bf16")
 
 
 def make_step(spec: dict, variant: str):
@@ -55,7 +57,8 @@ def make_step(spec: dict, variant: str):
         moving, fixed = b["moving"], b["fixed"]
         if channels_last:
             moving, fixed = moving.contiguous(memory_format=torch.channels_last_3d), fixed.contiguous(memory_format=torch.channels_last_3d)
-        total, _ = loss_fn(forward(moving, fixed), {"moving": moving, "fixed": fixed})
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=variant == "bf16"):
+            total, _ = loss_fn(forward(moving, fixed), {"moving": moving, "fixed": fixed})
         opt.zero_grad()
         total.backward()
         opt.step()
@@ -125,7 +128,7 @@ def main() -> None:
             )
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": f"{os.cpu_count()} cores, {platform.processor() or platform.machine()}",
+        "machine": machine(),
         "load_average_at_end": os.getloadavg(),
         "torch": torch.__version__,
         "experiment": spec.get("experiment"),
@@ -140,6 +143,16 @@ def main() -> None:
         atomic_write_text(a.out, text)
         atomic_write_text(a.out.removesuffix(".json") + ".md", markdown(result))
     print(text)
+
+
+def machine() -> str:
+    """Cores, CPU model and whether it has bf16 arithmetic (what the ``bf16`` variant's ratio depends on)."""
+    model = platform.processor() or platform.machine()
+    try:
+        model = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo", encoding="utf-8") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{os.cpu_count()} cores, {model}, bf16 arithmetic {'yes' if cpu_has_bf16() else 'no'}"
 
 
 def markdown(result: dict) -> str:

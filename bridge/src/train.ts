@@ -49,7 +49,7 @@ export interface TrainRunOptions {
   /** Poll interval in milliseconds (default 500). */
   pollMs?: number;
   /**
-   * More trainer options (train.py): `logEvery`, `valPairs`, `threads`, `ampDtype` ('auto'|'bf16'|'fp16'),
+   * More trainer options (train.py): `logEvery`, `valPairs`, `threads`, `ampDtype` ('auto'|'bf16'|'fp16'|'fp32'),
    * `phaseStart` ('best'|'last'), `timeBudgetMinutes` (overrides the config's).
    */
   trainerOptions?: Record<string, unknown>;

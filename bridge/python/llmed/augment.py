@@ -13,6 +13,13 @@ network needs more distinct pairs than the data has; these transforms make new o
   voxels (corners included), trilinearly interpolated to the grid (MONAI's ``Rand3DElastic`` family, without its
   Gaussian step). Every entry of its gradient is at most ``2a / spacing``, so ``‖∇w‖ ≤ 6a / spacing`` and
   ``a < spacing / 6`` cannot fold (det(I + ∇w) > 0); larger ``a`` may.
+* ``flip`` (``probability``, ``axes``): both images (and their labels) mirrored along each listed NIfTI axis with
+  probability ``probability``, drawn per axis — a mirrored pair whose true field is the mirrored field, so every
+  pair comes in up to 2^len(axes) exact variants without resampling. Axis 0 of a RAS grid is left-right, the
+  anatomically plausible mirror of a brain.
+* ``warpBoth`` (``probability``, ``maxDisplacement``, ``spacing``): both images (and labels) resampled by the *same*
+  random smooth field ``w``, giving ``(m∘w, f∘w)`` — new anatomy under (nearly) the pair's own deformation, where
+  ``warpFixed`` adds ``w`` to the deformation the network must find.
 
 Unsupervised losses need no true field, so the new pair is a valid training pair whatever ``w`` is; the
 validation and test pairs are never augmented. Every draw is a pure function of ``(seed, draw index)`` like the
@@ -42,8 +49,11 @@ def control_point_field(shape_kji: tuple[int, int, int], max_displacement: float
 class PairAugmentation:
     """``augment(batch, draws) -> batch``: the options of ``train.augment`` applied per sample of the batch.
 
-    ``options = {"swap": p, "warpFixed": {"probability": q, "maxDisplacement": a, "spacing": s}}`` (all filled
-    from the experiment schema; ``p = q = 0`` is no augmentation and returns the batch untouched).
+    ``options = {"swap": p, "warpFixed": {"probability": q, "maxDisplacement": a, "spacing": s}, "flip":
+    {"probability": r, "axes": [0, ...]}, "warpBoth": {...as warpFixed}}`` (all filled from the experiment schema;
+    every probability 0 is no augmentation and returns the batch untouched). The draws of ``flip`` and
+    ``warpBoth`` come after those of ``swap`` and ``warpFixed`` and only when they are on, so a config without them
+    augments exactly as before they existed.
     """
 
     def __init__(self, options: dict | None, seed: int):
@@ -55,11 +65,18 @@ class PairAugmentation:
         self.max_displacement = float(wf["maxDisplacement"]) if wf else 0.0
         self.spacing = float(wf["spacing"]) if wf else 0.0
         self.warp_probability = float(wf["probability"]) if self.max_displacement > 0 else 0.0
+        fl = options.get("flip") or {}
+        self.flip_axes = tuple(int(a) for a in fl.get("axes", ())) if fl else ()
+        self.flip_probability = float(fl.get("probability", 0.0)) if self.flip_axes else 0.0
+        wb = options.get("warpBoth") or {}
+        self.both_max_displacement = float(wb["maxDisplacement"]) if wb else 0.0
+        self.both_spacing = float(wb["spacing"]) if wb else 0.0
+        self.both_probability = float(wb["probability"]) if self.both_max_displacement > 0 else 0.0
         self.seed = int(seed)
 
     @property
     def active(self) -> bool:
-        return self.swap > 0 or self.warp_probability > 0
+        return self.swap > 0 or self.warp_probability > 0 or self.flip_probability > 0 or self.both_probability > 0
 
     def _generator(self, draw: int) -> torch.Generator:
         # a separate stream from the pair sampler's (seed, draw) → index
@@ -84,5 +101,19 @@ class PairAugmentation:
                     sample["fixed_labels"] = warp(sample["fixed_labels"], w)
                 if "fixed_label_map" in sample:
                     sample["fixed_label_map"] = warp(sample["fixed_label_map"].float(), w, mode="nearest").to(sample["fixed_label_map"].dtype)
+            if self.flip_probability > 0:
+                # NIfTI axis a is tensor dim 4 - a ((N, C, K, J, I)); one draw per listed axis, always all of them
+                dims = [4 - a for a in self.flip_axes if float(torch.rand((), generator=g)) < self.flip_probability]
+                if dims:
+                    sample = {name: torch.flip(t, dims) for name, t in sample.items()}
+            if self.both_probability > 0 and float(torch.rand((), generator=g)) < self.both_probability:
+                w = control_point_field(tuple(sample["fixed"].shape[2:]), self.both_max_displacement, self.both_spacing, g).to(sample["fixed"].device)
+                for side in ("moving", "fixed"):
+                    sample[side] = warp(sample[side], w)
+                    if f"{side}_labels" in sample:
+                        sample[f"{side}_labels"] = warp(sample[f"{side}_labels"], w)
+                    if f"{side}_label_map" in sample:
+                        key = f"{side}_label_map"
+                        sample[key] = warp(sample[key].float(), w, mode="nearest").to(sample[key].dtype)
             parts.append(sample)
         return {name: torch.cat([p[name] for p in parts], dim=0) for name in batch}

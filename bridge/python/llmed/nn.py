@@ -143,6 +143,7 @@ def _onednn_conv3d_forward(self: nn.Conv3d, input: torch.Tensor, weight: torch.T
         input.device.type == "cpu"
         and input.dtype == torch.float32
         and weight.dtype == torch.float32
+        and not torch.is_autocast_enabled("cpu")  # bf16 autocast: PyTorch's own bf16 oneDNN kernels
         and self.padding_mode == "zeros"
         and not isinstance(self.padding, str)
         and not torch.jit.is_tracing()
@@ -154,6 +155,15 @@ def _onednn_conv3d_forward(self: nn.Conv3d, input: torch.Tensor, weight: torch.T
             return _OneDNNConv3dFunction.apply(input, weight, bias, *conf)
         return torch.ops.aten.mkldnn_convolution(input, weight, bias, *conf)
     return _native_conv3d_forward(self, input, weight, bias)
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic (AMX-BF16 or AVX512-BF16): there bf16 autocast pays off."""
+    try:
+        flags = open("/proc/cpuinfo", encoding="utf-8").read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def use_onednn_conv3d(enabled: bool = True) -> bool:

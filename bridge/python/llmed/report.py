@@ -42,6 +42,7 @@ from .causal_lm import IGNORE, CausalLM
 from .checkpoint import CheckpointError, load_checkpoint, read_checkpoint_record, save_checkpoint
 from .data import DataError, PairSampler, open_volume
 from .files import remove_stale_temporaries
+from .nn import cpu_has_bf16
 from .train import NonFiniteLoss, Trainer, TrainingConfigError, lr_at, peak_memory, resolve_device, seed_everything
 
 GROUPS = ("encoder", "projector", "lora", "embeddings", "new-tokens")
@@ -219,15 +220,6 @@ class ReportModel(nn.Module):
         if total is None:
             raise TrainingConfigError("the spec has no loss")
         return total, terms
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 arithmetic (AMX-BF16 or AVX512-BF16): there bf16 autocast pays off."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 # ---- trainer ---------------------------------------------------------------------------------------

@@ -29,10 +29,13 @@ Decisions worth knowing
   resolution; the papers' plain ×2 is off by a voxel fraction), the full-resolution moving image (and labels, in
   the loss) is warped with it, and the loss and validation Dice are computed at the prepared
   resolution. Coarser fields and warped images are passed to the loss as the network made them.
-* **AMP**: only on CUDA. bf16 autocast where the GPU supports it (its exponent range equals fp32's, so
-  no loss scaling is needed); fp16 autocast + GradScaler otherwise (what the papers' ``torch.cuda.amp``
-  did). ``options.ampDtype`` forces one. CPU runs stay fp32: CPU autocast is slow on most CPUs and would
-  change the numerics of the reference runs.
+* **AMP** (``train.amp``): on CUDA bf16 autocast where the GPU supports it (its exponent range equals
+  fp32's, so no loss scaling is needed), fp16 autocast + GradScaler otherwise (what the papers'
+  ``torch.cuda.amp`` did); ``options.ampDtype`` forces one. On a CPU with bf16 arithmetic (AMX-BF16 or
+  AVX512-BF16, ``llmed.nn.cpu_has_bf16``) bf16 autocast: the demo's step is 2.1x faster on a Sapphire Rapids
+  core and learns as fast per step (bench/results/learning-diagnosis.md, sixth round); warping, losses and
+  the optimiser stay float32 (autocast's CPU fp32 list). Other CPUs train in float32, where autocast would
+  only be slower (``options.ampDtype: bf16`` forces it); ``ampDtype: fp32`` keeps float32 anywhere.
 * **Non-finite loss**: the run stops before the backward pass of the step that produced it, with
   event ``error`` kind ``nan`` naming the step and the non-finite terms; the last good checkpoint is
   kept untouched (nothing is saved after a NaN).
@@ -67,7 +70,7 @@ from .atomic import atomic_write_json, remove_stale_temporaries
 from .augment import PairAugmentation
 from .checkpoint import CheckpointError, base_fingerprint, load_checkpoint, read_checkpoint_record, save_checkpoint
 from .data import DataError, PairSampler, PreparedDataset
-from .nn import use_onednn_conv3d
+from .nn import cpu_has_bf16, use_onednn_conv3d
 
 ModelFactory = Callable[[dict], nn.Module]
 LossFactory = Callable[[dict], Callable[[dict, dict], tuple[torch.Tensor, dict]]]
@@ -421,12 +424,16 @@ class Trainer:
         self.resized = self.net_kji != self.data.shape_kji
 
         self.amp_dtype: torch.dtype | None = None
-        if self.device.type == "cuda" and bool(t["amp"]):
-            want = str(opts.get("ampDtype", "auto"))
+        want = str(opts.get("ampDtype", "auto"))
+        if want == "fp32" or not bool(t["amp"]):
+            pass
+        elif self.device.type == "cuda":
             if want == "bf16" or (want == "auto" and torch.cuda.is_bf16_supported()):
                 self.amp_dtype = torch.bfloat16
             else:
                 self.amp_dtype = torch.float16
+        elif self.device.type == "cpu" and (want == "bf16" or cpu_has_bf16()):
+            self.amp_dtype = torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16) if self.device.type == "cuda" else None
         # CPU training: batch-1 3-D convolutions onto oneDNN (see llmed.nn.use_onednn_conv3d); the option
         # cpuConv "native" keeps PyTorch's own choice (bench/training compares the two).
@@ -535,7 +542,7 @@ class Trainer:
     def _autocast(self):
         if self.amp_dtype is None:
             return torch.autocast(device_type=self.device.type, enabled=False)
-        return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
 
     def _forward(self, batch: dict[str, torch.Tensor], net: nn.Module | None = None) -> dict:
         """Model output with the finest field at the prepared resolution (see "Half resolution"). ``net`` is

@@ -1,4 +1,4 @@
-"""llmed.augment: the training-pair augmentation of ``train.augment`` (swap, warpFixed)."""
+"""llmed.augment: the training-pair augmentation of ``train.augment`` (swap, warpFixed, flip, warpBoth)."""
 
 from __future__ import annotations
 
@@ -80,3 +80,36 @@ def test_control_point_field_is_bounded_and_does_not_fold_below_a_sixth_of_the_s
         assert float(w.abs().max()) <= 1.3 + 1e-6
         assert float(w.abs().max()) > 0.5  # it does move things
         assert float(jacobian_determinant(w[0].numpy()).min()) > 0
+
+
+def test_flip_mirrors_both_images_and_labels_along_the_drawn_nifti_axes():
+    b = _batch(1)
+    out = PairAugmentation({"flip": {"probability": 1.0, "axes": [0, 2]}}, 0)(b, [0])
+    # NIfTI axis 0 is the last tensor dim (I), axis 2 the first spatial one (K)
+    for k in b:
+        assert torch.equal(out[k], torch.flip(b[k], [4, 2]))
+    # the swap and warpFixed draws come first and are unchanged by a flip option that is off
+    opts = {"swap": 0.5, "warpFixed": {"probability": 0.5, "maxDisplacement": 1.5, "spacing": 4.0}}
+    plain = PairAugmentation(opts, 3)(b, [7])
+    off = PairAugmentation({**opts, "flip": {"probability": 0.0, "axes": [0]}, "warpBoth": {"probability": 0.0, "maxDisplacement": 1.0, "spacing": 4.0}}, 3)(b, [7])
+    for k in b:
+        assert torch.equal(plain[k], off[k])
+    # at probability 0.5 per axis, about half the draws mirror axis 0
+    aug = PairAugmentation({"flip": {"probability": 0.5, "axes": [0]}}, 1)
+    flipped = sum(not torch.equal(aug(b, [d])["moving"], b["moving"]) for d in range(200))
+    assert 70 < flipped < 130
+
+
+def test_warp_both_resamples_moving_and_fixed_by_the_same_field():
+    b = _batch(1)
+    opts = {"warpBoth": {"probability": 1.0, "maxDisplacement": 1.5, "spacing": 4.0}}
+    out = PairAugmentation(opts, 0)(b, [0])
+    g = PairAugmentation(opts, 0)._generator(0)
+    torch.rand((), generator=g)  # the swap draw
+    torch.rand((), generator=g)  # the warpFixed draw
+    torch.rand((), generator=g)  # the warpBoth draw
+    w = control_point_field((12, 16, 10), 1.5, 4.0, g)
+    for side in ("moving", "fixed"):
+        assert torch.allclose(out[side], warp(b[side], w))
+        key = f"{side}_label_map"
+        assert torch.equal(out[key], warp(b[key].float(), w, mode="nearest").to(torch.int32))

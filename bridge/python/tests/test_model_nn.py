@@ -170,6 +170,25 @@ def test_onednn_conv3d_matches_the_stock_path_in_values_gradients_and_export():
         use_onednn_conv3d(False)
 
 
+def test_onednn_route_yields_to_cpu_bf16_autocast():
+    """Under CPU bf16 autocast the convolutions run PyTorch's own bf16 kernels (the float32 oneDNN route would
+    silently keep them float32); outside it the route is taken again."""
+    torch.manual_seed(0)
+    conv = torch.nn.Conv3d(2, 4, 3, padding=1)
+    x = torch.randn(1, 2, 8, 6, 6, requires_grad=True)
+    try:
+        use_onednn_conv3d(True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = conv(x)
+        assert y.dtype == torch.bfloat16
+        y.float().sum().backward()
+        assert conv.weight.grad is not None and conv.weight.grad.dtype == torch.float32
+        ref = conv(x.detach())
+        assert ref.dtype == torch.float32 and torch.allclose(y.float(), ref, atol=5e-2, rtol=5e-2)
+    finally:
+        use_onednn_conv3d(False)
+
+
 def test_he_init_keeps_the_spatial_spread_through_a_deep_stack_and_flow_heads_start_at_zero():
     from llmed.nn import FlowHead, initialise
 

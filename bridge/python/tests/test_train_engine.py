@@ -130,7 +130,7 @@ def make_config(iterations: int = 6, **train) -> dict:
         "warmup": 0,
         "optimizer": "adam",
         "batchSize": 1,
-        "amp": True,
+        "amp": False,  # CPU bf16 autocast (amp on a CPU with AMX / AVX512-BF16) would make the numbers host-dependent
         "seed": 3,
         "validateEvery": 2,
         "checkpointEvery": 2,
@@ -161,6 +161,13 @@ def step_losses(run_dir: Path) -> dict[int, float]:
 @pytest.fixture()
 def prepared(tmp_path: Path) -> Path:
     return make_prepared(tmp_path / "prepared")
+
+
+@pytest.fixture(autouse=True)
+def fp32_cpu(monkeypatch):
+    """The trainer's CPU runs as on a CPU without bf16 arithmetic, whatever this machine has (``amp`` turns
+    on bf16 autocast on CPUs with AMX / AVX512-BF16): the tests' numbers do not depend on the host."""
+    monkeypatch.setattr("llmed.train.cpu_has_bf16", lambda: False)
 
 
 # ---- tests ------------------------------------------------------------------------------------------
@@ -478,7 +485,19 @@ def test_asking_for_cuda_without_a_gpu_is_a_config_error(tmp_path: Path, prepare
     assert status["state"] == "error" and status["kind"] == "config" and "no CUDA GPU" in status["message"]
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (AMP runs only on CUDA)")
+def test_amp_on_a_cpu_with_bf16_arithmetic_trains_in_bf16_autocast(tmp_path: Path, prepared: Path, monkeypatch):
+    # autocast runs on any CPU (slowly without the instructions), so the path is tested everywhere
+    monkeypatch.setattr("llmed.train.cpu_has_bf16", lambda: True)
+    status = trainer_for(tmp_path / "bf16", prepared, make_config(4, amp=True)).run()
+    assert status["state"] == "done", status.get("traceback")
+    assert status["device"] == "cpu" and status["amp"] == "bfloat16"
+    assert all(math.isfinite(v) for v in step_losses(tmp_path / "bf16").values())
+    # amp off, or ampDtype fp32, keeps float32
+    assert trainer_for(tmp_path / "off", prepared, make_config(2, amp=False)).run()["amp"] is None
+    assert trainer_for(tmp_path / "fp32", prepared, make_config(2, amp=True), ampDtype="fp32").run()["amp"] is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("amp_dtype, expected", [("bf16", "bfloat16"), ("fp16", "float16")])
 def test_cuda_amp_trains_and_resumes(tmp_path: Path, prepared: Path, amp_dtype: str, expected: str):
     config = make_config(6, validateEvery=3, checkpointEvery=3)

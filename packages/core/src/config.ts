@@ -78,6 +78,8 @@ export interface TrainConfig {
   warmup: number;
   optimizer: 'adam' | 'adamw';
   batchSize: number;
+  /** Mixed precision: bf16 (or fp16) autocast on CUDA, bf16 autocast on CPUs with bf16 arithmetic (AMX /
+   * AVX512-BF16; about 2x faster steps there); other CPUs train in float32. */
   amp: boolean;
   seed: number;
   validateEvery: number;
@@ -87,7 +89,12 @@ export interface TrainConfig {
   /** Minutes of wall time after which training stops cleanly (0 = no limit). */
   timeBudgetMinutes?: number;
   /** Random augmentation of each drawn training pair (bridge/python/llmed/augment.py); off by default. */
-  augment?: { swap: number; warpFixed: { probability: number; maxDisplacement: number; spacing: number } };
+  augment?: {
+    swap: number;
+    warpFixed: { probability: number; maxDisplacement: number; spacing: number };
+    flip: { probability: number; axes: number[] };
+    warpBoth: { probability: number; maxDisplacement: number; spacing: number };
+  };
 }
 
 export interface ExperimentConfig {
@@ -211,12 +218,29 @@ export const experimentSchema = {
         timeBudgetMinutes: { type: 'number', minimum: 0, default: 0 },
         // New pairs from each drawn one (llmed.augment): `swap` = probability of exchanging moving and fixed;
         // `warpFixed` = the fixed image resampled by a random smooth field (uniform ±maxDisplacement voxels at
-        // control points every `spacing` voxels). Validation and test pairs are never augmented.
+        // control points every `spacing` voxels); `flip` = both images mirrored along each of `axes` (NIfTI axes) with
+        // `probability`; `warpBoth` = both images resampled by one random field (as warpFixed). Validation and test
+        // pairs are never augmented.
         augment: {
           type: 'object', additionalProperties: false, default: {},
           properties: {
             swap: { type: 'number', minimum: 0, maximum: 1, default: 0 },
             warpFixed: {
+              type: 'object', additionalProperties: false, default: {},
+              properties: {
+                probability: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+                maxDisplacement: { type: 'number', minimum: 0, default: 2 },
+                spacing: { type: 'number', exclusiveMinimum: 1, default: 8 },
+              },
+            },
+            flip: {
+              type: 'object', additionalProperties: false, default: {},
+              properties: {
+                probability: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+                axes: { type: 'array', items: { enum: [0, 1, 2] }, uniqueItems: true, default: [0] },
+              },
+            },
+            warpBoth: {
               type: 'object', additionalProperties: false, default: {},
               properties: {
                 probability: { type: 'number', minimum: 0, maximum: 1, default: 0 },
