@@ -46,6 +46,16 @@ def control_point_field(shape_kji: tuple[int, int, int], max_displacement: float
     return torch.nn.functional.interpolate(noise, size=tuple(shape_kji), mode="trilinear", align_corners=True) * max_displacement
 
 
+def _warp_side(sample: dict[str, torch.Tensor], side: str, w: torch.Tensor) -> None:
+    """Resample ``sample[side]`` and its labels (in place in the dict) by the displacement ``w``."""
+    sample[side] = warp(sample[side], w)
+    if f"{side}_labels" in sample:  # one-hot: trilinear gives soft labels, what a Dice loss takes
+        sample[f"{side}_labels"] = warp(sample[f"{side}_labels"], w)
+    key = f"{side}_label_map"
+    if key in sample:
+        sample[key] = warp(sample[key].float(), w, mode="nearest").to(sample[key].dtype)
+
+
 class PairAugmentation:
     """``augment(batch, draws) -> batch``: the options of ``train.augment`` applied per sample of the batch.
 
@@ -96,11 +106,7 @@ class PairAugmentation:
                         sample[a], sample[b] = sample[b], sample[a]
             if float(torch.rand((), generator=g)) < self.warp_probability:
                 w = control_point_field(tuple(sample["fixed"].shape[2:]), self.max_displacement, self.spacing, g).to(sample["fixed"].device)
-                sample["fixed"] = warp(sample["fixed"], w)
-                if "fixed_labels" in sample:  # one-hot: trilinear gives soft labels, what a Dice loss takes
-                    sample["fixed_labels"] = warp(sample["fixed_labels"], w)
-                if "fixed_label_map" in sample:
-                    sample["fixed_label_map"] = warp(sample["fixed_label_map"].float(), w, mode="nearest").to(sample["fixed_label_map"].dtype)
+                _warp_side(sample, "fixed", w)
             if self.flip_probability > 0:
                 # NIfTI axis a is tensor dim 4 - a ((N, C, K, J, I)); one draw per listed axis, always all of them
                 dims = [4 - a for a in self.flip_axes if float(torch.rand((), generator=g)) < self.flip_probability]
@@ -108,12 +114,7 @@ class PairAugmentation:
                     sample = {name: torch.flip(t, dims) for name, t in sample.items()}
             if self.both_probability > 0 and float(torch.rand((), generator=g)) < self.both_probability:
                 w = control_point_field(tuple(sample["fixed"].shape[2:]), self.both_max_displacement, self.both_spacing, g).to(sample["fixed"].device)
-                for side in ("moving", "fixed"):
-                    sample[side] = warp(sample[side], w)
-                    if f"{side}_labels" in sample:
-                        sample[f"{side}_labels"] = warp(sample[f"{side}_labels"], w)
-                    if f"{side}_label_map" in sample:
-                        key = f"{side}_label_map"
-                        sample[key] = warp(sample[key].float(), w, mode="nearest").to(sample[key].dtype)
+                _warp_side(sample, "moving", w)
+                _warp_side(sample, "fixed", w)
             parts.append(sample)
         return {name: torch.cat([p[name] for p in parts], dim=0) for name in batch}

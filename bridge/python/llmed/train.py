@@ -425,15 +425,11 @@ class Trainer:
 
         self.amp_dtype: torch.dtype | None = None
         want = str(opts.get("ampDtype", "auto"))
-        if want == "fp32" or not bool(t["amp"]):
-            pass
-        elif self.device.type == "cuda":
-            if want == "bf16" or (want == "auto" and torch.cuda.is_bf16_supported()):
+        if bool(t["amp"]) and want != "fp32":
+            if self.device.type == "cuda":
+                self.amp_dtype = torch.bfloat16 if want == "bf16" or (want == "auto" and torch.cuda.is_bf16_supported()) else torch.float16
+            elif self.device.type == "cpu" and (want == "bf16" or cpu_has_bf16()):
                 self.amp_dtype = torch.bfloat16
-            else:
-                self.amp_dtype = torch.float16
-        elif self.device.type == "cpu" and (want == "bf16" or cpu_has_bf16()):
-            self.amp_dtype = torch.bfloat16
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16) if self.device.type == "cuda" else None
         # CPU training: batch-1 3-D convolutions onto oneDNN (see llmed.nn.use_onednn_conv3d); the option
         # cpuConv "native" keeps PyTorch's own choice (bench/training compares the two).

@@ -163,13 +163,6 @@ def prepared(tmp_path: Path) -> Path:
     return make_prepared(tmp_path / "prepared")
 
 
-@pytest.fixture(autouse=True)
-def fp32_cpu(monkeypatch):
-    """The trainer's CPU runs as on a CPU without bf16 arithmetic, whatever this machine has (``amp`` turns
-    on bf16 autocast on CPUs with AMX / AVX512-BF16): the tests' numbers do not depend on the host."""
-    monkeypatch.setattr("llmed.train.cpu_has_bf16", lambda: False)
-
-
 # ---- tests ------------------------------------------------------------------------------------------
 
 
